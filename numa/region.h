@@ -1,0 +1,64 @@
+// Regions: contiguous, byte-addressable memory that tierfs owns, mapped once
+// at start and released on exit. Parsing of region specs ("numa:0",
+// "dax:/dev/dax0.0", "file:/path") lives here too, beside what they mean.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace tierfs::numa {
+
+enum class RegionKind { numa, dax, file };
+
+struct RegionSpec {
+  RegionKind kind = RegionKind::numa;
+  int node = -1;             // numa: the node
+  std::string path;          // dax: the device, file: the file or block device
+  uint64_t offset_bytes = 0; // where tierfs's range starts inside the device or file
+  std::string text;          // as the user wrote it, for messages
+
+  bool operator==(const RegionSpec&) const = default;
+};
+
+// Parses "numa:N", "dax:/dev/daxX.Y" or "file:PATH". Throws std::invalid_argument
+// with a message that names what is wrong (without location; the caller adds it).
+RegionSpec parse_region_spec(std::string_view text);
+
+struct RegionOptions {
+  uint64_t size_bytes = 0;    // bytes to map, starting at spec.offset_bytes
+  bool hugepages = false;     // numa: back with huge pages where available
+  bool create = false;        // file: create and size the file when missing
+  std::string shm_name;       // numa: name of the shared-memory object (restart can find it)
+};
+
+class Region {
+ public:
+  // Maps the region. Throws std::runtime_error with one line naming the
+  // region and what is wrong (missing device, too small, bind failed, ...).
+  static std::unique_ptr<Region> open(const RegionSpec& spec, const RegionOptions& options);
+  virtual ~Region() = default;
+
+  std::byte* data() const { return data_; }
+  uint64_t size_bytes() const { return size_bytes_; }
+  const RegionSpec& spec() const { return spec_; }
+  // NUMA node the memory sits on, -1 when unknown.
+  int numa_node() const { return numa_node_; }
+  // A descriptor for the backing object (shm, device, file), -1 for none.
+  // The iomap path registers it with FUSE_DEV_IOC_BACKING_OPEN.
+  virtual int fd() const = 0;
+
+  Region(const Region&) = delete;
+  Region& operator=(const Region&) = delete;
+
+ protected:
+  Region() = default;
+  RegionSpec spec_;
+  std::byte* data_ = nullptr;
+  uint64_t size_bytes_ = 0;
+  int numa_node_ = -1;
+};
+
+}  // namespace tierfs::numa

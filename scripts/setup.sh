@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs every Debian package that tierfs's build, tests, benchmarks and VM
+# harness need. Idempotent: packages already present are left alone.
+# Works as root or through sudo.
+set -euo pipefail
+
+packages=(
+  # build
+  meson ninja-build pkg-config g++ clang llvm lld bpftool libbpf-dev libelf-dev zlib1g-dev
+  libfuse3-dev fuse3 libnuma-dev libdaxctl-dev libndctl-dev
+  libtomlplusplus-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev
+  # tests and benchmarks
+  fio stress-ng dbench attr numactl gnuplot-nox python3 util-linux
+  # VM harness (kernel/vm)
+  qemu-system-x86 busybox-static ndctl daxctl cpio kmod
+)
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "setup: need root or sudo to install packages" >&2; exit 1; }
+  sudo_cmd=(sudo)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+echo "setup: installing ${#missing[@]} packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"

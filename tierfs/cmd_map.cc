@@ -1,0 +1,19 @@
+// `tierfs map`: placeholder until its issue lands.
+#include <CLI/CLI.hpp>
+
+#include <stdexcept>
+
+#include "tierfs/commands.h"
+
+namespace tierfs {
+
+void add_map_command(CLI::App& app, int& status) {
+  auto* cmd = app.add_subcommand("map", "(not implemented yet)");
+  cmd->allow_extras();
+  cmd->callback([&status] {
+    status = 2;
+    throw std::runtime_error("'map' is not implemented yet");
+  });
+}
+
+}  // namespace tierfs

@@ -1,0 +1,94 @@
+// The TOML configuration of a tierfs mount: mount options, tiers, placement
+// rules and defaults, as loaded and validated. Loading throws ConfigError,
+// whose message is exactly one line "FILE:LINE:COLUMN: what is wrong".
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "numa/region.h"
+#include "numa/topology.h"
+
+namespace tierfs {
+
+struct SourcePos {
+  int line = 0;  // 1-based; 0 when the value did not come from a file
+  int column = 0;
+};
+
+enum class CacheMode { none, kernel };
+enum class BpfMode { automatic, off, required };
+
+struct MountOptions {
+  CacheMode cache = CacheMode::none;
+  bool allow_other = false;
+  bool default_permissions = true;
+  uint64_t max_io_bytes = 1 << 20;  // max_read / max_write
+  unsigned threads = 0;             // FUSE worker threads, 0 = libfuse default
+  BpfMode bpf = BpfMode::automatic;
+  std::string fsname = "tierfs";
+};
+
+struct TierRegion {
+  numa::RegionSpec spec;
+  SourcePos pos;
+};
+
+struct TierConfig {
+  std::string name;
+  std::vector<TierRegion> regions;
+  uint64_t size_bytes = 0;  // total capacity across the regions; 0 = all the devices hold
+  uint64_t granularity_bytes = 2 << 20;
+  std::vector<uint32_t> weights;  // one per region; empty = equal weights
+  bool hugepages = false;
+  bool create_files = false;  // file: regions are created and sized when missing
+  SourcePos pos;
+};
+
+struct PlacementRule {
+  std::string path_glob;  // fnmatch(3) pattern against the path from the mount root
+  std::optional<uint64_t> min_size_bytes;  // applies when the size hint is at least this
+  std::string tier;
+  SourcePos pos;
+};
+
+struct Config {
+  std::string source;  // file name, or "<built-in default>"
+  MountOptions mount;
+  std::vector<TierConfig> tiers;  // ranked: fastest first; spill goes down the list
+  std::vector<PlacementRule> placement;
+  std::string default_tier;
+
+  const TierConfig* tier(std::string_view name) const;
+  int tier_index(std::string_view name) const;  // -1 when absent
+};
+
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(const std::string& file, SourcePos pos, const std::string& what);
+  const std::string& file() const { return file_; }
+  SourcePos pos() const { return pos_; }
+
+ private:
+  std::string file_;
+  SourcePos pos_;
+};
+
+// Parses and validates text as a tierfs configuration. Checks that need the
+// machine (NUMA nodes exist, devices exist and are large enough) use topology.
+Config parse_config(std::string_view text, const std::string& source_name,
+                    const numa::Topology& topology);
+Config load_config(const std::string& path, const numa::Topology& topology);
+
+// The built-in default: one DRAM tier interleaved over every NUMA node with
+// memory, sized to a safe share of their free memory.
+Config default_config(const numa::Topology& topology);
+
+// The effective configuration as TOML, every default spelled out.
+std::string to_toml(const Config& config);
+
+}  // namespace tierfs
