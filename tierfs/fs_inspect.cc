@@ -1,0 +1,112 @@
+// The JSON behind the virtual xattrs: a file's extents with the regions and
+// region byte ranges they touch (user.tierfs.map), and the mount's tiers,
+// regions and operation counts (user.tierfs.stats). Region ranges come from
+// walking the extent with tierfs_map_extent, the one mapping function.
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <map>
+
+#include "bpf/tierfs_map.h"
+#include "tierfs/fs.h"
+
+namespace tierfs {
+
+namespace {
+
+struct RegionSpan {
+  uint64_t first = UINT64_MAX;
+  uint64_t end = 0;
+  uint64_t bytes = 0;
+};
+
+nlohmann::json extent_json(Storage& storage, const tierfs_extent& extent) {
+  Tier& tier = storage.tier(extent.tier);
+  const tierfs_layout& layout = tier.layout();
+  std::map<uint32_t, RegionSpan> spans;
+  uint64_t off = extent.file_offset;
+  const uint64_t end = extent.file_offset + extent.length;
+  while (off < end) {
+    tierfs_mapping mapping{};
+    if (tierfs_map_extent(&layout, &extent, off, &mapping) != TIERFS_MAP_OK || mapping.length == 0)
+      break;
+    RegionSpan& span = spans[mapping.region];
+    span.first = std::min<uint64_t>(span.first, mapping.region_offset);
+    span.end = std::max<uint64_t>(span.end, mapping.region_offset + mapping.length);
+    span.bytes += mapping.length;
+    off += mapping.length;
+  }
+  nlohmann::json regions = nlohmann::json::array();
+  for (const auto& [index, span] : spans) {
+    regions.push_back({{"index", index},
+                       {"spec", tier.region(index).spec().text},
+                       {"region_offset", span.first},
+                       {"region_end", span.end},
+                       {"bytes", span.bytes}});
+  }
+  return {{"file_offset", extent.file_offset},
+          {"length", extent.length},
+          {"tier", tier.name()},
+          {"tier_index", extent.tier},
+          {"first_row", extent.first_row},
+          {"rows", tierfs_extent_rows(&layout, &extent)},
+          {"granularity_bytes", tier.granularity_bytes()},
+          {"ways", tier.ways()},
+          {"unwritten", (extent.flags & TIERFS_EXTENT_UNWRITTEN) != 0},
+          {"regions", std::move(regions)}};
+}
+
+}  // namespace
+
+std::string extent_map_json(Fs& fs, const Inode& inode) {
+  nlohmann::json extents = nlohmann::json::array();
+  if (!inode.data_released)
+    for (const tierfs_extent& extent : inode.data->extents())
+      extents.push_back(extent_json(fs.storage(), extent));
+  uint32_t preferred = inode.data->preferred_tier();
+  nlohmann::json doc = {
+      {"ino", inode.ino},
+      {"size", inode.size},
+      {"allocated_bytes", inode.data_released ? 0 : inode.data->allocated_bytes()},
+      {"preferred_tier", fs.storage().tier(preferred).name()},
+      {"extents", std::move(extents)}};
+  return doc.dump();
+}
+
+std::string stats_json(Fs& fs) {
+  nlohmann::json tiers = nlohmann::json::array();
+  for (const TierStats& tier : fs.storage().stats()) {
+    nlohmann::json regions = nlohmann::json::array();
+    for (const RegionStats& region : tier.regions)
+      regions.push_back(
+          {{"spec", region.spec},
+           {"size_bytes", region.size_bytes},
+           {"used_bytes", region.used_bytes},
+           {"free_bytes", region.size_bytes - std::min(region.size_bytes, region.used_bytes)},
+           {"numa_node", region.numa_node}});
+    tiers.push_back(
+        {{"name", tier.name},
+         {"granularity_bytes", tier.granularity_bytes},
+         {"ways", tier.ways},
+         {"row_bytes", tier.row_bytes},
+         {"capacity_bytes", tier.capacity_bytes},
+         {"used_bytes", tier.used_bytes},
+         {"free_bytes", tier.capacity_bytes - std::min(tier.capacity_bytes, tier.used_bytes)},
+         {"reads", tier.reads},
+         {"writes", tier.writes},
+         {"bytes_read", tier.bytes_read},
+         {"bytes_written", tier.bytes_written},
+         {"regions", std::move(regions)}});
+  }
+  nlohmann::json ops = nlohmann::json::object();
+  for (unsigned i = 0; i < static_cast<unsigned>(Op::count_); ++i)
+    ops[op_name(static_cast<Op>(i))] = fs.op_count(static_cast<Op>(i));
+  nlohmann::json doc = {{"capacity_bytes", fs.storage().capacity_bytes()},
+                        {"free_bytes", fs.storage().free_bytes()},
+                        {"inodes", fs.inode_count()},
+                        {"tiers", std::move(tiers)},
+                        {"ops", std::move(ops)}};
+  return doc.dump();
+}
+
+}  // namespace tierfs
