@@ -1,0 +1,221 @@
+// File data on a real mount: create, read, write, append, O_EXCL, O_TRUNC,
+// holes, truncate, fallocate modes, SEEK_DATA/SEEK_HOLE, open-unlinked
+// files, stable inode numbers, statfs.
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "tests/integration/mount_fixture.h"
+
+namespace tierfs::testing {
+namespace {
+
+using FileTest = MountTest;
+
+off_t size_of(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(stat(path.c_str(), &st), 0) << strerror(errno);
+  return st.st_size;
+}
+
+TEST_F(FileTest, WrittenBytesReadBackAcrossManyGranules) {
+  std::string data = pattern(3 * 1024 * 1024 + 1234, 1);
+  write_all(mount_.path("a"), data);
+  EXPECT_EQ(size_of(mount_.path("a")), static_cast<off_t>(data.size()));
+  EXPECT_TRUE(read_all(mount_.path("a")) == data);
+}
+
+TEST_F(FileTest, OverwriteInTheMiddleKeepsTheRest) {
+  std::string data = pattern(100000, 2);
+  write_all(mount_.path("a"), data);
+  int fd = open(mount_.path("a").c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(pwrite(fd, "XYZ", 3, 5000), 3);
+  close(fd);
+  data.replace(5000, 3, "XYZ");
+  EXPECT_TRUE(read_all(mount_.path("a")) == data);
+}
+
+TEST_F(FileTest, AppendWritesAtTheEndWhateverTheOffset) {
+  write_all(mount_.path("log"), "first\n");
+  int fd = open(mount_.path("log").c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(lseek(fd, 0, SEEK_SET), 0);
+  ASSERT_EQ(write(fd, "second\n", 7), 7);
+  ASSERT_EQ(pwrite(fd, "third\n", 6, 0), 6);  // Linux: O_APPEND wins over the offset
+  close(fd);
+  EXPECT_EQ(read_all(mount_.path("log")), "first\nsecond\nthird\n");
+}
+
+TEST_F(FileTest, ExclusiveCreateFailsOnAnExistingName) {
+  write_all(mount_.path("x"), "data");
+  errno = 0;
+  EXPECT_LT(open(mount_.path("x").c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644), 0);
+  EXPECT_EQ(errno, EEXIST);
+  int fd = open(mount_.path("y").c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+  EXPECT_GE(fd, 0);
+  close(fd);
+}
+
+TEST_F(FileTest, OpenWithTruncEmptiesTheFile) {
+  write_all(mount_.path("t"), pattern(50000, 3));
+  int fd = open(mount_.path("t").c_str(), O_WRONLY | O_TRUNC);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  EXPECT_EQ(size_of(mount_.path("t")), 0);
+  EXPECT_EQ(read_all(mount_.path("t")), "");
+}
+
+TEST_F(FileTest, HolesReadAsZeros) {
+  int fd = open(mount_.path("sparse").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(pwrite(fd, "end", 3, 10 * 1024 * 1024), 3);
+  close(fd);
+  std::string data = read_all(mount_.path("sparse"));
+  ASSERT_EQ(data.size(), 10u * 1024 * 1024 + 3);
+  EXPECT_EQ(data.find_first_not_of('\0'), 10u * 1024 * 1024);
+  struct stat st {};
+  ASSERT_EQ(stat(mount_.path("sparse").c_str(), &st), 0);
+  EXPECT_LT(st.st_blocks * 512, 1024 * 1024) << "a hole must not allocate rows";
+}
+
+TEST_F(FileTest, TruncateDownThenUpReadsZerosPastTheCut) {
+  std::string data = pattern(200000, 4);
+  write_all(mount_.path("t"), data);
+  ASSERT_EQ(truncate(mount_.path("t").c_str(), 70001), 0);
+  EXPECT_EQ(size_of(mount_.path("t")), 70001);
+  ASSERT_EQ(truncate(mount_.path("t").c_str(), 150000), 0);
+  std::string back = read_all(mount_.path("t"));
+  ASSERT_EQ(back.size(), 150000u);
+  EXPECT_TRUE(back.compare(0, 70001, data, 0, 70001) == 0);
+  EXPECT_EQ(back.find_first_not_of('\0', 70001), std::string::npos);
+}
+
+TEST_F(FileTest, FallocateModeZeroExtendsSizeKeepSizeDoesNot) {
+  int fd = open(mount_.path("f").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(fallocate(fd, 0, 0, 1 << 20), 0) << strerror(errno);
+  EXPECT_EQ(size_of(mount_.path("f")), 1 << 20);
+  ASSERT_EQ(fallocate(fd, FALLOC_FL_KEEP_SIZE, 1 << 20, 1 << 20), 0) << strerror(errno);
+  EXPECT_EQ(size_of(mount_.path("f")), 1 << 20);
+  struct stat st {};
+  ASSERT_EQ(fstat(fd, &st), 0);
+  EXPECT_GE(st.st_blocks * 512, 2 << 20) << "KEEP_SIZE must still reserve";
+  close(fd);
+  std::string data = read_all(mount_.path("f"));
+  EXPECT_EQ(data.find_first_not_of('\0'), std::string::npos);
+}
+
+TEST_F(FileTest, PunchHoleZeroesTheRangeAndKeepsSize) {
+  std::string data = pattern(1 << 20, 5);
+  write_all(mount_.path("p"), data);
+  int fd = open(mount_.path("p").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 10000, 300000), 0)
+      << strerror(errno);
+  errno = 0;
+  EXPECT_NE(fallocate(fd, FALLOC_FL_PUNCH_HOLE, 0, 4096), 0) << "PUNCH_HOLE needs KEEP_SIZE";
+  EXPECT_EQ(errno, EOPNOTSUPP);
+  close(fd);
+  data.replace(10000, 300000, std::string(300000, '\0'));
+  EXPECT_EQ(size_of(mount_.path("p")), 1 << 20);
+  EXPECT_TRUE(read_all(mount_.path("p")) == data);
+}
+
+TEST_F(FileTest, ZeroRangeZeroesAndMayExtend) {
+  std::string data = pattern(100000, 6);
+  write_all(mount_.path("z"), data);
+  int fd = open(mount_.path("z").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(fallocate(fd, FALLOC_FL_ZERO_RANGE, 50000, 100000), 0) << strerror(errno);
+  close(fd);
+  data.resize(150000, '\0');
+  data.replace(50000, 50000, std::string(50000, '\0'));
+  EXPECT_EQ(size_of(mount_.path("z")), 150000);
+  EXPECT_TRUE(read_all(mount_.path("z")) == data);
+}
+
+TEST_F(FileTest, UnsupportedFallocateModeIsRefused) {
+  int fd = open(mount_.path("u").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  errno = 0;
+  EXPECT_NE(fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, 0, 4096), 0);
+  EXPECT_EQ(errno, EOPNOTSUPP);
+  close(fd);
+}
+
+TEST_F(FileTest, SeekDataAndSeekHoleFindTheWrittenRange) {
+  int fd = open(mount_.path("s").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  const off_t data_at = 8 << 20;
+  std::string block = pattern(1 << 20, 7);
+  ASSERT_EQ(pwrite(fd, block.data(), block.size(), data_at), static_cast<ssize_t>(block.size()));
+  ASSERT_EQ(ftruncate(fd, 16 << 20), 0);
+  EXPECT_EQ(lseek(fd, 0, SEEK_DATA), data_at);
+  EXPECT_EQ(lseek(fd, data_at, SEEK_HOLE), data_at + (1 << 20));
+  EXPECT_EQ(lseek(fd, 0, SEEK_HOLE), 0);
+  errno = 0;
+  EXPECT_EQ(lseek(fd, 16 << 20, SEEK_DATA), -1);
+  EXPECT_EQ(errno, ENXIO);
+  close(fd);
+}
+
+TEST_F(FileTest, UnlinkedOpenFileKeepsItsDataUntilClosed) {
+  std::string data = pattern(2 << 20, 8);
+  write_all(mount_.path("gone"), data);
+  struct statvfs before {};
+  ASSERT_EQ(statvfs(mount_.dir().c_str(), &before), 0);
+  int fd = open(mount_.path("gone").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(unlink(mount_.path("gone").c_str()), 0);
+  EXPECT_NE(access(mount_.path("gone").c_str(), F_OK), 0);
+  std::string back(data.size(), '\0');
+  EXPECT_EQ(pread(fd, back.data(), back.size(), 0), static_cast<ssize_t>(data.size()));
+  EXPECT_TRUE(back == data);
+  struct stat st {};
+  ASSERT_EQ(fstat(fd, &st), 0);
+  EXPECT_EQ(st.st_nlink, 0u);
+  close(fd);
+  // The rows come back once the last handle is gone (release is asynchronous: poll briefly).
+  struct statvfs after {};
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_EQ(statvfs(mount_.dir().c_str(), &after), 0);
+    if (after.f_bfree > before.f_bfree) break;
+    usleep(10000);
+  }
+  EXPECT_GE((after.f_bfree - before.f_bfree) * after.f_frsize, data.size());
+}
+
+TEST_F(FileTest, InodeNumbersStayStableAndAreNotReused) {
+  write_all(mount_.path("one"), "1");
+  struct stat first {};
+  ASSERT_EQ(stat(mount_.path("one").c_str(), &first), 0);
+  ASSERT_EQ(rename(mount_.path("one").c_str(), mount_.path("renamed").c_str()), 0);
+  struct stat moved {};
+  ASSERT_EQ(stat(mount_.path("renamed").c_str(), &moved), 0);
+  EXPECT_EQ(first.st_ino, moved.st_ino);
+  ASSERT_EQ(unlink(mount_.path("renamed").c_str()), 0);
+  write_all(mount_.path("two"), "2");
+  struct stat second {};
+  ASSERT_EQ(stat(mount_.path("two").c_str(), &second), 0);
+  EXPECT_NE(second.st_ino, first.st_ino);
+}
+
+TEST_F(FileTest, StatfsReportsTheTierCapacityAndUse) {
+  struct statvfs empty {};
+  ASSERT_EQ(statvfs(mount_.dir().c_str(), &empty), 0);
+  EXPECT_EQ(empty.f_blocks * empty.f_frsize, 64ull << 20);
+  write_all(mount_.path("big"), pattern(8 << 20, 9));
+  struct statvfs used {};
+  ASSERT_EQ(statvfs(mount_.dir().c_str(), &used), 0);
+  EXPECT_EQ(used.f_blocks, empty.f_blocks);
+  EXPECT_GE((empty.f_bfree - used.f_bfree) * used.f_frsize, 8ull << 20);
+}
+
+}  // namespace
+}  // namespace tierfs::testing

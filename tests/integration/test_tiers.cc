@@ -1,0 +1,158 @@
+// Tiers on a real mount: ENOSPC on a full tier without harm to other files,
+// spill into the next tier (visible in user.tierfs.map), placement rules and
+// user.tierfs.tier, and the `tierfs map` / `tierfs stats` commands.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "tests/integration/mount_fixture.h"
+
+namespace tierfs::testing {
+namespace {
+
+using TierTest = MountTest;
+
+nlohmann::json map_of(const std::string& path) {
+  std::string text = getxattr_string(path, "user.tierfs.map");
+  EXPECT_FALSE(text.empty()) << path << ": no user.tierfs.map";
+  return text.empty() ? nlohmann::json::object() : nlohmann::json::parse(text);
+}
+
+std::set<std::string> tiers_used(const nlohmann::json& map) {
+  std::set<std::string> names;
+  for (const auto& extent : map.value("extents", nlohmann::json::array()))
+    names.insert(extent.at("tier").get<std::string>());
+  return names;
+}
+
+TestConfig two_tiers(const std::string& fast_size, const std::string& slow_size) {
+  TestConfig config;
+  config.tiers.push_back({"fast", {"numa:0"}, fast_size, "4KiB"});
+  config.tiers.push_back({"slow", {"file:@WORK@/slow.img"}, slow_size, "64KiB", true});
+  return config;
+}
+
+// Writes until the first error; returns errno (0 if `limit` bytes fit).
+int fill(const std::string& path, size_t limit) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT, 0644);
+  if (fd < 0) return errno;
+  std::string chunk = pattern(1 << 20, 42);
+  int err = 0;
+  for (size_t done = 0; done < limit;) {
+    ssize_t n = write(fd, chunk.data(), chunk.size());
+    if (n < 0) {
+      err = errno;
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  close(fd);
+  return err;
+}
+
+TEST_F(TierTest, FullTierAnswersEnospcAndOtherFilesSurvive) {
+  TestConfig config;
+  config.tiers.push_back({"tiny", {"numa:0"}, "4MiB", "4KiB"});
+  ASSERT_TRUE(remount(config)) << mount_.failure();
+  std::string keep = pattern(512 * 1024, 11);
+  write_all(mount_.path("keep"), keep);
+  EXPECT_EQ(fill(mount_.path("hog"), 64 << 20), ENOSPC);
+  EXPECT_TRUE(read_all(mount_.path("keep")) == keep) << "a full tier must not corrupt other files";
+  ASSERT_EQ(unlink(mount_.path("hog").c_str()), 0);
+  EXPECT_EQ(fill(mount_.path("again"), 2 << 20), 0) << "unlink gives the rows back";
+}
+
+TEST_F(TierTest, FullFastTierSpillsIntoTheNextTier) {
+  ASSERT_TRUE(remount(two_tiers("1MiB", "32MiB"))) << mount_.failure();
+  std::string data = pattern(6 << 20, 12);
+  write_all(mount_.path("spill"), data);
+  EXPECT_TRUE(read_all(mount_.path("spill")) == data);
+  nlohmann::json map = map_of(mount_.path("spill"));
+  EXPECT_EQ(tiers_used(map), (std::set<std::string>{"fast", "slow"})) << map.dump(2);
+  for (const auto& extent : map.at("extents")) {
+    EXPECT_FALSE(extent.at("regions").empty());
+    for (const auto& region : extent.at("regions"))
+      EXPECT_LT(region.at("region_offset").get<uint64_t>(),
+                region.at("region_end").get<uint64_t>());
+  }
+}
+
+TEST_F(TierTest, PathRuleChoosesTheTier) {
+  TestConfig config = two_tiers("16MiB", "16MiB");
+  config.placement.push_back({"*.cold", "", "slow"});
+  ASSERT_TRUE(remount(config)) << mount_.failure();
+  write_all(mount_.path("data.cold"), pattern(100000, 13));
+  write_all(mount_.path("data.hot"), pattern(100000, 14));
+  EXPECT_EQ(tiers_used(map_of(mount_.path("data.cold"))), std::set<std::string>{"slow"});
+  EXPECT_EQ(tiers_used(map_of(mount_.path("data.hot"))), std::set<std::string>{"fast"});
+}
+
+TEST_F(TierTest, SizeHintRuleAppliesOnFallocate) {
+  TestConfig config = two_tiers("16MiB", "32MiB");
+  config.placement.push_back({"", "8MiB", "slow"});
+  ASSERT_TRUE(remount(config)) << mount_.failure();
+  int fd = open(mount_.path("big").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(fallocate(fd, 0, 0, 10 << 20), 0) << strerror(errno);
+  close(fd);
+  EXPECT_EQ(tiers_used(map_of(mount_.path("big"))), std::set<std::string>{"slow"});
+  write_all(mount_.path("small"), pattern(4096, 15));
+  EXPECT_EQ(tiers_used(map_of(mount_.path("small"))), std::set<std::string>{"fast"});
+}
+
+TEST_F(TierTest, TierXattrOnFileAndDirectoryChoosesTheTier) {
+  ASSERT_TRUE(remount(two_tiers("16MiB", "16MiB"))) << mount_.failure();
+  write_all(mount_.path("f"), "");
+  ASSERT_EQ(setxattr(mount_.path("f").c_str(), "user.tierfs.tier", "slow", 4, 0), 0)
+      << strerror(errno);
+  write_all(mount_.path("f"), pattern(100000, 16));
+  EXPECT_EQ(tiers_used(map_of(mount_.path("f"))), std::set<std::string>{"slow"});
+
+  ASSERT_EQ(mkdir(mount_.path("d").c_str(), 0755), 0);
+  ASSERT_EQ(setxattr(mount_.path("d").c_str(), "user.tierfs.tier", "slow", 4, 0), 0);
+  ASSERT_EQ(mkdir(mount_.path("d/sub").c_str(), 0755), 0);
+  write_all(mount_.path("d/sub/child"), pattern(100000, 17));
+  EXPECT_EQ(tiers_used(map_of(mount_.path("d/sub/child"))), std::set<std::string>{"slow"});
+
+  errno = 0;
+  EXPECT_NE(setxattr(mount_.path("f").c_str(), "user.tierfs.tier", "nope", 4, 0), 0);
+  EXPECT_EQ(errno, EINVAL) << "an unknown tier name is refused";
+}
+
+TEST_F(TierTest, MapCommandPrintsExtentsAndJson) {
+  write_all(mount_.path("f"), pattern(3 << 20, 18));
+  std::string out;
+  ASSERT_EQ(run_command({tierfs_bin(), "map", mount_.path("f")}, out), 0) << out;
+  EXPECT_NE(out.find("fast"), std::string::npos) << out;
+  EXPECT_NE(out.find("numa:0"), std::string::npos) << out;
+  ASSERT_EQ(run_command({tierfs_bin(), "map", "--json", mount_.path("f")}, out), 0) << out;
+  nlohmann::json map = nlohmann::json::parse(out);
+  uint64_t covered = 0;
+  for (const auto& extent : map.at("extents")) covered += extent.at("length").get<uint64_t>();
+  EXPECT_GE(covered, 3u << 20);
+  ASSERT_NE(run_command({tierfs_bin(), "map", "/etc/hostname"}, out), 0);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << "one line: " << out;
+}
+
+TEST_F(TierTest, StatsCommandCountsUseAndOperations) {
+  write_all(mount_.path("f"), pattern(2 << 20, 19));
+  std::string out;
+  ASSERT_EQ(run_command({tierfs_bin(), "stats", "--json", mount_.dir()}, out), 0) << out;
+  nlohmann::json stats = nlohmann::json::parse(out);
+  ASSERT_EQ(stats.at("tiers").size(), 1u);
+  EXPECT_EQ(stats.at("tiers")[0].at("capacity_bytes").get<uint64_t>(), 64u << 20);
+  EXPECT_GE(stats.at("tiers")[0].at("used_bytes").get<uint64_t>(), 2u << 20);
+  EXPECT_GT(stats.at("ops").at("write").get<uint64_t>(), 0u);
+  EXPECT_GT(stats.at("ops").at("create").get<uint64_t>(), 0u);
+  ASSERT_EQ(run_command({tierfs_bin(), "stats", mount_.dir()}, out), 0) << out;
+  EXPECT_NE(out.find("fast"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace tierfs::testing
