@@ -47,7 +47,7 @@ void add_map_command(CLI::App& app, int& status) {
   cmd->add_option("FILE", *file, "a regular file on a mounted tierfs")->required();
   cmd->add_flag("--json", *json, "print the JSON document instead of a table");
   cmd->callback([file, json, &status] {
-    std::string text = read_virtual_xattr(*file, "user.tierfs.map", "a file on a tierfs mount");
+    std::string text = read_extent_map(*file);
     if (*json)
       fmt::print("{}\n", nlohmann::json::parse(text).dump(2));
     else

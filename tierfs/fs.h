@@ -240,7 +240,11 @@ int make_node(Fs& fs, fuse_req_t req, fuse_ino_t parent, const char* name, mode_
               const char* symlink_target, InodePtr& out);
 
 // JSON documents behind the virtual xattrs (fs_inspect.cc).
-std::string extent_map_json(Fs& fs, const Inode& inode);
+// A getxattr value may hold at most 64 KiB, so the map comes in pages:
+// "user.tierfs.map" starts at extent 0, "user.tierfs.map@N" at extent N, and
+// each page says where the next one starts ("next_extent", absent at the end).
+inline constexpr size_t map_page_bytes = 60 * 1024;
+std::string extent_map_json(Fs& fs, const Inode& inode, size_t first_extent);
 std::string stats_json(Fs& fs);
 
 }  // namespace tierfs

@@ -58,18 +58,29 @@ nlohmann::json extent_json(Storage& storage, const tierfs_extent& extent) {
 
 }  // namespace
 
-std::string extent_map_json(Fs& fs, const Inode& inode) {
-  nlohmann::json extents = nlohmann::json::array();
-  if (!inode.data_released)
-    for (const tierfs_extent& extent : inode.data->extents())
-      extents.push_back(extent_json(fs.storage(), extent));
+std::string extent_map_json(Fs& fs, const Inode& inode, size_t first_extent) {
+  std::span<const tierfs_extent> all;
+  if (!inode.data_released) all = inode.data->extents();
   uint32_t preferred = inode.data->preferred_tier();
   nlohmann::json doc = {
       {"ino", inode.ino},
       {"size", inode.size},
       {"allocated_bytes", inode.data_released ? 0 : inode.data->allocated_bytes()},
       {"preferred_tier", fs.storage().tier(preferred).name()},
-      {"extents", std::move(extents)}};
+      {"extent_count", all.size()},
+      {"first_extent", first_extent},
+      {"extents", nlohmann::json::array()}};
+  size_t bytes = doc.dump().size() + 64;
+  for (size_t i = first_extent; i < all.size(); ++i) {
+    nlohmann::json extent = extent_json(fs.storage(), all[i]);
+    size_t extent_bytes = extent.dump().size() + 1;
+    if (bytes + extent_bytes > map_page_bytes && i > first_extent) {
+      doc["next_extent"] = i;
+      break;
+    }
+    bytes += extent_bytes;
+    doc["extents"].push_back(std::move(extent));
+  }
   return doc.dump();
 }
 

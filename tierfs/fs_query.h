@@ -8,6 +8,7 @@
 #include <fmt/core.h>
 #include <cerrno>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 
@@ -29,6 +30,25 @@ inline std::string read_virtual_xattr(const std::string& path, const char* name,
   if (errno == ENODATA || errno == ENOTSUP)
     throw std::runtime_error(fmt::format("{}: not {}", path, what_for));
   throw std::runtime_error(fmt::format("{}: {}", path, strerror(errno)));
+}
+
+// The whole extent map of `path`: the pages of user.tierfs.map joined into
+// one JSON text (see extent_map_json in tierfs/fs.h).
+inline std::string read_extent_map(const std::string& path) {
+  const char* what_for = "a regular file on a tierfs mount";
+  nlohmann::json map = nlohmann::json::parse(read_virtual_xattr(path, "user.tierfs.map", what_for));
+  // Bounded by the extent count: each page holds at least one extent.
+  while (map.contains("next_extent")) {
+    std::string name = fmt::format("user.tierfs.map@{}", map["next_extent"].get<size_t>());
+    nlohmann::json page = nlohmann::json::parse(read_virtual_xattr(path, name.c_str(), what_for));
+    for (auto& extent : page["extents"]) map["extents"].push_back(std::move(extent));
+    if (page.contains("next_extent"))
+      map["next_extent"] = page["next_extent"];
+    else
+      map.erase("next_extent");
+  }
+  map.erase("first_extent");
+  return map.dump();
 }
 
 }  // namespace tierfs

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <optional>
 #include <string_view>
 
 #include "tierfs/fs.h"
@@ -20,7 +21,19 @@ constexpr std::string_view stats_xattr = "user.tierfs.stats";
 constexpr size_t max_value_bytes = 64 * 1024;  // XATTR_SIZE_MAX
 
 bool is_virtual(std::string_view name) {
-  return name == map_xattr || name == stats_xattr;
+  return name.starts_with(map_xattr) || name == stats_xattr;
+}
+
+// "user.tierfs.map" is page 0; "user.tierfs.map@N" starts at extent N.
+std::optional<size_t> map_page_start(std::string_view name) {
+  if (name == map_xattr) return 0;
+  if (name.size() <= map_xattr.size() + 1 || name[map_xattr.size()] != '@') return std::nullopt;
+  size_t first = 0;
+  for (char c : name.substr(map_xattr.size() + 1)) {
+    if (c < '0' || c > '9' || first > (SIZE_MAX - 9) / 10) return std::nullopt;
+    first = first * 10 + static_cast<size_t>(c - '0');
+  }
+  return first;
 }
 
 bool supported_namespace(std::string_view name) {
@@ -91,11 +104,16 @@ void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
     fuse_reply_err(req, ENOENT);
     return;
   }
-  if (key == map_xattr && inode->is_regular()) {
+  if (key.starts_with(map_xattr) && inode->is_regular()) {
+    std::optional<size_t> first = map_page_start(key);
+    if (!first) {
+      fuse_reply_err(req, ENODATA);
+      return;
+    }
     std::string json;
     {
       std::shared_lock guard(inode->lock);
-      json = extent_map_json(fs, *inode);
+      json = extent_map_json(fs, *inode, *first);
     }
     reply_value(req, json, size);
     return;

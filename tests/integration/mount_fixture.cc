@@ -86,6 +86,7 @@ bool Mount::start(const TestConfig& config, const std::vector<std::string>& extr
   char tmpl[] = "/tmp/tierfs-it-XXXXXX";
   if (!mkdtemp(tmpl)) return false;
   work_dir_ = tmpl;
+  chmod(work_dir_.c_str(), 0755);  // other users' tests must reach the mount point
   mountpoint_ = work_dir_ + "/mnt";
   log_path_ = work_dir_ + "/server.log";
   mkdir(mountpoint_.c_str(), 0755);

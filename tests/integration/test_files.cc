@@ -7,6 +7,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -185,7 +186,8 @@ TEST_F(FileTest, UnlinkedOpenFileKeepsItsDataUntilClosed) {
   struct statvfs after {};
   for (int i = 0; i < 200; ++i) {
     ASSERT_EQ(statvfs(mount_.dir().c_str(), &after), 0);
-    if (after.f_bfree > before.f_bfree) break;
+    if ((after.f_bfree - std::min(after.f_bfree, before.f_bfree)) * after.f_frsize >= data.size())
+      break;
     usleep(10000);
   }
   EXPECT_GE((after.f_bfree - before.f_bfree) * after.f_frsize, data.size());

@@ -140,6 +140,24 @@ TEST_F(TierTest, MapCommandPrintsExtentsAndJson) {
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << "one line: " << out;
 }
 
+TEST_F(TierTest, MapOfAFragmentedFileComesInPagesAndJoinsWhole) {
+  // Every other 4 KiB unit written: many extents, more JSON than one xattr value holds.
+  int fd = open(mount_.path("frag").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  std::string unit = pattern(4096, 20);
+  for (int i = 0; i < 1500; ++i)
+    ASSERT_EQ(pwrite(fd, unit.data(), unit.size(), static_cast<off_t>(i) * 8192), 4096);
+  close(fd);
+  std::string out;
+  ASSERT_EQ(run_command({tierfs_bin(), "map", "--json", mount_.path("frag")}, out), 0) << out;
+  nlohmann::json map = nlohmann::json::parse(out);
+  EXPECT_EQ(map.at("extents").size(), map.at("extent_count").get<size_t>());
+  EXPECT_FALSE(map.contains("next_extent"));
+  uint64_t covered = 0;
+  for (const auto& extent : map.at("extents")) covered += extent.at("length").get<uint64_t>();
+  EXPECT_GE(covered, 1500u * 4096);
+}
+
 TEST_F(TierTest, StatsCommandCountsUseAndOperations) {
   write_all(mount_.path("f"), pattern(2 << 20, 19));
   std::string out;
