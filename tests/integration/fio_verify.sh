@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 run_fio() {
   local label=$1
   shift
-  if ! fio --directory="$MNT" --ioengine=psync --verify=crc32c --do_verify=1 --verify_fatal=1 \
+  if ! fio --directory="$MNT" --ioengine=psync --verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0 \
       --group_reporting --minimal "$@" >"$WORK/fio.out" 2>&1; then
     echo "FAIL: fio $label" >&2
     cat "$WORK/fio.out" >&2
