@@ -84,20 +84,20 @@ void fs_destroy(void* /*userdata*/) {
 
 namespace {
 
-// libfuse reports mount failures through its log; the last error becomes the user's one line.
+// libfuse reports mount failures through its log, sometimes one message in
+// several calls; the last complete error line becomes the user's one line.
 std::string last_fuse_error;
+std::string pending_fuse_line;
 
 void log_from_libfuse(enum fuse_log_level level, const char* fmt, va_list ap) {
-  char line[512];
-  vsnprintf(line, sizeof line, fmt, ap);
-  std::string text = line;
-  while (!text.empty() && text.back() == '\n') text.pop_back();
-  if (level <= FUSE_LOG_ERR) {
-    last_fuse_error = text;
-    spdlog::debug("libfuse: {}", text);
-  } else {
-    spdlog::debug("libfuse: {}", text);
-  }
+  char piece[512];
+  vsnprintf(piece, sizeof piece, fmt, ap);
+  pending_fuse_line += piece;
+  if (pending_fuse_line.empty() || pending_fuse_line.back() != '\n') return;
+  pending_fuse_line.pop_back();
+  if (level <= FUSE_LOG_ERR) last_fuse_error = pending_fuse_line;
+  spdlog::debug("libfuse: {}", pending_fuse_line);
+  pending_fuse_line.clear();
 }
 
 std::string mount_options(const Config& config, const SessionOptions& options) {

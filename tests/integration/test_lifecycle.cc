@@ -88,6 +88,17 @@ TEST_F(LifecycleTest, UnopenableRegionGivesOneLineAndMountsNothing) {
   EXPECT_FALSE(is_mounted(mnt_));
 }
 
+TEST_F(LifecycleTest, UnknownMountOptionGivesOneLineAndMountsNothing) {
+  std::string config = write_config(config_toml(small_config()));
+  std::string out;
+  EXPECT_NE(
+      run_command({tierfs_bin(), "mount", "-o", "no_such_option", "--config", config, mnt_}, out),
+      0);
+  EXPECT_EQ(lines(out), 1u) << out;
+  EXPECT_NE(out.find("no_such_option"), std::string::npos) << out;
+  EXPECT_FALSE(is_mounted(mnt_));
+}
+
 TEST_F(LifecycleTest, DaemonParentReturnsWithTheMountLive) {
   std::string config = write_config(config_toml(small_config()));
   std::string out;
