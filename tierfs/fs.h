@@ -17,6 +17,7 @@
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -35,7 +36,8 @@ struct Directory {
   };
   static constexpr uint64_t first_cookie = 3;  // 1 and 2 are "." and ".."
   std::map<uint64_t, Entry> by_cookie;
-  std::unordered_map<std::string, uint64_t> cookie_of;  // name -> cookie
+  // name -> cookie; the keys view the names held in by_cookie (map nodes never move).
+  std::unordered_map<std::string_view, uint64_t> cookie_of;
   uint64_t next_cookie = first_cookie;
 
   std::optional<uint64_t> find(const std::string& name) const;

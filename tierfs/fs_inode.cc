@@ -36,15 +36,16 @@ std::optional<uint64_t> Directory::find(const std::string& name) const {
 
 void Directory::add(const std::string& name, uint64_t ino) {
   uint64_t cookie = next_cookie++;
-  by_cookie.emplace(cookie, Entry{name, ino});
-  cookie_of.emplace(name, cookie);
+  auto it = by_cookie.emplace(cookie, Entry{name, ino}).first;
+  cookie_of.emplace(it->second.name, cookie);
 }
 
 void Directory::remove(const std::string& name) {
   auto it = cookie_of.find(name);
   if (it == cookie_of.end()) return;
-  by_cookie.erase(it->second);
-  cookie_of.erase(it);
+  uint64_t cookie = it->second;
+  cookie_of.erase(it);  // before the name it views goes away
+  by_cookie.erase(cookie);
 }
 
 // Keeps the entry's cookie: a readdir in progress sees the name once.
