@@ -53,3 +53,14 @@ clear_mount
 run_fio "random across a tier boundary" --name=span --rw=randwrite --bs=32k --size=24M \
   --randrepeat=0
 tierfs_stop_mount
+
+# The page-cache mode: buffered writes and reads through the kernel's cache, and mmap.
+tierfs_start_mount "$(printf '[mount]\ncache = "kernel"\n\n')
+$(tierfs_shm_tier data 2 64MiB 64KiB)"
+run_fio "sequential, cache=kernel" --name=cached --rw=write --bs=1M --size=16M
+clear_mount
+run_fio "random, cache=kernel" --name=cached --rw=randwrite --bs=4k --size=8M --randrepeat=0
+clear_mount
+run_fio "mmap random, cache=kernel" --name=mapped --ioengine=mmap --rw=randwrite --bs=4k \
+  --size=8M --randrepeat=0
+tierfs_stop_mount
