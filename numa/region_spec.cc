@@ -25,7 +25,8 @@ RegionSpec parse_region_spec(std::string_view text) {
     spec.node = node;
   } else if (kind == "dax") {
     if (rest.empty() || rest.front() != '/')
-      throw std::invalid_argument("region \"" + spec.text + "\": dax needs an absolute device path");
+      throw std::invalid_argument("region \"" + spec.text +
+                                  "\": dax needs an absolute device path");
     spec.kind = RegionKind::dax;
     spec.path = std::string(rest);
   } else if (kind == "file") {

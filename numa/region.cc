@@ -1,0 +1,235 @@
+// Mapping of regions: numa:N as a POSIX shared-memory object bound to node N,
+// dax:/dev/daxX.Y as a devdax mapping at the device alignment, file:PATH as a
+// shared file mapping. A failed open leaves nothing behind.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <linux/fs.h>
+#include <numa.h>
+#include <numaif.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+
+#include "numa/region.h"
+
+namespace tierfs::numa {
+namespace {
+
+std::string bytes_text(uint64_t bytes) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  unsigned unit = 0;
+  while (unit + 1 < std::size(kUnits) && bytes != 0 && bytes % 1024 == 0) {
+    bytes /= 1024;
+    ++unit;
+  }
+  return fmt::format("{}{}", bytes, kUnits[unit]);
+}
+
+[[noreturn]] void fail(const RegionSpec& spec, const std::string& what) {
+  throw std::runtime_error(fmt::format("region \"{}\": {}", spec.text, what));
+}
+
+uint64_t read_sysfs_u64(const std::string& path, uint64_t fallback) {
+  std::ifstream in(path);
+  uint64_t value = fallback;
+  if (!(in >> value)) return fallback;
+  return value;
+}
+
+// Owns one descriptor and one mapping; what open() created is undone unless
+// commit() was called.
+class MappedRegion final : public Region {
+ public:
+  explicit MappedRegion(const RegionSpec& spec) { spec_ = spec; }
+  ~MappedRegion() override {
+    if (map_base_ != nullptr) munmap(map_base_, map_length_);
+    if (fd_ >= 0) close(fd_);
+    // numa regions are scratch: the shared-memory object goes with the server.
+    if (!shm_name_.empty()) shm_unlink(shm_name_.c_str());
+    if (!created_path_.empty()) unlink(created_path_.c_str());
+  }
+  int fd() const override { return fd_; }
+
+  void set_fd(int fd) { fd_ = fd; }
+  void forget_created_file() { created_path_.clear(); }
+  void set_created_file(const std::string& path) { created_path_ = path; }
+  void set_shm_name(const std::string& name) { shm_name_ = name; }
+  void map(uint64_t file_offset, uint64_t length, uint64_t data_skip, uint64_t size, int node) {
+    void* base = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd_,
+                      static_cast<off_t>(file_offset));
+    if (base == MAP_FAILED) fail(spec_, fmt::format("mmap failed: {}", std::strerror(errno)));
+    map_base_ = base;
+    map_length_ = length;
+    data_ = static_cast<std::byte*>(base) + data_skip;
+    size_bytes_ = size;
+    numa_node_ = node;
+  }
+  void* map_base() const { return map_base_; }
+  uint64_t map_length() const { return map_length_; }
+
+ private:
+  int fd_ = -1;
+  void* map_base_ = nullptr;
+  uint64_t map_length_ = 0;
+  std::string shm_name_;
+  std::string created_path_;
+};
+
+uint64_t free_huge_pages_bytes() {
+  const uint64_t free_pages =
+      read_sysfs_u64("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", 0);
+  return free_pages * (2u << 20);
+}
+
+std::unique_ptr<Region> open_numa(const RegionSpec& spec, const RegionOptions& options) {
+  if (numa_available() < 0) {
+    if (spec.node != 0) fail(spec, "this machine has no NUMA support, only node 0 exists");
+  } else if (spec.node > numa_max_node() || numa_node_size64(spec.node, nullptr) <= 0) {
+    fail(spec, fmt::format("NUMA node {} does not exist or has no memory", spec.node));
+  }
+  auto region = std::make_unique<MappedRegion>(spec);
+  int fd = -1;
+  if (options.hugepages) {
+    if (free_huge_pages_bytes() >= options.size_bytes) {
+      fd = memfd_create(options.shm_name.c_str(), MFD_HUGETLB | MFD_CLOEXEC);
+    } else {
+      std::fprintf(stderr,
+                   "tierfs: region \"%s\": %s of free 2MiB huge pages are not enough for %s, using "
+                   "normal pages\n",
+                   spec.text.c_str(), bytes_text(free_huge_pages_bytes()).c_str(),
+                   bytes_text(options.size_bytes).c_str());
+    }
+  }
+  if (fd < 0) {
+    if (options.shm_name.empty() || options.shm_name.front() != '/')
+      fail(spec, "internal: shared-memory name must start with '/'");
+    // A region larger than what /dev/shm can still hold would SIGBUS on first touch.
+    struct statvfs shm {};
+    if (statvfs("/dev/shm", &shm) == 0) {
+      const uint64_t avail = static_cast<uint64_t>(shm.f_bavail) * shm.f_frsize;
+      if (avail < options.size_bytes)
+        fail(spec, fmt::format("/dev/shm has {} free, the region needs {}", bytes_text(avail),
+                               bytes_text(options.size_bytes)));
+    }
+    fd = shm_open(options.shm_name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+      fail(spec, fmt::format("shm_open {} failed: {}", options.shm_name, std::strerror(errno)));
+    region->set_shm_name(options.shm_name);
+  }
+  region->set_fd(fd);
+  if (ftruncate(fd, static_cast<off_t>(options.size_bytes)) != 0)
+    fail(spec, fmt::format("cannot size shared memory to {}: {}", bytes_text(options.size_bytes),
+                           std::strerror(errno)));
+  region->map(0, options.size_bytes, 0, options.size_bytes, spec.node);
+  if (numa_available() >= 0) {
+    // Bind before the first touch: the shared policy then places every page on the node.
+    bitmask* nodes = numa_allocate_nodemask();
+    numa_bitmask_setbit(nodes, static_cast<unsigned>(spec.node));
+    const long rc = mbind(region->map_base(), region->map_length(), MPOL_BIND, nodes->maskp,
+                          nodes->size + 1, 0);
+    const int err = errno;
+    numa_free_nodemask(nodes);
+    if (rc != 0)
+      fail(spec, fmt::format("mbind to node {} failed: {}", spec.node, std::strerror(err)));
+  }
+  return region;
+}
+
+std::string dax_sysfs_dir(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return "/sys/bus/dax/devices/" + path.substr(slash + 1);
+}
+
+std::unique_ptr<Region> open_dax(const RegionSpec& spec, const RegionOptions& options) {
+  auto region = std::make_unique<MappedRegion>(spec);
+  const int fd = open(spec.path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) fail(spec, "no such device");
+    fail(spec, fmt::format("cannot open: {}", std::strerror(errno)));
+  }
+  region->set_fd(fd);
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISCHR(st.st_mode)) fail(spec, "not a devdax character device");
+  const std::string sysfs = dax_sysfs_dir(spec.path);
+  const uint64_t device_size = read_sysfs_u64(sysfs + "/size", 0);
+  const uint64_t align = read_sysfs_u64(sysfs + "/align", 2u << 20);
+  if (device_size == 0) fail(spec, "cannot read the device size from " + sysfs + "/size");
+  if (spec.offset_bytes % align != 0)
+    fail(spec, fmt::format("offset {} is not a multiple of the device alignment {}",
+                           bytes_text(spec.offset_bytes), bytes_text(align)));
+  if (spec.offset_bytes > device_size || options.size_bytes > device_size - spec.offset_bytes)
+    fail(spec, fmt::format("device is {}, needs {} at offset {}", bytes_text(device_size),
+                           bytes_text(options.size_bytes), bytes_text(spec.offset_bytes)));
+  // devdax only maps whole alignment units.
+  const uint64_t length = (options.size_bytes + align - 1) / align * align;
+  const int node = static_cast<int>(static_cast<int64_t>(read_sysfs_u64(sysfs + "/numa_node", -1)));
+  region->map(spec.offset_bytes, length, 0, options.size_bytes, node);
+  return region;
+}
+
+std::unique_ptr<Region> open_file(const RegionSpec& spec, const RegionOptions& options) {
+  auto region = std::make_unique<MappedRegion>(spec);
+  const long page = sysconf(_SC_PAGESIZE);
+  if (spec.offset_bytes % static_cast<uint64_t>(page) != 0)
+    fail(spec, fmt::format("offset {} is not a multiple of the page size", spec.offset_bytes));
+  const uint64_t needed = spec.offset_bytes + options.size_bytes;
+  int fd = open(spec.path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT && options.create) {
+    fd = open(spec.path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) region->set_created_file(spec.path);
+  }
+  if (fd < 0) {
+    if (errno == ENOENT) fail(spec, "no such file (set create = true to create it)");
+    fail(spec, fmt::format("cannot open: {}", std::strerror(errno)));
+  }
+  region->set_fd(fd);
+  struct stat st {};
+  if (fstat(fd, &st) != 0) fail(spec, fmt::format("cannot stat: {}", std::strerror(errno)));
+  uint64_t size = 0;
+  if (S_ISBLK(st.st_mode)) {
+    if (ioctl(fd, BLKGETSIZE64, &size) != 0)
+      fail(spec, fmt::format("cannot read the block device size: {}", std::strerror(errno)));
+  } else if (S_ISREG(st.st_mode)) {
+    size = static_cast<uint64_t>(st.st_size);
+    if (size < needed && options.create) {
+      if (ftruncate(fd, static_cast<off_t>(needed)) != 0)
+        fail(spec, fmt::format("cannot size the file to {}: {}", bytes_text(needed),
+                               std::strerror(errno)));
+      size = needed;
+    }
+  } else {
+    fail(spec, "not a regular file or block device");
+  }
+  if (size < needed)
+    fail(spec, fmt::format("file is {}, needs {} at offset {}", bytes_text(size),
+                           bytes_text(options.size_bytes), bytes_text(spec.offset_bytes)));
+  region->map(spec.offset_bytes, options.size_bytes, 0, options.size_bytes, -1);
+  // The file is the user's spill space now: keep it when the server exits.
+  region->forget_created_file();
+  return region;
+}
+
+}  // namespace
+
+std::unique_ptr<Region> Region::open(const RegionSpec& spec, const RegionOptions& options) {
+  if (options.size_bytes == 0) fail(spec, "size is zero");
+  switch (spec.kind) {
+    case RegionKind::numa:
+      return open_numa(spec, options);
+    case RegionKind::dax:
+      return open_dax(spec, options);
+    case RegionKind::file:
+      return open_file(spec, options);
+  }
+  fail(spec, "unknown region kind");
+}
+
+}  // namespace tierfs::numa

@@ -1,0 +1,157 @@
+// Region::open for file and numa regions, and its one-line errors.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <numa.h>
+#include <numaif.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+#include "numa/region.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using tierfs::numa::parse_region_spec;
+using tierfs::numa::Region;
+using tierfs::numa::RegionOptions;
+
+class TempDir {
+ public:
+  TempDir() {
+    char templ[] = "/tmp/tierfs-region-XXXXXX";
+    path_ = mkdtemp(templ);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::string open_error(const std::string& spec_text, RegionOptions options) {
+  try {
+    Region::open(parse_region_spec(spec_text), options);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(FileRegion, CreatedSizedAndWrittenThrough) {
+  TempDir dir;
+  const std::string path = (dir.path() / "spill").string();
+  RegionOptions options{.size_bytes = 1 << 20, .hugepages = false, .create = true, .shm_name = ""};
+  {
+    auto region = Region::open(parse_region_spec("file:" + path), options);
+    ASSERT_EQ(region->size_bytes(), 1u << 20);
+    std::memcpy(region->data() + 4096, "tierfs", 6);
+    EXPECT_GE(region->fd(), 0);
+    EXPECT_EQ(region->numa_node(), -1);
+  }
+  // The bytes reached the file, and the file stays after the region is closed.
+  ASSERT_EQ(fs::file_size(path), 1u << 20);
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(4096);
+  char buf[6];
+  in.read(buf, 6);
+  EXPECT_EQ(std::string(buf, 6), "tierfs");
+}
+
+TEST(FileRegion, MapsFromTheConfiguredOffset) {
+  TempDir dir;
+  const std::string path = (dir.path() / "f").string();
+  { std::ofstream(path).put('x'); }
+  fs::resize_file(path, 3 << 20);
+  auto spec = parse_region_spec("file:" + path);
+  spec.offset_bytes = 2 << 20;
+  auto region = Region::open(spec, RegionOptions{.size_bytes = 1 << 20});
+  region->data()[0] = std::byte{0x5a};
+  region.reset();
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(2 << 20);
+  EXPECT_EQ(in.get(), 0x5a);
+}
+
+TEST(FileRegion, TooSmallIsRefusedInOneLine) {
+  TempDir dir;
+  const std::string path = (dir.path() / "small").string();
+  { std::ofstream(path).put('x'); }
+  fs::resize_file(path, 1 << 20);
+  const std::string error = open_error("file:" + path, RegionOptions{.size_bytes = 4 << 20});
+  EXPECT_EQ(error, "region \"file:" + path + "\": file is 1MiB, needs 4MiB at offset 0B");
+}
+
+TEST(FileRegion, MissingWithoutCreateIsRefused) {
+  TempDir dir;
+  const std::string path = (dir.path() / "absent").string();
+  EXPECT_EQ(open_error("file:" + path, RegionOptions{.size_bytes = 4096}),
+            "region \"file:" + path + "\": no such file (set create = true to create it)");
+  EXPECT_FALSE(fs::exists(path));
+}
+
+TEST(DaxRegion, MissingDeviceIsRefused) {
+  EXPECT_EQ(open_error("dax:/dev/dax93.7", RegionOptions{.size_bytes = 2 << 20}),
+            "region \"dax:/dev/dax93.7\": no such device");
+}
+
+TEST(NumaRegion, PagesLandOnTheBoundNode) {
+  if (numa_available() < 0) GTEST_SKIP() << "no NUMA support";
+  const std::string name = "/tierfs-test-" + std::to_string(getpid());
+  RegionOptions options{
+      .size_bytes = 8 << 20, .hugepages = false, .create = false, .shm_name = name};
+  auto region = Region::open(parse_region_spec("numa:0"), options);
+  EXPECT_EQ(region->numa_node(), 0);
+  std::memset(region->data(), 0xab, region->size_bytes());
+  for (uint64_t off = 0; off < region->size_bytes(); off += 1 << 20) {
+    int node = -1;
+    ASSERT_EQ(get_mempolicy(&node, nullptr, 0, region->data() + off, MPOL_F_NODE | MPOL_F_ADDR), 0);
+    EXPECT_EQ(node, 0) << "offset " << off;
+  }
+  EXPECT_TRUE(fs::exists("/dev/shm" + name));
+  region.reset();
+  EXPECT_FALSE(fs::exists("/dev/shm" + name))
+      << "a numa region is scratch: released with the server";
+}
+
+TEST(NumaRegion, AbsentNodeIsRefused) {
+  RegionOptions options{
+      .size_bytes = 1 << 20, .hugepages = false, .create = false, .shm_name = "/tierfs-x"};
+  EXPECT_EQ(open_error("numa:99", options),
+            numa_available() < 0
+                ? "region \"numa:99\": this machine has no NUMA support, only node 0 exists"
+                : "region \"numa:99\": NUMA node 99 does not exist or has no memory");
+}
+
+TEST(NumaRegion, HugePagesFallBackWhenThereAreNone) {
+  if (numa_available() < 0) GTEST_SKIP() << "no NUMA support";
+  const std::string name = "/tierfs-test-huge-" + std::to_string(getpid());
+  RegionOptions options{
+      .size_bytes = 1 << 30, .hugepages = true, .create = false, .shm_name = name};
+  std::ifstream free_pages("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
+  uint64_t pages = 0;
+  free_pages >> pages;
+  auto region = Region::open(parse_region_spec("numa:0"), options);
+  ASSERT_EQ(region->size_bytes(), 1u << 30);
+  region->data()[0] = std::byte{1};
+  // With too few huge pages the region lives in /dev/shm on normal pages.
+  if (pages * (2u << 20) < (1u << 30)) {
+    EXPECT_TRUE(fs::exists("/dev/shm" + name));
+  }
+}
+
+TEST(RegionSpec, ParsesTheThreeKinds) {
+  EXPECT_EQ(parse_region_spec("numa:3").node, 3);
+  EXPECT_EQ(parse_region_spec("dax:/dev/dax0.0").path, "/dev/dax0.0");
+  EXPECT_EQ(parse_region_spec("file:/var/spill").kind, tierfs::numa::RegionKind::file);
+  EXPECT_THROW(parse_region_spec("numa:x"), std::invalid_argument);
+  EXPECT_THROW(parse_region_spec("dax:dev/dax0.0"), std::invalid_argument);
+  EXPECT_THROW(parse_region_spec("tape:/dev/st0"), std::invalid_argument);
+  EXPECT_THROW(parse_region_spec("numa0"), std::invalid_argument);
+}
+
+}  // namespace
