@@ -87,6 +87,11 @@ struct FileHandle {
   bool append = false;
 };
 
+// The FileHandle that open or create stored in fi->fh (libfuse hands back a u64).
+inline FileHandle* handle_of(const fuse_file_info* fi) {
+  return reinterpret_cast<FileHandle*>(fi->fh);  // NOLINT(performance-no-int-to-ptr)
+}
+
 enum class Op : unsigned {
   lookup,
   forget,

@@ -16,10 +16,6 @@
 
 namespace tierfs {
 
-static FileHandle* handle_of(const fuse_file_info* fi) {
-  return reinterpret_cast<FileHandle*>(fi->fh);
-}
-
 // Sets how the kernel caches this open file (mount option cache).
 static void set_cache_mode(const Fs& fs, fuse_file_info* fi) {
   if (fs.config().mount.cache == CacheMode::none) {

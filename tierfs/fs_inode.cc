@@ -141,7 +141,7 @@ std::string Fs::path_of(uint64_t parent, const std::string& name) const {
   for (int depth = 0; parent != FUSE_ROOT_ID && depth < 4096; ++depth) {
     InodePtr dir = find(parent);
     if (!dir) break;
-    path = dir->name + "/" + path;
+    path.insert(0, "/").insert(0, dir->name);
     parent = dir->parent;
   }
   return path;
@@ -277,7 +277,7 @@ static void clear_setid_bits(Inode& inode, uid_t caller) {
 void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
   Fs& fs = fs_of(req);
   fs.count(Op::setattr);
-  InodePtr inode = fi && fi->fh ? reinterpret_cast<FileHandle*>(fi->fh)->inode : fs.find(ino);
+  InodePtr inode = fi && fi->fh ? handle_of(fi)->inode : fs.find(ino);
   if (!inode) {
     fuse_reply_err(req, ENOENT);
     return;

@@ -18,7 +18,7 @@ namespace {
 
 constexpr std::string_view map_xattr = "user.tierfs.map";
 constexpr std::string_view stats_xattr = "user.tierfs.stats";
-constexpr size_t max_value_bytes = 64 * 1024;  // XATTR_SIZE_MAX
+constexpr size_t max_value_bytes = size_t{64} * 1024;  // XATTR_SIZE_MAX
 
 bool is_virtual(std::string_view name) {
   return name.starts_with(map_xattr) || name == stats_xattr;
