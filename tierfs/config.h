@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bpf/tierfs_map.h"
 #include "numa/region.h"
 #include "numa/topology.h"
 
@@ -47,6 +48,7 @@ struct TierConfig {
   bool hugepages = false;
   bool create_files = false;  // file: regions are created and sized when missing
   SourcePos pos;
+  SourcePos size_pos;  // where "size" stood, for messages about it
 };
 
 struct PlacementRule {
@@ -90,5 +92,14 @@ Config default_config(const numa::Topology& topology);
 
 // The effective configuration as TOML, every default spelled out.
 std::string to_toml(const Config& config);
+
+// Geometry of a validated tier (size_bytes is then a whole number of rows).
+uint64_t tier_row_bytes(const TierConfig& tier);  // sum(weights) * granularity
+uint64_t tier_rows(const TierConfig& tier);       // size_bytes / row bytes
+// Bytes region `index` holds: rows * weight * granularity, from its offset.
+uint64_t region_bytes(const TierConfig& tier, size_t index);
+// The layout bpf/tierfs_map.h computes with. base[i] is 0: each Region object
+// is mapped starting at its configured offset, so region offsets are relative to it.
+tierfs_layout tier_layout(const TierConfig& tier);
 
 }  // namespace tierfs
