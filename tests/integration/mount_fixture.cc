@@ -55,7 +55,6 @@ std::string config_toml(const TestConfig& config) {
   std::ostringstream out;
   out << "[mount]\ncache = \"" << config.cache << "\"\n";
   if (config.allow_other) out << "allow_other = true\n";
-  if (!config.default_tier.empty()) out << "default_tier = \"" << config.default_tier << "\"\n";
   for (const auto& tier : config.tiers) {
     out << "\n[[tier]]\nname = \"" << tier.name << "\"\nregions = [";
     for (size_t i = 0; i < tier.regions.size(); ++i)
@@ -69,6 +68,8 @@ std::string config_toml(const TestConfig& config) {
     if (!rule.min_size.empty()) out << "min_size = \"" << rule.min_size << "\"\n";
     out << "tier = \"" << rule.tier << "\"\n";
   }
+  if (!config.default_tier.empty())
+    out << "\n[defaults]\ntier = \"" << config.default_tier << "\"\n";
   return out.str();
 }
 
