@@ -8,6 +8,7 @@
 #include <sys/uio.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -80,6 +81,8 @@ class ExtentListener {
 // One interleave set: its layout, its mapped regions, its rows.
 class Tier {
  public:
+  Tier(const TierConfig& config, std::vector<std::unique_ptr<numa::Region>> regions);
+  ~Tier();
   const std::string& name() const;
   const tierfs_layout& layout() const;
   uint64_t row_bytes() const;  // file bytes one row holds
@@ -88,7 +91,32 @@ class Tier {
   const numa::Region& region(uint32_t index) const;
   uint32_t ways() const;
   RowAllocator& rows();
-  // ...implementation-defined members
+
+  // Rows that read as zeros: fresh rows of memory that does not start out
+  // zeroed (dax, files) are zeroed here the first time they are handed out.
+  std::optional<RowRange> allocate_rows(uint64_t count, uint64_t hint);
+  uint64_t extend_rows(RowRange& range, uint64_t count);
+  // Zeroes the rows (hole punching where the backing object allows it, which
+  // also returns shared memory to the system) and gives them back.
+  void free_rows(RowRange range);
+  TierStats stats() const;
+  void count_read(uint64_t bytes);
+  void count_write(uint64_t bytes);
+
+ private:
+  void zero_rows(RowRange range);
+  void zero_untouched(RowRange range);
+
+  std::string name_;
+  tierfs_layout layout_{};
+  uint64_t row_bytes_ = 0;
+  std::vector<std::unique_ptr<numa::Region>> regions_;
+  RowAllocator rows_;
+  // One bit per row that was never handed out and may hold old bytes; empty
+  // when every region starts out zeroed (shared memory of numa regions).
+  std::mutex untouched_lock_;
+  std::vector<uint64_t> untouched_;
+  std::atomic<uint64_t> bytes_read_{0}, bytes_written_{0}, reads_{0}, writes_{0};
 };
 
 // All tiers of a mount, ranked as configured (index 0 is the fastest).
@@ -97,6 +125,9 @@ class Storage {
   // Opens every region of every tier. Throws std::runtime_error with one line
   // naming the tier and region when a region cannot be mapped.
   static std::unique_ptr<Storage> open(const Config& config);
+  // Tiers over regions the caller opened: regions[t][i] is region i of tier t.
+  static std::unique_ptr<Storage> create(
+      const Config& config, std::vector<std::vector<std::unique_ptr<numa::Region>>> regions);
   size_t tier_count() const;
   Tier& tier(size_t index);
   int tier_index(std::string_view name) const;
@@ -105,6 +136,11 @@ class Storage {
   uint64_t free_bytes() const;
   void set_listener(ExtentListener* listener);
   ExtentListener* listener() const;
+
+ private:
+  Storage() = default;
+  std::vector<std::unique_ptr<Tier>> tiers_;
+  std::atomic<ExtentListener*> listener_{nullptr};
 };
 
 // The bytes of one regular file: a sorted, non-overlapping list of extents.
@@ -142,6 +178,24 @@ class FileData {
   std::span<const tierfs_extent> extents() const;
   // Hook for the listener; the FileData does not know its inode number.
   void set_ino(uint64_t ino);
+
+ private:
+  // Calls visit(pointer, bytes) for each contiguous run of [off, off+len),
+  // with nullptr for holes; allocates the holes first when `allocate`.
+  // Returns the bytes visited (short when allocation ran out) or -errno.
+  template <typename Visit>
+  int64_t walk(Storage& storage, uint64_t off, uint64_t len, bool allocate, Visit&& visit);
+  // Adds rows for [off, off + len) of a hole that ends at hole_end; -ENOSPC when no tier has one.
+  int fill_hole(Storage& storage, size_t index, uint64_t off, uint64_t len, uint64_t hole_end);
+  // Drops [off, off+len): whole rows are freed, partial rows zeroed.
+  void remove_range(Storage& storage, uint64_t off, uint64_t len);
+  void zero_bytes(Storage& storage, const tierfs_extent& extent, uint64_t off, uint64_t len);
+  void merge_neighbours(Storage& storage);
+  void changed(Storage& storage);
+
+  std::vector<tierfs_extent> extents_;
+  uint32_t preferred_tier_ = 0;
+  uint64_t ino_ = 0;
 };
 
 }  // namespace tierfs
