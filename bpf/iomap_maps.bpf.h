@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The BPF maps the server keeps current (tier layouts, per-inode extents) and
+ * the one iomap_begin body that reads them, included by the struct_ops
+ * program (iomap.bpf.c) and its syscall twin (twin.bpf.c) so that both run
+ * the same code over the same maps. The loader shares the maps between the
+ * two objects (bpf_map__reuse_fd), so the twin checks what the program reads.
+ */
+#ifndef TIERFS_BPF_IOMAP_MAPS_BPF_H
+#define TIERFS_BPF_IOMAP_MAPS_BPF_H
+
+#include <bpf/bpf_helpers.h>
+
+#include "iomap_maps_abi.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TIERFS_MAX_TIERS);
+	__type(key, __u32);
+	__type(value, struct tierfs_tier_value);
+} tierfs_tiers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TIERFS_MAX_MAPPED_INODES);
+	__type(key, __u64);
+	__type(value, struct tierfs_inode_value);
+} tierfs_inodes SEC(".maps");
+
+/*
+ * Looks the inode and its extent's tier up and fills *out. An array map
+ * returns a zeroed value for a tier never set: its ways = 0 makes
+ * tierfs_map_extent refuse it, so that too falls back.
+ */
+static __always_inline int tierfs_bpf_iomap_begin(__u64 nodeid, __u64 pos, __u64 count,
+						  __u32 opflags, struct tierfs_iomap_pair *out)
+{
+	const struct tierfs_inode_value *inode;
+	const struct tierfs_tier_value *tier = NULL;
+	struct tierfs_extent_hit hit;
+	__u32 tier_key;
+
+	inode = bpf_map_lookup_elem(&tierfs_inodes, &nodeid);
+	if (!inode)
+		return TIERFS_IOMAP_FALLBACK;
+	hit = tierfs_find_extent(inode, pos);
+	if (hit.index < TIERFS_MAX_INODE_EXTENTS) {
+		tier_key = inode->extents[hit.index & (TIERFS_MAX_INODE_EXTENTS - 1)].tier;
+		tier = bpf_map_lookup_elem(&tierfs_tiers, &tier_key);
+	}
+	return tierfs_iomap_fill(inode, hit, tier, pos, count, opflags, out);
+}
+
+#endif /* TIERFS_BPF_IOMAP_MAPS_BPF_H */
