@@ -23,6 +23,37 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
+bool near(uint64_t value, uint64_t target) {
+  const uint64_t window = uint64_t{1} << 40;
+  return value <= target ? target - value <= window : value - target <= window;
+}
+
+// Sorts one mapped answer into the kinds of case it exercises.
+void count_mix(const MapsSnapshot& maps, const tierfs_twin_request& request,
+               const tierfs_twin_answer& answer, CaseMix& mix) {
+  const auto inode = maps.inodes.find(request.nodeid);
+  if (inode == maps.inodes.end()) return;
+  const tierfs_extent_hit hit = tierfs_find_extent(&inode->second, request.pos);
+  if (hit.index >= TIERFS_MAX_INODE_EXTENTS) return;
+  const tierfs_extent& extent = inode->second.extents[hit.index];
+  if (extent.tier >= maps.tiers.size()) return;
+  const tierfs_layout& layout = maps.tiers[extent.tier].layout;
+  mix.one_way += layout.ways == 1;
+  mix.max_ways += layout.ways == TIERFS_MAX_WAYS;
+  bool weighted = false;
+  for (uint32_t i = 1; i < layout.ways && i < TIERFS_MAX_WAYS; ++i)
+    weighted = weighted || layout.weights[i] != layout.weights[0];
+  mix.weighted += weighted;
+  mix.granularity_4k += layout.granularity_shift == TIERFS_MIN_GRANULARITY_SHIFT;
+  mix.granularity_1g += layout.granularity_shift == TIERFS_MAX_GRANULARITY_SHIFT;
+  mix.near_2_63 += near(request.pos, kHalf);
+  mix.near_2_64 += near(request.pos, kTop);
+  mix.unwritten += answer.out.read.type == TIERFS_IOMAP_TYPE_UNWRITTEN;
+  const uint64_t extent_left = extent.length - (request.pos - extent.file_offset);
+  mix.cut_at_boundary += answer.out.read.length < request.count &&
+                         answer.out.read.length < extent_left;
+}
+
 }  // namespace
 
 tierfs_layout ScenarioGenerator::random_layout() {
@@ -169,8 +200,10 @@ EquivalenceResult check_equivalence(IomapLoader& loader, uint64_t cases, uint64_
         ++result.fallbacks;
       else if (cpp.out.read.type == TIERFS_IOMAP_TYPE_HOLE)
         ++result.holes;
-      else
+      else {
         ++result.mapped;
+        count_mix(snapshot, requests[i], cpp, result.mix);
+      }
     }
   }
   return result;

@@ -14,12 +14,27 @@
 
 namespace tierfs::bpf {
 
+// How many HANDLED answers with a MAPPED or UNWRITTEN read mapping fell on
+// each kind of case: proof that the random mix reaches the edges it aims at.
+struct CaseMix {
+  uint64_t one_way = 0;          // the extent's tier has one region
+  uint64_t max_ways = 0;         // ... TIERFS_MAX_WAYS regions
+  uint64_t weighted = 0;         // ... unequal weights
+  uint64_t granularity_4k = 0;   // ... 4 KiB units
+  uint64_t granularity_1g = 0;   // ... 1 GiB units
+  uint64_t near_2_63 = 0;        // pos within 2^40 of 2^63
+  uint64_t near_2_64 = 0;        // pos within 2^40 of 2^64
+  uint64_t unwritten = 0;        // an UNWRITTEN read mapping
+  uint64_t cut_at_boundary = 0;  // length cut at an interleave boundary, not at count or extent end
+};
+
 struct EquivalenceResult {
   uint64_t cases = 0;
   uint64_t agreed = 0;
   uint64_t mapped = 0;     // HANDLED with a MAPPED or UNWRITTEN read mapping
   uint64_t holes = 0;      // HANDLED with a HOLE
   uint64_t fallbacks = 0;  // FALLBACK
+  CaseMix mix;
   std::string first_disagreement;  // empty when every case agreed
   int error = 0;                   // -errno of a failed map update or run
 };

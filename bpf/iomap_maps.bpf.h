@@ -27,6 +27,34 @@ struct {
 	__type(value, struct tierfs_inode_value);
 } tierfs_inodes SEC(".maps");
 
+struct tierfs_fill_args {
+	__u64 pos;
+	__u64 count;
+	__u64 hole_end;
+	__u32 index;
+	__u32 opflags;
+};
+
+/*
+ * A global function, so the verifier checks it once on its own instead of
+ * once for every way tierfs_find_extent can end: inlined, the product of the
+ * two loops' exits takes the verifier past its 10^6-instruction limit. Its
+ * pointer arguments may be NULL as far as the verifier knows.
+ */
+__noinline int tierfs_bpf_fill(const struct tierfs_inode_value *inode,
+			       const struct tierfs_tier_value *tier,
+			       const struct tierfs_fill_args *args, struct tierfs_iomap_pair *out)
+{
+	struct tierfs_extent_hit hit;
+
+	if (!inode || !args || !out)
+		return TIERFS_IOMAP_FALLBACK;
+	hit.index = args->index;
+	hit.reserved = 0;
+	hit.hole_end = args->hole_end;
+	return tierfs_iomap_fill(inode, hit, tier, args->pos, args->count, args->opflags, out);
+}
+
 /*
  * Looks the inode and its extent's tier up and fills *out. An array map
  * returns a zeroed value for a tier never set: its ways = 0 makes
@@ -37,6 +65,7 @@ static __always_inline int tierfs_bpf_iomap_begin(__u64 nodeid, __u64 pos, __u64
 {
 	const struct tierfs_inode_value *inode;
 	const struct tierfs_tier_value *tier = NULL;
+	struct tierfs_fill_args args = {};
 	struct tierfs_extent_hit hit;
 	__u32 tier_key;
 
@@ -48,7 +77,12 @@ static __always_inline int tierfs_bpf_iomap_begin(__u64 nodeid, __u64 pos, __u64
 		tier_key = inode->extents[hit.index & (TIERFS_MAX_INODE_EXTENTS - 1)].tier;
 		tier = bpf_map_lookup_elem(&tierfs_tiers, &tier_key);
 	}
-	return tierfs_iomap_fill(inode, hit, tier, pos, count, opflags, out);
+	args.pos = pos;
+	args.count = count;
+	args.hole_end = hit.hole_end;
+	args.index = hit.index;
+	args.opflags = opflags;
+	return tierfs_bpf_fill(inode, tier, &args, out);
 }
 
 #endif /* TIERFS_BPF_IOMAP_MAPS_BPF_H */

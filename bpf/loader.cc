@@ -126,6 +126,12 @@ long section_file_offset(const std::vector<char>& elf, const char* name, size_t&
   return -1;
 }
 
+uint32_t map_id(int fd) {
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  return bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+}
+
 std::vector<char> iomap_object_bytes() {
   size_t size = 0;
   const void* bytes = iomap__elf_bytes(&size);
@@ -182,14 +188,18 @@ std::optional<IomapObjectNames> inspect_iomap_object(std::string& error) {
   }
   IomapObjectNames names;
   const btf* object_btf = bpf_object__btf(object);
-  bpf_map* map = nullptr;
-  bpf_object__for_each_map(map, object) {
-    if (bpf_map__type(map) != BPF_MAP_TYPE_STRUCT_OPS) continue;
-    const btf_type* t = btf__type_by_id(object_btf, bpf_map__btf_value_type_id(map));
-    if (t == nullptr) continue;
+  // libbpf fills a struct_ops map's value type only at load, against the
+  // kernel's BTF: read the variables of the object's .struct_ops section.
+  const int section = btf__find_by_name_kind(object_btf, kStructOpsSection, BTF_KIND_DATASEC);
+  const btf_type* datasec = section < 0 ? nullptr : btf__type_by_id(object_btf, section);
+  const btf_var_secinfo* v = datasec == nullptr ? nullptr : btf_var_secinfos(datasec);
+  for (int i = 0; datasec != nullptr && i < btf_vlen(datasec); ++i, ++v) {
+    const btf_type* var = btf__type_by_id(object_btf, v->type);
+    const btf_type* t = btf__type_by_id(object_btf, btf__resolve_type(object_btf, var->type));
+    if (t == nullptr || !btf_is_struct(t)) continue;
     names.struct_ops_type = btf__name_by_offset(object_btf, t->name_off);
     const btf_member* m = btf_members(t);
-    for (int i = 0; i < btf_vlen(t); ++i, ++m)
+    for (int j = 0; j < btf_vlen(t); ++j, ++m)
       names.members.emplace_back(btf__name_by_offset(object_btf, m->name_off));
   }
   bpf_program* prog = nullptr;
@@ -220,6 +230,8 @@ std::unique_ptr<IomapLoader> IomapLoader::load(std::string& error) {
   loader->twin_prog_fd_ = bpf_program__fd(loader->twin_->progs.map_batch);
   loader->tiers_fd_ = bpf_map__fd(loader->twin_->maps.tierfs_tiers);
   loader->inodes_fd_ = bpf_map__fd(loader->twin_->maps.tierfs_inodes);
+  loader->tiers_map_id_ = map_id(loader->tiers_fd_);
+  loader->inodes_map_id_ = map_id(loader->inodes_fd_);
   return loader;
 }
 
@@ -261,10 +273,21 @@ std::string IomapLoader::attach_iomap(int fuse_fd) {
   const kernel::KernelFeatures features = kernel::probe_kernel();
   std::string reason = kernel::iomap_program_unavailable(features);
   if (!reason.empty()) return reason;
-  return load_iomap_object(fuse_fd);
+  return load_iomap_object(fuse_fd, true);
 }
 
-std::string IomapLoader::load_iomap_object(int fuse_fd) {
+std::string IomapLoader::verify_iomap() {
+  const kernel::KernelFeatures features = kernel::probe_kernel();
+  std::string reason = kernel::iomap_program_unavailable(features);
+  if (!reason.empty()) return reason;
+  std::string error = load_iomap_object(-1, false);
+  bpf_object__close(iomap_object_);
+  iomap_object_ = nullptr;
+  return error;
+}
+
+std::string IomapLoader::load_iomap_object(int fuse_fd, bool attach) {
+  if (iomap_object_ != nullptr) return "the iomap BPF program is already loaded";
   std::vector<char> elf = iomap_object_bytes();
   std::string error = set_fuse_fd(elf, fuse_fd);
   if (!error.empty()) return error;
@@ -288,6 +311,7 @@ std::string IomapLoader::load_iomap_object(int fuse_fd) {
            "): the server path serves all I/O\n" + log;
   }
   iomap_report_ = report;
+  if (!attach) return "";
   bpf_map* ops = bpf_object__find_map_by_name(iomap_object_, kStructOpsVariable);
   iomap_link_ = ops != nullptr ? bpf_map__attach_struct_ops(ops) : nullptr;
   if (iomap_link_ == nullptr)

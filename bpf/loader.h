@@ -73,6 +73,14 @@ class IomapLoader final : public IomapMaps {
   // that says why the server path serves (log it once and carry on).
   std::string attach_iomap(int fuse_fd);
   bool iomap_attached() const { return iomap_link_ != nullptr; }
+  // Loads the struct_ops program through the verifier without attaching it
+  // (`tierfs bpf check`). Empty when the kernel accepted it; otherwise why not.
+  std::string verify_iomap();
+
+  // Kernel ids of the two maps: any root process (a test, bpftool) can open
+  // them with bpf_map_get_fd_by_id and read what the program reads.
+  uint32_t tiers_map_id() const { return tiers_map_id_; }
+  uint32_t inodes_map_id() const { return inodes_map_id_; }
 
   // Maps the requests through the twin in the running kernel, in runs of
   // TIERFS_TWIN_BATCH. 0 or -errno.
@@ -87,12 +95,14 @@ class IomapLoader final : public IomapMaps {
 
  private:
   IomapLoader() = default;
-  std::string load_iomap_object(int fuse_fd);
+  std::string load_iomap_object(int fuse_fd, bool attach);
 
   twin* twin_ = nullptr;
   int twin_prog_fd_ = -1;
   int tiers_fd_ = -1;
   int inodes_fd_ = -1;
+  uint32_t tiers_map_id_ = 0;
+  uint32_t inodes_map_id_ = 0;
   ProgramReport twin_report_;
   std::optional<ProgramReport> iomap_report_;
   bpf_object* iomap_object_ = nullptr;

@@ -129,6 +129,18 @@ enum class Op : unsigned {
 };
 const char* op_name(Op op);
 
+// What the iomap BPF path of a mount is doing (user.tierfs.stats "bpf").
+struct BpfStatus {
+  BpfMode mode = BpfMode::automatic;
+  bool maps_loaded = false;       // twin and maps loaded, maps follow every extent change
+  bool program_attached = false;  // fuse_iomap_bpf_ops answers iomap_begin in the kernel
+  std::string server_path_reason;  // why not attached (one line); empty when attached
+  uint32_t tiers_map_id = 0;       // kernel ids for bpf_map_get_fd_by_id; 0 when not loaded
+  uint32_t inodes_map_id = 0;
+  uint64_t map_update_errors = 0;
+};
+struct BpfPath;  // fs_bpf.cc
+
 class Fs {
  public:
   Fs(Config config, std::unique_ptr<Storage> storage);
@@ -166,9 +178,13 @@ class Fs {
   fuse_entry_param entry_of(const Inode& inode) const;
   double attr_timeout_s() const;
 
-  // Hook for the iomap BPF program (issue 4): called once the session's
-  // /dev/fuse descriptor exists. A no-op until the BPF loader lands.
-  void attach_iomap_program(int fuse_fd);
+  // The iomap BPF path (fs_bpf.cc), once the session's /dev/fuse descriptor
+  // exists: loads the maps and the twin, writes every tier's layout, keeps
+  // the extents current as the Storage's ExtentListener, and attaches the
+  // fuse_iomap_bpf_ops program where the kernel has it. Returns the one line
+  // that must fail the mount (mount.bpf = "required"), else empty.
+  std::string attach_iomap_program(int fuse_fd);
+  BpfStatus bpf_status() const;
 
   // Shared for lookups and readdir, unique for every change of the tree.
   mutable std::shared_mutex namespace_lock;
@@ -181,6 +197,7 @@ class Fs {
   std::unordered_map<uint64_t, InodePtr> inodes_;
   uint64_t next_ino_ = FUSE_ROOT_ID + 1;
   std::array<std::atomic<uint64_t>, static_cast<unsigned>(Op::count_)> op_counts_{};
+  std::shared_ptr<BpfPath> bpf_;  // after storage_: destroyed first
 };
 
 int64_t now_ns();

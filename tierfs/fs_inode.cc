@@ -69,6 +69,8 @@ Fs::Fs(Config config, std::unique_ptr<Storage> storage)
 }
 
 Fs::~Fs() {
+  // The BPF maps go away with the mount: no point in emptying them file by file.
+  storage_->set_listener(nullptr);
   // Unmount: give every file's rows back before the regions go away.
   for (auto& [ino, inode] : inodes_)
     if (inode->data && !inode->data_released) inode->data->release(*storage_);
@@ -197,11 +199,6 @@ fuse_entry_param Fs::entry_of(const Inode& inode) const {
   entry.attr_timeout = attr_timeout_s();
   entry.entry_timeout = attr_timeout_s();
   return entry;
-}
-
-void Fs::attach_iomap_program(int fuse_fd) {
-  // Issue 4 (BPF loader) plugs in here; the server path serves everything until then.
-  spdlog::debug("iomap BPF program: not attached (no loader yet), fd {}", fuse_fd);
 }
 
 void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {

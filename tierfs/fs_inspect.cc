@@ -56,6 +56,19 @@ nlohmann::json extent_json(Storage& storage, const tierfs_extent& extent) {
           {"regions", std::move(regions)}};
 }
 
+nlohmann::json bpf_json(const BpfStatus& bpf) {
+  const char* mode = bpf.mode == BpfMode::off        ? "off"
+                     : bpf.mode == BpfMode::required ? "required"
+                                                     : "auto";
+  return {{"mode", mode},
+          {"maps_loaded", bpf.maps_loaded},
+          {"program_attached", bpf.program_attached},
+          {"server_path_reason", bpf.server_path_reason},
+          {"tiers_map_id", bpf.tiers_map_id},
+          {"inodes_map_id", bpf.inodes_map_id},
+          {"map_update_errors", bpf.map_update_errors}};
+}
+
 }  // namespace
 
 std::string extent_map_json(Fs& fs, const Inode& inode, size_t first_extent) {
@@ -116,7 +129,8 @@ std::string stats_json(Fs& fs) {
                         {"free_bytes", fs.storage().free_bytes()},
                         {"inodes", fs.inode_count()},
                         {"tiers", std::move(tiers)},
-                        {"ops", std::move(ops)}};
+                        {"ops", std::move(ops)},
+                        {"bpf", bpf_json(fs.bpf_status())}};
   return doc.dump();
 }
 

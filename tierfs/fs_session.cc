@@ -146,7 +146,13 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
     report.failed("cannot mount on " + options.mountpoint + ": " + last_fuse_error);
     return 1;
   }
-  fs->attach_iomap_program(fuse_session_fd(session.get()));
+  if (std::string error = fs->attach_iomap_program(fuse_session_fd(session.get()));
+      !error.empty()) {
+    fuse_session_unmount(session.get());
+    fuse_remove_signal_handlers(session.get());
+    report.failed(error);
+    return 1;
+  }
   spdlog::info("mounted {} on {} ({} tiers, {} free)", fs->config().source, options.mountpoint,
                fs->storage().tier_count(), fs->storage().free_bytes());
   report.mounted();
