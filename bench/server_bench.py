@@ -1,0 +1,340 @@
+#!/usr/bin/env python3
+"""Server-path benchmark: tierfs against tmpfs and the reference FUSE server.
+
+In one run it mounts a tmpfs, the reference FUSE server (bench/ref_fuse_server:
+the least a FUSE server can do, so the ceiling of any FUSE server here) and
+tierfs on its built-in default configuration (one DRAM tier over every NUMA
+node, 2 MiB granularity, cache = "none"), then runs on each, interleaved
+workload by workload so that background load hits all three alike:
+
+  fio, ioengine=psync, direct=1 (O_DIRECT; tmpfs has it since Linux 6.6, and
+  the FUSE mounts are direct-I/O anyway), overwrite=1 (files laid out before
+  the clock starts: the figures are the steady-state data path, not first-touch
+  allocation), time based:
+    1 MiB sequential read and write, one job and one job per core
+    4 KiB random read and write, one job
+  bench/server_bench.cc: create / stat / unlink rates of empty files
+
+Each figure is the median of --repeat runs. It prints a table with tierfs's
+ratio to tmpfs and to the reference server, and writes every run as JSON.
+--smoke uses tiny sizes and short runs: it proves that everything runs and
+that the outputs are written, and says nothing about speed.
+
+Run as root (mounts), e.g.  bench/server_bench.sh --build-dir build
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+FS_NAMES = ("tmpfs", "ref", "tierfs")
+MIB = 1 << 20
+
+
+class BenchError(Exception):
+    """One line for the user: what went wrong and where."""
+
+
+def workloads(cores):
+    """(name, fio rw, block size, jobs) of every data workload."""
+    return [
+        ("seq_read_1m_1job", "read", "1M", 1),
+        (f"seq_read_1m_{cores}jobs", "read", "1M", cores),
+        ("seq_write_1m_1job", "write", "1M", 1),
+        (f"seq_write_1m_{cores}jobs", "write", "1M", cores),
+        ("rand_read_4k_1job", "randread", "4k", 1),
+        ("rand_write_4k_1job", "randwrite", "4k", 1),
+    ]
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--build-dir", default=os.environ.get("TIERFS_BUILD_DIR", "build"),
+                   help="meson build directory with tierfs/tierfs and bench/ (default: build)")
+    p.add_argument("--out", default="server_bench.json", help="JSON results file")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes and short runs (tests)")
+    p.add_argument("--runtime-s", type=float, default=4.0, help="seconds per fio run")
+    p.add_argument("--ramp-s", type=float, default=1.0, help="fio ramp time before measuring")
+    p.add_argument("--file-mib", type=int, default=512, help="file size per fio job, MiB")
+    p.add_argument("--files", type=int, default=10000, help="files per metadata phase")
+    p.add_argument("--repeat", type=int, default=3, help="runs per figure (median is kept)")
+    p.add_argument("--only", default="", help="comma-separated workload names (default: all)")
+    p.add_argument("--tierfs-config", default="",
+                   help="TOML for tierfs instead of the built-in default")
+    args = p.parse_args()
+    if args.smoke:
+        args.runtime_s, args.ramp_s, args.file_mib, args.files, args.repeat = 0.3, 0, 8, 200, 1
+    for name in ("runtime_s", "file_mib", "files", "repeat"):
+        if getattr(args, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} must be positive")
+    return args
+
+
+def run(argv, **kw):
+    return subprocess.run(argv, check=False, capture_output=True, text=True, **kw)
+
+
+def device_of(path):
+    return os.stat(path).st_dev
+
+
+class Mounts:
+    """The three mounts of one run; unmounts and stops its servers on close()."""
+
+    def __init__(self, work, binaries, cores, args):
+        self.work = work
+        self.bin = binaries
+        self.cores = cores
+        self.args = args
+        self.dirs = {name: os.path.join(work, name) for name in FS_NAMES}
+        self.servers = {}  # name -> (Popen, log path)
+        self.mounted = []
+
+    def _wait_mounted(self, name, before):
+        proc, log = self.servers[name]
+        for _ in range(2000):
+            if device_of(self.dirs[name]) != before:
+                return
+            if proc.poll() is not None:
+                raise BenchError(f"{name} did not mount: {read_text(log).strip()}")
+            time.sleep(0.01)
+        raise BenchError(f"{name} did not mount on {self.dirs[name]} within 20 s")
+
+    def _start_server(self, name, argv):
+        before = device_of(self.dirs[name])
+        log = os.path.join(self.work, name + ".log")
+        with open(log, "w") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        self.servers[name] = (proc, log)
+        self._wait_mounted(name, before)
+        self.mounted.append(name)
+
+    def open(self):
+        for d in self.dirs.values():
+            os.mkdir(d)
+        total_mib = self.args.file_mib * self.cores + 64
+        r = run(["mount", "-t", "tmpfs", "-o", f"size={total_mib}m", "tmpfs", self.dirs["tmpfs"]])
+        if r.returncode != 0:
+            raise BenchError(f"cannot mount a tmpfs on {self.dirs['tmpfs']}: {r.stderr.strip()}")
+        self.mounted.append("tmpfs")
+        self._start_server("ref", [self.bin["ref"], "--buffer-mib", str(total_mib),
+                                   self.dirs["ref"]])
+        tierfs = [self.bin["tierfs"], "mount", "-f"]
+        if self.args.tierfs_config:
+            tierfs += ["--config", self.args.tierfs_config]
+        self._start_server("tierfs", tierfs + [self.dirs["tierfs"]])
+
+    def close(self):
+        """Unmounts everything this run mounted; returns the servers' exit problems."""
+        problems = []
+        for name in reversed(self.mounted):
+            cmd = ["umount", self.dirs[name]] if name == "tmpfs" else \
+                ["fusermount3", "-u", self.dirs[name]]
+            if run(cmd).returncode != 0:
+                run(["umount", "-l", self.dirs[name]])
+        self.mounted = []
+        for name, (proc, log) in self.servers.items():
+            try:
+                status = proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                status = proc.wait()
+            if status != 0:
+                problems.append(f"{name} exited with {status}: {read_text(log).strip()}")
+        self.servers = {}
+        return problems
+
+
+def read_text(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def tmpfs_has_o_direct(directory):
+    path = os.path.join(directory, ".o_direct_probe")
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_DIRECT, 0o644)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(path)
+    return True
+
+
+def fio(directory, rw, bs, jobs, direct, args):
+    argv = ["fio", "--name=data", f"--directory={directory}", f"--rw={rw}", f"--bs={bs}",
+            f"--size={args.file_mib}M", f"--numjobs={jobs}", "--group_reporting",
+            "--ioengine=psync", f"--direct={1 if direct else 0}", "--overwrite=1",
+            "--fallocate=none", "--time_based", f"--runtime={int(args.runtime_s * 1000)}ms",
+            "--output-format=json"]
+    if args.ramp_s > 0:
+        argv.append(f"--ramp_time={int(args.ramp_s * 1000)}ms")
+    r = run(argv)
+    if r.returncode != 0:
+        raise BenchError(f"fio {rw} bs={bs} jobs={jobs} on {directory} failed: "
+                         f"{(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+    job = json.loads(r.stdout[r.stdout.index("{"):])["jobs"][0]
+    side = job["read"] if rw in ("read", "randread") else job["write"]
+    return {"bytes_per_s": side["bw_bytes"], "iops": side["iops"]}
+
+
+def metadata(binary, directory, args):
+    # In the mount's root: the reference server has no subdirectories.
+    r = run([binary, directory, "--count", str(args.files)])
+    if r.returncode != 0:
+        raise BenchError(f"metadata loop on {directory} failed: {r.stderr.strip()}")
+    return json.loads(r.stdout)
+
+
+def machine():
+    model = ""
+    for line in read_text("/proc/cpuinfo").splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    fuse = run(["pkg-config", "--modversion", "fuse3"]).stdout.strip()
+    return {"cpu": model, "cores": os.cpu_count(), "kernel": platform.release(),
+            "memory_gib": round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30),
+            "libfuse": fuse, "fio": run(["fio", "--version"]).stdout.strip()}
+
+
+def format_figure(metric, value):
+    if metric == "bytes_per_s":
+        return f"{value / 1e9:.2f} GB/s"
+    if metric == "iops":
+        return f"{value / 1e3:.1f} kIOPS"
+    return f"{value / 1e3:.2f} k/s"
+
+
+def print_table(rows):
+    head = f"{'workload':<22}{'tmpfs':>14}{'ref':>14}{'tierfs':>14}{'/tmpfs':>9}{'/ref':>7}  target"
+    print(head)
+    print("-" * len(head))
+    for row in rows:
+        figures = "".join(f"{format_figure(row['metric'], row[n]):>14}" for n in FS_NAMES)
+        verdict = "met" if row["tierfs_to_ref"] >= 1 - row["target_margin"] else "MISSED"
+        print(f"{row['workload']:<22}{figures}{row['tierfs_to_tmpfs']:>9.2f}"
+              f"{row['tierfs_to_ref']:>7.2f}  {verdict} (ref -{row['target_margin']:.0%})")
+
+
+def measure(mounts, binaries, cores, direct_for, args):
+    only = {w for w in args.only.split(",") if w}
+    runs = {}  # (workload, metric) -> {fs: [values]}
+    data = [w for w in workloads(cores) if not only or w[0] in only]
+    for rep in range(args.repeat):
+        for name, rw, bs, jobs in data:
+            metric = "bytes_per_s" if bs == "1M" else "iops"
+            for fs in FS_NAMES:
+                got = fio(mounts.dirs[fs], rw, bs, jobs, direct_for[fs], args)
+                runs.setdefault((name, metric), {}).setdefault(fs, []).append(got[metric])
+            print(f"  run {rep + 1}/{args.repeat} {name}: "
+                  + ", ".join(f"{fs} {format_figure(metric, runs[(name, metric)][fs][-1])}"
+                              for fs in FS_NAMES), flush=True)
+        if not only or only & {"create", "stat", "unlink"}:
+            for fs in FS_NAMES:
+                got = metadata(binaries["metadata"], mounts.dirs[fs], args)
+                for phase in ("create", "stat", "unlink"):
+                    runs.setdefault((phase, "ops_per_s"), {}).setdefault(fs, []).append(
+                        got[phase + "_per_s"])
+            print(f"  run {rep + 1}/{args.repeat} create/stat/unlink done", flush=True)
+    rows = []
+    for (name, metric), per_fs in runs.items():
+        row = {"workload": name, "metric": metric, "runs": per_fs,
+               "target_margin": 0.25 if metric == "ops_per_s" else 0.10}
+        for fs in FS_NAMES:
+            row[fs] = statistics.median(per_fs[fs])
+        row["tierfs_to_tmpfs"] = row["tierfs"] / row["tmpfs"] if row["tmpfs"] else 0.0
+        row["tierfs_to_ref"] = row["tierfs"] / row["ref"] if row["ref"] else 0.0
+        rows.append(row)
+    return rows
+
+
+def check_smoke(rows, out_path):
+    """--smoke: every figure is positive and the JSON file reads back whole."""
+    with open(out_path) as f:
+        saved = json.load(f)
+    names = {r["workload"] for r in saved["results"]}
+    expected = {w[0] for w in workloads(saved["machine"]["cores"])} | {"create", "stat", "unlink"}
+    if names != expected:
+        raise BenchError(f"{out_path}: results for {sorted(names)}, expected {sorted(expected)}")
+    for row in rows:
+        for fs in FS_NAMES:
+            if not row[fs] > 0:
+                raise BenchError(f"{row['workload']} on {fs}: no figure ({row[fs]})")
+
+
+def main():
+    args = parse_args()
+    build = os.path.abspath(args.build_dir)
+    binaries = {"tierfs": os.environ.get("TIERFS_BIN") or os.path.join(build, "tierfs", "tierfs"),
+                "ref": os.path.join(build, "bench", "ref_fuse_server"),
+                "metadata": os.path.join(build, "bench", "server_bench_metadata")}
+    for name, path in binaries.items():
+        if not os.access(path, os.X_OK):
+            raise BenchError(f"{path}: not built (the {name} binary; --build-dir names the build)")
+    for tool in ("fio", "fusermount3"):
+        if shutil.which(tool) is None:
+            raise BenchError(f"{tool} is not installed (scripts/setup.sh installs it)")
+    cores = os.cpu_count() or 1
+    load_before = os.getloadavg()
+    if load_before[0] > 0.5 and not args.smoke:
+        print(f"note: load average {load_before[0]:.2f} before the run: figures may be low")
+
+    work = tempfile.mkdtemp(prefix="tierfs-bench-")
+    mounts = Mounts(work, binaries, cores, args)
+    # Unmount on Ctrl-C and SIGTERM too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    started = time.time()
+    try:
+        mounts.open()
+        direct_for = {"tmpfs": tmpfs_has_o_direct(mounts.dirs["tmpfs"]), "ref": True,
+                      "tierfs": True}
+        print(f"mounted tmpfs, ref_fuse_server and tierfs under {work}; "
+              f"tmpfs O_DIRECT: {'yes' if direct_for['tmpfs'] else 'no (buffered)'}", flush=True)
+        rows = measure(mounts, binaries, cores, direct_for, args)
+    finally:
+        problems = mounts.close()
+        shutil.rmtree(work, ignore_errors=True)
+    if problems:
+        raise BenchError("; ".join(problems))
+
+    result = {
+        "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+        "machine": machine(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "seconds": round(time.time() - started, 1),
+        "settings": {"runtime_s": args.runtime_s, "ramp_s": args.ramp_s,
+                     "file_mib": args.file_mib, "files": args.files, "repeat": args.repeat,
+                     "tmpfs_o_direct": direct_for["tmpfs"], "fio_ioengine": "psync",
+                     "tierfs_config": args.tierfs_config or "<built-in default>"},
+        "results": rows,
+    }
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    print()
+    print_table(rows)
+    print(f"\nload average before {load_before[0]:.2f}, after {result['load_average_after'][0]:.2f};"
+          f" {result['seconds']} s; results in {args.out}")
+    if args.smoke:
+        check_smoke(rows, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as e:
+        print(f"server_bench: {e}", file=sys.stderr)
+        sys.exit(1)
