@@ -1,0 +1,548 @@
+#!/usr/bin/env python3
+"""Which interleave layout is fastest on this machine, for which workload.
+
+Mounts tierfs once per layout (granularity x ways) over the regions of a
+configuration, runs fio on it for every workload (sequential and random,
+read and write) and I/O size, runs the same fio jobs on a tmpfs in the same
+run as the baseline, and writes results.csv, results.json and one PNG plot
+per I/O size (throughput against granularity, one line per way count, tmpfs
+as a reference line) into the output directory. Ends with the best layout
+per workload and its ratio to tmpfs.
+
+Regions: those of --config FILE (every region of every tier, in order; its
+[mount] table is kept), else the machine's NUMA nodes and devdax devices.
+When there are fewer regions than the largest way count (one NUMA node and
+no DAX, as on a laptop or the CI machine), every layout uses file regions in
+/dev/shm instead: that exercises the mapping, not extra memory controllers.
+
+The tmpfs baseline and the /dev/shm region files go into $TIERFS_SWEEP_SHM_DIR
+(default /dev/shm), which must be on a tmpfs. Needs fio, gnuplot and the
+right to mount FUSE (root, or fusermount3 and /dev/fuse). Always unmounts and
+removes what it created, also on Ctrl-C or failure.
+"""
+import argparse
+import csv
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+
+PROG = "layout_sweep"
+KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
+UNITS = {"": 1, "B": 1, "KiB": KIB, "MiB": MIB, "GiB": GIB, "TiB": 1 << 40}
+WORKLOADS = {  # name -> (fio rw, title)
+    "seqread": ("read", "sequential read"),
+    "seqwrite": ("write", "sequential write"),
+    "randread": ("randread", "random read"),
+    "randwrite": ("randwrite", "random write"),
+}
+# Writes first: the sequential writer lays out the file the readers then use.
+WORKLOAD_ORDER = ["seqwrite", "seqread", "randread", "randwrite"]
+CSV_FIELDS = ["fs", "granularity_bytes", "ways", "workload", "io_bytes", "file_bytes",
+              "jobs", "runtime_s", "bytes_per_second", "iops", "mean_latency_ns", "vs_tmpfs"]
+
+
+class SweepError(Exception):
+    """One line for the user; the sweep stops, cleans up and exits 1."""
+
+
+def fmt_size(n):
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        if n >= UNITS[unit] and n % UNITS[unit] == 0:
+            return f"{n // UNITS[unit]}{unit}"
+    return f"{n}B"
+
+
+def fmt_rate(bytes_per_second):
+    return f"{bytes_per_second / MIB:,.0f} MiB/s"
+
+
+def parse_size(text, flag):
+    m = re.fullmatch(r"\s*(\d+)\s*(B|KiB|MiB|GiB|TiB)?\s*", text)
+    if not m or int(m.group(1)) == 0:
+        raise argparse.ArgumentTypeError(f"{flag}: \"{text}\" is not a size like 64KiB or 2MiB")
+    return int(m.group(1)) * UNITS[m.group(2) or ""]
+
+
+def size_list(flag, check=None):
+    def parse(text):
+        sizes = [parse_size(item, flag) for item in text.split(",")]
+        for s in sizes:
+            if check and (why := check(s)):
+                raise argparse.ArgumentTypeError(f"{flag}: {fmt_size(s)} {why}")
+        return sizes
+    return parse
+
+
+def granularity_problem(g):
+    if g & (g - 1) or not 4 * KIB <= g <= GIB:
+        return "is not a power of two from 4KiB to 1GiB"
+    return None
+
+
+def io_size_problem(s):
+    return "is not a multiple of 512 bytes" if s % 512 else None
+
+
+def ways_list(text):
+    try:
+        ways = [int(w) for w in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--ways: \"{text}\" is not a comma-separated list of numbers")
+    if any(not 1 <= w <= 32 for w in ways):
+        raise argparse.ArgumentTypeError(f"--ways: \"{text}\": way counts go from 1 to 32")
+    return sorted(set(ways))
+
+
+def workload_list(text):
+    names = text.split(",")
+    for n in names:
+        if n not in WORKLOADS:
+            raise argparse.ArgumentTypeError(
+                f"--workloads: \"{n}\" is not one of {', '.join(WORKLOAD_ORDER)}")
+    return [w for w in WORKLOAD_ORDER if w in names]
+
+
+def positive_seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"--runtime: \"{text}\" is not a positive number of seconds")
+    return value
+
+
+def positive_int(flag):
+    def parse(text):
+        if not text.isdigit() or int(text) == 0:
+            raise argparse.ArgumentTypeError(f"{flag}: \"{text}\" is not a positive whole number")
+        return int(text)
+    return parse
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message):
+        message = re.sub(r"^argument (\S+): \1: ", r"\1: ", message)
+        print(f"{PROG}: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def parse_args(argv):
+    p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", help="tierfs configuration whose regions the layouts use "
+                   "(default: the machine's NUMA nodes and DAX devices)")
+    p.add_argument("--granularities", type=size_list("--granularities", granularity_problem),
+                   default="4KiB,64KiB,2MiB,32MiB,1GiB", help="interleave granularities")
+    p.add_argument("--ways", type=ways_list, default="1,2,4", help="way counts")
+    p.add_argument("--io-sizes", type=size_list("--io-sizes", io_size_problem),
+                   default="4KiB,1MiB", help="fio block sizes")
+    p.add_argument("--workloads", type=workload_list, default=",".join(WORKLOAD_ORDER),
+                   help="fio workloads")
+    p.add_argument("--file-size", type=lambda t: parse_size(t, "--file-size"), default="256MiB",
+                   help="size of the file each fio job works on")
+    p.add_argument("--runtime", type=positive_seconds, default=1.0, help="seconds per fio job")
+    p.add_argument("--jobs", type=positive_int("--jobs"), default=1, help="fio numjobs (threads)")
+    p.add_argument("--out", default="sweep-results", help="output directory")
+    p.add_argument("--tierfs", default=os.environ.get("TIERFS_BIN"),
+                   help="tierfs binary (default: $TIERFS_BIN, then build/tierfs/tierfs, then PATH)")
+    args = p.parse_args(argv)
+    if args.file_size < max(args.io_sizes):
+        p.error(f"--file-size {fmt_size(args.file_size)} is smaller than the I/O size "
+                f"{fmt_size(max(args.io_sizes))}")
+    return args
+
+
+def find_tierfs(given):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for candidate in (given, os.path.join(root, "build", "tierfs", "tierfs"), shutil.which("tierfs")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+        if given and candidate == given:
+            raise SweepError(f"--tierfs {given}: not an executable file")
+    raise SweepError("no tierfs binary: build it (ninja -C build) or pass --tierfs PATH")
+
+
+def toml_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string for the characters paths and names use
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise SweepError(f"cannot write {value!r} back as TOML")
+
+
+def tmpfs_dir():
+    path = os.path.realpath(os.environ.get("TIERFS_SWEEP_SHM_DIR") or "/dev/shm")
+    fs, best = None, ""
+    with open("/proc/mounts") as f:
+        for line in f:
+            mnt, kind = line.split()[1:3]
+            if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                fs, best = kind, mnt
+    if fs != "tmpfs":
+        raise SweepError(f"{path} is on {fs or 'no file system'}, not tmpfs "
+                         "(set TIERFS_SWEEP_SHM_DIR to a directory on a tmpfs)")
+    return path
+
+
+def machine_regions():
+    regions = []
+    for entry in sorted(os.listdir("/sys/devices/system/node")) if os.path.isdir(
+            "/sys/devices/system/node") else []:
+        if re.fullmatch(r"node\d+", entry):
+            with open(f"/sys/devices/system/node/{entry}/meminfo") as f:
+                if int(re.search(r"MemTotal:\s+(\d+)", f.read()).group(1)) > 0:
+                    regions.append(f"numa:{entry[4:]}")
+    regions.sort(key=lambda r: int(r[5:]))
+    dax_root = "/sys/bus/dax/devices"
+    for dev in sorted(os.listdir(dax_root)) if os.path.isdir(dax_root) else []:
+        if os.path.exists(f"/dev/{dev}"):  # devdax mode: system-ram devices have no node in /dev
+            regions.append(f"dax:/dev/{dev}")
+    return regions or ["numa:0"]
+
+
+class Sweep:
+    def __init__(self, args):
+        self.args = args
+        self.tierfs = find_tierfs(args.tierfs)
+        self.work = self.shm_dir = self.server = self.mountpoint = None
+        self.records = []
+        self.tmpfs = {}  # (workload, io) -> bytes/s
+        self.mount_table = {"cache": "none"}
+        self.create_files = False
+        self.regions, self.note = [], ""
+        self.done_jobs = 0
+        self.started = time.monotonic()
+        self.csv_path = os.path.join(args.out, "results.csv")
+
+    def start(self):
+        """Everything that leaves something behind, undone by cleanup()."""
+        self.work = tempfile.mkdtemp(prefix="tierfs-sweep-")
+        self.regions = self.choose_regions()
+        os.makedirs(self.args.out, exist_ok=True)
+        with open(self.csv_path, "w", newline="") as f:
+            csv.writer(f).writerow(CSV_FIELDS)
+
+    def choose_regions(self):
+        args = self.args
+        if args.config:
+            try:
+                with open(args.config, "rb") as f:
+                    doc = tomllib.load(f)
+            except OSError as e:
+                raise SweepError(f"--config {args.config}: {e.strerror}")
+            except tomllib.TOMLDecodeError as e:
+                raise SweepError(f"--config {args.config}: {e}")
+            self.mount_table.update(doc.get("mount", {}))
+            regions = []
+            for tier in doc.get("tier", []):
+                regions += tier.get("regions", [])
+                self.create_files = self.create_files or tier.get("create", False)
+            source = args.config
+        else:
+            regions, source = machine_regions(), "the machine's NUMA nodes and DAX devices"
+        self.note = f"{len(regions)} region(s) from {source}"
+        if len(regions) >= max(args.ways):
+            return regions
+        # One memory controller (or too few regions): files in /dev/shm, one per way.
+        self.shm_dir = tempfile.mkdtemp(prefix="tierfs-sweep-", dir=tmpfs_dir())
+        self.create_files = True
+        self.note = (f"{self.note}, fewer than {max(args.ways)} ways: every layout uses files in "
+                     f"/dev/shm (one memory controller: shows the mapping's cost, not a bandwidth gain)")
+        return [f"file:{self.shm_dir}/region{i}" for i in range(max(args.ways))]
+
+    # --- one layout: config, mount, unmount --------------------------------------------------
+
+    def write_config(self, granularity, ways):
+        row = granularity * ways
+        # The file plus an eighth for fio's layout and the data layer's preallocation, whole rows.
+        rows = max(1, math.ceil(self.args.file_size * 9 / 8 / row))
+        lines = ["[mount]"] + [f"{k} = {toml_value(v)}" for k, v in self.mount_table.items()]
+        lines += ["", "[[tier]]", 'name = "sweep"',
+                  f"regions = {toml_value(self.regions[:ways])}",
+                  f'size = "{fmt_size(rows * row)}"', f'granularity = "{fmt_size(granularity)}"']
+        if self.create_files:
+            lines.append("create = true")
+        path = os.path.join(self.work, "layout.toml")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return path
+
+    def mount(self, granularity, ways):
+        config = self.write_config(granularity, ways)
+        self.mountpoint = os.path.join(self.work, "mnt")
+        os.makedirs(self.mountpoint, exist_ok=True)
+        before = os.stat(self.mountpoint).st_dev
+        log = open(os.path.join(self.work, "server.log"), "w")
+        # Its own session: a Ctrl-C reaches the sweep, which then unmounts in order.
+        self.server = subprocess.Popen([self.tierfs, "mount", "-f", "--config", config,
+                                        self.mountpoint], stdout=log, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 20
+        while os.stat(self.mountpoint).st_dev == before:
+            if self.server.poll() is not None:
+                self.server = None
+                raise SweepError(f"tierfs did not mount G={fmt_size(granularity)} ways={ways}: "
+                                 f"{self.server_log_line()}")
+            if time.monotonic() > deadline:
+                raise SweepError("the tierfs mount did not come up within 20 s")
+            time.sleep(0.02)
+
+    def server_log_line(self):
+        try:
+            with open(os.path.join(self.work, "server.log")) as f:
+                lines = [line.strip() for line in f if line.strip()]
+            return lines[-1] if lines else "(no output)"
+        except OSError:
+            return "(no log)"
+
+    def unmount(self):
+        if self.mountpoint and self.is_mounted(self.mountpoint):
+            if subprocess.run(["fusermount3", "-u", self.mountpoint],
+                              capture_output=True).returncode != 0:
+                subprocess.run(["umount", "-l", self.mountpoint], capture_output=True)
+        if self.server is not None:
+            try:
+                status = self.server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                status = self.server.wait()
+            self.server = None
+            if status != 0:
+                raise SweepError(f"tierfs exited with status {status}: {self.server_log_line()}")
+        # Created file regions stay on disk by design: remove them so the next layout starts empty.
+        if self.shm_dir:
+            for name in os.listdir(self.shm_dir):
+                os.unlink(os.path.join(self.shm_dir, name))
+
+    @staticmethod
+    def is_mounted(path):
+        with open("/proc/mounts") as f:
+            return any(line.split()[1] == path for line in f)
+
+    def cleanup(self):
+        try:
+            self.unmount()
+        except SweepError as e:
+            print(f"{PROG}: while cleaning up: {e}", file=sys.stderr)
+        for path in (self.work, self.shm_dir):
+            if path:
+                shutil.rmtree(path, ignore_errors=True)
+
+    # --- fio -----------------------------------------------------------------------------------
+
+    def fio(self, directory, workload, io_size):
+        a = self.args
+        cmd = ["fio", "--name=sweep", f"--directory={directory}", "--filename=sweep.dat",
+               f"--size={a.file_size}", f"--bs={io_size}", f"--rw={WORKLOADS[workload][0]}",
+               "--ioengine=psync", f"--numjobs={a.jobs}", "--group_reporting", "--time_based",
+               f"--runtime={int(a.runtime * 1000)}ms", "--randrepeat=0", "--output-format=json"]
+        run = subprocess.run(cmd, capture_output=True, text=True)
+        if run.returncode != 0:
+            lines = (run.stderr or run.stdout).strip().splitlines() or ["(no output)"]
+            raise SweepError(f"fio {workload} {fmt_size(io_size)} in {directory}: {lines[-1]}")
+        # fio prints notes before the JSON on some versions.
+        job = json.loads(run.stdout[run.stdout.index("{"):])["jobs"][0]
+        side = job["write" if "write" in workload else "read"]
+        return side["bw_bytes"], side["iops"], side["lat_ns"]["mean"]
+
+    def total_jobs(self):
+        a = self.args
+        return len(a.workloads) * len(a.io_sizes) * (1 + len(a.granularities) * len(a.ways))
+
+    def progress(self, label, rate, ratio):
+        self.done_jobs += 1
+        total = self.total_jobs()
+        elapsed = time.monotonic() - self.started
+        left = elapsed / self.done_jobs * (total - self.done_jobs)
+        vs = f"  {ratio:.2f}x tmpfs" if ratio is not None else ""
+        print(f"[{self.done_jobs:3d}/{total}, {int(left) // 60}:{int(left) % 60:02d} left] "
+              f"{label:<38} {fmt_rate(rate):>14}{vs}", flush=True)
+
+    def run_jobs(self, fs, directory, granularity, ways):
+        a = self.args
+        for workload in a.workloads:
+            for io in a.io_sizes:
+                bw, iops, lat = self.fio(directory, workload, io)
+                base = self.tmpfs.get((workload, io))
+                ratio = bw / base if base else None
+                if fs == "tmpfs":
+                    self.tmpfs[(workload, io)] = bw
+                record = {"fs": fs, "granularity_bytes": granularity, "ways": ways,
+                          "workload": workload, "io_bytes": io, "file_bytes": a.file_size,
+                          "jobs": a.jobs, "runtime_s": a.runtime, "bytes_per_second": bw,
+                          "iops": round(iops, 1), "mean_latency_ns": round(lat, 1),
+                          "vs_tmpfs": round(ratio, 4) if ratio is not None else 1.0}
+                self.records.append(record)
+                with open(self.csv_path, "a", newline="") as f:
+                    csv.writer(f).writerow([record[k] for k in CSV_FIELDS])
+                where = "tmpfs" if fs == "tmpfs" else f"G={fmt_size(granularity)} ways={ways}"
+                self.progress(f"{where} {workload} {fmt_size(io)}", bw, ratio)
+
+    def run(self):
+        a = self.args
+        self.started = time.monotonic()
+        print(f"{PROG}: {self.note}")
+        print(f"{PROG}: {len(a.granularities)} granularities x {len(a.ways)} way counts x "
+              f"{len(a.io_sizes)} I/O sizes x {len(a.workloads)} workloads + tmpfs, "
+              f"{a.runtime:g} s each: about {math.ceil(self.total_jobs() * (a.runtime + 0.3) / 60)} min")
+        baseline = tempfile.mkdtemp(prefix="tierfs-sweep-tmpfs-", dir=tmpfs_dir())
+        try:
+            self.run_jobs("tmpfs", baseline, 0, 0)
+        finally:
+            shutil.rmtree(baseline, ignore_errors=True)
+        for granularity in a.granularities:
+            for ways in a.ways:
+                self.mount(granularity, ways)
+                try:
+                    self.run_jobs("tierfs", self.mountpoint, granularity, ways)
+                finally:
+                    self.unmount()
+
+
+# --- results: JSON, plots, summary ------------------------------------------------------------
+
+def best_layouts(records):
+    best = {}
+    for r in records:
+        if r["fs"] != "tierfs":
+            continue
+        key = (r["workload"], r["io_bytes"])
+        if key not in best or r["bytes_per_second"] > best[key]["bytes_per_second"]:
+            best[key] = r
+    return [best[k] for k in sorted(best, key=lambda k: (WORKLOAD_ORDER.index(k[0]), k[1]))]
+
+
+def machine_info():
+    load = os.getloadavg()
+    nodes = [e for e in os.listdir("/sys/devices/system/node") if re.fullmatch(r"node\d+", e)] \
+        if os.path.isdir("/sys/devices/system/node") else []
+    fio = subprocess.run(["fio", "--version"], capture_output=True, text=True).stdout.strip()
+    return {"kernel": platform.release(), "cpus": os.cpu_count(), "numa_nodes": len(nodes) or 1,
+            "load_average_1min": round(load[0], 2), "fio": fio,
+            "date": datetime.datetime.now().isoformat(timespec="seconds")}
+
+
+def plot(args, records, out_dir, machine):
+    data_dir = os.path.join(out_dir, "plot-data")
+    os.makedirs(data_dir, exist_ok=True)
+    pngs = []
+    xtics = ", ".join(f'"{fmt_size(g)}" {g}' for g in args.granularities)
+    for io in args.io_sizes:
+        png = os.path.join(out_dir, f"throughput-io{fmt_size(io)}.png")
+        cols = 2 if len(args.workloads) > 1 else 1
+        rows = math.ceil(len(args.workloads) / cols)
+        gp = [f'set terminal pngcairo size {640 * cols},{440 * rows + 40} font "DejaVu Sans,10"',
+              f'set output "{png}"',
+              f'set multiplot layout {rows},{cols} title "tierfs interleave sweep: I/O size '
+              f'{fmt_size(io)}, file {fmt_size(args.file_size)}, fio psync x{args.jobs}, '
+              f'{machine["cpus"]} CPUs, {machine["numa_nodes"]} NUMA node(s), Linux {machine["kernel"]}"',
+              "set logscale x 2", f"set xtics ({xtics})",
+              f"set xrange [{min(args.granularities) / 1.6}:{max(args.granularities) * 1.6}]",
+              'set xlabel "interleave granularity (log scale)"',
+              'set ylabel "throughput (MiB/s)"', "set yrange [0:*]", "set grid",
+              "set offsets 0, 0, graph 0.1, 0", "set key below horizontal"]
+        for workload in args.workloads:
+            base = next(r["bytes_per_second"] for r in records
+                        if r["fs"] == "tmpfs" and r["workload"] == workload and r["io_bytes"] == io)
+            lines = []
+            for ways in args.ways:
+                dat = os.path.join(data_dir, f"{workload}-io{fmt_size(io)}-ways{ways}.dat")
+                with open(dat, "w") as f:
+                    f.write("# granularity_bytes MiB_per_second\n")
+                    for r in records:
+                        if (r["fs"], r["workload"], r["io_bytes"], r["ways"]) == \
+                                ("tierfs", workload, io, ways):
+                            f.write(f'{r["granularity_bytes"]} {r["bytes_per_second"] / MIB:.1f}\n')
+                lines.append(f'"{dat}" using 1:2 with linespoints lw 2 pt 7 '
+                             f'title "{ways} way{"s" if ways > 1 else ""}"')
+            lines.append(f'{base / MIB:.1f} with lines dt 2 lw 2 lc rgb "black" title "tmpfs"')
+            gp += [f'set title "{WORKLOADS[workload][1]}"', "plot " + ", ".join(lines)]
+        gp.append("unset multiplot")
+        script = os.path.join(data_dir, f"throughput-io{fmt_size(io)}.gp")
+        with open(script, "w") as f:
+            f.write("\n".join(gp) + "\n")
+        run = subprocess.run(["gnuplot", script], capture_output=True, text=True)
+        if run.returncode != 0 or not os.path.exists(png):
+            raise SweepError(f"gnuplot failed on {script}: {run.stderr.strip().splitlines()[-1:]}")
+        pngs.append(png)
+    return pngs
+
+
+def finish(sweep, machine_before):
+    args, records = sweep.args, sweep.records
+    machine = machine_before
+    machine["load_average_1min_after"] = round(os.getloadavg()[0], 2)
+    best = best_layouts(records)
+    summary = [{"workload": b["workload"], "io_bytes": b["io_bytes"],
+                "granularity_bytes": b["granularity_bytes"], "ways": b["ways"],
+                "bytes_per_second": b["bytes_per_second"], "vs_tmpfs": b["vs_tmpfs"]} for b in best]
+    pngs = plot(args, records, args.out, machine)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"machine": machine, "regions": sweep.regions, "regions_note": sweep.note,
+                   "parameters": {"granularities": args.granularities, "ways": args.ways,
+                                  "io_sizes": args.io_sizes, "workloads": args.workloads,
+                                  "file_bytes": args.file_size, "runtime_s": args.runtime,
+                                  "jobs": args.jobs, "config": args.config},
+                   "results": records, "best": summary}, f, indent=2)
+    print(f"\nbest layout per workload (load average {machine['load_average_1min']} before, "
+          f"{machine['load_average_1min_after']} after):")
+    for b in summary:
+        print(f"  {WORKLOADS[b['workload']][1]:<17} {fmt_size(b['io_bytes']):>6}: "
+              f"granularity {fmt_size(b['granularity_bytes']):>6}, {b['ways']:2d} way(s)  "
+              f"{fmt_rate(b['bytes_per_second']):>14}  {b['vs_tmpfs']:.2f}x tmpfs")
+    print(f"results: {sweep.csv_path}, {os.path.join(args.out, 'results.json')}, "
+          f"{', '.join(pngs)}")
+
+
+def main(argv):
+    args = parse_args(argv)
+
+    def interrupted(signum, _frame):
+        raise KeyboardInterrupt
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
+    for tool in ("fio", "gnuplot", "fusermount3"):
+        if shutil.which(tool) is None:
+            print(f"{PROG}: {tool} is not installed (scripts/setup.sh installs it)", file=sys.stderr)
+            return 1
+    sweep = None
+    try:
+        machine = machine_info()
+        sweep = Sweep(args)
+        sweep.start()
+        sweep.run()
+        finish(sweep, machine)
+        return 0
+    except SweepError as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted; unmounting and cleaning up, partial results in "
+              f"{os.path.join(args.out, 'results.csv')}", file=sys.stderr)
+        return 130
+    finally:
+        if sweep is not None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the cleanup
+            sweep.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
