@@ -1,0 +1,193 @@
+# The vm suite, run inside the VM by kernel/vm/run.sh (busybox sh, not bash),
+# with /vm/config's VM_NODES, VM_DAX, VM_DAX_NODES, VM_DAX_MIB in the environment.
+# One boot runs every check; each prints PASS or FAIL with what it saw, and the
+# script exits non-zero when any check failed.
+set -u
+probe=/vm/bin/tierfs_vm_probe
+T=/tmp/vm-suite
+MNT=/mnt/tierfs
+mkdir -p "$T" "$MNT"
+passed=0
+failed=0
+SERVER_PID=
+
+check() { # check NAME COMMAND [ARG...]
+  name=$1
+  shift
+  if "$@" >"$T/check.out" 2>&1; then
+    passed=$((passed + 1))
+    echo "PASS: $name"
+  else
+    failed=$((failed + 1))
+    echo "FAIL: $name"
+  fi
+  sed 's/^/    /' "$T/check.out"
+}
+
+mounted() { awk -v m="$MNT" '$2 == m { found = 1 } END { exit !found }' /proc/mounts; }
+
+start_mount() {
+  tierfs mount -f --config "$T/tierfs.toml" "$MNT" >"$T/server.log" 2>&1 &
+  SERVER_PID=$!
+  i=0
+  while [ $i -lt 600 ]; do
+    mounted && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+    i=$((i + 1))
+  done
+  echo "the mount did not come up; server log:"
+  cat "$T/server.log"
+  return 1
+}
+
+stop_mount() {
+  fusermount3 -u "$MNT" || return 1
+  status=0
+  wait "$SERVER_PID" || status=$?
+  SERVER_PID=
+  [ "$status" -eq 0 ] && return 0
+  echo "the server exited with $status; its log:"
+  cat "$T/server.log"
+  return 1
+}
+
+# The tier lines `tierfs_vm_probe stats` prints for the mount, with or without files.
+stats_lines() { tierfs stats --json "$MNT" >"$T/stats.json" && "$probe" stats "$T/stats.json"; }
+
+numa_regions=""
+i=0
+while [ $i -lt "$VM_NODES" ]; do
+  numa_regions="$numa_regions${numa_regions:+, }\"numa:$i\""
+  i=$((i + 1))
+done
+dax_regions=""
+dax_specs=""
+i=0
+while [ $i -lt "$VM_DAX" ]; do
+  dax_regions="$dax_regions${dax_regions:+, }\"dax:/dev/dax$i.0\""
+  dax_specs="$dax_specs${dax_specs:+,}dax:/dev/dax$i.0"
+  i=$((i + 1))
+done
+numa_specs=$(echo "$numa_regions" | tr -d '" ')
+
+cat >"$T/tierfs.toml" <<EOF
+[[tier]]
+name = "dram"
+regions = [$numa_regions]
+size = "64MiB"
+granularity = "64KiB"
+
+[[tier]]
+name = "pmem"
+regions = [$dax_regions]
+granularity = "64KiB"
+
+[[placement]]
+path = "*.pmem"
+tier = "pmem"
+
+[defaults]
+tier = "dram"
+EOF
+
+echo "kernel $(uname -r); $VM_NODES NUMA nodes; DAX devices on nodes $VM_DAX_NODES"
+
+# --- topology ---------------------------------------------------------------------
+topology_matches() {
+  tierfs topology --json >"$T/topology.json" || return 1
+  "$probe" verify-topology "$T/topology.json" --nodes "$VM_NODES" \
+    --dax-nodes "$(echo "$VM_DAX_NODES" | tr ' ' ,)" --dax-mib "$VM_DAX_MIB"
+}
+check "tierfs topology --json lists exactly the emulated nodes and DAX devices" topology_matches
+
+# --- mount ------------------------------------------------------------------------
+mount_has_both_tiers() {
+  start_mount || return 1
+  stats_lines | tee "$T/tiers.txt"
+  grep -qx "dram used=0 regions=$numa_specs region_used=0" "$T/tiers.txt" &&
+    grep -qx "pmem used=0 regions=$dax_specs region_used=0" "$T/tiers.txt"
+}
+check "mount with a tier over the $VM_NODES NUMA nodes and one over the $VM_DAX DAX devices" \
+  mount_has_both_tiers
+
+pmem_size=$((5 * 1024 * 1024 + 12345))
+dram_size=$((3 * 1024 * 1024 + 777))
+
+write_and_read() { # FILE SIZE SEED
+  "$probe" write-pattern "$1" "$2" "$3" && "$probe" check-pattern "$1" "$2" "$3"
+}
+check "a pattern file on the DAX tier reads back through the mount" \
+  write_and_read "$MNT/data.pmem" "$pmem_size" 11
+
+dax_bytes_where_mapped() {
+  tierfs map --json "$MNT/data.pmem" >"$T/pmem.map" || return 1
+  tierfs map "$MNT/data.pmem"
+  "$probe" verify-dax "$T/pmem.map" 11 --min-devices "$VM_DAX"
+}
+check "every byte of the DAX-tier file is on /dev/daxX.Y where tierfs map says" \
+  dax_bytes_where_mapped
+
+byte_at() { dd if="$1" bs=1 skip="$2" count=1 2>/dev/null | od -An -tu1 | tr -d ' '; }
+dax_write_shows_through() {
+  offset=$((2 * 1024 * 1024 + 4097))
+  before=$(byte_at "$MNT/data.pmem" "$offset")
+  [ -n "$before" ] || return 1
+  want=$((before ^ 255))
+  "$probe" poke-dax "$T/pmem.map" "$offset" "$want" || return 1
+  after=$(byte_at "$MNT/data.pmem" "$offset")
+  echo "file byte $offset was $before, device poked to $want, mount now reads $after"
+  [ "$after" = "$want" ]
+}
+check "a byte written on the DAX device at the mapped place reads back through the mount" \
+  dax_write_shows_through
+
+check "a pattern file on the NUMA tier reads back through the mount" \
+  write_and_read "$MNT/data.dram" "$dram_size" 22
+
+numa_pages_on_named_nodes() {
+  tierfs map --json "$MNT/data.dram" >"$T/dram.map" || return 1
+  tierfs map "$MNT/data.dram"
+  "$probe" verify-numa "$T/dram.map" "$SERVER_PID" --min-nodes "$VM_NODES"
+}
+check "every page of the NUMA-tier file sits on the node its region names" \
+  numa_pages_on_named_nodes
+
+# --- rows come back ----------------------------------------------------------------
+stats_count_files() {
+  stats_lines | tee "$T/tiers.txt"
+  [ "$(grep -c . "$T/tiers.txt")" -eq 2 ] &&
+    [ "$(grep -c " used=[1-9][0-9]* .*region_used=[1-9][0-9]*$" "$T/tiers.txt")" -eq 2 ]
+}
+check "stats count the rows both files hold" stats_count_files
+
+all_rows_free() {
+  stats_lines | tee "$T/tiers.txt"
+  [ "$(grep -c . "$T/tiers.txt")" -eq 2 ] &&
+    [ "$(grep -c " used=0 .*region_used=0$" "$T/tiers.txt")" -eq 2 ]
+}
+unlink_frees_rows() {
+  rm "$MNT/data.pmem" "$MNT/data.dram" || return 1
+  all_rows_free
+}
+check "unlinking the files leaks no rows" unlink_frees_rows
+
+remount_frees_rows() {
+  "$probe" write-pattern "$MNT/kept.dram" 100000 33 || return 1
+  rm "$MNT/kept.dram" || return 1
+  stop_mount || return 1
+  start_mount || return 1
+  all_rows_free || return 1
+  stop_mount
+}
+check "unmount and remount leak no rows, and the server exits 0" remount_frees_rows
+
+# --- BPF on this kernel ---------------------------------------------------------------
+check "tierfs bpf check passes on the VM's kernel" tierfs bpf check
+
+if [ -n "$SERVER_PID" ]; then
+  fusermount3 -u "$MNT" 2>/dev/null
+  wait "$SERVER_PID" 2>/dev/null
+fi
+echo "vm suite: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
