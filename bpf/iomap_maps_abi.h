@@ -118,7 +118,8 @@ static inline int tierfs_iomap_is_write(__u32 opflags)
  * Reads: MAPPED on the region's device cookie and byte offset, cut at the
  * next interleave boundary and at count; UNWRITTEN likewise for reserved
  * extents; HOLE up to the next extent. Writes: MAPPED read mapping and a
- * PURE_OVERWRITE write mapping inside written extents; allocating writes and
+ * PURE_OVERWRITE write mapping (NULL address and device, as libfuse's
+ * fuse_iomap_pure_overwrite spells it) inside written extents; allocating writes and
  * writes into reserved extents fall back (the server allocates and converts).
  * Anything the maps cannot answer exactly falls back.
  */
@@ -163,8 +164,8 @@ static inline int tierfs_iomap_fill(const struct tierfs_inode_value *v,
 			 (e->flags & TIERFS_EXTENT_UNWRITTEN) ? TIERFS_IOMAP_TYPE_UNWRITTEN
 							      : TIERFS_IOMAP_TYPE_MAPPED,
 			 dev);
-	tierfs_iomap_set(&out->write, pos, length, m.region_offset,
-			 TIERFS_IOMAP_TYPE_PURE_OVERWRITE, dev);
+	tierfs_iomap_set(&out->write, pos, length, TIERFS_IOMAP_NULL_ADDR,
+			 TIERFS_IOMAP_TYPE_PURE_OVERWRITE, TIERFS_IOMAP_DEV_NULL);
 	return TIERFS_IOMAP_HANDLED;
 }
 
