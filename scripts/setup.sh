@@ -14,6 +14,7 @@ packages=(
   fio stress-ng dbench attr numactl gnuplot-nox python3 util-linux
   # VM harness (kernel/vm)
   qemu-system-x86 busybox-static ndctl daxctl cpio kmod
+  binutils xz-utils zstd    # strip; unpacking compressed modules of a kernel of one's own
 )
 
 sudo_cmd=()

@@ -53,7 +53,8 @@ found=0
   sleep 0.1
 done
 [ "$found" -eq "$VM_DAX" ] ||
-  setup_failed "expected $VM_DAX pmem namespaces from memmap=, the kernel made $found"
+  setup_failed "expected $VM_DAX pmem namespaces from memmap=, the kernel made $found" \
+    "(nd_e820 and nd_pmem must be built in or come with --modules)"
 for ns in $(ls -d /sys/bus/nd/devices/namespace*.0 2>/dev/null); do
   name=${ns##*/}
   ndctl create-namespace --force --reconfig="$name" --mode=devdax >/tmp/ndctl.out 2>&1 ||

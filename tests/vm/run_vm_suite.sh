@@ -17,9 +17,17 @@ for tool in qemu-system-x86_64 cpio ndctl daxctl fusermount3 modprobe depmod apt
 done
 [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 ||
   tierfs_require "needs a static /bin/busybox (package busybox-static)"
-"$harness/fetch-kernel.sh" "$cache" >/dev/null ||
-  tierfs_require "cannot fetch Debian's kernel package with apt-get download"
+# TIERFS_VM_KERNEL (and TIERFS_VM_MODULES) run the suite on a kernel of one's own,
+# for example one carrying the fuse-iomap series; see docs/vm.md.
+kernel_args=()
+if [ -n "${TIERFS_VM_KERNEL:-}" ]; then
+  kernel_args=(--kernel "$TIERFS_VM_KERNEL")
+  [ -n "${TIERFS_VM_MODULES:-}" ] && kernel_args+=(--modules "$TIERFS_VM_MODULES")
+else
+  "$harness/fetch-kernel.sh" "$cache" >/dev/null ||
+    tierfs_require "cannot fetch Debian's kernel package with apt-get download"
+fi
 
-exec "$harness/run.sh" --cache "$cache" --tierfs "$TIERFS_BIN" \
+exec "$harness/run.sh" --cache "$cache" ${kernel_args[@]+"${kernel_args[@]}"} --tierfs "$TIERFS_BIN" \
   --add "$TIERFS_VM_PROBE" --add "$here/vm_suite.sh" \
   --nodes 4 --dax 2 --timeout 480 -- sh /vm/bin/vm_suite.sh

@@ -10,6 +10,7 @@
 // the one definition of the mapping, from the extent fields the map reports.
 // It assumes equal weights and no region offsets, as the suite's config has.
 #include <fcntl.h>
+#include <numa.h>
 #include <numaif.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -174,7 +175,10 @@ DaxMapping map_dax(const std::string& device) {
   return mapping;
 }
 
-int verify_dax(const std::string& map_path, uint64_t seed, uint32_t min_devices) {
+// shift_bytes != 0 is the suite's control: read that far from where the map
+// says, which must then fail, or the comparison proves nothing.
+int verify_dax(const std::string& map_path, uint64_t seed, uint32_t min_devices,
+               uint64_t shift_bytes) {
   const json map = read_json(map_path);
   std::map<std::string, DaxMapping> devices;
   std::map<std::string, uint64_t> matched, wrong;
@@ -187,12 +191,12 @@ int verify_dax(const std::string& map_path, uint64_t seed, uint32_t min_devices)
     const std::string device = piece.spec.substr(4);
     if (!devices.count(device)) devices[device] = map_dax(device);
     const DaxMapping& dax = devices[device];
-    if (piece.region_offset + piece.length > dax.size_bytes)
+    const uint64_t at = piece.region_offset + shift_bytes;
+    if (at + piece.length > dax.size_bytes)
       throw std::runtime_error(fmt::format("{}: the map puts bytes at {} past its end {}", device,
-                                           piece.region_offset + piece.length, dax.size_bytes));
+                                           at + piece.length, dax.size_bytes));
     for (uint64_t i = 0; i < piece.length; ++i) {
-      const bool same =
-          dax.base[piece.region_offset + i] == pattern_byte(seed, piece.file_offset + i);
+      const bool same = dax.base[at + i] == pattern_byte(seed, piece.file_offset + i);
       (same ? matched : wrong)[device] += 1;
     }
   }
@@ -249,7 +253,9 @@ uint64_t server_region_base(int pid, int node) {
   return bases.front();
 }
 
-int verify_numa(const std::string& map_path, int pid, uint32_t min_nodes) {
+// wrong_node_control: expect each region's pages on the next node instead,
+// which must then fail, or the comparison proves nothing.
+int verify_numa(const std::string& map_path, int pid, uint32_t min_nodes, bool wrong_node_control) {
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   std::map<int, std::vector<void*>> pages_by_node;
   uint64_t elsewhere = 0;
@@ -280,7 +286,8 @@ int verify_numa(const std::string& map_path, int pid, uint32_t min_nodes) {
       seen += at >= 0 ? fmt::format(" node {}: {}", at, count)
                       : fmt::format(" not present ({}): {}", std::strerror(-at), count);
     fmt::print("numa:{}: {} pages of the file;{}\n", node, pages.size(), seen);
-    misplaced += pages.size() - where[node];
+    const int expected = wrong_node_control ? (node + 1) % numa_num_configured_nodes() : node;
+    misplaced += pages.size() - where[expected];
   }
   if (elsewhere) fmt::print("{} bytes of the file live outside numa: regions\n", elsewhere);
   if (pages_by_node.size() < min_nodes)
@@ -355,6 +362,8 @@ int main(int argc, char** argv) {
   std::string path, map_path;
   uint64_t size_bytes = 0, seed = 1, file_offset = 0, dax_mib = 128;
   uint32_t value = 0, min_count = 1;
+  uint64_t shift_bytes = 0;
+  bool wrong_node_control = false;
   int pid = 0, nodes = 0;
   std::vector<int> dax_nodes;
 
@@ -374,7 +383,8 @@ int main(int argc, char** argv) {
   dax->add_option("MAP_JSON", map_path)->required();
   dax->add_option("SEED", seed)->required();
   dax->add_option("--min-devices", min_count, "the file must span this many devices");
-  dax->callback([&] { status = verify_dax(map_path, seed, min_count); });
+  dax->add_option("--control-shift", shift_bytes, "control: read this many bytes off the mapped place");
+  dax->callback([&] { status = verify_dax(map_path, seed, min_count, shift_bytes); });
 
   auto* poke = app.add_subcommand("poke-dax", "write VALUE on the device at FILE_OFFSET's place");
   poke->add_option("MAP_JSON", map_path)->required();
@@ -386,7 +396,9 @@ int main(int argc, char** argv) {
   numa->add_option("MAP_JSON", map_path)->required();
   numa->add_option("SERVER_PID", pid)->required();
   numa->add_option("--min-nodes", min_count, "the file must span this many nodes");
-  numa->callback([&] { status = verify_numa(map_path, pid, min_count); });
+  numa->add_flag("--control-wrong-node", wrong_node_control,
+                 "control: expect every region's pages on the next node");
+  numa->callback([&] { status = verify_numa(map_path, pid, min_count, wrong_node_control); });
 
   auto* topo = app.add_subcommand("verify-topology", "TOPOLOGY_JSON lists exactly the VM's hardware");
   topo->add_option("TOPOLOGY_JSON", path)->required();

@@ -11,16 +11,20 @@ passed=0
 failed=0
 SERVER_PID=
 
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+
 check() { # check NAME COMMAND [ARG...]
   name=$1
   shift
+  start=$(uptime_s)
   if "$@" >"$T/check.out" 2>&1; then
     passed=$((passed + 1))
-    echo "PASS: $name"
+    verdict=PASS
   else
     failed=$((failed + 1))
-    echo "FAIL: $name"
+    verdict=FAIL
   fi
+  echo "$verdict: $name ($(awk -v a="$start" -v b="$(uptime_s)" 'BEGIN { printf "%.1f", b - a }') s)"
   sed 's/^/    /' "$T/check.out"
 }
 
@@ -128,6 +132,17 @@ dax_bytes_where_mapped() {
 check "every byte of the DAX-tier file is on /dev/daxX.Y where tierfs map says" \
   dax_bytes_where_mapped
 
+# Controls: the same comparisons against a wrong expectation must report a
+# mismatch (exit 1, not an error), or a PASS above would prove nothing.
+fails_with_mismatch() {
+  status=0
+  "$@" || status=$?
+  echo "exit status $status (a mismatch is 1)"
+  [ "$status" -eq 1 ]
+}
+check "control: the DAX comparison fails one interleave unit off the mapped place" \
+  fails_with_mismatch "$probe" verify-dax "$T/pmem.map" 11 --control-shift 65536
+
 byte_at() { dd if="$1" bs=1 skip="$2" count=1 2>/dev/null | od -An -tu1 | tr -d ' '; }
 dax_write_shows_through() {
   offset=$((2 * 1024 * 1024 + 4097))
@@ -152,6 +167,9 @@ numa_pages_on_named_nodes() {
 }
 check "every page of the NUMA-tier file sits on the node its region names" \
   numa_pages_on_named_nodes
+
+check "control: the NUMA comparison fails when it expects each region on the next node" \
+  fails_with_mismatch "$probe" verify-numa "$T/dram.map" "$SERVER_PID" --control-wrong-node
 
 # --- rows come back ----------------------------------------------------------------
 stats_count_files() {
@@ -189,5 +207,5 @@ if [ -n "$SERVER_PID" ]; then
   fusermount3 -u "$MNT" 2>/dev/null
   wait "$SERVER_PID" 2>/dev/null
 fi
-echo "vm suite: $passed passed, $failed failed"
+echo "vm suite: $passed passed, $failed failed; the VM was up $(uptime_s) s"
 [ "$failed" -eq 0 ]
