@@ -10,7 +10,12 @@
 // Preallocation: a write that appends past the last extent takes as many rows
 // again as the file already has (at most 64MiB, at most an eighth of what the
 // tier has free), so a sequential writer's file stays one extent that grows.
-// Rows past the end of the file are given back by truncate() and release().
+// Rows past the end of the file are given back by truncate() and release(),
+// and those that only preallocation took by trim_preallocation() when the
+// last writable handle closes (requested_end_ tells them from fallocate's).
+//
+// The listener hears of a change of the extents once per operation, and only
+// when they changed: an overwrite in place costs no map update.
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -118,6 +123,7 @@ int FileData::fill_hole(Storage& storage, size_t index, uint64_t pos, uint64_t l
       const uint64_t have = tierfs_extent_rows(&tier.layout(), prev);
       if (have * row > prev->length) {  // rows it has but did not cover (it was cut short before)
         prev->length = std::min<uint64_t>(have * row, hole_end - prev->file_offset);
+        extents_dirty_ = true;
         return 0;
       }
       const uint64_t limit = div_up(hole_end - prev->file_offset, row) - have;
@@ -126,6 +132,7 @@ int FileData::fill_hole(Storage& storage, size_t index, uint64_t pos, uint64_t l
           tier.extend_rows(rows, std::min<uint64_t>(div_up(len, row) + prealloc, limit));
       if (got > 0) {
         prev->length = std::min<uint64_t>((have + got) * row, hole_end - prev->file_offset);
+        extents_dirty_ = true;
         return 0;
       }
     }
@@ -143,6 +150,7 @@ int FileData::fill_hole(Storage& storage, size_t index, uint64_t pos, uint64_t l
                               rows->first, t, 0};
     extents_.insert(extents_.begin() + static_cast<ptrdiff_t>(index), added);
     merge_neighbours(storage);
+    extents_dirty_ = true;
     return 0;
   }
   return -ENOSPC;
@@ -166,6 +174,8 @@ void FileData::merge_neighbours(Storage& storage) {
 }
 
 void FileData::changed(Storage& storage) {
+  if (!extents_dirty_) return;
+  extents_dirty_ = false;
   if (ExtentListener* listener = storage.listener()) listener->extents_changed(ino_, extents_);
 }
 
@@ -220,12 +230,14 @@ int64_t FileData::write(Storage& storage, uint64_t off, std::span<const iovec> i
       });
   for (size_t t = 0; t < storage.tier_count() && t < bytes_per_tier.size(); ++t)
     if (bytes_per_tier[t] > 0) storage.tier(t).count_write(bytes_per_tier[t]);
+  if (done > 0) requested_end_ = std::max<uint64_t>(requested_end_, off + done);
   changed(storage);
   return done;
 }
 
 int FileData::allocate(Storage& storage, uint64_t off, uint64_t len) {
   const int64_t done = walk(storage, off, len, true, [](std::byte*, uint64_t, uint32_t) {});
+  if (done > 0) requested_end_ = std::max<uint64_t>(requested_end_, off + done);
   changed(storage);
   if (done < 0) return static_cast<int>(done);
   return static_cast<uint64_t>(done) == len ? 0 : -ENOSPC;
@@ -234,6 +246,7 @@ int FileData::allocate(Storage& storage, uint64_t off, uint64_t len) {
 int FileData::zero_range(Storage& storage, uint64_t off, uint64_t len) {
   const int64_t done = walk(storage, off, len, true,
                             [](std::byte* data, uint64_t n, uint32_t) { std::memset(data, 0, n); });
+  if (done > 0) requested_end_ = std::max<uint64_t>(requested_end_, off + done);
   changed(storage);
   if (done < 0) return static_cast<int>(done);
   return static_cast<uint64_t>(done) == len ? 0 : -ENOSPC;
@@ -262,6 +275,7 @@ void FileData::remove_range(Storage& storage, uint64_t off, uint64_t len) {
       kept.push_back(e);
       continue;
     }
+    extents_dirty_ = true;
     Tier& tier = storage.tier(e.tier);
     const uint64_t row = tier.row_bytes();
     const uint64_t rows = tierfs_extent_rows(&tier.layout(), &e);
@@ -299,6 +313,28 @@ int FileData::punch_hole(Storage& storage, uint64_t off, uint64_t len) {
 
 void FileData::truncate(Storage& storage, uint64_t new_size) {
   remove_range(storage, new_size, std::numeric_limits<uint64_t>::max() - new_size);
+  requested_end_ = std::min(requested_end_, new_size);
+  changed(storage);
+}
+
+void FileData::trim_preallocation(Storage& storage, uint64_t file_size) {
+  const uint64_t keep = std::max(requested_end_, file_size);
+  // Only the last extents can reach past `keep`: the list is sorted.
+  while (!extents_.empty() && end_of(extents_.back()) > keep) {
+    tierfs_extent& e = extents_.back();
+    Tier& tier = storage.tier(e.tier);
+    const uint64_t row = tier.row_bytes();
+    const uint64_t rows = tierfs_extent_rows(&tier.layout(), &e);
+    const uint64_t kept_rows = e.file_offset >= keep ? 0 : div_up(keep - e.file_offset, row);
+    if (kept_rows >= rows) break;  // it ends inside the row that holds `keep`
+    tier.free_rows(RowRange{e.first_row + kept_rows, rows - kept_rows});
+    extents_dirty_ = true;
+    if (kept_rows > 0) {
+      e.length = std::min<uint64_t>(e.length, kept_rows * row);
+      break;
+    }
+    extents_.pop_back();
+  }
   changed(storage);
 }
 
@@ -308,6 +344,8 @@ void FileData::release(Storage& storage) {
     tier.free_rows(RowRange{e.first_row, tierfs_extent_rows(&tier.layout(), &e)});
   }
   extents_.clear();
+  requested_end_ = 0;
+  extents_dirty_ = false;
   if (ExtentListener* listener = storage.listener()) listener->inode_removed(ino_);
 }
 

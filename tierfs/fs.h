@@ -66,6 +66,7 @@ struct Inode {
   int64_t mtime_ns = 0, ctime_ns = 0, btime_ns = 0;
   std::atomic<uint32_t> nlink{0};
   std::atomic<uint32_t> open_handles{0};
+  std::atomic<uint32_t> writable_handles{0};  // the last to close trims preallocation
   uint64_t lookups = 0;        // guarded by Fs::table_mutex
   bool data_released = false;  // rows given back after the last link and close
   uint64_t parent = 0;         // directory that holds the last name given (for paths)
@@ -85,6 +86,7 @@ using InodePtr = std::shared_ptr<Inode>;
 struct FileHandle {
   InodePtr inode;
   bool append = false;
+  bool writable = false;
 };
 
 // The FileHandle that open or create stored in fi->fh (libfuse hands back a u64).
@@ -138,6 +140,7 @@ struct BpfStatus {
   uint32_t tiers_map_id = 0;       // kernel ids for bpf_map_get_fd_by_id; 0 when not loaded
   uint32_t inodes_map_id = 0;
   uint64_t map_update_errors = 0;
+  bool libfuse_iomap = false;  // built against a libfuse with the iomap low-level API
 };
 struct BpfPath;  // fs_bpf.cc
 

@@ -44,13 +44,24 @@ static void truncate_for_open(Fs& fs, Inode& inode, uid_t caller) {
 
 // Registers the open handle; undoes it when the kernel is no longer waiting for the reply.
 static FileHandle* open_handle(const InodePtr& inode, const fuse_file_info* fi) {
+  const bool writable = (fi->flags & O_ACCMODE) != O_RDONLY;
   inode->open_handles.fetch_add(1);
-  return new FileHandle{inode, (fi->flags & O_APPEND) != 0};
+  if (writable) inode->writable_handles.fetch_add(1);
+  return new FileHandle{inode, (fi->flags & O_APPEND) != 0, writable};
+}
+
+// Nobody writes any more: the rows that preallocation took past the end go back.
+static void trim_preallocation(Fs& fs, Inode& inode) {
+  std::unique_lock guard(inode.lock);
+  if (!inode.data_released) inode.data->trim_preallocation(fs.storage(), inode.size);
 }
 
 static void close_handle(Fs& fs, FileHandle* handle) {
   InodePtr inode = std::move(handle->inode);
+  const bool last_writer = handle->writable && inode->writable_handles.fetch_sub(1) == 1;
   delete handle;
+  // Before the handle count drops: a concurrent last unlink may then release the data.
+  if (last_writer) trim_preallocation(fs, *inode);
   inode->open_handles.fetch_sub(1);
   if (inode->nlink.load() == 0) fs.maybe_drop(inode);
 }
@@ -203,9 +214,17 @@ void fs_write_buf(fuse_req_t req, fuse_ino_t /*ino*/, fuse_bufvec* in_buf, off_t
   fuse_reply_write(req, static_cast<size_t>(written));
 }
 
-void fs_flush(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* /*fi*/) {
-  fs_of(req).count(Op::flush);
-  fuse_reply_err(req, 0);  // data is in region memory already
+// Data is in region memory already. close() waits for flush but not for
+// release, so the last writer's close gives preallocated rows back here, and
+// stat right after close sees it; release trims again after writes that came
+// later (a shared mmap's writeback).
+void fs_flush(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
+  Fs& fs = fs_of(req);
+  fs.count(Op::flush);
+  FileHandle* handle = handle_of(fi);
+  if (handle->writable && handle->inode->writable_handles.load() == 1)
+    trim_preallocation(fs, *handle->inode);
+  fuse_reply_err(req, 0);
 }
 
 void fs_fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info* /*fi*/) {

@@ -171,6 +171,11 @@ class FileData {
   void truncate(Storage& storage, uint64_t new_size);
   // Releases every row (unlink of the last link, after the last close).
   void release(Storage& storage);
+  // Gives back the rows that sequential-write preallocation took past the end
+  // of the file (when its last writable handle closes). Rows up to the file
+  // size rounded up to a row, and every range written, fallocated (KEEP_SIZE
+  // included) or zeroed, stay.
+  void trim_preallocation(Storage& storage, uint64_t file_size);
   // lseek SEEK_DATA / SEEK_HOLE within file_size: the offset, or -ENXIO.
   int64_t seek_data(uint64_t off, uint64_t file_size) const;
   int64_t seek_hole(uint64_t off, uint64_t file_size) const;
@@ -196,6 +201,10 @@ class FileData {
   std::vector<tierfs_extent> extents_;
   uint32_t preferred_tier_ = 0;
   uint64_t ino_ = 0;
+  // The end of the furthest range that was written, fallocated or zeroed:
+  // rows before it were asked for; rows past it only by preallocation.
+  uint64_t requested_end_ = 0;
+  bool extents_dirty_ = false;  // changed since the listener last heard
 };
 
 }  // namespace tierfs
