@@ -93,13 +93,15 @@ std::unique_ptr<InterleaveSet> build_set(uint32_t ways, uint64_t granularity_byt
   const uint64_t file_rows = div_up(set->slice_bytes, row_bytes);
   tier.size_bytes = (2 * threads * file_rows + 1) * row_bytes;
   bool all_numa = true;
-  for (const auto& spec : g_settings.regions)
-    all_numa = all_numa && spec.kind == tierfs::numa::RegionKind::numa;
+  for (const auto& region : tier.regions)
+    all_numa = all_numa && region.spec.kind == tierfs::numa::RegionKind::numa;
   // Rows of dax and file regions are zeroed whole when handed out; shared memory is not.
-  const uint64_t touched = all_numa ? 2 * threads * set->slice_bytes : 2 * threads * file_rows * row_bytes;
+  const uint64_t touched =
+      all_numa ? 2 * threads * set->slice_bytes : 2 * threads * file_rows * row_bytes;
   if (touched > g_settings.max_touch_bytes)
     throw std::runtime_error(fmt::format(
-        "skipped: the files' rows would touch {} of region memory (TIERFS_BENCH_MAX_TOUCH_BYTES={})",
+        "skipped: the files' rows would touch {} of region memory "
+        "(TIERFS_BENCH_MAX_TOUCH_BYTES={})",
         tierfs::format_size_approx(touched), tierfs::format_size(g_settings.max_touch_bytes)));
   config.tiers.push_back(tier);
   config.default_tier = tier.name;
@@ -152,8 +154,8 @@ void flat_pass(Op op, std::byte* source, std::byte* target, std::byte* request, 
 
 void BM_Memcpy(benchmark::State& state, Op op) {
   const unsigned threads = static_cast<unsigned>(state.threads());
-  const uint64_t bytes = std::max(g_settings.pass_bytes / threads / kRequestBytes, uint64_t{1}) *
-                         kRequestBytes;
+  const uint64_t bytes =
+      std::max(g_settings.pass_bytes / threads / kRequestBytes, uint64_t{1}) * kRequestBytes;
   std::vector<std::byte> source(bytes, std::byte{1}), target(bytes, std::byte{2}),
       request(kRequestBytes, std::byte{3});
   for (auto _ : state) flat_pass(op, source.data(), target.data(), request.data(), bytes);
@@ -240,7 +242,8 @@ void register_benchmarks() {
     b->UseRealTime();
   };
   for (Op op : kOps) {
-    threads(benchmark::RegisterBenchmark(fmt::format("memcpy/{}", op_name(op)).c_str(), BM_Memcpy, op));
+    threads(
+        benchmark::RegisterBenchmark(fmt::format("memcpy/{}", op_name(op)).c_str(), BM_Memcpy, op));
     threads(benchmark::RegisterBenchmark(fmt::format("one_region/{}", op_name(op)).c_str(),
                                          BM_OneRegion, op));
     for (int shift : {12, 16, 21, 26, 30})
@@ -287,8 +290,8 @@ void choose_regions(const std::string& config_path) {
         fmt::format("TIERFS_BENCH_REGIONS={} is more than {} ways", count, TIERFS_MAX_WAYS));
   const int node = topology.nodes.empty() ? 0 : topology.nodes.front().id;
   g_settings.regions.assign(count, tierfs::numa::parse_region_spec(fmt::format("numa:{}", node)));
-  g_settings.source = fmt::format("{} shared-memory regions on node {} (one memory controller)",
-                                  count, node);
+  g_settings.source =
+      fmt::format("{} shared-memory regions on node {} (one memory controller)", count, node);
 }
 
 }  // namespace

@@ -62,7 +62,8 @@ void BM_MapExtent(benchmark::State& state) {
   }
   if (failures != 0) state.SkipWithError("tierfs_map_extent failed on a valid offset");
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
-  state.SetLabel(std::string(weighted ? "weighted" : "equal") + (random ? " random" : " sequential"));
+  state.SetLabel(std::string(weighted ? "weighted" : "equal") +
+                 (random ? " random" : " sequential"));
 }
 
 void mapping_args(benchmark::internal::Benchmark* b) {
