@@ -47,7 +47,7 @@ done </vm/modules.list
 
 # Each memmap=SIZE!OFFSET range is one legacy pmem region with one raw namespace.
 found=0
-[ "$VM_DAX" -gt 0 ] && for i in $(seq 1 100); do
+[ "$VM_DAX" -gt 0 ] && for _ in $(seq 1 100); do
   found=$(ls -d /sys/bus/nd/devices/namespace*.0 2>/dev/null | wc -l)
   [ "$found" -ge "$VM_DAX" ] && break
   sleep 0.1
@@ -55,7 +55,8 @@ done
 [ "$found" -eq "$VM_DAX" ] ||
   setup_failed "expected $VM_DAX pmem namespaces from memmap=, the kernel made $found" \
     "(nd_e820 and nd_pmem must be built in or come with --modules)"
-for ns in $(ls -d /sys/bus/nd/devices/namespace*.0 2>/dev/null); do
+for ns in /sys/bus/nd/devices/namespace*.0; do
+  [ -e "$ns" ] || continue
   name=${ns##*/}
   ndctl create-namespace --force --reconfig="$name" --mode=devdax >/tmp/ndctl.out 2>&1 ||
     setup_failed "ndctl create-namespace -e $name -m devdax failed: $(cat /tmp/ndctl.out)"

@@ -32,9 +32,9 @@ EOF
 }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-nodes=4 dax=2 node_mib= dax_mib=128 cpus= timeout_s=600 kernel= modules= flavour=cloud-amd64
+nodes=4 dax=2 node_mib='' dax_mib=128 cpus='' timeout_s=600 kernel='' modules='' flavour=cloud-amd64
 cache=${TIERFS_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tierfs-vm}
-tierfs=${TIERFS_BIN:-} append= keep=0
+tierfs=${TIERFS_BIN:-} append='' keep=0
 adds=()
 
 fail() { echo "vm: $*" >&2; exit 125; }
