@@ -3,9 +3,11 @@
 
 In one run it mounts a tmpfs, the reference FUSE server (bench/ref_fuse_server:
 the least a FUSE server can do, so the ceiling of any FUSE server here) and
-tierfs on its built-in default configuration (one DRAM tier over every NUMA
-node, 2 MiB granularity, cache = "none"), then runs on each, interleaved
-workload by workload so that background load hits all three alike:
+tierfs on a configuration shaped like the built-in default (one DRAM tier over
+every NUMA node with memory, 2 MiB granularity, cache = "none"; sized for the
+benchmark's files rather than a quarter of whatever memory is free at the
+time), then runs on each, interleaved workload by workload so that background
+load hits all three alike:
 
   fio, ioengine=psync, direct=1 (O_DIRECT; tmpfs has it since Linux 6.6, and
   the FUSE mounts are direct-I/O anyway), overwrite=1 (files laid out before
@@ -16,7 +18,10 @@ workload by workload so that background load hits all three alike:
   bench/server_bench.cc: create / stat / unlink rates of empty files
 
 Each figure is the median of --repeat runs. It prints a table with tierfs's
-ratio to tmpfs and to the reference server, and writes every run as JSON.
+ratio to tmpfs and to the reference server, and the CPU time each FUSE server
+spent per request (from /proc/PID/stat: what the server itself costs, which
+background load disturbs much less than throughput), and writes every run as
+JSON.
 --smoke uses tiny sizes and short runs: it proves that everything runs and
 that the outputs are written, and says nothing about speed.
 
@@ -60,11 +65,11 @@ def parse_args():
                    help="meson build directory with tierfs/tierfs and bench/ (default: build)")
     p.add_argument("--out", default="server_bench.json", help="JSON results file")
     p.add_argument("--smoke", action="store_true", help="tiny sizes and short runs (tests)")
-    p.add_argument("--runtime-s", type=float, default=4.0, help="seconds per fio run")
-    p.add_argument("--ramp-s", type=float, default=1.0, help="fio ramp time before measuring")
+    p.add_argument("--runtime-s", type=float, default=2.0, help="seconds per fio run")
+    p.add_argument("--ramp-s", type=float, default=0.0, help="fio ramp time before measuring")
     p.add_argument("--file-mib", type=int, default=512, help="file size per fio job, MiB")
     p.add_argument("--files", type=int, default=10000, help="files per metadata phase")
-    p.add_argument("--repeat", type=int, default=3, help="runs per figure (median is kept)")
+    p.add_argument("--repeat", type=int, default=5, help="runs per figure (median is kept)")
     p.add_argument("--only", default="", help="comma-separated workload names (default: all)")
     p.add_argument("--tierfs-config", default="",
                    help="TOML for tierfs instead of the built-in default")
@@ -126,10 +131,13 @@ class Mounts:
         self.mounted.append("tmpfs")
         self._start_server("ref", [self.bin["ref"], "--buffer-mib", str(total_mib),
                                    self.dirs["ref"]])
-        tierfs = [self.bin["tierfs"], "mount", "-f"]
-        if self.args.tierfs_config:
-            tierfs += ["--config", self.args.tierfs_config]
-        self._start_server("tierfs", tierfs + [self.dirs["tierfs"]])
+        config = self.args.tierfs_config
+        if not config:
+            config = os.path.join(self.work, "tierfs.toml")
+            with open(config, "w") as f:
+                f.write(default_like_config(total_mib))
+        self._start_server("tierfs", [self.bin["tierfs"], "mount", "-f", "--config", config,
+                                      self.dirs["tierfs"]])
 
     def close(self):
         """Unmounts everything this run mounted; returns the servers' exit problems."""
@@ -150,6 +158,26 @@ class Mounts:
                 problems.append(f"{name} exited with {status}: {read_text(log).strip()}")
         self.servers = {}
         return problems
+
+
+def memory_nodes():
+    """NUMA nodes with memory, as the built-in default interleaves over them."""
+    text = read_text("/sys/devices/system/node/has_memory").strip() or "0"
+    nodes = []
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        nodes += range(int(first), int(last or first) + 1)
+    return nodes
+
+
+def default_like_config(data_mib):
+    """The built-in default's shape with room for the files and their preallocation."""
+    nodes = memory_nodes()
+    row_mib = 2 * len(nodes)
+    size_mib = -(-(data_mib * 2 + 256) // row_mib) * row_mib
+    regions = ", ".join(f'"numa:{n}"' for n in nodes)
+    return (f'[[tier]]\nname = "dram"\nregions = [{regions}]\nsize = "{size_mib}MiB"\n'
+            f'granularity = "2MiB"\n\n[defaults]\ntier = "dram"\n')
 
 
 def read_text(path):
@@ -185,7 +213,24 @@ def fio(directory, rw, bs, jobs, direct, args):
                          f"{(r.stderr or r.stdout).strip().splitlines()[-1:]}")
     job = json.loads(r.stdout[r.stdout.index("{"):])["jobs"][0]
     side = job["read"] if rw in ("read", "randread") else job["write"]
-    return {"bytes_per_s": side["bw_bytes"], "iops": side["iops"]}
+    return {"bytes_per_s": side["bw_bytes"], "iops": side["iops"], "ops": side["total_ios"]}
+
+
+def lay_out(directory, jobs, direct, args):
+    """Writes the fio files once, so no measured run pays for first-touch allocation."""
+    argv = ["fio", "--name=data", f"--directory={directory}", "--rw=write", "--bs=1M",
+            f"--size={args.file_mib}M", f"--numjobs={jobs}", "--ioengine=psync",
+            f"--direct={1 if direct else 0}", "--fallocate=none", "--output-format=json"]
+    r = run(argv)
+    if r.returncode != 0:
+        raise BenchError(f"fio could not lay out its files in {directory}: "
+                         f"{(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process and all its threads so far."""
+    fields = read_text(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def metadata(binary, directory, args):
@@ -217,42 +262,80 @@ def format_figure(metric, value):
 
 
 def print_table(rows):
-    head = f"{'workload':<22}{'tmpfs':>14}{'ref':>14}{'tierfs':>14}{'/tmpfs':>9}{'/ref':>7}  target"
+    head = (f"{'workload':<22}{'tmpfs':>14}{'ref':>14}{'tierfs':>14}{'/tmpfs':>9}{'/ref':>7}"
+            f"  target          server CPU us/op ref tierfs")
     print(head)
     print("-" * len(head))
     for row in rows:
         figures = "".join(f"{format_figure(row['metric'], row[n]):>14}" for n in FS_NAMES)
         verdict = "met" if row["tierfs_to_ref"] >= 1 - row["target_margin"] else "MISSED"
+        cpu = row["server_cpu_us_per_op"]
+        cpu_text = " ".join(f"{cpu[fs]:>7.1f}" if fs in cpu else "      -" for fs in ("ref", "tierfs"))
         print(f"{row['workload']:<22}{figures}{row['tierfs_to_tmpfs']:>9.2f}"
-              f"{row['tierfs_to_ref']:>7.2f}  {verdict} (ref -{row['target_margin']:.0%})")
+              f"{row['tierfs_to_ref']:>7.2f}  {verdict:<6} (ref -{row['target_margin']:.0%})"
+              f"       {cpu_text}")
+
+
+class Runs:
+    """Every run's figure, and the FUSE servers' CPU time per request, by workload."""
+
+    def __init__(self):
+        self.figures = {}  # (workload, metric) -> {fs: [figure]}
+        self.cpu_us = {}  # workload -> {fs: [server CPU microseconds per request]}
+
+    def add(self, workload, metric, fs, figure):
+        self.figures.setdefault((workload, metric), {}).setdefault(fs, []).append(figure)
+
+    def add_cpu(self, workload, fs, seconds, requests):
+        if requests > 0:
+            self.cpu_us.setdefault(workload, {}).setdefault(fs, []).append(
+                seconds * 1e6 / requests)
+
+
+def timed(mounts, fs, action):
+    """Runs action(); returns its result and the CPU time fs's server spent meanwhile."""
+    server = mounts.servers.get(fs)
+    before = cpu_seconds(server[0].pid) if server else 0.0
+    result = action()
+    return result, (cpu_seconds(server[0].pid) - before if server else 0.0)
 
 
 def measure(mounts, binaries, cores, direct_for, args):
     only = {w for w in args.only.split(",") if w}
-    runs = {}  # (workload, metric) -> {fs: [values]}
+    runs = Runs()
     data = [w for w in workloads(cores) if not only or w[0] in only]
+    if data:
+        for fs in FS_NAMES:
+            lay_out(mounts.dirs[fs], cores, direct_for[fs], args)
     for rep in range(args.repeat):
+        # Each run starts with another file system, so none always follows the same one.
+        order = FS_NAMES[rep % 3:] + FS_NAMES[:rep % 3]
         for name, rw, bs, jobs in data:
             metric = "bytes_per_s" if bs == "1M" else "iops"
-            for fs in FS_NAMES:
-                got = fio(mounts.dirs[fs], rw, bs, jobs, direct_for[fs], args)
-                runs.setdefault((name, metric), {}).setdefault(fs, []).append(got[metric])
+            for fs in order:
+                got, cpu = timed(mounts, fs, lambda: fio(mounts.dirs[fs], rw, bs, jobs,
+                                                         direct_for[fs], args))
+                runs.add(name, metric, fs, got[metric])
+                runs.add_cpu(name, fs, cpu, got["ops"])
             print(f"  run {rep + 1}/{args.repeat} {name}: "
-                  + ", ".join(f"{fs} {format_figure(metric, runs[(name, metric)][fs][-1])}"
+                  + ", ".join(f"{fs} {format_figure(metric, runs.figures[(name, metric)][fs][-1])}"
                               for fs in FS_NAMES), flush=True)
         if not only or only & {"create", "stat", "unlink"}:
-            for fs in FS_NAMES:
-                got = metadata(binaries["metadata"], mounts.dirs[fs], args)
+            for fs in order:
+                got, cpu = timed(mounts, fs,
+                                 lambda: metadata(binaries["metadata"], mounts.dirs[fs], args))
                 for phase in ("create", "stat", "unlink"):
-                    runs.setdefault((phase, "ops_per_s"), {}).setdefault(fs, []).append(
-                        got[phase + "_per_s"])
+                    runs.add(phase, "ops_per_s", fs, got[phase + "_per_s"])
+                runs.add_cpu("create+stat+unlink", fs, cpu, 3 * got["count"])
             print(f"  run {rep + 1}/{args.repeat} create/stat/unlink done", flush=True)
     rows = []
-    for (name, metric), per_fs in runs.items():
+    for (name, metric), per_fs in runs.figures.items():
         row = {"workload": name, "metric": metric, "runs": per_fs,
                "target_margin": 0.25 if metric == "ops_per_s" else 0.10}
         for fs in FS_NAMES:
             row[fs] = statistics.median(per_fs[fs])
+        cpu = runs.cpu_us.get("create+stat+unlink" if metric == "ops_per_s" else name, {})
+        row["server_cpu_us_per_op"] = {fs: statistics.median(v) for fs, v in cpu.items()}
         row["tierfs_to_tmpfs"] = row["tierfs"] / row["tmpfs"] if row["tmpfs"] else 0.0
         row["tierfs_to_ref"] = row["tierfs"] / row["ref"] if row["ref"] else 0.0
         rows.append(row)
@@ -317,7 +400,8 @@ def main():
         "settings": {"runtime_s": args.runtime_s, "ramp_s": args.ramp_s,
                      "file_mib": args.file_mib, "files": args.files, "repeat": args.repeat,
                      "tmpfs_o_direct": direct_for["tmpfs"], "fio_ioengine": "psync",
-                     "tierfs_config": args.tierfs_config or "<built-in default>"},
+                     "tierfs_config": args.tierfs_config or "default-like: "
+                     + default_like_config(args.file_mib * cores + 64).replace("\n", " ")},
         "results": rows,
     }
     with open(args.out, "w") as f:
