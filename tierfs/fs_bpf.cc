@@ -101,7 +101,8 @@ std::string Fs::attach_iomap_program(int fuse_fd) {
   }
   for (size_t t = 0; t < storage_->tier_count(); ++t) {
     const Tier& tier = storage_->tier(t);
-    // No device is registered yet (that needs the libfuse iomap API): every cookie is 0.
+    // No device is registered (that needs libfuse's iomap API and a patched kernel; see
+    // docs/bpf.md): every cookie is 0, so the program answers holes and falls back for data.
     const std::vector<uint32_t> cookies(tier.ways(), 0);
     if (const int err =
             bpf_->loader->set_tier(static_cast<uint32_t>(t), device_layout(tier), cookies);
@@ -140,6 +141,9 @@ BpfStatus Fs::bpf_status() const {
   }
   BpfStatus status = bpf_->status;
   if (bpf_->listener) status.map_update_errors = bpf_->listener->errors();
+#ifdef TIERFS_HAVE_FUSE_IOMAP
+  status.libfuse_iomap = true;
+#endif
   return status;
 }
 

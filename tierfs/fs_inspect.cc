@@ -66,7 +66,8 @@ nlohmann::json bpf_json(const BpfStatus& bpf) {
           {"server_path_reason", bpf.server_path_reason},
           {"tiers_map_id", bpf.tiers_map_id},
           {"inodes_map_id", bpf.inodes_map_id},
-          {"map_update_errors", bpf.map_update_errors}};
+          {"map_update_errors", bpf.map_update_errors},
+          {"libfuse_iomap", bpf.libfuse_iomap}};
 }
 
 }  // namespace
