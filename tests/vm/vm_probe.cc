@@ -35,7 +35,7 @@
 namespace {
 
 using nlohmann::json;
-constexpr uint64_t kMiB = 1024 * 1024;
+constexpr uint64_t kMiB = uint64_t{1} << 20;
 
 // The pattern never repeats within a file, so a byte read from the wrong
 // place matches only by chance (1 in 256), and a whole unit never does.
@@ -73,10 +73,12 @@ int write_pattern(const std::string& path, uint64_t size_bytes, uint64_t seed) {
     const size_t n = std::min<uint64_t>(chunk.size(), size_bytes - off);
     fill_pattern(seed, off, chunk.data(), n);
     const ssize_t done = pwrite(fd, chunk.data(), n, static_cast<off_t>(off));
-    if (done <= 0) throw std::runtime_error(fmt::format("{}: write: {}", path, std::strerror(errno)));
+    if (done <= 0)
+      throw std::runtime_error(fmt::format("{}: write: {}", path, std::strerror(errno)));
     off += static_cast<uint64_t>(done);
   }
-  if (close(fd) != 0) throw std::runtime_error(fmt::format("{}: close: {}", path, std::strerror(errno)));
+  if (close(fd) != 0)
+    throw std::runtime_error(fmt::format("{}: close: {}", path, std::strerror(errno)));
   fmt::print("wrote {} bytes of pattern {} to {}\n", size_bytes, seed, path);
   return 0;
 }
@@ -102,7 +104,7 @@ int check_pattern(const std::string& path, uint64_t size_bytes, uint64_t seed) {
 
 // One contiguous run of file bytes in one region, as the shared mapping computes it.
 struct Piece {
-  std::string spec;       // "dax:/dev/dax0.0", "numa:2"
+  std::string spec;  // "dax:/dev/dax0.0", "numa:2"
   uint64_t file_offset;
   uint64_t region_offset;
   uint64_t length;
@@ -140,10 +142,10 @@ std::vector<Piece> pieces_of(const json& map) {
             "file offset {} maps to region index {}, which the map does not list", off, m.region));
       const uint64_t lo = found->second.at("region_offset"), hi = found->second.at("region_end");
       if (m.region_offset < lo || m.region_offset + length > hi)
-        throw std::runtime_error(fmt::format(
-            "file offset {} maps to [{}, {}) of {}, outside the map's [{}, {})", off,
-            m.region_offset, m.region_offset + length, found->second.at("spec").get<std::string>(),
-            lo, hi));
+        throw std::runtime_error(
+            fmt::format("file offset {} maps to [{}, {}) of {}, outside the map's [{}, {})", off,
+                        m.region_offset, m.region_offset + length,
+                        found->second.at("spec").get<std::string>(), lo, hi));
       pieces.push_back({found->second.at("spec"), off, m.region_offset, length});
       off += length;
     }
@@ -221,7 +223,8 @@ int poke_dax(const std::string& map_path, uint64_t file_offset, uint32_t value) 
     if (file_offset < piece.file_offset || file_offset >= piece.file_offset + piece.length)
       continue;
     if (piece.spec.rfind("dax:", 0) != 0)
-      throw std::runtime_error(fmt::format("file offset {} is on {}, not DAX", file_offset, piece.spec));
+      throw std::runtime_error(
+          fmt::format("file offset {} is on {}, not DAX", file_offset, piece.spec));
     const DaxMapping dax = map_dax(piece.spec.substr(4));
     const uint64_t at = piece.region_offset + (file_offset - piece.file_offset);
     dax.base[at] = static_cast<uint8_t>(value);
@@ -247,9 +250,9 @@ uint64_t server_region_base(int pid, int node) {
       bases.push_back(std::stoull(address, nullptr, 16));
   }
   if (bases.size() != 1)
-    throw std::runtime_error(fmt::format(
-        "process {} has {} shared-memory mappings bound to node {}, expected one", pid,
-        bases.size(), node));
+    throw std::runtime_error(
+        fmt::format("process {} has {} shared-memory mappings bound to node {}, expected one", pid,
+                    bases.size(), node));
   return bases.front();
 }
 
@@ -325,7 +328,8 @@ int verify_topology(const std::string& path, int nodes, std::vector<int> dax_nod
     }
   }
   std::vector<std::string> want_paths;
-  for (size_t i = 0; i < dax_nodes.size(); ++i) want_paths.push_back(fmt::format("/dev/dax{}.0", i));
+  for (size_t i = 0; i < dax_nodes.size(); ++i)
+    want_paths.push_back(fmt::format("/dev/dax{}.0", i));
   std::sort(paths.begin(), paths.end());
   std::sort(seen_dax_nodes.begin(), seen_dax_nodes.end());
   std::sort(dax_nodes.begin(), dax_nodes.end());
@@ -373,7 +377,8 @@ int main(int argc, char** argv) {
   write->add_option("SEED", seed)->required();
   write->callback([&] { status = write_pattern(path, size_bytes, seed); });
 
-  auto* check = app.add_subcommand("check-pattern", "FILE holds exactly SIZE bytes of pattern SEED");
+  auto* check =
+      app.add_subcommand("check-pattern", "FILE holds exactly SIZE bytes of pattern SEED");
   check->add_option("FILE", path)->required();
   check->add_option("SIZE", size_bytes)->required();
   check->add_option("SEED", seed)->required();
@@ -383,7 +388,8 @@ int main(int argc, char** argv) {
   dax->add_option("MAP_JSON", map_path)->required();
   dax->add_option("SEED", seed)->required();
   dax->add_option("--min-devices", min_count, "the file must span this many devices");
-  dax->add_option("--control-shift", shift_bytes, "control: read this many bytes off the mapped place");
+  dax->add_option("--control-shift", shift_bytes,
+                  "control: read this many bytes off the mapped place");
   dax->callback([&] { status = verify_dax(map_path, seed, min_count, shift_bytes); });
 
   auto* poke = app.add_subcommand("poke-dax", "write VALUE on the device at FILE_OFFSET's place");
@@ -400,7 +406,8 @@ int main(int argc, char** argv) {
                  "control: expect every region's pages on the next node");
   numa->callback([&] { status = verify_numa(map_path, pid, min_count, wrong_node_control); });
 
-  auto* topo = app.add_subcommand("verify-topology", "TOPOLOGY_JSON lists exactly the VM's hardware");
+  auto* topo =
+      app.add_subcommand("verify-topology", "TOPOLOGY_JSON lists exactly the VM's hardware");
   topo->add_option("TOPOLOGY_JSON", path)->required();
   topo->add_option("--nodes", nodes)->required();
   topo->add_option("--dax-nodes", dax_nodes, "the node of each DAX device")->delimiter(',');
