@@ -43,8 +43,10 @@ static void truncate_for_open(Fs& fs, Inode& inode, uid_t caller) {
 }
 
 // Registers the open handle; undoes it when the kernel is no longer waiting for the reply.
-static FileHandle* open_handle(const InodePtr& inode, const fuse_file_info* fi) {
+static FileHandle* open_handle(const InodePtr& inode, fuse_file_info* fi) {
   const bool writable = (fi->flags & O_ACCMODE) != O_RDONLY;
+  // Flush only ever matters for a writer (fs_flush): a reader's close costs no round trip.
+  fi->noflush = !writable;
   inode->open_handles.fetch_add(1);
   if (writable) inode->writable_handles.fetch_add(1);
   return new FileHandle{inode, (fi->flags & O_APPEND) != 0, writable};
