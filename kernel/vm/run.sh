@@ -244,8 +244,10 @@ wait "$qemu_pid" || qemu_status=$?
 qemu_pid=
 
 tr -d '\r' <"$work/output.log" >"$work/output.txt"
-marker=$(grep -a '^TIERFS-VM-EXIT-STATUS=' "$work/output.txt" | tail -n 1 || true)
-grep -av '^TIERFS-VM-EXIT-STATUS=' "$work/output.txt" || true
+# The marker may follow output that did not end in a newline.
+marker=$(grep -ao 'TIERFS-VM-EXIT-STATUS=[0-9]*$' "$work/output.txt" | tail -n 1 || true)
+awk '/^TIERFS-VM-EXIT-STATUS=[0-9]*$/ { next }
+  { sub(/TIERFS-VM-EXIT-STATUS=[0-9]*$/, ""); print }' "$work/output.txt"
 show_console() {
   echo "vm: last lines of the kernel console ($1):" >&2
   tail -n 40 "$work/console.log" | tr -d '\r' | sed 's/^/  /' >&2
