@@ -4,7 +4,8 @@
 Mounts tierfs once per layout (granularity x ways) over the regions of a
 configuration, runs fio on it for every workload (sequential and random,
 read and write) and I/O size, runs the same fio jobs on a tmpfs in the same
-run as the baseline, and writes results.csv, results.json and one PNG plot
+run as the baseline (before and after the layouts; ratios use the mean of
+the two, and the summary says how far it moved), and writes results.csv, results.json and one PNG plot
 per I/O size (throughput against granularity, one line per way count, tmpfs
 as a reference line) into the output directory. Ends with the best layout
 per workload and its ratio to tmpfs.
@@ -48,7 +49,8 @@ WORKLOADS = {  # name -> (fio rw, title)
 # Writes first: the sequential writer lays out the file the readers then use.
 WORKLOAD_ORDER = ["seqwrite", "seqread", "randread", "randwrite"]
 CSV_FIELDS = ["fs", "granularity_bytes", "ways", "workload", "io_bytes", "file_bytes",
-              "jobs", "runtime_s", "bytes_per_second", "iops", "mean_latency_ns", "vs_tmpfs"]
+              "jobs", "runtime_s", "bytes_per_second", "iops", "mean_latency_ns", "vs_tmpfs",
+              "baseline_pass"]
 
 
 class SweepError(Exception):
@@ -224,6 +226,7 @@ class Sweep:
         self.work = self.shm_dir = self.server = self.mountpoint = None
         self.records = []
         self.tmpfs = {}  # (workload, io) -> bytes/s
+        self.baseline_drift = 0.0  # largest change of a tmpfs job between its two passes
         self.mount_table = {"cache": "none"}
         self.create_files = False
         self.regions, self.note = [], ""
@@ -320,7 +323,8 @@ class Sweep:
                 subprocess.run(["umount", "-l", self.mountpoint], capture_output=True)
         if self.server is not None:
             try:
-                status = self.server.wait(timeout=10)
+                # Generous: on a loaded machine releasing gigabytes of rows takes a while.
+                status = self.server.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.server.kill()
                 status = self.server.wait()
@@ -365,7 +369,7 @@ class Sweep:
 
     def total_jobs(self):
         a = self.args
-        return len(a.workloads) * len(a.io_sizes) * (1 + len(a.granularities) * len(a.ways))
+        return len(a.workloads) * len(a.io_sizes) * (2 + len(a.granularities) * len(a.ways))
 
     def progress(self, label, rate, ratio):
         self.done_jobs += 1
@@ -376,24 +380,26 @@ class Sweep:
         print(f"[{self.done_jobs:3d}/{total}, {int(left) // 60}:{int(left) % 60:02d} left] "
               f"{label:<38} {fmt_rate(rate):>14}{vs}", flush=True)
 
-    def run_jobs(self, fs, directory, granularity, ways):
+    def run_jobs(self, fs, directory, granularity, ways, baseline_pass=""):
         a = self.args
         for workload in a.workloads:
             for io in a.io_sizes:
                 bw, iops, lat = self.fio(directory, workload, io)
                 base = self.tmpfs.get((workload, io))
                 ratio = bw / base if base else None
-                if fs == "tmpfs":
+                if baseline_pass == "start":
                     self.tmpfs[(workload, io)] = bw
                 record = {"fs": fs, "granularity_bytes": granularity, "ways": ways,
                           "workload": workload, "io_bytes": io, "file_bytes": a.file_size,
                           "jobs": a.jobs, "runtime_s": a.runtime, "bytes_per_second": bw,
                           "iops": round(iops, 1), "mean_latency_ns": round(lat, 1),
-                          "vs_tmpfs": round(ratio, 4) if ratio is not None else 1.0}
+                          "vs_tmpfs": round(ratio, 4) if ratio is not None else 1.0,
+                          "baseline_pass": baseline_pass}
                 self.records.append(record)
                 with open(self.csv_path, "a", newline="") as f:
                     csv.writer(f).writerow([record[k] for k in CSV_FIELDS])
-                where = "tmpfs" if fs == "tmpfs" else f"G={fmt_size(granularity)} ways={ways}"
+                where = f"tmpfs ({baseline_pass})" if fs == "tmpfs" else \
+                    f"G={fmt_size(granularity)} ways={ways}"
                 self.progress(f"{where} {workload} {fmt_size(io)}", bw, ratio)
 
     def run(self):
@@ -401,13 +407,9 @@ class Sweep:
         self.started = time.monotonic()
         print(f"{PROG}: {self.note}")
         print(f"{PROG}: {len(a.granularities)} granularities x {len(a.ways)} way counts x "
-              f"{len(a.io_sizes)} I/O sizes x {len(a.workloads)} workloads + tmpfs, "
+              f"{len(a.io_sizes)} I/O sizes x {len(a.workloads)} workloads + tmpfs twice, "
               f"{a.runtime:g} s each: about {math.ceil(self.total_jobs() * (a.runtime + 0.3) / 60)} min")
-        baseline = tempfile.mkdtemp(prefix="tierfs-sweep-tmpfs-", dir=tmpfs_dir())
-        try:
-            self.run_jobs("tmpfs", baseline, 0, 0)
-        finally:
-            shutil.rmtree(baseline, ignore_errors=True)
+        self.run_tmpfs("start")
         for granularity in a.granularities:
             for ways in a.ways:
                 self.mount(granularity, ways)
@@ -415,6 +417,30 @@ class Sweep:
                     self.run_jobs("tierfs", self.mountpoint, granularity, ways)
                 finally:
                     self.unmount()
+        self.run_tmpfs("end")
+        self.rebase()
+
+    def run_tmpfs(self, baseline_pass):
+        directory = tempfile.mkdtemp(prefix="tierfs-sweep-tmpfs-", dir=tmpfs_dir())
+        try:
+            self.run_jobs("tmpfs", directory, 0, 0, baseline_pass)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def rebase(self):
+        """Ratios against the mean of both tmpfs passes; results.csv rewritten with them."""
+        passes = {}
+        for r in self.records:
+            if r["fs"] == "tmpfs":
+                passes.setdefault((r["workload"], r["io_bytes"]), []).append(r["bytes_per_second"])
+        self.tmpfs = {k: sum(v) / len(v) for k, v in passes.items()}
+        self.baseline_drift = max(abs(v[-1] / v[0] - 1) for v in passes.values())
+        for r in self.records:
+            r["vs_tmpfs"] = round(r["bytes_per_second"] / self.tmpfs[(r["workload"], r["io_bytes"])], 4)
+        with open(self.csv_path, "w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(CSV_FIELDS)
+            out.writerows([r[k] for k in CSV_FIELDS] for r in self.records)
 
 
 # --- results: JSON, plots, summary ------------------------------------------------------------
@@ -440,7 +466,7 @@ def machine_info():
             "date": datetime.datetime.now().isoformat(timespec="seconds")}
 
 
-def plot(args, records, out_dir, machine):
+def plot(args, records, tmpfs, out_dir, machine):
     data_dir = os.path.join(out_dir, "plot-data")
     os.makedirs(data_dir, exist_ok=True)
     pngs = []
@@ -460,8 +486,7 @@ def plot(args, records, out_dir, machine):
               'set ylabel "throughput (MiB/s)"', "set yrange [0:*]", "set grid",
               "set offsets 0, 0, graph 0.1, 0", "set key below horizontal"]
         for workload in args.workloads:
-            base = next(r["bytes_per_second"] for r in records
-                        if r["fs"] == "tmpfs" and r["workload"] == workload and r["io_bytes"] == io)
+            base = tmpfs[(workload, io)]
             lines = []
             for ways in args.ways:
                 dat = os.path.join(data_dir, f"{workload}-io{fmt_size(io)}-ways{ways}.dat")
@@ -473,7 +498,7 @@ def plot(args, records, out_dir, machine):
                             f.write(f'{r["granularity_bytes"]} {r["bytes_per_second"] / MIB:.1f}\n')
                 lines.append(f'"{dat}" using 1:2 with linespoints lw 2 pt 7 '
                              f'title "{ways} way{"s" if ways > 1 else ""}"')
-            lines.append(f'{base / MIB:.1f} with lines dt 2 lw 2 lc rgb "black" title "tmpfs"')
+            lines.append(f'{base / MIB:.1f} with lines dt 2 lw 2 lc rgb "black" title "tmpfs (mean)"')
             gp += [f'set title "{WORKLOADS[workload][1]}"', "plot " + ", ".join(lines)]
         gp.append("unset multiplot")
         script = os.path.join(data_dir, f"throughput-io{fmt_size(io)}.gp")
@@ -490,11 +515,14 @@ def finish(sweep, machine_before):
     args, records = sweep.args, sweep.records
     machine = machine_before
     machine["load_average_1min_after"] = round(os.getloadavg()[0], 2)
+    # More than that and the machine's load changed under the sweep: ratios are rough.
+    warn = ", ratios are rough: rerun on a quiet machine" if sweep.baseline_drift > 0.15 else ""
     best = best_layouts(records)
     summary = [{"workload": b["workload"], "io_bytes": b["io_bytes"],
                 "granularity_bytes": b["granularity_bytes"], "ways": b["ways"],
                 "bytes_per_second": b["bytes_per_second"], "vs_tmpfs": b["vs_tmpfs"]} for b in best]
-    pngs = plot(args, records, args.out, machine)
+    pngs = plot(args, records, sweep.tmpfs, args.out, machine)
+    machine["tmpfs_baseline_drift"] = round(sweep.baseline_drift, 4)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"machine": machine, "regions": sweep.regions, "regions_note": sweep.note,
                    "parameters": {"granularities": args.granularities, "ways": args.ways,
@@ -503,7 +531,8 @@ def finish(sweep, machine_before):
                                   "jobs": args.jobs, "config": args.config},
                    "results": records, "best": summary}, f, indent=2)
     print(f"\nbest layout per workload (load average {machine['load_average_1min']} before, "
-          f"{machine['load_average_1min_after']} after):")
+          f"{machine['load_average_1min_after']} after; tmpfs moved by up to "
+          f"{sweep.baseline_drift:.0%} between its two passes{warn}):")
     for b in summary:
         print(f"  {WORKLOADS[b['workload']][1]:<17} {fmt_size(b['io_bytes']):>6}: "
               f"granularity {fmt_size(b['granularity_bytes']):>6}, {b['ways']:2d} way(s)  "

@@ -44,10 +44,10 @@ for bad in "--ways 0" "--ways 1,x" "--granularities 3KiB" "--granularities 2GiB"
 done
 echo "ok: 10 bad flags refused with one line each"
 
-# A tiny sweep: 4 workloads on tmpfs and on 2 layouts = 12 fio jobs.
+# A tiny sweep: 4 workloads on tmpfs (twice: before and after) and on 2 layouts = 16 fio jobs.
 "${SWEEP[@]}" --granularities 64KiB --ways 1,2 --io-sizes 64KiB --file-size 4MiB \
   --runtime 0.2 --out "$OUT/res" >"$OUT/log" 2>&1 || fail "the sweep failed: $(tail -3 "$OUT/log")"
-grep -q '^\[ *12/12' "$OUT/log" || fail "no progress line for the last job: $(cat "$OUT/log")"
+grep -q '^\[ *16/16' "$OUT/log" || fail "no progress line for the last job: $(cat "$OUT/log")"
 grep -q "best layout per workload" "$OUT/log" || fail "no summary: $(cat "$OUT/log")"
 nothing_left "after a complete sweep"
 "${PYTHON:-python3}" - "$OUT/res" <<'EOF'
@@ -56,14 +56,16 @@ out = sys.argv[1]
 def fail(m): sys.exit(f"FAIL: {m}")
 with open(os.path.join(out, "results.csv")) as f:
     rows = list(csv.DictReader(f))
-if len(rows) != 12: fail(f"results.csv has {len(rows)} rows, expected 12")
+if len(rows) != 16: fail(f"results.csv has {len(rows)} rows, expected 16")
+if sorted(r["baseline_pass"] for r in rows if r["fs"] == "tmpfs") != ["end"] * 4 + ["start"] * 4:
+    fail("results.csv lacks a tmpfs pass before or after the layouts")
 if sorted({r["fs"] for r in rows}) != ["tierfs", "tmpfs"]: fail("results.csv lacks tmpfs or tierfs")
 if any(float(r["bytes_per_second"]) <= 0 for r in rows): fail("a zero throughput in results.csv")
 if {(r["ways"], r["granularity_bytes"]) for r in rows if r["fs"] == "tierfs"} != \
         {("1", "65536"), ("2", "65536")}: fail("results.csv has the wrong layouts")
 with open(os.path.join(out, "results.json")) as f:
     doc = json.load(f)
-if len(doc["results"]) != 12: fail("results.json has the wrong number of results")
+if len(doc["results"]) != 16: fail("results.json has the wrong number of results")
 if len(doc["best"]) != 4: fail(f"results.json names {len(doc['best'])} best layouts, expected 4")
 for b in doc["best"]:
     if not b["vs_tmpfs"] > 0 or b["ways"] not in (1, 2): fail(f"bad best entry {b}")
@@ -73,7 +75,7 @@ with open(png, "rb") as f:
 if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR": fail(f"{png} is not a PNG")
 width, height = struct.unpack(">II", head[16:24])
 if width < 400 or height < 300 or os.path.getsize(png) < 5000: fail(f"{png} is {width}x{height}, empty?")
-print(f"ok: results.csv and results.json with 12 results, {png} {width}x{height}")
+print(f"ok: results.csv and results.json with 16 results, {png} {width}x{height}")
 EOF
 
 # Interrupted while a layout is mounted: exit 130, unmounted, nothing left.
