@@ -257,6 +257,22 @@ TEST_F(OtherUserTest, ChmodAndChownByANonOwnerAreRefused) {
   EXPECT_EQ(stat_of(f).st_mode & 07777, 0600u);
 }
 
+TEST_F(PosixRulesTest, ChownClearsSetuidAndGroupExecutableSetgid) {
+  write_all(mount_.path("f"), "x");
+  ASSERT_EQ(chmod(mount_.path("f").c_str(), 06755), 0);
+  ASSERT_EQ(chown(mount_.path("f").c_str(), 1234, 5678), 0);
+  EXPECT_EQ(stat_of(mount_.path("f")).st_mode & 07777, 0755u)
+      << "a change of owner drops setuid, and setgid on a group-executable file";
+}
+
+TEST_F(OtherUserTest, ChmodByAnOwnerOutsideTheGroupDropsSetgid) {
+  write_all(mount_.path("f"), "x");
+  ASSERT_EQ(chown(mount_.path("f").c_str(), kNobody, 0), 0);  // group root: nobody is not in it
+  std::string f = mount_.path("f");
+  EXPECT_EQ(as_nobody([&] { return chmod(f.c_str(), 02755) == 0 ? 0 : 1; }), 0);
+  EXPECT_EQ(stat_of(f).st_mode & 07777, 0755u);
+}
+
 TEST_F(OtherUserTest, UtimensToNowNeedsWriteAccessExplicitTimesNeedOwnership) {
   write_all(mount_.path("shared"), "x");
   ASSERT_EQ(chmod(mount_.path("shared").c_str(), 0666), 0);
