@@ -119,6 +119,24 @@ bool all_zero(const std::string& s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c == 0; });
 }
 
+// Remembers what the listener (the BPF maps in the server) was last told per inode.
+class RecordingListener final : public ExtentListener {
+ public:
+  void extents_changed(uint64_t ino, std::span<const tierfs_extent> extents) override {
+    seen[ino].assign(extents.begin(), extents.end());
+  }
+  void inode_removed(uint64_t ino) override { seen.erase(ino); }
+  std::map<uint64_t, std::vector<tierfs_extent>> seen;
+};
+
+bool same_extents(std::span<const tierfs_extent> a, const std::vector<tierfs_extent>& b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](const tierfs_extent& x, const tierfs_extent& y) {
+           return x.file_offset == y.file_offset && x.length == y.length &&
+                  x.first_row == y.first_row && x.tier == y.tier && x.flags == y.flags;
+         });
+}
+
 // Sorted, non-overlapping, inside their tiers, and no row shared with another file.
 void check_extents(Storage& storage, const std::vector<const FileData*>& files) {
   std::map<uint32_t, std::vector<RowRange>> rows_of_tier;
@@ -407,6 +425,29 @@ TEST(FileData, SequentialAppendsKeepOneExtent) {
   EXPECT_LT(storage.used_bytes(0) - expected.size(), 4096u * 4) << "preallocation is given back";
 }
 
+TEST(FileData, TrimPreallocationGivesBackOnlyWhatPreallocationTook) {
+  TestStorage storage({{.ways = 2, .granularity_bytes = 4096, .rows = 256}});
+  FileData file;
+  uint64_t size = 0;
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_EQ(write_at(file, *storage, size, pattern(5000, 300 + i)), 5000);
+    size += 5000;
+  }
+  const uint64_t row = 8192;
+  ASSERT_GT(storage.used_bytes(0), (size + row - 1) / row * row) << "appends preallocated";
+  file.trim_preallocation(*storage, size);
+  EXPECT_EQ(storage.used_bytes(0), (size + row - 1) / row * row);
+  // A KEEP_SIZE reservation past the end is asked for: trimming keeps it.
+  ASSERT_EQ(file.allocate(*storage, size, 100000), 0);
+  file.trim_preallocation(*storage, size);
+  EXPECT_EQ(storage.used_bytes(0), (size + 100000 + row - 1) / row * row);
+  std::string expected;
+  for (int i = 0; i < 40; ++i) expected += pattern(5000, 300 + i);
+  EXPECT_EQ(read_at(file, *storage, 0, size, size), expected);
+  EXPECT_TRUE(all_zero(read_at(file, *storage, size, 100000, size + 100000)));
+  check_extents(*storage, {&file});
+}
+
 TEST(FileData, InterleavedAppendersStayFewExtents) {
   TestStorage storage({{.ways = 1, .granularity_bytes = 4096, .rows = 2048}});
   FileData a, b;
@@ -431,13 +472,17 @@ void random_against_model(unsigned seed, int steps) {
   std::mt19937_64 rng(seed);
   auto pick = [&](uint64_t bound) { return std::uniform_int_distribution<uint64_t>(0, bound)(rng); };
   constexpr uint64_t kMaxFile = 300 * 1024;
+  RecordingListener listener;
+  storage->set_listener(&listener);
   FileData files[2];
   std::string models[2];
+  files[0].set_ino(2);
+  files[1].set_ino(3);
   for (int step = 0; step < steps; ++step) {
     const int f = static_cast<int>(pick(1));
     FileData& file = files[f];
     std::string& model = models[f];
-    const uint64_t op = pick(9);
+    const uint64_t op = pick(10);
     const uint64_t off = pick(1) ? pick(kMaxFile) : pick(model.size());
     const uint64_t len = 1 + (pick(3) == 0 ? pick(64 * 1024) : pick(9000));
     std::string what;
@@ -480,10 +525,17 @@ void random_against_model(unsigned seed, int steps) {
             model[i] = 0;
           }
       }
-    } else {
+    } else if (op < 10) {
       what = "allocate keep-size " + std::to_string(off) + "+" + std::to_string(len);
       const int err = file.allocate(*storage, off, len);
       ASSERT_TRUE(err == 0 || err == -ENOSPC) << what;
+    } else {
+      what = "trim preallocation at " + std::to_string(model.size());
+      file.trim_preallocation(*storage, model.size());
+    }
+    if (!file.extents().empty() || listener.seen.count(f == 0 ? 2 : 3)) {
+      ASSERT_TRUE(same_extents(file.extents(), listener.seen[f == 0 ? 2 : 3]))
+          << "step " << step << " (" << what << "): the listener missed a change of the extents";
     }
     const std::string now = read_at(file, *storage, 0, model.size() + 4096, model.size());
     ASSERT_EQ(now.size(), model.size()) << "step " << step << ": " << what;
@@ -501,6 +553,8 @@ void random_against_model(unsigned seed, int steps) {
   }
   files[0].release(*storage);
   files[1].release(*storage);
+  EXPECT_TRUE(listener.seen.empty()) << "release tells the listener the inode is gone";
+  storage->set_listener(nullptr);
   EXPECT_EQ(storage.used_bytes(0), 0u);
   EXPECT_EQ(storage.used_bytes(1), 0u);
 }
