@@ -71,6 +71,7 @@ def parse_args():
     p.add_argument("--files", type=int, default=10000, help="files per metadata phase")
     p.add_argument("--repeat", type=int, default=5, help="runs per figure (median is kept)")
     p.add_argument("--only", default="", help="comma-separated workload names (default: all)")
+    p.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     p.add_argument("--tierfs-config", default="",
                    help="TOML for tierfs instead of the built-in default")
     args = p.parse_args()
@@ -300,6 +301,20 @@ def timed(mounts, fs, action):
     return result, (cpu_seconds(server[0].pid) - before if server else 0.0)
 
 
+def print_markdown(rows):
+    print("| workload | tmpfs | reference | tierfs | tierfs / tmpfs | tierfs / reference | "
+          "target | server CPU µs per request (ref, tierfs) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
+    for row in rows:
+        figures = " | ".join(format_figure(row["metric"], row[n]) for n in FS_NAMES)
+        met = row["tierfs_to_ref"] >= 1 - row["target_margin"]
+        cpu = row["server_cpu_us_per_op"]
+        cpu_text = ", ".join(f"{cpu[fs]:.1f}" if fs in cpu else "-" for fs in ("ref", "tierfs"))
+        print(f"| {row['workload']} | {figures} | {row['tierfs_to_tmpfs']:.2f} | "
+              f"{row['tierfs_to_ref']:.2f} | {'met' if met else '**missed**'} "
+              f"(≥ {1 - row['target_margin']:.2f}) | {cpu_text} |")
+
+
 def measure(mounts, binaries, cores, direct_for, args):
     only = {w for w in args.only.split(",") if w}
     runs = Runs()
@@ -409,6 +424,9 @@ def main():
         f.write("\n")
     print()
     print_table(rows)
+    if args.markdown:
+        print()
+        print_markdown(rows)
     print(f"\nload average before {load_before[0]:.2f}, after {result['load_average_after'][0]:.2f};"
           f" {result['seconds']} s; results in {args.out}")
     if args.smoke:

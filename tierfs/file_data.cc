@@ -15,7 +15,8 @@
 // last writable handle closes (requested_end_ tells them from fallocate's).
 //
 // The listener hears of a change of the extents once per operation, and only
-// when they changed: an overwrite in place costs no map update.
+// when they changed: an overwrite in place costs no map update, and the
+// unlink of a file it never heard of no map delete.
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -176,7 +177,10 @@ void FileData::merge_neighbours(Storage& storage) {
 void FileData::changed(Storage& storage) {
   if (!extents_dirty_) return;
   extents_dirty_ = false;
-  if (ExtentListener* listener = storage.listener()) listener->extents_changed(ino_, extents_);
+  if (ExtentListener* listener = storage.listener()) {
+    listener->extents_changed(ino_, extents_);
+    listener_heard_ = true;
+  }
 }
 
 int64_t FileData::read(Storage& storage, uint64_t off, uint64_t size, uint64_t file_size,
@@ -346,7 +350,10 @@ void FileData::release(Storage& storage) {
   extents_.clear();
   requested_end_ = 0;
   extents_dirty_ = false;
-  if (ExtentListener* listener = storage.listener()) listener->inode_removed(ino_);
+  // A file that never had extents is unknown to the listener: no map delete per unlink.
+  if (ExtentListener* listener = storage.listener(); listener && listener_heard_)
+    listener->inode_removed(ino_);
+  listener_heard_ = false;
 }
 
 int64_t FileData::seek_data(uint64_t off, uint64_t file_size) const {
