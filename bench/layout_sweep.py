@@ -408,7 +408,7 @@ class Sweep:
         print(f"{PROG}: {self.note}")
         print(f"{PROG}: {len(a.granularities)} granularities x {len(a.ways)} way counts x "
               f"{len(a.io_sizes)} I/O sizes x {len(a.workloads)} workloads + tmpfs twice, "
-              f"{a.runtime:g} s each: about {math.ceil(self.total_jobs() * (a.runtime + 0.3) / 60)} min")
+              f"{a.runtime:g} s each: about {math.ceil(self.total_jobs() * (a.runtime + 0.5) / 60)} min")
         self.run_tmpfs("start")
         for granularity in a.granularities:
             for ways in a.ways:
