@@ -25,6 +25,11 @@ JSON.
 --smoke uses tiny sizes and short runs: it proves that everything runs and
 that the outputs are written, and says nothing about speed.
 
+--instructions runs the two FUSE servers under valgrind's callgrind instead
+and reports the user-space instructions each executes per request for fixed
+request counts: tierfs's own cost beside the reference's, a figure that the
+other work on a shared machine does not move.
+
 Run as root (mounts), e.g.  bench/server_bench.sh --build-dir build
 """
 import argparse
@@ -72,11 +77,15 @@ def parse_args():
     p.add_argument("--repeat", type=int, default=5, help="runs per figure (median is kept)")
     p.add_argument("--only", default="", help="comma-separated workload names (default: all)")
     p.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
+    p.add_argument("--instructions", action="store_true",
+                   help="count the FUSE servers' instructions per request (callgrind) instead")
     p.add_argument("--tierfs-config", default="",
                    help="TOML for tierfs instead of the built-in default")
     args = p.parse_args()
     if args.smoke:
         args.runtime_s, args.ramp_s, args.file_mib, args.files, args.repeat = 0.3, 0, 8, 200, 1
+    if args.instructions:
+        args.file_mib, args.files = 64, 2000
     for name in ("runtime_s", "file_mib", "files", "repeat"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")
@@ -114,6 +123,9 @@ class Mounts:
         raise BenchError(f"{name} did not mount on {self.dirs[name]} within 20 s")
 
     def _start_server(self, name, argv):
+        if self.args.instructions:
+            argv = ["valgrind", "--tool=callgrind", "--dump-instr=no",
+                    f"--callgrind-out-file={self.work}/callgrind.%p"] + argv
         before = device_of(self.dirs[name])
         log = os.path.join(self.work, name + ".log")
         with open(log, "w") as out:
@@ -357,6 +369,70 @@ def measure(mounts, binaries, cores, direct_for, args):
     return rows
 
 
+def callgrind_instructions(work, pid, action):
+    """Runs action(); returns its result and the instructions pid executed meanwhile."""
+    if run(["callgrind_control", "-z", str(pid)]).returncode != 0:
+        raise BenchError(f"callgrind_control cannot reach process {pid}")
+    result = action()
+    run(["callgrind_control", "-d", str(pid)])
+    dumps = [os.path.join(work, f) for f in os.listdir(work)
+             if f.startswith(f"callgrind.{pid}.")]
+    if not dumps:
+        raise BenchError(f"callgrind wrote no profile for process {pid}")
+    for line in read_text(max(dumps, key=os.path.getmtime)).splitlines():
+        if line.startswith("summary:"):
+            return result, int(line.split()[1])
+    raise BenchError(f"no summary line in the callgrind profile of process {pid}")
+
+
+def measure_instructions(mounts, binaries, args):
+    """User-space instructions per request of ref and tierfs, fixed request counts."""
+    count_4k = 10000
+    workloads_fixed = [
+        ("seq_read_1m", ["--rw=read", "--bs=1M", "--loops=4"]),
+        ("seq_write_1m", ["--rw=write", "--bs=1M", "--loops=4"]),
+        ("rand_read_4k", ["--rw=randread", "--bs=4k", f"--number_ios={count_4k}"]),
+        ("rand_write_4k", ["--rw=randwrite", "--bs=4k", f"--number_ios={count_4k}"]),
+    ]
+    rows = []
+    for fs in ("ref", "tierfs"):
+        lay_out(mounts.dirs[fs], 1, True, args)
+    for name, options in workloads_fixed:
+        row = {"workload": name, "unit": "instructions per request"}
+        for fs in ("ref", "tierfs"):
+            argv = ["fio", "--name=data", f"--directory={mounts.dirs[fs]}", "--ioengine=psync",
+                    f"--size={args.file_mib}M", "--direct=1", "--overwrite=1",
+                    "--fallocate=none", "--output-format=json"] + options
+            r, instructions = callgrind_instructions(mounts.work, mounts.servers[fs][0].pid,
+                                                     lambda: run(argv))
+            if r.returncode != 0:
+                raise BenchError(f"fio {name} on {fs} failed: {r.stderr.strip()[-200:]}")
+            job = json.loads(r.stdout[r.stdout.index("{"):])["jobs"][0]
+            side = job["read"] if "read" in name else job["write"]
+            row[fs] = instructions / side["total_ios"]
+        rows.append(row)
+        print(f"  {name}: ref {row['ref']:.0f}, tierfs {row['tierfs']:.0f}", flush=True)
+    row = {"workload": "create+stat+unlink", "unit": "instructions per file (all three)"}
+    for fs in ("ref", "tierfs"):
+        got, instructions = callgrind_instructions(
+            mounts.work, mounts.servers[fs][0].pid,
+            lambda: metadata(binaries["metadata"], mounts.dirs[fs], args))
+        row[fs] = instructions / got["count"]
+    rows.append(row)
+    for row in rows:
+        row["tierfs_to_ref"] = row["tierfs"] / row["ref"]
+    return rows
+
+
+def print_instructions(rows):
+    head = f"{'workload':<22}{'ref':>12}{'tierfs':>12}{'tierfs/ref':>12}  unit"
+    print(head)
+    print("-" * len(head))
+    for row in rows:
+        print(f"{row['workload']:<22}{row['ref']:>12.0f}{row['tierfs']:>12.0f}"
+              f"{row['tierfs_to_ref']:>12.2f}  {row['unit']}")
+
+
 def check_smoke(rows, out_path):
     """--smoke: every figure is positive and the JSON file reads back whole."""
     with open(out_path) as f:
@@ -380,7 +456,8 @@ def main():
     for name, path in binaries.items():
         if not os.access(path, os.X_OK):
             raise BenchError(f"{path}: not built (the {name} binary; --build-dir names the build)")
-    for tool in ("fio", "fusermount3"):
+    for tool in ("fio", "fusermount3") + (("valgrind", "callgrind_control")
+                                          if args.instructions else ()):
         if shutil.which(tool) is None:
             raise BenchError(f"{tool} is not installed (scripts/setup.sh installs it)")
     cores = os.cpu_count() or 1
@@ -399,7 +476,10 @@ def main():
                       "tierfs": True}
         print(f"mounted tmpfs, ref_fuse_server and tierfs under {work}; "
               f"tmpfs O_DIRECT: {'yes' if direct_for['tmpfs'] else 'no (buffered)'}", flush=True)
-        rows = measure(mounts, binaries, cores, direct_for, args)
+        if args.instructions:
+            rows = measure_instructions(mounts, binaries, args)
+        else:
+            rows = measure(mounts, binaries, cores, direct_for, args)
     finally:
         problems = mounts.close()
         shutil.rmtree(work, ignore_errors=True)
@@ -408,6 +488,7 @@ def main():
 
     result = {
         "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+        "mode": "instructions (callgrind)" if args.instructions else "timed",
         "machine": machine(),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
@@ -423,6 +504,9 @@ def main():
         json.dump(result, f, indent=2)
         f.write("\n")
     print()
+    if args.instructions:
+        print_instructions(rows)
+        return 0
     print_table(rows)
     if args.markdown:
         print()
