@@ -43,10 +43,14 @@ static void truncate_for_open(Fs& fs, Inode& inode, uid_t caller) {
 }
 
 // Registers the open handle; undoes it when the kernel is no longer waiting for the reply.
-static FileHandle* open_handle(const InodePtr& inode, fuse_file_info* fi) {
+static FileHandle* open_handle(const Fs& fs, const InodePtr& inode, fuse_file_info* fi) {
   const bool writable = (fi->flags & O_ACCMODE) != O_RDONLY;
-  // Flush only ever matters for a writer (fs_flush): a reader's close costs no round trip.
-  fi->noflush = !writable;
+  // A FLUSH is a round trip on every close(). Readers never need it; with
+  // cache = "none" writers do not either (no page cache to write back: the
+  // last writer's release trims preallocation). With cache = "kernel" the
+  // kernel writes a shared mmap's dirty pages back before it sends FLUSH,
+  // and fs_flush trims, so close() returns with both done.
+  fi->noflush = !writable || fs.config().mount.cache == CacheMode::none;
   inode->open_handles.fetch_add(1);
   if (writable) inode->writable_handles.fetch_add(1);
   return new FileHandle{inode, (fi->flags & O_APPEND) != 0, writable};
@@ -101,7 +105,7 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     entry = fs.entry_of(*inode);
   }
   set_cache_mode(fs, fi);
-  FileHandle* handle = open_handle(inode, fi);
+  FileHandle* handle = open_handle(fs, inode, fi);
   fi->fh = reinterpret_cast<uint64_t>(handle);
   fs.remember(*inode);
   if (fuse_reply_create(req, &entry, fi) != 0) {
@@ -121,7 +125,7 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY)
     truncate_for_open(fs, *inode, fuse_req_ctx(req)->uid);
   set_cache_mode(fs, fi);
-  FileHandle* handle = open_handle(inode, fi);
+  FileHandle* handle = open_handle(fs, inode, fi);
   fi->fh = reinterpret_cast<uint64_t>(handle);
   if (fuse_reply_open(req, fi) != 0) close_handle(fs, handle);
 }
@@ -216,10 +220,11 @@ void fs_write_buf(fuse_req_t req, fuse_ino_t /*ino*/, fuse_bufvec* in_buf, off_t
   fuse_reply_write(req, static_cast<size_t>(written));
 }
 
-// Data is in region memory already. close() waits for flush but not for
-// release, so the last writer's close gives preallocated rows back here, and
-// stat right after close sees it; release trims again after writes that came
-// later (a shared mmap's writeback).
+// Only writers with cache = "kernel" send FLUSH (open_handle). Data is in
+// region memory already. close() waits for flush but not for release, so the
+// last writer's close gives preallocated rows back here and stat right after
+// close sees it; release trims again after writes that came later (a shared
+// mmap's writeback).
 void fs_flush(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
   Fs& fs = fs_of(req);
   fs.count(Op::flush);
