@@ -13,11 +13,12 @@
 // first node. Ways go 1, 2, 4, ... up to the region count.
 //
 // TIERFS_BENCH_BYTES (default 256MiB) is the data one pass moves, split over
-// the threads; TIERFS_BENCH_MAX_TOUCH_BYTES (default 8GiB) skips layouts
+// the threads; TIERFS_BENCH_MAX_TOUCH_BYTES (default 2GiB) skips layouts
 // whose whole-row zeroing of file or dax regions would touch more memory.
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -56,7 +57,7 @@ struct Settings {
   bool create_files = false;  // file: regions of the configuration may be created
   std::string source;         // where the regions came from, for the report
   uint64_t pass_bytes = uint64_t{256} << 20;
-  uint64_t max_touch_bytes = uint64_t{8} << 30;
+  uint64_t max_touch_bytes = uint64_t{2} << 30;
 };
 Settings g_settings;
 
@@ -93,13 +94,13 @@ std::unique_ptr<InterleaveSet> build_set(uint32_t ways, uint64_t granularity_byt
   if (set->slice_bytes == 0) set->slice_bytes = kRequestBytes;
   const uint64_t row_bytes = ways * granularity_bytes;
   const uint64_t file_rows = div_up(set->slice_bytes, row_bytes);
-  tier.size_bytes = (2 * threads * file_rows + 1) * row_bytes;
+  const uint64_t files = uint64_t{2} * threads;  // a source and a target per thread
+  tier.size_bytes = (files * file_rows + 1) * row_bytes;
   bool all_numa = true;
   for (const auto& region : tier.regions)
     all_numa = all_numa && region.spec.kind == tierfs::numa::RegionKind::numa;
   // Rows of dax and file regions are zeroed whole when handed out; shared memory is not.
-  const uint64_t touched =
-      all_numa ? 2 * threads * set->slice_bytes : 2 * threads * file_rows * row_bytes;
+  const uint64_t touched = all_numa ? files * set->slice_bytes : files * file_rows * row_bytes;
   if (touched > g_settings.max_touch_bytes)
     throw std::runtime_error(fmt::format(
         "skipped: the files' rows would touch {} of region memory "
@@ -107,13 +108,24 @@ std::unique_ptr<InterleaveSet> build_set(uint32_t ways, uint64_t granularity_byt
         tierfs::format_size_approx(touched), tierfs::format_size(g_settings.max_touch_bytes)));
   config.tiers.push_back(tier);
   config.default_tier = tier.name;
+  std::vector<bool> file_existed(ways);
+  for (uint32_t i = 0; i < ways; ++i) {
+    struct stat st {};
+    const auto& spec = tier.regions[i].spec;
+    file_existed[i] =
+        spec.kind != tierfs::numa::RegionKind::file || stat(spec.path.c_str(), &st) == 0;
+  }
   set->storage = Storage::open(config);
   // A benchmark is often stopped with Ctrl-C, which runs no destructor: drop
   // the names of the shared-memory objects now (Storage::open's naming); the
   // mappings and descriptors stay valid and the memory goes when the process does.
-  for (uint32_t i = 0; i < ways; ++i)
+  // Files the configuration let us create go the same way: they are scratch here.
+  for (uint32_t i = 0; i < ways; ++i) {
     if (tier.regions[i].spec.kind == tierfs::numa::RegionKind::numa)
       shm_unlink(fmt::format("/tierfs.{}.{}.{}", getpid(), tier.name, i).c_str());
+    else if (!file_existed[i])
+      unlink(tier.regions[i].spec.path.c_str());
+  }
 
   std::vector<std::byte> pattern(set->slice_bytes);
   for (size_t i = 0; i < pattern.size(); ++i) pattern[i] = static_cast<std::byte>(i * 131 + 7);
