@@ -224,6 +224,7 @@ class Sweep:
         self.args = args
         self.tierfs = find_tierfs(args.tierfs)
         self.work = self.shm_dir = self.server = self.mountpoint = None
+        self.created_files = []  # file: regions of --config that tierfs creates: removed again
         self.records = []
         self.tmpfs = {}  # (workload, io) -> bytes/s
         self.baseline_drift = 0.0  # largest change of a tmpfs job between its two passes
@@ -262,6 +263,10 @@ class Sweep:
             regions, source = machine_regions(), "the machine's NUMA nodes and DAX devices"
         self.note = f"{len(regions)} region(s) from {source}"
         if len(regions) >= max(args.ways):
+            for region in regions[:max(args.ways)]:
+                spec = region.get("region", "") if isinstance(region, dict) else region
+                if spec.startswith("file:") and not os.path.exists(spec[5:]):
+                    self.created_files.append(spec[5:])
             return regions
         # One memory controller (or too few regions): files in /dev/shm, one per way.
         self.shm_dir = tempfile.mkdtemp(prefix="tierfs-sweep-", dir=tmpfs_dir())
@@ -335,6 +340,9 @@ class Sweep:
         if self.shm_dir:
             for name in os.listdir(self.shm_dir):
                 os.unlink(os.path.join(self.shm_dir, name))
+        for path in self.created_files:
+            if os.path.exists(path):
+                os.unlink(path)
 
     @staticmethod
     def is_mounted(path):
