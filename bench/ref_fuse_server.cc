@@ -41,9 +41,9 @@ struct File {
   uid_t uid = 0;
   gid_t gid = 0;
   bool linked = true;
-  uint64_t lookups = 0;                // guarded by Server::lock
+  uint64_t lookups = 0;                 // guarded by Server::lock
   std::atomic<uint64_t> size_bytes{0};  // atomic: the data path takes no lock
-  timespec mtime{}, ctime{};           // guarded by Server::lock
+  timespec mtime{}, ctime{};            // guarded by Server::lock
 };
 
 struct Server {
@@ -245,7 +245,8 @@ void ref_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_f
   Server& server = server_of(req);
   const uint64_t file_size = file_of(fi)->size_bytes.load(std::memory_order_relaxed);
   const auto at = static_cast<uint64_t>(off);
-  const size_t n = at >= file_size ? 0 : static_cast<size_t>(std::min<uint64_t>(size, file_size - at));
+  const size_t n =
+      at >= file_size ? 0 : static_cast<size_t>(std::min<uint64_t>(size, file_size - at));
   fuse_reply_buf(req, reinterpret_cast<const char*>(server.buffer + at), n);
 }
 
@@ -282,8 +283,7 @@ void ref_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 // One page of entries per call: "." and ".." then the names, offsets 1, 2, 3...
-void ref_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                 fuse_file_info* /*fi*/) {
+void ref_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* /*fi*/) {
   Server& server = server_of(req);
   if (ino != FUSE_ROOT_ID) {
     fuse_reply_err(req, ENOTDIR);
@@ -325,15 +325,9 @@ struct SessionDeleter {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  CLI::App app{"Minimal memory-backed FUSE server: the reference of bench/server_bench"};
-  uint64_t buffer_mib = 4096;
-  std::string mountpoint;
-  app.add_option("--buffer-mib", buffer_mib, "bytes every file's data may reach, in MiB")
-      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 20));
-  app.add_option("MOUNTPOINT", mountpoint, "directory to mount on")->required();
-  CLI11_PARSE(app, argc, argv);
+namespace {
 
+int serve(uint64_t buffer_mib, const std::string& mountpoint) {
   Server server;
   server.buffer_bytes = buffer_mib << 20;
   // Reserved, not committed: pages appear as files are first written.
@@ -363,8 +357,9 @@ int main(int argc, char** argv) {
 
   const std::string opts = "fsname=ref_fuse_server,subtype=ref,default_permissions,max_read=" +
                            std::to_string(kMaxIoBytes);
-  std::vector<const char*> args_v = {argv[0], "-o", opts.c_str()};
-  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(args_v.size()), const_cast<char**>(args_v.data()));
+  std::vector<const char*> args_v = {"ref_fuse_server", "-o", opts.c_str()};
+  fuse_args args =
+      FUSE_ARGS_INIT(static_cast<int>(args_v.size()), const_cast<char**>(args_v.data()));
   std::unique_ptr<fuse_session, SessionDeleter> session(
       fuse_session_new(&args, &ops, sizeof ops, &server));
   if (!session) {
@@ -384,4 +379,24 @@ int main(int argc, char** argv) {
   fuse_session_unmount(session.get());
   fuse_remove_signal_handlers(session.get());
   return status < 0 ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Minimal memory-backed FUSE server: the reference of bench/server_bench"};
+  uint64_t buffer_mib = 4096;
+  std::string mountpoint;
+  app.add_option("--buffer-mib", buffer_mib, "bytes every file's data may reach, in MiB")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 20));
+  app.add_option("MOUNTPOINT", mountpoint, "directory to mount on")->required();
+  try {
+    app.parse(argc, argv);
+    return serve(buffer_mib, mountpoint);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ref_fuse_server: %s\n", e.what());
+    return 1;
+  }
 }

@@ -32,18 +32,7 @@ double seconds_since(Clock::time_point start) {
   std::exit(1);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  CLI::App app{"create/stat/unlink rates of one directory"};
-  std::string dir;
-  unsigned count = 10000;
-  unsigned settle_ms = 1100;
-  app.add_option("DIR", dir, "an empty directory on the file system to measure")->required();
-  app.add_option("--count", count, "files per phase")->check(CLI::Range(1U, 10000000U));
-  app.add_option("--settle-ms", settle_ms, "wait before the stat phase (cache timeouts)");
-  CLI11_PARSE(app, argc, argv);
-
+void measure(const std::string& dir, unsigned count, unsigned settle_ms) {
   std::vector<std::string> paths;
   paths.reserve(count);
   for (unsigned i = 0; i < count; ++i) paths.push_back(fmt::format("{}/m{:07}", dir, i));
@@ -69,8 +58,30 @@ int main(int argc, char** argv) {
     if (unlink(path.c_str()) != 0) fail("unlink", path);
   const double unlink_s = seconds_since(start);
 
-  fmt::print("{{\"count\": {}, \"create_per_s\": {:.1f}, \"stat_per_s\": {:.1f}, "
-             "\"unlink_per_s\": {:.1f}}}\n",
-             count, count / create_s, count / stat_s, count / unlink_s);
-  return 0;
+  fmt::print(
+      "{{\"count\": {}, \"create_per_s\": {:.1f}, \"stat_per_s\": {:.1f}, "
+      "\"unlink_per_s\": {:.1f}}}\n",
+      count, count / create_s, count / stat_s, count / unlink_s);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"create/stat/unlink rates of one directory"};
+  std::string dir;
+  unsigned count = 10000;
+  unsigned settle_ms = 1100;
+  app.add_option("DIR", dir, "an empty directory on the file system to measure")->required();
+  app.add_option("--count", count, "files per phase")->check(CLI::Range(1U, 10000000U));
+  app.add_option("--settle-ms", settle_ms, "wait before the stat phase (cache timeouts)");
+  try {
+    app.parse(argc, argv);
+    measure(dir, count, settle_ms);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "server_bench_metadata: {}\n", e.what());
+    return 1;
+  }
 }

@@ -66,7 +66,8 @@ struct Inode {
   int64_t mtime_ns = 0, ctime_ns = 0, btime_ns = 0;
   std::atomic<uint32_t> nlink{0};
   std::atomic<uint32_t> open_handles{0};
-  std::atomic<uint32_t> writable_handles{0};  // the last to close trims preallocation
+  // The last writable handle to close trims the file's preallocation.
+  std::atomic<uint32_t> writable_handles{0};
   uint64_t lookups = 0;        // guarded by Fs::table_mutex
   bool data_released = false;  // rows given back after the last link and close
   uint64_t parent = 0;         // directory that holds the last name given (for paths)

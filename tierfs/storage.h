@@ -204,7 +204,7 @@ class FileData {
   // The end of the furthest range that was written, fallocated or zeroed:
   // rows before it were asked for; rows past it only by preallocation.
   uint64_t requested_end_ = 0;
-  bool extents_dirty_ = false;  // changed since the listener last heard
+  bool extents_dirty_ = false;   // changed since the listener last heard
   bool listener_heard_ = false;  // the listener was told of this file's extents
 };
 
