@@ -130,6 +130,8 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
   std::vector<const char*> argv = {"tierfs", "-o", opts.c_str()};
   if (options.debug) argv.push_back("-d");
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), const_cast<char**>(argv.data()));
+  // fuse_session_new adds to the argument list; free it on every way out.
+  std::unique_ptr<fuse_args, decltype(&fuse_opt_free_args)> free_args(&args, fuse_opt_free_args);
   fuse_lowlevel_ops ops = make_operations();
   std::unique_ptr<fuse_session, SessionDeleter> session(
       fuse_session_new(&args, &ops, sizeof ops, fs.get()));
