@@ -10,8 +10,8 @@
 //
 //   bench_bpf [--smoke] [--json FILE]      (root: BPF and a FUSE mount)
 #include <fcntl.h>
-#include <signal.h>
 #include <fmt/core.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -216,7 +216,7 @@ double measure_upcall(size_t reads) {
 
 struct UpcallCount {
   uint64_t granularity_bytes;
-  uint64_t server_path_reads;     // FUSE READ requests of max_io
+  uint64_t server_path_reads;      // FUSE READ requests of max_io
   uint64_t iomap_without_program;  // FUSE_IOMAP_BEGIN upcalls, one per mapping
   uint64_t iomap_with_program;     // upcalls left when the program answers
 };
@@ -303,9 +303,8 @@ int main(int argc, char** argv) {
                "iomap, no program", "iomap + program", "upcall time saved");
     for (uint32_t shift : {12u, 16u, 21u, 26u, 30u}) {
       const UpcallCount c = count_upcalls(shift, max_io);
-      const double saved_ms =
-          static_cast<double>(c.iomap_without_program - c.iomap_with_program) *
-          (upcall_ns - twin_best) / 1e6;
+      const double saved_ms = static_cast<double>(c.iomap_without_program - c.iomap_with_program) *
+                              (upcall_ns - twin_best) / 1e6;
       fmt::print("{:>12} {:>14} {:>22} {:>20} {:>15.1f} ms\n",
                  c.granularity_bytes >= GiB   ? fmt::format("{} GiB", c.granularity_bytes / GiB)
                  : c.granularity_bytes >= MiB ? fmt::format("{} MiB", c.granularity_bytes / MiB)

@@ -50,8 +50,8 @@ void count_mix(const MapsSnapshot& maps, const tierfs_twin_request& request,
   mix.near_2_64 += near(request.pos, kTop);
   mix.unwritten += answer.out.read.type == TIERFS_IOMAP_TYPE_UNWRITTEN;
   const uint64_t extent_left = extent.length - (request.pos - extent.file_offset);
-  mix.cut_at_boundary += answer.out.read.length < request.count &&
-                         answer.out.read.length < extent_left;
+  mix.cut_at_boundary +=
+      answer.out.read.length < request.count && answer.out.read.length < extent_left;
 }
 
 }  // namespace
@@ -80,10 +80,14 @@ tierfs_layout ScenarioGenerator::random_layout() {
 
 uint64_t ScenarioGenerator::pick_offset() {
   switch (rng_() % 4) {
-    case 0: return (rng_() % (uint64_t{1} << 36)) << 12;
-    case 1: return kHalf - (rng_() % (uint64_t{1} << 40));
-    case 2: return kTop - (rng_() % (uint64_t{1} << 40));
-    default: return rng_();
+    case 0:
+      return (rng_() % (uint64_t{1} << 36)) << 12;
+    case 1:
+      return kHalf - (rng_() % (uint64_t{1} << 40));
+    case 2:
+      return kTop - (rng_() % (uint64_t{1} << 40));
+    default:
+      return rng_();
   }
 }
 
@@ -140,10 +144,18 @@ std::vector<tierfs_twin_request> ScenarioGenerator::requests(size_t count) {
     if (!extents.empty() && rng_() % 8 != 0) {
       const tierfs_extent& e = extents[rng_() % extents.size()];
       switch (rng_() % 4) {
-        case 0: r.pos = e.file_offset; break;
-        case 1: r.pos = e.file_offset + e.length - 1; break;
-        case 2: r.pos = e.file_offset + e.length; break;  // the hole (or extent) after it
-        default: r.pos = e.file_offset + rng_() % e.length; break;
+        case 0:
+          r.pos = e.file_offset;
+          break;
+        case 1:
+          r.pos = e.file_offset + e.length - 1;
+          break;
+        case 2:
+          r.pos = e.file_offset + e.length;
+          break;  // the hole (or extent) after it
+        default:
+          r.pos = e.file_offset + rng_() % e.length;
+          break;
       }
     } else {
       r.pos = pick_offset();
@@ -193,8 +205,8 @@ EquivalenceResult check_equivalence(IomapLoader& loader, uint64_t cases, uint64_
       if (std::memcmp(&cpp, &kernel[i], sizeof(cpp)) == 0) {
         ++result.agreed;
       } else if (result.first_disagreement.empty()) {
-        result.first_disagreement = describe(requests[i]) + ": kernel " + describe(kernel[i]) +
-                                    ", C++ " + describe(cpp);
+        result.first_disagreement =
+            describe(requests[i]) + ": kernel " + describe(kernel[i]) + ", C++ " + describe(cpp);
       }
       if (cpp.verdict != TIERFS_IOMAP_HANDLED)
         ++result.fallbacks;

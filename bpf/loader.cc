@@ -257,10 +257,9 @@ int IomapLoader::set_extents(uint64_t nodeid, std::span<const tierfs_extent> ext
   value.count = static_cast<uint32_t>(extents.size());
   std::copy(extents.begin(), extents.end(), value.extents);
   // The program's lookup stops at the first extent past pos: it needs them sorted.
-  std::sort(value.extents, value.extents + value.count,
-            [](const tierfs_extent& a, const tierfs_extent& b) {
-              return a.file_offset < b.file_offset;
-            });
+  std::sort(
+      value.extents, value.extents + value.count,
+      [](const tierfs_extent& a, const tierfs_extent& b) { return a.file_offset < b.file_offset; });
   return bpf_map_update_elem(inodes_fd_, &nodeid, &value, BPF_ANY) == 0 ? 0 : -errno;
 }
 

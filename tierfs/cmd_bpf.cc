@@ -42,8 +42,9 @@ nlohmann::json report_json(const bpf::ProgramReport& r) {
 }
 
 std::string report_line(const std::string& what, const bpf::ProgramReport& r) {
-  return fmt::format("{} ({}): verifier accepted; {} object insns, {} verified insns, {} jited bytes",
-                     what, r.name, r.object_insns, r.verified_insns, r.jited_bytes);
+  return fmt::format(
+      "{} ({}): verifier accepted; {} object insns, {} verified insns, {} jited bytes", what,
+      r.name, r.object_insns, r.verified_insns, r.jited_bytes);
 }
 
 nlohmann::json mix_json(const bpf::CaseMix& m) {
@@ -60,8 +61,7 @@ nlohmann::json mix_json(const bpf::CaseMix& m) {
 
 int run_check(const BpfCheckArgs& args) {
   const kernel::KernelFeatures features = kernel::probe_kernel();
-  if (!features.bpf_usable)
-    throw std::runtime_error("bpf check: " + features.bpf_missing);
+  if (!features.bpf_usable) throw std::runtime_error("bpf check: " + features.bpf_missing);
   nlohmann::json doc = {{"kernel", features.release},
                         {"btf", features.btf},
                         {"fuse_iomap", features.fuse_iomap},
@@ -111,14 +111,15 @@ int run_check(const BpfCheckArgs& args) {
       status = 1;
     }
   } else {
-    say(fmt::format("kernel {} has no fuse_iomap_bpf_ops: struct_ops program not loaded "
+    say(
+        fmt::format("kernel {} has no fuse_iomap_bpf_ops: struct_ops program not loaded "
                     "(the twin runs its iomap_begin body)",
                     features.release));
   }
 
   const bpf::EquivalenceResult result = bpf::check_equivalence(*loader, args.cases, args.seed);
-  doc["equivalence"] = {{"cases", result.cases},       {"agreed", result.agreed},
-                        {"mapped", result.mapped},     {"holes", result.holes},
+  doc["equivalence"] = {{"cases", result.cases},         {"agreed", result.agreed},
+                        {"mapped", result.mapped},       {"holes", result.holes},
                         {"fallbacks", result.fallbacks}, {"seed", args.seed},
                         {"mix", mix_json(result.mix)}};
   if (result.error != 0) {
@@ -128,10 +129,10 @@ int run_check(const BpfCheckArgs& args) {
                  std::strerror(-result.error));
     status = 1;
   }
-  say(fmt::format("equivalence: {} of {} cases agreed (twin in the kernel vs C++; {} mapped, "
-                  "{} holes, {} fallbacks; seed {})",
-                  result.agreed, result.cases, result.mapped, result.holes, result.fallbacks,
-                  args.seed));
+  say(fmt::format(
+      "equivalence: {} of {} cases agreed (twin in the kernel vs C++; {} mapped, "
+      "{} holes, {} fallbacks; seed {})",
+      result.agreed, result.cases, result.mapped, result.holes, result.fallbacks, args.seed));
   if (result.agreed != result.cases) {
     doc["equivalence"]["first_disagreement"] = result.first_disagreement;
     if (!args.json) fmt::print(stderr, "first disagreement: {}\n", result.first_disagreement);

@@ -164,7 +164,8 @@ TEST_F(BpfMountTest, MapsHoldTheServersExtentsAfterRandomFileOperations) {
   std::mt19937_64 rng(static_cast<uint64_t>(getpid()));
   std::set<std::string> live;
   std::set<uint32_t> tiers_seen;
-  const char* ops[] = {"write", "append", "truncate", "punch", "fallocate", "unlink", "unlink_open"};
+  const char* ops[] = {"write",     "append", "truncate",   "punch",
+                       "fallocate", "unlink", "unlink_open"};
   std::map<std::string, int> done;
   for (int step = 0; step < 240; ++step) {
     const std::string name = "f" + std::to_string(rng() % 8);
