@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "bpf/loader.h"
+#include "kernel/probe.h"
 #include "tierfs/fs.h"
 
 namespace tierfs {
@@ -90,8 +91,10 @@ std::string Fs::attach_iomap_program(int fuse_fd) {
     return "";
   }
 
-  std::string error;
-  bpf_->loader = bpf::IomapLoader::load(error);
+  // Without BPF at all (not root, no CAP_BPF) the probe's reason is the clearest line.
+  const kernel::KernelFeatures features = kernel::probe_kernel();
+  std::string error = features.bpf_missing;
+  if (features.bpf_usable) bpf_->loader = bpf::IomapLoader::load(error);
   if (!bpf_->loader) {
     status.server_path_reason = first_line(error);
     if (required) return prefix + status.server_path_reason;
