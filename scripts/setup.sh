@@ -11,7 +11,7 @@ packages=(
   libtomlplusplus-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev
   # tests and benchmarks
-  fio stress-ng dbench attr numactl gnuplot-nox python3 util-linux
+  fio stress-ng dbench attr numactl gnuplot-nox python3 util-linux valgrind
   # VM harness (kernel/vm)
   qemu-system-x86 busybox-static ndctl daxctl cpio kmod
   binutils xz-utils zstd    # strip; unpacking compressed modules of a kernel of one's own
