@@ -175,9 +175,16 @@ void refuse_overlaps(const Reader& reader, const Config& config) {
     for (size_t i = 0; i < tier.regions.size(); ++i) {
       const numa::RegionSpec& spec = tier.regions[i].spec;
       if (spec.kind == numa::RegionKind::numa) continue;
-      const std::string key = spec.kind == numa::RegionKind::file
-                                  ? std::filesystem::weakly_canonical(spec.path).string()
-                                  : spec.path;
+      std::string key = spec.path;
+      if (spec.kind == numa::RegionKind::file) {
+        // The error_code form: a path the system refuses (too long, ...) is bad input, not a crash.
+        std::error_code error;
+        key = std::filesystem::weakly_canonical(spec.path, error).string();
+        if (error)
+          reader.fail(tier.regions[i].pos,
+                      fmt::format("region \"{}\" of tier \"{}\": cannot resolve the path: {}",
+                                  spec.text, tier.name, error.message()));
+      }
       const uint64_t begin = spec.offset_bytes;
       const uint64_t end = begin + region_bytes(tier, i);
       for (const ClaimedRange& other : claims)

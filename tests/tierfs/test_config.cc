@@ -257,4 +257,14 @@ TEST(Config, ExamplesParse) {
   EXPECT_GE(examples, 4);
 }
 
+// Found by the fuzzer: a file path the system refuses to resolve used to escape as
+// std::filesystem::filesystem_error instead of one FILE:LINE:COLUMN line.
+TEST(Config, UnresolvableFilePathGivesOneLine) {
+  const std::string path = "/" + std::string(5000, 'a');
+  const std::string error = error_of("[[tier]]\nname = \"s\"\nregions = [\"file:" + path +
+                                     "\"]\ncreate = true\nsize = \"8MiB\"\n");
+  EXPECT_EQ(error, "c.toml:3:12: region \"file:" + path +
+                       "\" of tier \"s\": cannot resolve the path: File name too long");
+}
+
 }  // namespace
