@@ -190,6 +190,11 @@ class Fs {
   std::string attach_iomap_program(int fuse_fd);
   BpfStatus bpf_status() const;
 
+  // Open file handles live here, so that the ones the kernel never released
+  // (the server stopped with files open) are freed with the mount.
+  FileHandle* add_handle(std::unique_ptr<FileHandle> handle);
+  std::unique_ptr<FileHandle> take_handle(FileHandle* handle);
+
   // Shared for lookups and readdir, unique for every change of the tree.
   mutable std::shared_mutex namespace_lock;
 
@@ -201,6 +206,8 @@ class Fs {
   std::unordered_map<uint64_t, InodePtr> inodes_;
   uint64_t next_ino_ = FUSE_ROOT_ID + 1;
   std::array<std::atomic<uint64_t>, static_cast<unsigned>(Op::count_)> op_counts_{};
+  std::mutex handles_mutex_;
+  std::unordered_map<FileHandle*, std::unique_ptr<FileHandle>> handles_;
   std::shared_ptr<BpfPath> bpf_;  // after storage_: destroyed first
 };
 

@@ -43,7 +43,7 @@ static void truncate_for_open(Fs& fs, Inode& inode, uid_t caller) {
 }
 
 // Registers the open handle; undoes it when the kernel is no longer waiting for the reply.
-static FileHandle* open_handle(const Fs& fs, const InodePtr& inode, fuse_file_info* fi) {
+static FileHandle* open_handle(Fs& fs, const InodePtr& inode, fuse_file_info* fi) {
   const bool writable = (fi->flags & O_ACCMODE) != O_RDONLY;
   // A FLUSH is a round trip on every close(). Readers never need it; with
   // cache = "none" writers do not either (no page cache to write back: the
@@ -53,7 +53,8 @@ static FileHandle* open_handle(const Fs& fs, const InodePtr& inode, fuse_file_in
   fi->noflush = !writable || fs.config().mount.cache == CacheMode::none;
   inode->open_handles.fetch_add(1);
   if (writable) inode->writable_handles.fetch_add(1);
-  return new FileHandle{inode, (fi->flags & O_APPEND) != 0, writable};
+  return fs.add_handle(
+      std::make_unique<FileHandle>(FileHandle{inode, (fi->flags & O_APPEND) != 0, writable}));
 }
 
 // Nobody writes any more: the rows that preallocation took past the end go back.
@@ -62,10 +63,11 @@ static void trim_preallocation(Fs& fs, Inode& inode) {
   if (!inode.data_released) inode.data->trim_preallocation(fs.storage(), inode.size);
 }
 
-static void close_handle(Fs& fs, FileHandle* handle) {
+static void close_handle(Fs& fs, FileHandle* released) {
+  std::unique_ptr<FileHandle> handle = fs.take_handle(released);
   InodePtr inode = std::move(handle->inode);
   const bool last_writer = handle->writable && inode->writable_handles.fetch_sub(1) == 1;
-  delete handle;
+  handle.reset();
   // Before the handle count drops: a concurrent last unlink may then release the data.
   if (last_writer) trim_preallocation(fs, *inode);
   inode->open_handles.fetch_sub(1);

@@ -76,6 +76,19 @@ Fs::~Fs() {
     if (inode->data && !inode->data_released) inode->data->release(*storage_);
 }
 
+FileHandle* Fs::add_handle(std::unique_ptr<FileHandle> handle) {
+  FileHandle* key = handle.get();
+  std::lock_guard guard(handles_mutex_);
+  handles_.emplace(key, std::move(handle));
+  return key;
+}
+
+std::unique_ptr<FileHandle> Fs::take_handle(FileHandle* handle) {
+  std::lock_guard guard(handles_mutex_);
+  auto node = handles_.extract(handle);
+  return std::move(node.mapped());
+}
+
 InodePtr Fs::find(fuse_ino_t ino) const {
   std::lock_guard guard(table_mutex_);
   auto it = inodes_.find(ino);
