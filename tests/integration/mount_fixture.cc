@@ -248,4 +248,22 @@ bool MountTest::remount(const TestConfig& config) {
   return mount_.start(config);
 }
 
+struct stat stat_of(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(lstat(path.c_str(), &st), 0) << path << ": " << strerror(errno);
+  return st;
+}
+
+bool later(const timespec& a, const timespec& b) {
+  return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec > b.tv_nsec);
+}
+
+bool same(const timespec& a, const timespec& b) {
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+void tick() {
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
 }  // namespace tierfs::testing

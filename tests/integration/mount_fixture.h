@@ -5,7 +5,9 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <string>
 #include <vector>
@@ -72,6 +74,13 @@ std::string pattern(size_t bytes, unsigned seed);
 std::string getxattr_string(const std::string& path, const std::string& name);
 bool is_mounted(const std::string& mountpoint);  // listed in /proc/mounts
 std::string tierfs_bin();
+// lstat that records a test failure (with the path and errno) when it fails.
+struct stat stat_of(const std::string& path);
+// Timestamp comparisons.
+bool later(const timespec& a, const timespec& b);
+bool same(const timespec& a, const timespec& b);
+// Timestamps come from the server's clock; a pause makes "later" observable.
+void tick();
 // Runs a command, returns its exit status and puts stdout+stderr in `output`.
 int run_command(const std::vector<std::string>& argv, std::string& output);
 

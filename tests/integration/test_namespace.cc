@@ -26,23 +26,6 @@ int rename2(const std::string& from, const std::string& to, unsigned flags) {
       syscall(SYS_renameat2, AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), flags));
 }
 
-struct stat stat_of(const std::string& path) {
-  struct stat st {};
-  EXPECT_EQ(lstat(path.c_str(), &st), 0) << path << ": " << strerror(errno);
-  return st;
-}
-
-bool later(const timespec& a, const timespec& b) {
-  return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec > b.tv_nsec);
-}
-bool same(const timespec& a, const timespec& b) {
-  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
-}
-
-void tick() {
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-}
-
 TEST_F(NamespaceTest, RenameReplacesAFileAndNoReplaceRefuses) {
   write_all(mount_.path("a"), "A");
   write_all(mount_.path("b"), "B");

@@ -24,24 +24,6 @@ using PosixRulesTest = MountTest;
 
 constexpr uid_t kNobody = 65534;
 
-struct stat stat_of(const std::string& path) {
-  struct stat st {};
-  EXPECT_EQ(lstat(path.c_str(), &st), 0) << path << ": " << strerror(errno);
-  return st;
-}
-
-bool later(const timespec& a, const timespec& b) {
-  return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec > b.tv_nsec);
-}
-bool same(const timespec& a, const timespec& b) {
-  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
-}
-
-// Timestamps come from the server's clock; a pause makes "later" observable.
-void tick() {
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-}
-
 // Runs `body` as uid/gid 65534 in a forked child; returns its exit status
 // (0: the body's expectation held; 99: the identity switch failed).
 int as_nobody(const std::function<int()>& body) {
