@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <map>
+#include <vector>
 
 #include "bpf/tierfs_map.h"
 #include "tierfs/fs.h"
@@ -38,12 +39,16 @@ nlohmann::json extent_json(Storage& storage, const tierfs_extent& extent) {
   }
   nlohmann::json regions = nlohmann::json::array();
   for (const auto& [index, span] : spans) {
+    const numa::RegionSpec& spec = tier.region(index).spec();
     regions.push_back({{"index", index},
-                       {"spec", tier.region(index).spec().text},
+                       {"spec", spec.text},
                        {"region_offset", span.first},
                        {"region_end", span.end},
+                       // where region_offset is inside the device or file (its `offset` added)
+                       {"device_offset", spec.offset_bytes + span.first},
                        {"bytes", span.bytes}});
   }
+  const std::vector<unsigned> weights(layout.weights, layout.weights + layout.ways);
   return {{"file_offset", extent.file_offset},
           {"length", extent.length},
           {"tier", tier.name()},
@@ -52,6 +57,7 @@ nlohmann::json extent_json(Storage& storage, const tierfs_extent& extent) {
           {"rows", tierfs_extent_rows(&layout, &extent)},
           {"granularity_bytes", tier.granularity_bytes()},
           {"ways", tier.ways()},
+          {"weights", weights},
           {"unwritten", (extent.flags & TIERFS_EXTENT_UNWRITTEN) != 0},
           {"regions", std::move(regions)}};
 }

@@ -8,7 +8,7 @@
 //
 // Where the bytes are is computed with tierfs_map_extent from bpf/tierfs_map.h,
 // the one definition of the mapping, from the extent fields the map reports.
-// It assumes equal weights and no region offsets, as the suite's config has.
+// Weights and each region's offset inside its device come from the map.
 #include <fcntl.h>
 #include <numa.h>
 #include <numaif.h>
@@ -107,6 +107,7 @@ struct Piece {
   std::string spec;  // "dax:/dev/dax0.0", "numa:2"
   uint64_t file_offset;
   uint64_t region_offset;
+  uint64_t device_offset;  // region_offset plus the region's `offset` inside the device
   uint64_t length;
 };
 
@@ -122,7 +123,9 @@ std::vector<Piece> pieces_of(const json& map) {
     layout.ways = ext.at("ways");
     const uint64_t granularity = ext.at("granularity_bytes");
     layout.granularity_shift = static_cast<uint32_t>(__builtin_ctzll(granularity));
-    for (uint32_t i = 0; i < layout.ways && i < TIERFS_MAX_WAYS; ++i) layout.weights[i] = 1;
+    const std::vector<unsigned> weights = ext.at("weights");
+    for (uint32_t i = 0; i < layout.ways && i < TIERFS_MAX_WAYS && i < weights.size(); ++i)
+      layout.weights[i] = static_cast<uint8_t>(weights[i]);
     tierfs_extent extent{};
     extent.file_offset = ext.at("file_offset");
     extent.length = ext.at("length");
@@ -146,7 +149,9 @@ std::vector<Piece> pieces_of(const json& map) {
             fmt::format("file offset {} maps to [{}, {}) of {}, outside the map's [{}, {})", off,
                         m.region_offset, m.region_offset + length,
                         found->second.at("spec").get<std::string>(), lo, hi));
-      pieces.push_back({found->second.at("spec"), off, m.region_offset, length});
+      const uint64_t device_shift = found->second.at("device_offset").get<uint64_t>() - lo;
+      pieces.push_back(
+          {found->second.at("spec"), off, m.region_offset, m.region_offset + device_shift, length});
       off += length;
     }
   }
@@ -193,7 +198,7 @@ int verify_dax(const std::string& map_path, uint64_t seed, uint32_t min_devices,
     const std::string device = piece.spec.substr(4);
     if (!devices.count(device)) devices[device] = map_dax(device);
     const DaxMapping& dax = devices[device];
-    const uint64_t at = piece.region_offset + shift_bytes;
+    const uint64_t at = piece.device_offset + shift_bytes;
     if (at + piece.length > dax.size_bytes)
       throw std::runtime_error(fmt::format("{}: the map puts bytes at {} past its end {}", device,
                                            at + piece.length, dax.size_bytes));
@@ -226,7 +231,7 @@ int poke_dax(const std::string& map_path, uint64_t file_offset, uint32_t value) 
       throw std::runtime_error(
           fmt::format("file offset {} is on {}, not DAX", file_offset, piece.spec));
     const DaxMapping dax = map_dax(piece.spec.substr(4));
-    const uint64_t at = piece.region_offset + (file_offset - piece.file_offset);
+    const uint64_t at = piece.device_offset + (file_offset - piece.file_offset);
     dax.base[at] = static_cast<uint8_t>(value);
     munmap(dax.base, dax.size_bytes);
     fmt::print("wrote {:#04x} at byte {} of {} (file offset {})\n", value, at, piece.spec,

@@ -74,6 +74,12 @@ while [ $i -lt "$VM_DAX" ]; do
   i=$((i + 1))
 done
 numa_specs=$(echo "$numa_regions" | tr -d '" ')
+# Weighted rows on the DAX tier (2 units on the first device, 1 on each other):
+# the probe must take the weights from the map to find every byte.
+dax_weights=""
+if [ "$VM_DAX" -gt 1 ]; then
+  dax_weights="weights = [2$(printf ', 1%.0s' $(seq 2 "$VM_DAX"))]"
+fi
 
 cat >"$T/tierfs.toml" <<EOF
 [[tier]]
@@ -86,6 +92,7 @@ granularity = "64KiB"
 name = "pmem"
 regions = [$dax_regions]
 granularity = "64KiB"
+$dax_weights
 
 [[placement]]
 path = "*.pmem"
