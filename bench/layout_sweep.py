@@ -364,7 +364,10 @@ class Sweep:
         a = self.args
         cmd = ["fio", "--name=sweep", f"--directory={directory}", "--filename=sweep.dat",
                f"--size={a.file_size}", f"--bs={io_size}", f"--rw={WORKLOADS[workload][0]}",
-               "--ioengine=psync", f"--numjobs={a.jobs}", "--group_reporting", "--time_based",
+               # --thread: jobs are threads of the one fio process, so that killing it on
+               # Ctrl-C stops them all (forked jobs outlive a killed parent, stuck in a futex).
+               "--ioengine=psync", "--thread", f"--numjobs={a.jobs}", "--group_reporting",
+               "--time_based",
                f"--runtime={int(a.runtime * 1000)}ms", "--randrepeat=0", "--output-format=json"]
         run = subprocess.run(cmd, capture_output=True, text=True)
         if run.returncode != 0:

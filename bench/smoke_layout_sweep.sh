@@ -93,4 +93,14 @@ wait "$SWEEP_PID" || status=$?
 SWEEP_PID=
 [ "$status" -eq 130 ] || fail "an interrupted sweep exited with $status: $(tail -3 "$OUT/int.log")"
 nothing_left "after Ctrl-C"
-echo "ok: Ctrl-C unmounted and cleaned up"
+# fio's jobs must not outlive the sweep (forked jobs of a killed fio once did).
+for _ in $(seq 1 50); do
+  pgrep -f -- "--directory=$OUT/" >/dev/null || break
+  sleep 0.1
+done
+if pgrep -f -- "--directory=$OUT/" >/dev/null; then
+  leftover=$(pgrep -af -- "--directory=$OUT/")
+  pkill -9 -f -- "--directory=$OUT/" || true
+  fail "fio outlived the interrupted sweep: $leftover"
+fi
+echo "ok: Ctrl-C unmounted, stopped fio and cleaned up"
