@@ -23,6 +23,8 @@ struct SourcePos {
 
 enum class CacheMode { none, kernel };
 enum class BpfMode { automatic, off, required };
+// The spelling of a mode in the configuration: "auto", "off" or "required".
+const char* bpf_mode_name(BpfMode mode);
 
 struct MountOptions {
   CacheMode cache = CacheMode::none;

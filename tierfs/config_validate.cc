@@ -233,6 +233,18 @@ Config default_config(const numa::Topology& topology) {
   return config;
 }
 
+const char* bpf_mode_name(BpfMode mode) {
+  switch (mode) {
+    case BpfMode::off:
+      return "off";
+    case BpfMode::required:
+      return "required";
+    case BpfMode::automatic:
+      break;
+  }
+  return "auto";
+}
+
 std::string to_toml(const Config& config) {
   toml::table mount{
       {"cache", config.mount.cache == CacheMode::none ? "none" : "kernel"},
@@ -240,9 +252,7 @@ std::string to_toml(const Config& config) {
       {"default_permissions", config.mount.default_permissions},
       {"max_io", format_size(config.mount.max_io_bytes)},
       {"threads", static_cast<int64_t>(config.mount.threads)},
-      {"bpf", config.mount.bpf == BpfMode::automatic ? "auto"
-              : config.mount.bpf == BpfMode::off     ? "off"
-                                                     : "required"},
+      {"bpf", bpf_mode_name(config.mount.bpf)},
       {"fsname", config.mount.fsname},
   };
   toml::array tiers;

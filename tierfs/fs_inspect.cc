@@ -63,10 +63,7 @@ nlohmann::json extent_json(Storage& storage, const tierfs_extent& extent) {
 }
 
 nlohmann::json bpf_json(const BpfStatus& bpf) {
-  const char* mode = bpf.mode == BpfMode::off        ? "off"
-                     : bpf.mode == BpfMode::required ? "required"
-                                                     : "auto";
-  return {{"mode", mode},
+  return {{"mode", bpf_mode_name(bpf.mode)},
           {"maps_loaded", bpf.maps_loaded},
           {"program_attached", bpf.program_attached},
           {"server_path_reason", bpf.server_path_reason},
