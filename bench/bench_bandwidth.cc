@@ -35,9 +35,9 @@
 #include <vector>
 
 #include "numa/topology.h"
-#include "tierfs/config.h"
-#include "tierfs/storage.h"
-#include "tierfs/units.h"
+#include "tierfs/core/config.h"
+#include "tierfs/core/file_data.h"
+#include "tierfs/core/units.h"
 
 namespace {
 

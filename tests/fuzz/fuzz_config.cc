@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <string_view>
 
-#include "tests/tierfs/config_fixture.h"
-#include "tierfs/config.h"
+#include "tests/tierfs/core/config_fixture.h"
+#include "tierfs/core/config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const tierfs::numa::Topology topology = tierfs::testing::fake_topology();

@@ -1,0 +1,270 @@
+// The configuration loader: good files give the values they say, the
+// effective configuration reads back to itself, every file of the bad corpus
+// gives exactly its expected one-line message, and the command prints them.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "tests/tierfs/core/config_fixture.h"
+#include "tierfs/core/config.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using tierfs::parse_config;
+using tierfs::testing::fake_topology;
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string error_of(const std::string& text, const std::string& name = "c.toml") {
+  try {
+    parse_config(text, name, fake_topology());
+  } catch (const tierfs::ConfigError& e) {
+    return e.what();
+  }
+  return "(accepted)";
+}
+
+const fs::path kSource = TIERFS_TEST_SOURCE_ROOT;
+
+TEST(Config, TwoTierFileGivesItsValues) {
+  const auto c = parse_config(R"(
+[mount]
+cache = "kernel"
+max_io = "4MiB"
+threads = 8
+bpf = "off"
+
+[[tier]]
+name = "dram"
+regions = ["numa:0", "numa:1"]
+size = "8GiB"
+granularity = "4KiB"
+weights = [3, 1]
+
+[[tier]]
+name = "cxl"
+regions = ["dax:/dev/dax0.0", { region = "dax:/dev/dax1.0", offset = "2GiB" }]
+
+[[placement]]
+path = "*.ckpt"
+tier = "cxl"
+
+[[placement]]
+min_size = "1GiB"
+tier = "cxl"
+
+[defaults]
+tier = "dram"
+)",
+                              "two.toml", fake_topology());
+  EXPECT_EQ(c.mount.cache, tierfs::CacheMode::kernel);
+  EXPECT_EQ(c.mount.max_io_bytes, 4u << 20);
+  EXPECT_EQ(c.mount.threads, 8u);
+  EXPECT_EQ(c.mount.bpf, tierfs::BpfMode::off);
+  ASSERT_EQ(c.tiers.size(), 2u);
+  EXPECT_EQ(c.tiers[0].size_bytes, uint64_t{8} << 30);  // 8GiB is a whole number of 16KiB rows
+  EXPECT_EQ(tierfs::tier_row_bytes(c.tiers[0]), 16u << 10);
+  EXPECT_EQ(tierfs::region_bytes(c.tiers[0], 0), uint64_t{6} << 30);
+  EXPECT_EQ(tierfs::region_bytes(c.tiers[0], 1), uint64_t{2} << 30);
+  // The dax tier is sized by its smaller region: dax1.0 from 2GiB holds 6GiB, dax0.0 holds 4GiB.
+  EXPECT_EQ(c.tiers[1].size_bytes, uint64_t{8} << 30);
+  EXPECT_EQ(c.tiers[1].regions[1].spec.offset_bytes, uint64_t{2} << 30);
+  EXPECT_EQ(c.tiers[1].granularity_bytes, 2u << 20);  // the default
+  EXPECT_EQ(c.tiers[1].weights, (std::vector<uint32_t>{1, 1}));
+  ASSERT_EQ(c.placement.size(), 2u);
+  EXPECT_EQ(c.placement[0].path_glob, "*.ckpt");
+  EXPECT_EQ(c.placement[1].min_size_bytes, uint64_t{1} << 30);
+  EXPECT_EQ(c.default_tier, "dram");
+  const tierfs_layout l = tierfs::tier_layout(c.tiers[0]);
+  EXPECT_EQ(l.ways, 2u);
+  EXPECT_EQ(l.granularity_shift, 12u);
+  EXPECT_EQ(l.weights[0], 3);
+}
+
+TEST(Config, SizeRoundsDownToWholeRows) {
+  const auto c = parse_config(R"(
+[[tier]]
+name = "a"
+regions = ["numa:0", "numa:1"]
+size = "5MiB"
+granularity = "2MiB"
+)",
+                              "r.toml", fake_topology());
+  EXPECT_EQ(c.tiers[0].size_bytes, 4u << 20);
+}
+
+TEST(Config, EffectiveConfigurationReadsBackToItself) {
+  for (const auto& entry : fs::directory_iterator(kSource / "tests/configs/good")) {
+    const auto first = parse_config(slurp(entry.path()), entry.path().string(), fake_topology());
+    const std::string text = tierfs::to_toml(first);
+    const auto second = parse_config(text, "effective.toml", fake_topology());
+    // Equal configurations print the same; the second print only differs in its source line.
+    std::string again = tierfs::to_toml(second);
+    again.replace(again.find("effective.toml"), 14, entry.path().string());
+    EXPECT_EQ(text, again) << entry.path();
+  }
+}
+
+TEST(Config, BuiltInDefaultIsOneDramTierOverEveryNode) {
+  const auto c = tierfs::default_config(fake_topology());
+  ASSERT_EQ(c.tiers.size(), 1u);
+  EXPECT_EQ(c.tiers[0].regions.size(), 2u);
+  EXPECT_EQ(c.tiers[0].regions[1].spec.node, 1);
+  // A quarter of 24GiB free, in whole 4MiB rows.
+  EXPECT_EQ(c.tiers[0].size_bytes, uint64_t{6} << 30);
+  EXPECT_EQ(c.tiers[0].size_bytes % tierfs::tier_row_bytes(c.tiers[0]), 0u);
+  // And it survives its own validation.
+  EXPECT_NO_THROW(parse_config(tierfs::to_toml(c), "d.toml", fake_topology()));
+}
+
+// Every file in tests/configs/bad starts with "# expect: LINE:COLUMN: message".
+TEST(Config, BadCorpusGivesExactlyTheExpectedLine) {
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(kSource / "tests/configs/bad")) {
+    const std::string text = slurp(entry.path());
+    const std::string marker = "# expect: ";
+    ASSERT_EQ(text.rfind(marker, 0), 0u) << entry.path() << " has no expect line";
+    const std::string expected = text.substr(marker.size(), text.find('\n') - marker.size());
+    EXPECT_EQ(error_of(text, "bad.toml"), "bad.toml:" + expected) << entry.path();
+    ++files;
+  }
+  EXPECT_GE(files, 30);
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    char templ[] = "/tmp/tierfs-config-XXXXXX";
+    path_ = mkdtemp(templ);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+TEST(Config, FileRegions) {
+  TempDir dir;
+  const std::string existing = (dir.path() / "spill").string();
+  { std::ofstream(existing).put('x'); }
+  fs::resize_file(existing, 64 << 20);
+  const std::string absent = (dir.path() / "absent").string();
+  // An existing file sizes its tier.
+  auto c = parse_config("[[tier]]\nname = \"s\"\nregions = [\"file:" + existing + "\"]\n", "f.toml",
+                        fake_topology());
+  EXPECT_EQ(c.tiers[0].size_bytes, 64u << 20);
+  // Too small for the size asked.
+  EXPECT_EQ(
+      error_of("[[tier]]\nname = \"s\"\nregions = [\"file:" + existing + "\"]\nsize = \"1GiB\"\n"),
+      "c.toml:4:8: size 1GiB of tier \"s\" needs 1.00GiB of region \"file:" + existing +
+          "\", which holds 64.00MiB");
+  // Missing without create.
+  EXPECT_EQ(
+      error_of("[[tier]]\nname = \"s\"\nregions = [\"file:" + absent + "\"]\nsize = \"1GiB\"\n"),
+      "c.toml:3:12: region \"file:" + absent +
+          "\" of tier \"s\": no such file (set create = true to create it)");
+  // Create without size.
+  EXPECT_EQ(
+      error_of("[[tier]]\nname = \"s\"\nregions = [\"file:" + absent + "\"]\ncreate = true\n"),
+      "c.toml:1:1: tier \"s\" needs a size: region \"file:" + absent + "\" has no size of its own");
+  // Two tiers sharing bytes of one file.
+  EXPECT_EQ(error_of("[[tier]]\nname = \"a\"\nregions = [\"file:" + existing +
+                     "\"]\nsize = \"32MiB\"\n"
+                     "[[tier]]\nname = \"b\"\nregions = [{ region = \"file:" +
+                     existing + "\", offset = \"16MiB\" }]\n"),
+            "c.toml:7:12: region \"file:" + existing + "\" of tier \"b\" overlaps region \"file:" +
+                existing + "\" of tier \"a\" (32.00MiB from offset 0B)");
+  // Created files are fine with a size.
+  EXPECT_EQ(error_of("[[tier]]\nname = \"s\"\nregions = [\"file:" + absent +
+                     "\"]\nsize = \"8MiB\"\ncreate = true\n"),
+            "(accepted)");
+  EXPECT_FALSE(fs::exists(absent)) << "checking a configuration creates nothing";
+}
+
+TEST(Config, UnreadableFileIsOneLine) {
+  try {
+    tierfs::load_config("/nonexistent/tierfs.toml", fake_topology());
+    FAIL() << "accepted a missing file";
+  } catch (const tierfs::ConfigError& e) {
+    EXPECT_EQ(
+        std::string(e.what()),
+        "/nonexistent/tierfs.toml: cannot read the configuration file: No such file or directory");
+  }
+}
+
+struct CommandRun {
+  int status;
+  std::string out, err;
+};
+
+CommandRun run_check_config(const std::string& file) {
+  const std::string err_path =
+      fs::temp_directory_path() / ("tierfs-cc-err-" + std::to_string(getpid()));
+  const std::string cmd =
+      std::string(std::getenv("TIERFS_BIN")) + " check-config " + file + " 2>" + err_path;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
+  const int status = pclose(pipe);
+  CommandRun run{WEXITSTATUS(status), out, slurp(err_path)};
+  fs::remove(err_path);
+  return run;
+}
+
+TEST(CheckConfigCommand, PrintsTheEffectiveConfigurationOrOneLine) {
+  if (std::getenv("TIERFS_BIN") == nullptr) GTEST_SKIP() << "TIERFS_BIN not set";
+  TempDir dir;
+  const fs::path good = dir.path() / "good.toml";
+  std::ofstream(good) << "[[tier]]\nname = \"t\"\nregions = [\"numa:0\"]\nsize = \"64MiB\"\n";
+  CommandRun ok = run_check_config(good.string());
+  EXPECT_EQ(ok.status, 0) << ok.err;
+  EXPECT_NE(ok.out.find("size = '64MiB'"), std::string::npos) << ok.out;
+  EXPECT_NE(ok.out.find("granularity = '2MiB'"), std::string::npos) << ok.out;
+  EXPECT_EQ(ok.err, "");
+
+  const fs::path bad = dir.path() / "bad.toml";
+  std::ofstream(bad) << "[[tier]]\nname = \"t\"\nregions = [\"numa:0\"]\nsize = "
+                        "\"64MiB\"\ngranularity = \"3MiB\"\n";
+  CommandRun fail = run_check_config(bad.string());
+  EXPECT_EQ(fail.status, 1);
+  EXPECT_EQ(fail.out, "");
+  EXPECT_EQ(fail.err,
+            bad.string() + ":5:15: granularity \"3MiB\" of tier \"t\" is not a power of two\n");
+}
+
+TEST(Config, ExamplesParse) {
+  int examples = 0;
+  for (const auto& entry : fs::directory_iterator(kSource / "examples")) {
+    if (entry.path().extension() != ".toml") continue;
+    std::string text = slurp(entry.path());
+    EXPECT_NO_THROW(parse_config(text, entry.path().string(), fake_topology())) << error_of(text);
+    ++examples;
+  }
+  EXPECT_GE(examples, 4);
+}
+
+// Found by the fuzzer: a file path the system refuses to resolve used to escape as
+// std::filesystem::filesystem_error instead of one FILE:LINE:COLUMN line.
+TEST(Config, UnresolvableFilePathGivesOneLine) {
+  const std::string path = "/" + std::string(5000, 'a');
+  const std::string error = error_of("[[tier]]\nname = \"s\"\nregions = [\"file:" + path +
+                                     "\"]\ncreate = true\nsize = \"8MiB\"\n");
+  EXPECT_EQ(error, "c.toml:3:12: region \"file:" + path +
+                       "\" of tier \"s\": cannot resolve the path: File name too long");
+}
+
+}  // namespace

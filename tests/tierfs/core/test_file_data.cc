@@ -1,0 +1,570 @@
+// FileData (tierfs/storage.h) on a Storage of memfd regions, no privileges
+// needed: round trips across interleave boundaries and tiers, holes, truncate,
+// punch, zero range, fallocate, SEEK_DATA/SEEK_HOLE, release, ENOSPC and
+// short writes, extent shape, and a randomized comparison with a byte vector.
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "numa/region.h"
+#include "tierfs/core/config.h"
+#include "tierfs/core/file_data.h"
+
+namespace tierfs {
+namespace {
+
+// A region over a memfd. "numa:N" specs start out zeroed; "file:" specs are
+// filled with garbage first, like a device or file a previous user wrote.
+class MemfdRegion final : public numa::Region {
+ public:
+  MemfdRegion(const std::string& spec_text, uint64_t size) {
+    spec_ = numa::parse_region_spec(spec_text);
+    fd_ = memfd_create("tierfs-test-region", MFD_CLOEXEC);
+    if (fd_ < 0 || ftruncate(fd_, static_cast<off_t>(size)) != 0) throw std::runtime_error("memfd");
+    void* base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    if (base == MAP_FAILED) throw std::runtime_error("mmap");
+    data_ = static_cast<std::byte*>(base);
+    size_bytes_ = size;
+    if (spec_.kind == numa::RegionKind::file) std::memset(data_, 0xa5, size);
+  }
+  ~MemfdRegion() override {
+    munmap(data_, size_bytes_);
+    close(fd_);
+  }
+  int fd() const override { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
+struct TierShape {
+  uint32_t ways = 1;
+  uint64_t granularity_bytes = 4096;
+  uint64_t rows = 64;
+  std::vector<uint32_t> weights;  // empty: plain interleave
+  bool garbage = false;           // regions start with old bytes (file kind)
+};
+
+class TestStorage {
+ public:
+  explicit TestStorage(const std::vector<TierShape>& shapes) {
+    std::vector<std::vector<std::unique_ptr<numa::Region>>> regions;
+    for (size_t t = 0; t < shapes.size(); ++t) {
+      const TierShape& s = shapes[t];
+      TierConfig tier;
+      tier.name = "t" + std::to_string(t);
+      tier.granularity_bytes = s.granularity_bytes;
+      tier.weights = s.weights;
+      for (uint32_t i = 0; i < s.ways; ++i) {
+        const std::string text = s.garbage ? "file:/memfd/" + tier.name + "." + std::to_string(i)
+                                           : "numa:" + std::to_string(i);
+        tier.regions.push_back({numa::parse_region_spec(text), {}});
+      }
+      tier.size_bytes = s.rows * tier_row_bytes(tier);
+      regions.emplace_back();
+      for (uint32_t i = 0; i < s.ways; ++i)
+        regions.back().push_back(
+            std::make_unique<MemfdRegion>(tier.regions[i].spec.text, region_bytes(tier, i)));
+      config_.tiers.push_back(tier);
+    }
+    storage_ = Storage::create(config_, std::move(regions));
+  }
+  Storage& operator*() { return *storage_; }
+  Storage* operator->() { return storage_.get(); }
+  uint64_t used_bytes(size_t tier) {
+    Tier& t = storage_->tier(tier);
+    return (t.rows().total_rows() - t.rows().free_rows()) * t.row_bytes();
+  }
+  uint64_t capacity_bytes(size_t tier) {
+    Tier& t = storage_->tier(tier);
+    return t.rows().total_rows() * t.row_bytes();
+  }
+
+ private:
+  Config config_;
+  std::unique_ptr<Storage> storage_;
+};
+
+std::string pattern(size_t bytes, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string out(bytes, '\0');
+  for (char& c : out) c = static_cast<char>('a' + rng() % 26);
+  return out;
+}
+
+int64_t write_at(FileData& file, Storage& storage, uint64_t off, const std::string& data) {
+  iovec v{const_cast<char*>(data.data()), data.size()};
+  return file.write(storage, off, std::span<const iovec>(&v, 1));
+}
+
+std::string read_at(FileData& file, Storage& storage, uint64_t off, uint64_t size,
+                    uint64_t file_size) {
+  std::vector<iovec> iov;
+  const int64_t n = file.read(storage, off, size, file_size, iov);
+  EXPECT_GE(n, 0);
+  std::string out;
+  for (const iovec& v : iov) out.append(static_cast<const char*>(v.iov_base), v.iov_len);
+  EXPECT_EQ(static_cast<int64_t>(out.size()), n) << "iovecs add up to the count";
+  return out;
+}
+
+bool all_zero(const std::string& s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c == 0; });
+}
+
+// Remembers what the listener (the BPF maps in the server) was last told per inode.
+class RecordingListener final : public ExtentListener {
+ public:
+  void extents_changed(uint64_t ino, std::span<const tierfs_extent> extents) override {
+    seen[ino].assign(extents.begin(), extents.end());
+  }
+  void inode_removed(uint64_t ino) override { seen.erase(ino); }
+  std::map<uint64_t, std::vector<tierfs_extent>> seen;
+};
+
+bool same_extents(std::span<const tierfs_extent> a, const std::vector<tierfs_extent>& b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](const tierfs_extent& x, const tierfs_extent& y) {
+           return x.file_offset == y.file_offset && x.length == y.length &&
+                  x.first_row == y.first_row && x.tier == y.tier && x.flags == y.flags;
+         });
+}
+
+// Sorted, non-overlapping, inside their tiers, and no row shared with another file.
+void check_extents(Storage& storage, const std::vector<const FileData*>& files) {
+  std::map<uint32_t, std::vector<RowRange>> rows_of_tier;
+  for (const FileData* file : files) {
+    const auto extents = file->extents();
+    for (size_t i = 0; i < extents.size(); ++i) {
+      const tierfs_extent& e = extents[i];
+      ASSERT_GT(e.length, 0u) << "extent " << i;
+      ASSERT_LT(e.tier, storage.tier_count());
+      if (i > 0) {
+        ASSERT_LE(extents[i - 1].file_offset + extents[i - 1].length, e.file_offset);
+      }
+      Tier& tier = storage.tier(e.tier);
+      const uint64_t rows = tierfs_extent_rows(&tier.layout(), &e);
+      ASSERT_LE(e.first_row + rows, tier.rows().total_rows());
+      rows_of_tier[e.tier].push_back({e.first_row, rows});
+    }
+  }
+  for (size_t t = 0; t < storage.tier_count(); ++t) {
+    auto& ranges = rows_of_tier[static_cast<uint32_t>(t)];
+    std::sort(ranges.begin(), ranges.end(),
+              [](const RowRange& a, const RowRange& b) { return a.first < b.first; });
+    uint64_t held = 0;
+    for (size_t i = 0; i < ranges.size(); ++i) {
+      if (i > 0) {
+        ASSERT_LE(ranges[i - 1].first + ranges[i - 1].count, ranges[i].first) << "tier " << t;
+      }
+      held += ranges[i].count;
+    }
+    Tier& tier = storage.tier(t);
+    ASSERT_EQ(held, tier.rows().total_rows() - tier.rows().free_rows())
+        << "tier " << t << ": rows used by the files == rows the allocator handed out";
+  }
+}
+
+TEST(FileData, RoundTripAcrossInterleaveBoundaries) {
+  TestStorage storage({{.ways = 3, .granularity_bytes = 4096, .rows = 64}});
+  FileData file;
+  const std::string data = pattern(300000, 1);
+  ASSERT_EQ(write_at(file, *storage, 1234, data), static_cast<int64_t>(data.size()));
+  const uint64_t size = 1234 + data.size();
+  EXPECT_EQ(read_at(file, *storage, 1234, data.size(), size), data);
+  // Reads that start and end inside granules.
+  for (uint64_t off : {4095u, 4096u, 12287u, 12288u, 77777u})
+    EXPECT_EQ(read_at(file, *storage, off, 10000, size), data.substr(off - 1234, 10000)) << off;
+  // Every region holds some of it: the file is interleaved.
+  for (uint32_t r = 0; r < 3; ++r) {
+    const std::byte* p = storage->tier(0).region_data(r);
+    EXPECT_TRUE(std::any_of(p, p + 4096 * 64, [](std::byte b) { return b != std::byte{0}; }))
+        << "region " << r;
+  }
+  check_extents(*storage, {&file});
+}
+
+TEST(FileData, RoundTripOnAWeightedTier) {
+  TestStorage storage({{.ways = 2, .granularity_bytes = 8192, .rows = 32, .weights = {1, 3}}});
+  FileData file;
+  const std::string data = pattern(200000, 2);
+  ASSERT_EQ(write_at(file, *storage, 5000, data), static_cast<int64_t>(data.size()));
+  EXPECT_EQ(read_at(file, *storage, 5000, data.size(), 5000 + data.size()), data);
+  // Overwrite across a weight boundary and read the whole file back.
+  const std::string patch = pattern(20000, 3);
+  ASSERT_EQ(write_at(file, *storage, 8000, patch), 20000);
+  std::string expected = std::string(5000, '\0') + data;
+  expected.replace(8000, patch.size(), patch);
+  EXPECT_EQ(read_at(file, *storage, 0, expected.size(), expected.size()), expected);
+}
+
+TEST(FileData, SpillsToTheNextTierWhenTheFirstIsFull) {
+  TestStorage storage({{.ways = 1, .granularity_bytes = 4096, .rows = 8},
+                       {.ways = 2, .granularity_bytes = 8192, .rows = 64, .garbage = true}});
+  FileData file;
+  const std::string data = pattern(100000, 4);
+  ASSERT_EQ(write_at(file, *storage, 0, data), static_cast<int64_t>(data.size()));
+  EXPECT_EQ(storage.used_bytes(0), storage.capacity_bytes(0)) << "the first tier is filled first";
+  EXPECT_GT(storage.used_bytes(1), 0u);
+  std::vector<uint32_t> tiers;
+  for (const auto& e : file.extents()) tiers.push_back(e.tier);
+  EXPECT_EQ(tiers.front(), 0u);
+  EXPECT_EQ(tiers.back(), 1u);
+  EXPECT_EQ(read_at(file, *storage, 0, data.size(), data.size()), data);
+  check_extents(*storage, {&file});
+}
+
+TEST(FileData, FullSlowTierFallsBackToAFasterOne) {
+  TestStorage storage({{.ways = 1, .granularity_bytes = 4096, .rows = 16},
+                       {.ways = 1, .granularity_bytes = 4096, .rows = 2}});
+  FileData file;
+  file.set_preferred_tier(1);
+  const std::string data = pattern(20000, 5);
+  ASSERT_EQ(write_at(file, *storage, 0, data), 20000);
+  EXPECT_EQ(file.extents().front().tier, 1u);
+  EXPECT_EQ(file.extents().back().tier, 0u);
+  EXPECT_EQ(read_at(file, *storage, 0, data.size(), data.size()), data);
+}
+
+TEST(FileData, HolesReadAsZerosAndReadsStopAtTheFileSize) {
+  TestStorage storage({{.ways = 2, .granularity_bytes = 4096, .rows = 64}});
+  FileData file;
+  ASSERT_EQ(write_at(file, *storage, 0, "head"), 4);
+  ASSERT_EQ(write_at(file, *storage, 100000, "tail"), 4);
+  const uint64_t size = 100004;
+  const std::string all = read_at(file, *storage, 0, 1 << 20, size);
+  ASSERT_EQ(all.size(), size);
+  EXPECT_EQ(all.substr(0, 4), "head");
+  EXPECT_TRUE(all_zero(all.substr(4, 100000 - 4)));
+  EXPECT_EQ(all.substr(100000), "tail");
+  EXPECT_EQ(read_at(file, *storage, size, 10, size), "");
+  EXPECT_EQ(read_at(file, *storage, size + 5, 10, size), "");
+  // A hole larger than the shared zero buffer comes back in several iovecs.
+  FileData sparse;
+  ASSERT_EQ(write_at(sparse, *storage, 3 << 20, "x"), 1);
+  const std::string big = read_at(sparse, *storage, 0, (3 << 20) + 1, (3 << 20) + 1);
+  EXPECT_TRUE(all_zero(big.substr(0, 3 << 20)));
+  EXPECT_EQ(big.back(), 'x');
+}
+
+TEST(FileData, FreshRowsOfUsedMemoryReadAsZeros) {
+  TestStorage storage({{.ways = 2, .granularity_bytes = 4096, .rows = 16, .garbage = true}});
+  FileData file;
+  ASSERT_EQ(write_at(file, *storage, 5000, "x"), 1);
+  const std::string back = read_at(file, *storage, 0, 5001, 5001);
+  EXPECT_TRUE(all_zero(back.substr(0, 5000))) << "old bytes of the region leaked into the file";
+  // Appending into preallocated and extended rows reads zeros too.
+  ASSERT_EQ(write_at(file, *storage, 40000, "y"), 1);
+  const std::string more = read_at(file, *storage, 5001, 40000 - 5001, 40001);
+  EXPECT_TRUE(all_zero(more));
+}
+
+TEST(FileData, TruncateDownFreesRowsAndZeroesTheTail) {
+  TestStorage storage({{.ways = 2, .granularity_bytes = 4096, .rows = 32}});
+  FileData file;
+  const std::string data = pattern(60000, 6);
+  ASSERT_EQ(write_at(file, *storage, 0, data), 60000);
+  file.truncate(*storage, 10000);
+  EXPECT_EQ(storage.used_bytes(0), 16384u) << "rows past the new size are freed";
+  // Growing the size again (truncate up) shows zeros past the cut.
+  const std::string back = read_at(file, *storage, 0, 60000, 60000);
+  EXPECT_EQ(back.substr(0, 10000), data.substr(0, 10000));
+  EXPECT_TRUE(all_zero(back.substr(10000)));
+  file.truncate(*storage, 0);
+  EXPECT_EQ(storage.used_bytes(0), 0u);
+  EXPECT_TRUE(file.extents().empty());
+  check_extents(*storage, {&file});
+}
+
+TEST(FileData, PunchHoleFreesWholeRowsAndZeroesTheEdges) {
+  TestStorage storage({{.ways = 1, .granularity_bytes = 4096, .rows = 32}});
+  FileData file;
+  const std::string data = pattern(16 * 4096, 7);
+  ASSERT_EQ(write_at(file, *storage, 0, data), static_cast<int64_t>(data.size()));
+  const uint64_t used = storage.used_bytes(0);
+  // [5000, 30000): rows 2..6 are whole and freed; 5000..8191 and 28672..29999 are zeroed.
+  ASSERT_EQ(file.punch_hole(*storage, 5000, 25000), 0);
+  EXPECT_EQ(storage.used_bytes(0), used - 5 * 4096);
+  std::string expected = data;
+  std::fill(expected.begin() + 5000, expected.begin() + 30000, '\0');
+  EXPECT_EQ(read_at(file, *storage, 0, data.size(), data.size()), expected);
+  EXPECT_EQ(file.seek_hole(0, data.size()), 8192);
+  EXPECT_EQ(file.seek_data(8192, data.size()), 28672);
+  // A punch inside one row frees nothing.
+  ASSERT_EQ(file.punch_hole(*storage, 100, 200), 0);
+  EXPECT_EQ(storage.used_bytes(0), used - 5 * 4096);
+  std::fill(expected.begin() + 100, expected.begin() + 300, '\0');
+  EXPECT_EQ(read_at(file, *storage, 0, data.size(), data.size()), expected);
+  check_extents(*storage, {&file});
+}
+
+TEST(FileData, ZeroRangeReadsZerosAndStaysAllocated) {
+  TestStorage storage({{.ways = 2, .granularity_bytes = 4096, .rows = 32}});
+  FileData file;
+  const std::string data = pattern(64 * 1024, 8);
+  ASSERT_EQ(write_at(file, *storage, 0, data), static_cast<int64_t>(data.size()));
+  const uint64_t used = storage.used_bytes(0);
+  ASSERT_EQ(file.zero_range(*storage, 1000, 40000), 0);
+  EXPECT_EQ(storage.used_bytes(0), used);
+  EXPECT_EQ(file.seek_hole(0, data.size()), static_cast<int64_t>(data.size()));
+  std::string expected = data;
+  std::fill(expected.begin() + 1000, expected.begin() + 41000, '\0');
+  EXPECT_EQ(read_at(file, *storage, 0, data.size(), data.size()), expected);
+  // Over a hole it allocates.
+  FileData empty;
+  ASSERT_EQ(empty.zero_range(*storage, 0, 8192), 0);
+  EXPECT_GE(empty.allocated_bytes(), 8192u);
+}
+
+TEST(FileData, AllocateReservesRowsThatReadAsZerosAndWritesUseThem) {
+  TestStorage storage({{.ways = 2, .granularity_bytes = 4096, .rows = 64, .garbage = true}});
+  FileData file;
+  ASSERT_EQ(file.allocate(*storage, 0, 100000), 0);
+  const uint64_t used = storage.used_bytes(0);
+  EXPECT_GE(used, 100000u);
+  EXPECT_GE(file.allocated_bytes(), 100000u);
+  EXPECT_TRUE(all_zero(read_at(file, *storage, 0, 100000, 100000)));
+  // Writes inside the reservation take no more rows.
+  ASSERT_EQ(write_at(file, *storage, 0, pattern(50000, 9)), 50000);
+  ASSERT_EQ(write_at(file, *storage, 70000, pattern(30000, 10)), 30000);
+  EXPECT_EQ(storage.used_bytes(0), used);
+  EXPECT_TRUE(all_zero(read_at(file, *storage, 50000, 20000, 100000)));
+  // More than the tier holds fails with ENOSPC.
+  FileData huge;
+  EXPECT_EQ(huge.allocate(*storage, 0, storage.capacity_bytes(0)), -ENOSPC);
+  check_extents(*storage, {&file, &huge});
+}
+
+TEST(FileData, SeekDataAndSeekHoleFollowTheExtents) {
+  TestStorage storage({{.ways = 1, .granularity_bytes = 4096, .rows = 64}});
+  FileData file;
+  ASSERT_EQ(write_at(file, *storage, 16384, std::string(4096, 'd')), 4096);
+  ASSERT_EQ(write_at(file, *storage, 65536, std::string(4096, 'e')), 4096);
+  const uint64_t size = 65536 + 4096;
+  EXPECT_EQ(file.seek_data(0, size), 16384);
+  EXPECT_EQ(file.seek_data(17000, size), 17000);
+  EXPECT_EQ(file.seek_hole(0, size), 0);
+  EXPECT_EQ(file.seek_hole(16384, size), 20480);
+  EXPECT_EQ(file.seek_data(20480, size), 65536);
+  EXPECT_EQ(file.seek_hole(65536, size), static_cast<int64_t>(size)) << "the end is a hole";
+  EXPECT_EQ(file.seek_data(size, size), -ENXIO);
+  EXPECT_EQ(file.seek_hole(size, size), -ENXIO);
+  FileData empty;
+  EXPECT_EQ(empty.seek_data(0, 100), -ENXIO);
+  EXPECT_EQ(empty.seek_hole(10, 100), 10);
+}
+
+TEST(FileData, ReleaseFreesEveryRowOfEveryTier) {
+  TestStorage storage({{.ways = 1, .granularity_bytes = 4096, .rows = 4},
+                       {.ways = 3, .granularity_bytes = 4096, .rows = 64, .garbage = true}});
+  FileData file;
+  ASSERT_EQ(write_at(file, *storage, 0, pattern(200000, 11)), 200000);
+  ASSERT_EQ(file.punch_hole(*storage, 50000, 30000), 0);
+  ASSERT_EQ(write_at(file, *storage, 400000, "z"), 1);
+  ASSERT_GT(storage.used_bytes(0), 0u);
+  ASSERT_GT(storage.used_bytes(1), 0u);
+  file.release(*storage);
+  EXPECT_EQ(storage.used_bytes(0), 0u);
+  EXPECT_EQ(storage.used_bytes(1), 0u);
+  EXPECT_TRUE(file.extents().empty());
+  EXPECT_EQ(storage->tier(1).rows().free_runs().size(), 1u);
+  // Freed rows come back zeroed for the next file.
+  FileData next;
+  next.set_preferred_tier(1);
+  ASSERT_EQ(next.allocate(*storage, 0, storage.capacity_bytes(1)), 0);
+  EXPECT_TRUE(all_zero(read_at(next, *storage, 0, storage.capacity_bytes(1),
+                               storage.capacity_bytes(1))));
+}
+
+TEST(FileData, EnospcOnlyWhenEveryTierIsFullAndAPartialWriteIsShort) {
+  TestStorage storage({{.ways = 1, .granularity_bytes = 4096, .rows = 8},
+                       {.ways = 2, .granularity_bytes = 4096, .rows = 4}});
+  const uint64_t total = storage.capacity_bytes(0) + storage.capacity_bytes(1);
+  FileData keep;
+  const std::string kept = pattern(10000, 12);
+  ASSERT_EQ(write_at(keep, *storage, 0, kept), 10000);
+  const uint64_t kept_rows_bytes = storage.used_bytes(0) + storage.used_bytes(1);
+  FileData hog;
+  const std::string big = pattern(total, 13);
+  const int64_t n = write_at(hog, *storage, 0, big);
+  EXPECT_EQ(n, static_cast<int64_t>(total - kept_rows_bytes)) << "the short count is what fit";
+  EXPECT_EQ(storage.used_bytes(0), storage.capacity_bytes(0));
+  EXPECT_EQ(storage.used_bytes(1), storage.capacity_bytes(1));
+  EXPECT_EQ(write_at(hog, *storage, static_cast<uint64_t>(n), "more"), -ENOSPC);
+  FileData late;
+  EXPECT_EQ(write_at(late, *storage, 0, "x"), -ENOSPC);
+  EXPECT_EQ(read_at(keep, *storage, 0, kept.size(), kept.size()), kept)
+      << "a full mount must not corrupt other files";
+  EXPECT_EQ(read_at(hog, *storage, 0, static_cast<uint64_t>(n), static_cast<uint64_t>(n)),
+            big.substr(0, static_cast<size_t>(n)));
+  // Space freed anywhere is usable again.
+  ASSERT_EQ(hog.punch_hole(*storage, 0, 8192), 0);
+  EXPECT_EQ(write_at(late, *storage, 0, "x"), 1);
+  check_extents(*storage, {&keep, &hog, &late});
+}
+
+TEST(FileData, SequentialAppendsKeepOneExtent) {
+  TestStorage storage({{.ways = 4, .granularity_bytes = 4096, .rows = 256}});
+  FileData file;
+  std::string expected;
+  for (int i = 0; i < 300; ++i) {
+    const std::string chunk = pattern(3000, 100 + i);  // not row aligned on purpose
+    ASSERT_EQ(write_at(file, *storage, expected.size(), chunk), 3000);
+    expected += chunk;
+    ASSERT_EQ(file.extents().size(), 1u) << "after append " << i;
+  }
+  EXPECT_EQ(read_at(file, *storage, 0, expected.size(), expected.size()), expected);
+  file.truncate(*storage, expected.size());
+  EXPECT_LT(storage.used_bytes(0) - expected.size(), 4096u * 4) << "preallocation is given back";
+}
+
+TEST(FileData, TrimPreallocationGivesBackOnlyWhatPreallocationTook) {
+  TestStorage storage({{.ways = 2, .granularity_bytes = 4096, .rows = 256}});
+  FileData file;
+  uint64_t size = 0;
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_EQ(write_at(file, *storage, size, pattern(5000, 300 + i)), 5000);
+    size += 5000;
+  }
+  const uint64_t row = 8192;
+  ASSERT_GT(storage.used_bytes(0), (size + row - 1) / row * row) << "appends preallocated";
+  file.trim_preallocation(*storage, size);
+  EXPECT_EQ(storage.used_bytes(0), (size + row - 1) / row * row);
+  // A KEEP_SIZE reservation past the end is asked for: trimming keeps it.
+  ASSERT_EQ(file.allocate(*storage, size, 100000), 0);
+  file.trim_preallocation(*storage, size);
+  EXPECT_EQ(storage.used_bytes(0), (size + 100000 + row - 1) / row * row);
+  std::string expected;
+  for (int i = 0; i < 40; ++i) expected += pattern(5000, 300 + i);
+  EXPECT_EQ(read_at(file, *storage, 0, size, size), expected);
+  EXPECT_TRUE(all_zero(read_at(file, *storage, size, 100000, size + 100000)));
+  check_extents(*storage, {&file});
+}
+
+TEST(FileData, InterleavedAppendersStayFewExtents) {
+  TestStorage storage({{.ways = 1, .granularity_bytes = 4096, .rows = 2048}});
+  FileData a, b;
+  for (uint64_t i = 0; i < 256; ++i) {
+    ASSERT_EQ(write_at(a, *storage, i * 4096, std::string(4096, 'a')), 4096);
+    ASSERT_EQ(write_at(b, *storage, i * 4096, std::string(4096, 'b')), 4096);
+  }
+  // Preallocation doubles: two files of 256 rows each need about log2(256) extents, not 256.
+  EXPECT_LE(a.extents().size(), 12u);
+  EXPECT_LE(b.extents().size(), 12u);
+  EXPECT_EQ(read_at(a, *storage, 0, 1 << 20, 1 << 20), std::string(1 << 20, 'a'));
+  EXPECT_EQ(read_at(b, *storage, 0, 1 << 20, 1 << 20), std::string(1 << 20, 'b'));
+  check_extents(*storage, {&a, &b});
+}
+
+// Random writes, truncates, punches, zero ranges and fallocates on two files,
+// mirrored on byte vectors; the whole contents must match after every step.
+void random_against_model(unsigned seed, int steps) {
+  TestStorage storage({{.ways = 1, .granularity_bytes = 4096, .rows = 16},
+                       {.ways = 3, .granularity_bytes = 4096, .rows = 64, .weights = {1, 2, 1},
+                        .garbage = true}});
+  std::mt19937_64 rng(seed);
+  auto pick = [&](uint64_t bound) { return std::uniform_int_distribution<uint64_t>(0, bound)(rng); };
+  constexpr uint64_t kMaxFile = 300 * 1024;
+  RecordingListener listener;
+  storage->set_listener(&listener);
+  FileData files[2];
+  std::string models[2];
+  files[0].set_ino(2);
+  files[1].set_ino(3);
+  for (int step = 0; step < steps; ++step) {
+    const int f = static_cast<int>(pick(1));
+    FileData& file = files[f];
+    std::string& model = models[f];
+    const uint64_t op = pick(10);
+    const uint64_t off = pick(1) ? pick(kMaxFile) : pick(model.size());
+    const uint64_t len = 1 + (pick(3) == 0 ? pick(64 * 1024) : pick(9000));
+    std::string what;
+    if (op < 5) {
+      const std::string data = pattern(len, static_cast<unsigned>(rng()));
+      const int64_t n = write_at(file, *storage, off, data);
+      what = "write " + std::to_string(off) + "+" + std::to_string(len) + " -> " + std::to_string(n);
+      ASSERT_TRUE(n == static_cast<int64_t>(len) || n == -ENOSPC || (n > 0 && n < static_cast<int64_t>(len)))
+          << what;
+      if (n > 0) {
+        if (model.size() < off + n) model.resize(off + n, '\0');
+        model.replace(off, n, data, 0, n);
+      }
+    } else if (op < 7) {
+      const uint64_t size = pick(model.size() + 20000);
+      what = "truncate " + std::to_string(size);
+      if (size < model.size()) file.truncate(*storage, size);  // as setattr does
+      model.resize(size, '\0');
+    } else if (op < 8) {
+      what = "punch " + std::to_string(off) + "+" + std::to_string(len);
+      if (off < model.size()) {  // as fallocate does: clipped to the size
+        const uint64_t n = std::min<uint64_t>(len, model.size() - off);
+        ASSERT_EQ(file.punch_hole(*storage, off, n), 0) << what;
+        std::fill(model.begin() + off, model.begin() + off + n, '\0');
+      }
+    } else if (op < 9) {
+      what = "zero " + std::to_string(off) + "+" + std::to_string(len);
+      const int err = file.zero_range(*storage, off, len);
+      ASSERT_TRUE(err == 0 || err == -ENOSPC) << what;
+      if (err == 0) {
+        const uint64_t end = std::min<uint64_t>(off + len, model.size());
+        if (off < end) std::fill(model.begin() + off, model.begin() + end, '\0');
+      } else {
+        // Allocation may have run out part way: what was zeroed before reads as zeros, the
+        // rest is unchanged. Recompute from the file and check only allocation left it sane.
+        const std::string now = read_at(file, *storage, 0, model.size(), model.size());
+        for (uint64_t i = 0; i < model.size(); ++i)
+          if (now[i] != model[i]) {
+            ASSERT_TRUE(i >= off && i < off + len && now[i] == 0) << what << " byte " << i;
+            model[i] = 0;
+          }
+      }
+    } else if (op < 10) {
+      what = "allocate keep-size " + std::to_string(off) + "+" + std::to_string(len);
+      const int err = file.allocate(*storage, off, len);
+      ASSERT_TRUE(err == 0 || err == -ENOSPC) << what;
+    } else {
+      what = "trim preallocation at " + std::to_string(model.size());
+      file.trim_preallocation(*storage, model.size());
+    }
+    if (!file.extents().empty() || listener.seen.count(f == 0 ? 2 : 3)) {
+      ASSERT_TRUE(same_extents(file.extents(), listener.seen[f == 0 ? 2 : 3]))
+          << "step " << step << " (" << what << "): the listener missed a change of the extents";
+    }
+    const std::string now = read_at(file, *storage, 0, model.size() + 4096, model.size());
+    ASSERT_EQ(now.size(), model.size()) << "step " << step << ": " << what;
+    if (now != model) {
+      size_t first = 0;
+      while (now[first] == model[first]) ++first;
+      FAIL() << "seed " << seed << " step " << step << " (" << what << "): file " << f
+             << " differs first at byte " << first;
+    }
+    check_extents(*storage, {&files[0], &files[1]});
+    if (::testing::Test::HasFatalFailure()) {
+      ADD_FAILURE() << "seed " << seed << " step " << step << ": " << what;
+      return;
+    }
+  }
+  files[0].release(*storage);
+  files[1].release(*storage);
+  EXPECT_TRUE(listener.seen.empty()) << "release tells the listener the inode is gone";
+  storage->set_listener(nullptr);
+  EXPECT_EQ(storage.used_bytes(0), 0u);
+  EXPECT_EQ(storage.used_bytes(1), 0u);
+}
+
+TEST(FileDataRandom, ContentsMatchAByteVectorAfterEveryStep) {
+  for (unsigned seed = 1; seed <= 8; ++seed) {
+    random_against_model(seed, 400);
+    if (HasFatalFailure()) return;
+  }
+}
+
+}  // namespace
+}  // namespace tierfs

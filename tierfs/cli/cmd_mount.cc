@@ -1,0 +1,170 @@
+// `tierfs mount [--config FILE] [-f] [-o opt] MOUNTPOINT`: validates the
+// configuration and the mount point, then serves the mount, in the foreground
+// with -f or else as a daemon whose parent exits only once the mount is live
+// (or prints the one line that says why it is not).
+#include <fcntl.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/syslog_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <fmt/core.h>
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+#include "numa/topology.h"
+#include "tierfs/cli/commands.h"
+#include "tierfs/core/config.h"
+#include "tierfs/server/fs_session.h"
+
+namespace tierfs {
+
+namespace {
+
+struct MountArgs {
+  std::string config_file;
+  std::string mountpoint;
+  std::vector<std::string> options;
+  bool foreground = false;
+  bool debug = false;
+};
+
+std::string checked_mountpoint(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0)
+    throw std::runtime_error(fmt::format("mount point {}: {}", path, strerror(errno)));
+  if (!S_ISDIR(st.st_mode))
+    throw std::runtime_error(fmt::format("mount point {}: not a directory", path));
+  char resolved[PATH_MAX];
+  if (!realpath(path.c_str(), resolved))
+    throw std::runtime_error(fmt::format("mount point {}: {}", path, strerror(errno)));
+  return resolved;
+}
+
+std::vector<std::string> split_options(const std::vector<std::string>& raw) {
+  std::vector<std::string> out;
+  for (const auto& group : raw) {
+    size_t start = 0;
+    while (start <= group.size()) {
+      size_t comma = group.find(',', start);
+      if (comma == std::string::npos) comma = group.size();
+      if (comma > start) out.push_back(group.substr(start, comma - start));
+      start = comma + 1;
+    }
+  }
+  return out;
+}
+
+void use_logger(std::shared_ptr<spdlog::logger> logger, bool debug) {
+  logger->set_level(debug ? spdlog::level::debug : spdlog::level::info);
+  spdlog::set_default_logger(std::move(logger));
+}
+
+int run_foreground(Config config, const SessionOptions& session) {
+  use_logger(spdlog::stderr_logger_mt("tierfs"), session.debug);
+  StartupReport report{
+      [](const std::string& line) { fmt::print(stderr, "tierfs: {}\n", line); },
+      [] {},
+  };
+  return serve_mount(std::move(config), session, report);
+}
+
+// Sends the parent one message: "O" when mounted, "E<line>" on failure.
+void tell_parent(int fd, const std::string& message) {
+  size_t done = 0;
+  while (done < message.size()) {
+    ssize_t n = write(fd, message.data() + done, message.size() - done);
+    if (n <= 0 && errno != EINTR) return;
+    if (n > 0) done += static_cast<size_t>(n);
+  }
+}
+
+void detach_stdio() {
+  int null_fd = open("/dev/null", O_RDWR);
+  if (null_fd < 0) return;
+  dup2(null_fd, STDIN_FILENO);
+  dup2(null_fd, STDOUT_FILENO);
+  dup2(null_fd, STDERR_FILENO);
+  if (null_fd > STDERR_FILENO) close(null_fd);
+}
+
+// Forks before any region is opened: the child mounts and serves, the parent
+// waits for its verdict so that errors still reach the terminal.
+int run_daemon(Config config, const SessionOptions& session) {
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0)
+    throw std::runtime_error(fmt::format("cannot create a pipe: {}", strerror(errno)));
+  pid_t child = fork();
+  if (child < 0) throw std::runtime_error(fmt::format("cannot fork: {}", strerror(errno)));
+  if (child > 0) {
+    close(pipe_fds[1]);
+    std::string verdict;
+    char chunk[512];
+    ssize_t n;
+    while ((n = read(pipe_fds[0], chunk, sizeof chunk)) != 0) {
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) break;
+      verdict.append(chunk, static_cast<size_t>(n));
+    }
+    close(pipe_fds[0]);
+    if (verdict == "O") return 0;
+    int child_status = 0;
+    waitpid(child, &child_status, 0);
+    if (!verdict.empty() && verdict[0] == 'E')
+      fmt::print(stderr, "tierfs: {}\n", verdict.substr(1));
+    else
+      fmt::print(stderr, "tierfs: the server exited during start-up\n");
+    return 1;
+  }
+  close(pipe_fds[0]);
+  setsid();
+  use_logger(spdlog::syslog_logger_mt("tierfs", "tierfs", LOG_PID, LOG_DAEMON), session.debug);
+  int report_fd = pipe_fds[1];
+  StartupReport report{
+      [report_fd](const std::string& line) {
+        spdlog::error("{}", line);
+        tell_parent(report_fd, "E" + line);
+        close(report_fd);
+      },
+      [report_fd] {
+        if (chdir("/") != 0) spdlog::warn("cannot chdir to /: {}", strerror(errno));
+        detach_stdio();
+        tell_parent(report_fd, "O");
+        close(report_fd);
+      },
+  };
+  return serve_mount(std::move(config), session, report);
+}
+
+}  // namespace
+
+void add_mount_command(CLI::App& app, int& status) {
+  auto args = std::make_shared<MountArgs>();
+  auto* cmd = app.add_subcommand("mount", "Mount a tierfs file system");
+  cmd->add_option("--config,-c", args->config_file,
+                  "TOML configuration (default: the built-in DRAM tier over every NUMA node)");
+  cmd->add_flag("--foreground,-f", args->foreground, "stay in the foreground, log to stderr");
+  cmd->add_flag("--debug,-d", args->debug, "log every FUSE request (implies nothing else)");
+  cmd->add_option("-o", args->options, "extra mount options, comma-separated (e.g. ro)");
+  cmd->add_option("MOUNTPOINT", args->mountpoint, "directory to mount on")->required();
+  cmd->callback([args, &status] {
+    numa::Topology topology = numa::discover_topology();
+    Config config = args->config_file.empty() ? default_config(topology)
+                                              : load_config(args->config_file, topology);
+    SessionOptions session;
+    session.mountpoint = checked_mountpoint(args->mountpoint);
+    session.extra_options = split_options(args->options);
+    session.debug = args->debug;
+    status = args->foreground ? run_foreground(std::move(config), session)
+                              : run_daemon(std::move(config), session);
+  });
+}
+
+}  // namespace tierfs

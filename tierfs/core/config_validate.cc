@@ -1,0 +1,298 @@
+// The configuration against the machine: regions that exist and are large
+// enough, no two regions sharing bytes, and every tier's size resolved to a
+// whole number of rows. Also the built-in default and the effective
+// configuration written back as TOML.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <filesystem>
+#include <limits>
+#include <sstream>
+
+#include "tierfs/core/config_internal.h"
+#include "tierfs/core/units.h"
+
+namespace tierfs {
+
+uint64_t tier_row_bytes(const TierConfig& tier) {
+  uint64_t units = 0;
+  if (tier.weights.empty()) units = tier.regions.size();
+  for (uint32_t w : tier.weights) units += w;
+  return units * tier.granularity_bytes;
+}
+
+uint64_t tier_rows(const TierConfig& tier) {
+  const uint64_t row = tier_row_bytes(tier);
+  return row == 0 ? 0 : tier.size_bytes / row;
+}
+
+uint64_t region_bytes(const TierConfig& tier, size_t index) {
+  const uint64_t weight = tier.weights.empty() ? 1 : tier.weights.at(index);
+  return tier_rows(tier) * weight * tier.granularity_bytes;
+}
+
+tierfs_layout tier_layout(const TierConfig& tier) {
+  tierfs_layout layout{};
+  layout.ways = static_cast<uint32_t>(tier.regions.size());
+  layout.granularity_shift = static_cast<uint32_t>(std::countr_zero(tier.granularity_bytes));
+  for (size_t i = 0; i < tier.regions.size() && i < TIERFS_MAX_WAYS; ++i) {
+    layout.weights[i] = static_cast<uint8_t>(tier.weights.empty() ? 1 : tier.weights[i]);
+    layout.base[i] = 0;
+  }
+  return layout;
+}
+
+namespace config_detail {
+namespace {
+
+constexpr uint64_t kUnbounded = std::numeric_limits<uint64_t>::max();
+
+// Bytes a region can hold from its offset; kUnbounded when it will be created or grown.
+uint64_t region_capacity(const Reader& reader, const TierConfig& tier, const TierRegion& region,
+                         const numa::Topology& topology) {
+  const numa::RegionSpec& spec = region.spec;
+  const std::string what = fmt::format("region \"{}\" of tier \"{}\"", spec.text, tier.name);
+  switch (spec.kind) {
+    case numa::RegionKind::numa: {
+      const numa::NumaNode* node = topology.node(spec.node);
+      if (node == nullptr)
+        reader.fail(region.pos, fmt::format("{}: NUMA node {} does not exist or has no memory",
+                                            what, spec.node));
+      return node->total_bytes;
+    }
+    case numa::RegionKind::dax: {
+      const numa::DaxDevice* dax = topology.dax(spec.path);
+      if (dax == nullptr) reader.fail(region.pos, fmt::format("{}: no such DAX device", what));
+      if (dax->mode != "devdax")
+        reader.fail(region.pos,
+                    fmt::format("{}: device is in {} mode, tierfs needs devdax", what, dax->mode));
+      if (dax->align_bytes != 0 && spec.offset_bytes % dax->align_bytes != 0)
+        reader.fail(region.pos,
+                    fmt::format("{}: offset {} is not a multiple of the device alignment {}", what,
+                                format_size(spec.offset_bytes), format_size(dax->align_bytes)));
+      if (spec.offset_bytes >= dax->size_bytes)
+        reader.fail(region.pos,
+                    fmt::format("{}: offset {} is past the end of the {} device", what,
+                                format_size(spec.offset_bytes), format_size(dax->size_bytes)));
+      return dax->size_bytes - spec.offset_bytes;
+    }
+    case numa::RegionKind::file: {
+      if (spec.offset_bytes % 4096 != 0)
+        reader.fail(region.pos, fmt::format("{}: offset {} is not a multiple of 4KiB", what,
+                                            format_size(spec.offset_bytes)));
+      struct stat st {};
+      if (stat(spec.path.c_str(), &st) != 0) {
+        if (!tier.create_files)
+          reader.fail(region.pos,
+                      fmt::format("{}: no such file (set create = true to create it)", what));
+        return kUnbounded;
+      }
+      uint64_t size = 0;
+      if (S_ISBLK(st.st_mode)) {
+        const int fd = open(spec.path.c_str(), O_RDONLY | O_CLOEXEC);
+        const bool ok = fd >= 0 && ioctl(fd, BLKGETSIZE64, &size) == 0;
+        if (fd >= 0) close(fd);
+        if (!ok)
+          reader.fail(region.pos, fmt::format("{}: cannot read the block device's size", what));
+      } else if (S_ISREG(st.st_mode)) {
+        if (tier.create_files) return kUnbounded;  // a regular file is grown to fit
+        size = static_cast<uint64_t>(st.st_size);
+      } else {
+        reader.fail(region.pos, fmt::format("{}: not a regular file or block device", what));
+      }
+      if (spec.offset_bytes >= size)
+        reader.fail(region.pos, fmt::format("{}: offset {} is past the end of the {} file", what,
+                                            format_size(spec.offset_bytes), format_size(size)));
+      return size - spec.offset_bytes;
+    }
+  }
+  return 0;
+}
+
+void resolve_tier_size(const Reader& reader, TierConfig& tier, const numa::Topology& topology) {
+  for (size_t i = 0; i < tier.regions.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (tier.regions[i].spec.kind == numa::RegionKind::numa &&
+          tier.regions[j].spec.kind == numa::RegionKind::numa &&
+          tier.regions[i].spec.node == tier.regions[j].spec.node)
+        reader.fail(tier.regions[i].pos, fmt::format("tier \"{}\" names NUMA node {} twice",
+                                                     tier.name, tier.regions[i].spec.node));
+  const uint64_t row = tier_row_bytes(tier);
+  std::vector<uint64_t> capacity;
+  for (const TierRegion& region : tier.regions)
+    capacity.push_back(region_capacity(reader, tier, region, topology));
+
+  uint64_t rows = 0;
+  if (tier.size_bytes != 0) {
+    rows = tier.size_bytes / row;
+    if (rows == 0)
+      reader.fail(tier.size_pos,
+                  fmt::format("size {} of tier \"{}\" is smaller than one row ({})",
+                              format_size(tier.size_bytes), tier.name, format_size(row)));
+  } else {
+    rows = kUnbounded;
+    for (size_t i = 0; i < tier.regions.size(); ++i) {
+      if (capacity[i] == kUnbounded || tier.regions[i].spec.kind == numa::RegionKind::numa)
+        reader.fail(tier.pos,
+                    fmt::format("tier \"{}\" needs a size: region \"{}\" has no size of its own",
+                                tier.name, tier.regions[i].spec.text));
+      const uint64_t weight = tier.weights.empty() ? 1 : tier.weights[i];
+      rows = std::min(rows, capacity[i] / (weight * tier.granularity_bytes));
+    }
+    if (rows == 0)
+      reader.fail(tier.pos, fmt::format("the regions of tier \"{}\" hold less than one row ({})",
+                                        tier.name, format_size(row)));
+  }
+  for (size_t i = 0; i < tier.regions.size(); ++i) {
+    const uint64_t weight = tier.weights.empty() ? 1 : tier.weights[i];
+    const uint64_t per_row = weight * tier.granularity_bytes;
+    if (capacity[i] != kUnbounded && rows > capacity[i] / per_row)
+      reader.fail(
+          tier.size_pos,
+          fmt::format("size {} of tier \"{}\" needs {} of region \"{}\", which holds {}",
+                      format_size(tier.size_bytes), tier.name, format_size_approx(rows * per_row),
+                      tier.regions[i].spec.text, format_size_approx(capacity[i])));
+  }
+  tier.size_bytes = rows * row;
+}
+
+struct ClaimedRange {
+  std::string key;  // device or canonical file path
+  uint64_t begin, end;
+  const TierRegion* region;
+  std::string tier;
+};
+
+void refuse_overlaps(const Reader& reader, const Config& config) {
+  std::vector<ClaimedRange> claims;
+  for (const TierConfig& tier : config.tiers)
+    for (size_t i = 0; i < tier.regions.size(); ++i) {
+      const numa::RegionSpec& spec = tier.regions[i].spec;
+      if (spec.kind == numa::RegionKind::numa) continue;
+      std::string key = spec.path;
+      if (spec.kind == numa::RegionKind::file) {
+        // The error_code form: a path the system refuses (too long, ...) is bad input, not a crash.
+        std::error_code error;
+        key = std::filesystem::weakly_canonical(spec.path, error).string();
+        if (error)
+          reader.fail(tier.regions[i].pos,
+                      fmt::format("region \"{}\" of tier \"{}\": cannot resolve the path: {}",
+                                  spec.text, tier.name, error.message()));
+      }
+      const uint64_t begin = spec.offset_bytes;
+      const uint64_t end = begin + region_bytes(tier, i);
+      for (const ClaimedRange& other : claims)
+        if (other.key == key && begin < other.end && other.begin < end)
+          reader.fail(
+              tier.regions[i].pos,
+              fmt::format("region \"{}\" of tier \"{}\" overlaps region \"{}\" of tier \"{}\" "
+                          "({} from offset {})",
+                          spec.text, tier.name, other.region->spec.text, other.tier,
+                          format_size_approx(other.end - other.begin), format_size(other.begin)));
+      claims.push_back({key, begin, end, &tier.regions[i], tier.name});
+    }
+}
+
+}  // namespace
+
+void validate_against_machine(const Reader& reader, Config& config,
+                              const numa::Topology& topology) {
+  for (TierConfig& tier : config.tiers) resolve_tier_size(reader, tier, topology);
+  refuse_overlaps(reader, config);
+}
+
+}  // namespace config_detail
+
+Config default_config(const numa::Topology& topology) {
+  Config config;
+  config.source = "<built-in default>";
+  TierConfig tier;
+  tier.name = "dram";
+  uint64_t free_bytes = 0;
+  for (const numa::NumaNode& node : topology.nodes) {
+    numa::RegionSpec spec;
+    spec.kind = numa::RegionKind::numa;
+    spec.node = node.id;
+    spec.text = fmt::format("numa:{}", node.id);
+    tier.regions.push_back(TierRegion{spec, SourcePos{}});
+    free_bytes += node.free_bytes;
+    if (tier.regions.size() == TIERFS_MAX_WAYS) break;
+  }
+  if (tier.regions.size() >= 2) tier.weights.assign(tier.regions.size(), 1);
+  // A quarter of free memory leaves the job that mounts the scratch space room to run.
+  const uint64_t row = tier_row_bytes(tier);
+  tier.size_bytes = std::max<uint64_t>(1, free_bytes / 4 / row) * row;
+  config.default_tier = tier.name;
+  config.tiers.push_back(std::move(tier));
+  return config;
+}
+
+const char* bpf_mode_name(BpfMode mode) {
+  switch (mode) {
+    case BpfMode::off:
+      return "off";
+    case BpfMode::required:
+      return "required";
+    case BpfMode::automatic:
+      break;
+  }
+  return "auto";
+}
+
+std::string to_toml(const Config& config) {
+  toml::table mount{
+      {"cache", config.mount.cache == CacheMode::none ? "none" : "kernel"},
+      {"allow_other", config.mount.allow_other},
+      {"default_permissions", config.mount.default_permissions},
+      {"max_io", format_size(config.mount.max_io_bytes)},
+      {"threads", static_cast<int64_t>(config.mount.threads)},
+      {"bpf", bpf_mode_name(config.mount.bpf)},
+      {"fsname", config.mount.fsname},
+  };
+  toml::array tiers;
+  for (const TierConfig& tier : config.tiers) {
+    toml::array regions;
+    for (const TierRegion& region : tier.regions) {
+      if (region.spec.offset_bytes == 0)
+        regions.push_back(region.spec.text);
+      else
+        regions.push_back(toml::table{{"region", region.spec.text},
+                                      {"offset", format_size(region.spec.offset_bytes)}});
+    }
+    toml::table t{{"name", tier.name},
+                  {"regions", std::move(regions)},
+                  {"size", format_size(tier.size_bytes)},
+                  {"granularity", format_size(tier.granularity_bytes)},
+                  {"hugepages", tier.hugepages},
+                  {"create", tier.create_files}};
+    if (!tier.weights.empty()) {
+      toml::array weights;
+      for (uint32_t w : tier.weights) weights.push_back(static_cast<int64_t>(w));
+      t.insert("weights", std::move(weights));
+    }
+    tiers.push_back(std::move(t));
+  }
+  toml::table root{{"mount", std::move(mount)}, {"tier", std::move(tiers)}};
+  if (!config.placement.empty()) {
+    toml::array rules;
+    for (const PlacementRule& rule : config.placement) {
+      toml::table r{{"tier", rule.tier}};
+      if (!rule.path_glob.empty()) r.insert("path", rule.path_glob);
+      if (rule.min_size_bytes) r.insert("min_size", format_size(*rule.min_size_bytes));
+      rules.push_back(std::move(r));
+    }
+    root.insert("placement", std::move(rules));
+  }
+  root.insert("defaults", toml::table{{"tier", config.default_tier}});
+  std::ostringstream out;
+  out << "# tierfs effective configuration of " << config.source << "\n" << root << "\n";
+  return out.str();
+}
+
+}  // namespace tierfs

@@ -1,0 +1,82 @@
+// FileData: the extents of one regular file and the operations FUSE needs
+// on them (read as iovecs into region memory, write, truncate, fallocate,
+// punch, SEEK_DATA/SEEK_HOLE).
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "bpf/tierfs_map.h"
+#include "tierfs/core/storage.h"
+
+namespace tierfs {
+
+// The bytes of one regular file: a sorted, non-overlapping list of extents.
+// Not thread-safe: the caller holds the inode's lock (shared for read, unique
+// for everything else).
+class FileData {
+ public:
+  // The tier new extents go to first; when it is full they spill down the ranking.
+  void set_preferred_tier(uint32_t tier);
+  uint32_t preferred_tier() const;
+
+  // Appends to `out` the iovecs that make up [off, off+size) clipped to
+  // `file_size`: pointers into region memory, and into a shared zero page for
+  // holes. Returns the byte count or -errno.
+  int64_t read(Storage& storage, uint64_t off, uint64_t size, uint64_t file_size,
+               std::vector<iovec>& out);
+  // Copies the bytes in `in` to [off, off+length(in)), allocating rows as
+  // needed. Returns the byte count written (short only on ENOSPC after a
+  // partial write) or -errno (-ENOSPC when nothing could be written).
+  int64_t write(Storage& storage, uint64_t off, std::span<const iovec> in);
+  // Makes [off, off+len) allocated (fallocate mode 0 / KEEP_SIZE).
+  int allocate(Storage& storage, uint64_t off, uint64_t len);
+  // Frees whole rows inside [off, off+len) and zeroes the partial edges.
+  int punch_hole(Storage& storage, uint64_t off, uint64_t len);
+  // [off, off+len) reads as zeros afterwards and stays allocated.
+  int zero_range(Storage& storage, uint64_t off, uint64_t len);
+  // Drops everything at and past new_size (rows freed, partial tail zeroed).
+  void truncate(Storage& storage, uint64_t new_size);
+  // Releases every row (unlink of the last link, after the last close).
+  void release(Storage& storage);
+  // Gives back the rows that sequential-write preallocation took past the end
+  // of the file (when its last writable handle closes). Rows up to the file
+  // size rounded up to a row, and every range written, fallocated (KEEP_SIZE
+  // included) or zeroed, stay.
+  void trim_preallocation(Storage& storage, uint64_t file_size);
+  // lseek SEEK_DATA / SEEK_HOLE within file_size: the offset, or -ENXIO.
+  int64_t seek_data(uint64_t off, uint64_t file_size) const;
+  int64_t seek_hole(uint64_t off, uint64_t file_size) const;
+  uint64_t allocated_bytes() const;  // for st_blocks
+  std::span<const tierfs_extent> extents() const;
+  // Hook for the listener; the FileData does not know its inode number.
+  void set_ino(uint64_t ino);
+
+ private:
+  // Calls visit(pointer, bytes) for each contiguous run of [off, off+len),
+  // with nullptr for holes; allocates the holes first when `allocate`.
+  // Returns the bytes visited (short when allocation ran out) or -errno.
+  template <typename Visit>
+  int64_t walk(Storage& storage, uint64_t off, uint64_t len, bool allocate, Visit&& visit);
+  // Adds rows for [off, off + len) of a hole that ends at hole_end; -ENOSPC when no tier has one.
+  int fill_hole(Storage& storage, size_t index, uint64_t off, uint64_t len, uint64_t hole_end);
+  // Drops [off, off+len): whole rows are freed, partial rows zeroed.
+  void remove_range(Storage& storage, uint64_t off, uint64_t len);
+  void zero_bytes(Storage& storage, const tierfs_extent& extent, uint64_t off, uint64_t len);
+  void merge_neighbours(Storage& storage);
+  void changed(Storage& storage);
+
+  std::vector<tierfs_extent> extents_;
+  uint32_t preferred_tier_ = 0;
+  uint64_t ino_ = 0;
+  // The end of the furthest range that was written, fallocated or zeroed:
+  // rows before it were asked for; rows past it only by preallocation.
+  uint64_t requested_end_ = 0;
+  bool extents_dirty_ = false;   // changed since the listener last heard
+  bool listener_heard_ = false;  // the listener was told of this file's extents
+};
+
+}  // namespace tierfs

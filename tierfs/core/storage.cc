@@ -1,0 +1,89 @@
+// Storage: the tiers of a mount, opened from the configuration.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <stdexcept>
+
+#include "tierfs/core/storage.h"
+
+namespace tierfs {
+
+std::unique_ptr<Storage> Storage::create(
+    const Config& config, std::vector<std::vector<std::unique_ptr<numa::Region>>> regions) {
+  if (regions.size() != config.tiers.size())
+    throw std::invalid_argument("Storage::create: one region list per tier");
+  std::unique_ptr<Storage> storage(new Storage());
+  for (size_t t = 0; t < config.tiers.size(); ++t) {
+    const TierConfig& tier = config.tiers[t];
+    for (size_t i = 0; i < tier.regions.size(); ++i)
+      if (regions[t].at(i)->size_bytes() < region_bytes(tier, i))
+        throw std::runtime_error(
+            fmt::format("tier \"{}\": region \"{}\" is smaller than the {} bytes its rows need",
+                        tier.name, tier.regions[i].spec.text, region_bytes(tier, i)));
+    storage->tiers_.push_back(std::make_unique<Tier>(tier, std::move(regions[t])));
+  }
+  return storage;
+}
+
+std::unique_ptr<Storage> Storage::open(const Config& config) {
+  std::vector<std::vector<std::unique_ptr<numa::Region>>> regions;
+  for (size_t t = 0; t < config.tiers.size(); ++t) {
+    const TierConfig& tier = config.tiers[t];
+    regions.emplace_back();
+    for (size_t i = 0; i < tier.regions.size(); ++i) {
+      numa::RegionOptions options;
+      options.size_bytes = region_bytes(tier, i);
+      options.hugepages = tier.hugepages;
+      options.create = tier.create_files;
+      options.shm_name = fmt::format("/tierfs.{}.{}.{}", getpid(), tier.name, i);
+      try {
+        regions.back().push_back(numa::Region::open(tier.regions[i].spec, options));
+      } catch (const std::runtime_error& e) {
+        throw std::runtime_error(fmt::format("tier \"{}\": {}", tier.name, e.what()));
+      }
+    }
+  }
+  return create(config, std::move(regions));
+}
+
+size_t Storage::tier_count() const {
+  return tiers_.size();
+}
+Tier& Storage::tier(size_t index) {
+  return *tiers_.at(index);
+}
+
+int Storage::tier_index(std::string_view name) const {
+  for (size_t i = 0; i < tiers_.size(); ++i)
+    if (tiers_[i]->name() == name) return static_cast<int>(i);
+  return -1;
+}
+
+std::vector<TierStats> Storage::stats() const {
+  std::vector<TierStats> out;
+  for (const auto& tier : tiers_) out.push_back(tier->stats());
+  return out;
+}
+
+uint64_t Storage::capacity_bytes() const {
+  uint64_t total = 0;
+  for (const auto& tier : tiers_) total += tier->rows().total_rows() * tier->row_bytes();
+  return total;
+}
+
+uint64_t Storage::free_bytes() const {
+  uint64_t total = 0;
+  for (const auto& tier : tiers_) total += tier->rows().free_rows() * tier->row_bytes();
+  return total;
+}
+
+void Storage::set_listener(ExtentListener* listener) {
+  listener_.store(listener);
+}
+ExtentListener* Storage::listener() const {
+  return listener_.load();
+}
+
+}  // namespace tierfs

@@ -1,0 +1,40 @@
+// Storage: all tiers of a mount, ranked as configured, opened from the
+// configuration. No FUSE types here: tierfs/server/ adapts the data layer to
+// the low-level API. Hot-path errors are negative errno values.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "tierfs/core/config.h"
+#include "tierfs/core/tier.h"
+
+namespace tierfs {
+
+// All tiers of a mount, ranked as configured (index 0 is the fastest).
+class Storage {
+ public:
+  // Opens every region of every tier. Throws std::runtime_error with one line
+  // naming the tier and region when a region cannot be mapped.
+  static std::unique_ptr<Storage> open(const Config& config);
+  // Tiers over regions the caller opened: regions[t][i] is region i of tier t.
+  static std::unique_ptr<Storage> create(
+      const Config& config, std::vector<std::vector<std::unique_ptr<numa::Region>>> regions);
+  size_t tier_count() const;
+  Tier& tier(size_t index);
+  int tier_index(std::string_view name) const;
+  std::vector<TierStats> stats() const;
+  uint64_t capacity_bytes() const;
+  uint64_t free_bytes() const;
+  void set_listener(ExtentListener* listener);
+  ExtentListener* listener() const;
+
+ private:
+  Storage() = default;
+  std::vector<std::unique_ptr<Tier>> tiers_;
+  std::atomic<ExtentListener*> listener_{nullptr};
+};
+
+}  // namespace tierfs

@@ -1,0 +1,89 @@
+// Tier: one interleave set of a mount (its layout, mapped regions and row
+// allocator), its statistics, and the listener told of every extent change.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "bpf/tierfs_map.h"
+#include "numa/region.h"
+#include "tierfs/core/config.h"
+#include "tierfs/core/row_allocator.h"
+
+namespace tierfs {
+
+struct RegionStats {
+  std::string spec;
+  uint64_t size_bytes = 0;
+  uint64_t used_bytes = 0;
+  int numa_node = -1;
+};
+
+struct TierStats {
+  std::string name;
+  uint64_t granularity_bytes = 0;
+  uint32_t ways = 0;
+  uint64_t row_bytes = 0;
+  uint64_t capacity_bytes = 0;
+  uint64_t used_bytes = 0;
+  std::vector<RegionStats> regions;
+  uint64_t bytes_read = 0, bytes_written = 0;
+  uint64_t reads = 0, writes = 0;
+};
+
+// Told about every change of a file's extents (the BPF maps listen here).
+class ExtentListener {
+ public:
+  virtual ~ExtentListener() = default;
+  virtual void extents_changed(uint64_t ino, std::span<const tierfs_extent> extents) = 0;
+  virtual void inode_removed(uint64_t ino) = 0;
+};
+
+// One interleave set: its layout, its mapped regions, its rows.
+class Tier {
+ public:
+  Tier(const TierConfig& config, std::vector<std::unique_ptr<numa::Region>> regions);
+  ~Tier();
+  const std::string& name() const;
+  const tierfs_layout& layout() const;
+  uint64_t row_bytes() const;  // file bytes one row holds
+  uint64_t granularity_bytes() const;
+  std::byte* region_data(uint32_t region) const;
+  const numa::Region& region(uint32_t index) const;
+  uint32_t ways() const;
+  RowAllocator& rows();
+
+  // Rows that read as zeros: fresh rows of memory that does not start out
+  // zeroed (dax, files) are zeroed here the first time they are handed out.
+  std::optional<RowRange> allocate_rows(uint64_t count, uint64_t hint);
+  uint64_t extend_rows(RowRange& range, uint64_t count);
+  // Zeroes the rows (hole punching where the backing object allows it, which
+  // also returns shared memory to the system) and gives them back.
+  void free_rows(RowRange range);
+  TierStats stats() const;
+  void count_read(uint64_t bytes);
+  void count_write(uint64_t bytes);
+
+ private:
+  void zero_rows(RowRange range);
+  void zero_untouched(RowRange range);
+
+  std::string name_;
+  tierfs_layout layout_{};
+  uint64_t row_bytes_ = 0;
+  std::vector<std::unique_ptr<numa::Region>> regions_;
+  RowAllocator rows_;
+  // One bit per row that was never handed out and may hold old bytes; empty
+  // when every region starts out zeroed (shared memory of numa regions).
+  std::mutex untouched_lock_;
+  std::vector<uint64_t> untouched_;
+  std::atomic<uint64_t> bytes_read_{0}, bytes_written_{0}, reads_{0}, writes_{0};
+};
+
+}  // namespace tierfs

@@ -1,0 +1,142 @@
+// The Fs object: the server's state for one mount (configuration, Storage,
+// placement, the inode table, operation counters, open handles and the
+// iomap BPF path).
+#pragma once
+
+#include <fuse_lowlevel.h>
+#include <sys/stat.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+
+#include "tierfs/core/config.h"
+#include "tierfs/core/placement.h"
+#include "tierfs/core/storage.h"
+#include "tierfs/server/inode.h"
+
+namespace tierfs {
+
+enum class Op : unsigned {
+  lookup,
+  forget,
+  getattr,
+  setattr,
+  readlink,
+  mknod,
+  mkdir,
+  unlink,
+  rmdir,
+  symlink,
+  rename,
+  link,
+  open,
+  read,
+  write,
+  flush,
+  release,
+  fsync,
+  opendir,
+  readdir,
+  releasedir,
+  fsyncdir,
+  statfs,
+  setxattr,
+  getxattr,
+  listxattr,
+  removexattr,
+  access,
+  create,
+  fallocate,
+  lseek,
+  readdirplus,
+  count_
+};
+const char* op_name(Op op);
+
+// What the iomap BPF path of a mount is doing (user.tierfs.stats "bpf").
+struct BpfStatus {
+  BpfMode mode = BpfMode::automatic;
+  bool maps_loaded = false;        // twin and maps loaded, maps follow every extent change
+  bool program_attached = false;   // fuse_iomap_bpf_ops answers iomap_begin in the kernel
+  std::string server_path_reason;  // why not attached (one line); empty when attached
+  uint32_t tiers_map_id = 0;       // kernel ids for bpf_map_get_fd_by_id; 0 when not loaded
+  uint32_t inodes_map_id = 0;
+  uint64_t map_update_errors = 0;
+  bool libfuse_iomap = false;  // built against a libfuse with the iomap low-level API
+};
+struct BpfPath;  // fs_bpf.cc
+
+class Fs {
+ public:
+  Fs(Config config, std::unique_ptr<Storage> storage);
+  ~Fs();
+
+  const Config& config() const { return config_; }
+  Storage& storage() { return *storage_; }
+  const Placement& placement() const { return placement_; }
+
+  // Inode table. Inode numbers grow and are never reused during a mount.
+  InodePtr find(fuse_ino_t ino) const;
+  InodePtr make_inode(mode_t mode, uid_t uid, gid_t gid);
+  // The kernel now holds one more reference (an entry reply or create).
+  void remember(Inode& inode);
+  void forget(fuse_ino_t ino, uint64_t count);
+  // Gives back an unlinked file's rows once it is closed, and drops the
+  // inode from the table once the kernel forgot it as well.
+  void maybe_drop(const InodePtr& inode);
+  size_t inode_count() const;
+
+  // Path from the mount root ("dir/sub/name"); caller holds namespace_lock.
+  std::string path_of(uint64_t parent, const std::string& name) const;
+  // The tier that the directory's user.tierfs.tier (or its ancestors') names; caller holds
+  // namespace_lock.
+  std::optional<uint32_t> inherited_tier(uint64_t dir_ino) const;
+
+  void count(Op op) {
+    op_counts_[static_cast<unsigned>(op)].fetch_add(1, std::memory_order_relaxed);
+  }
+  uint64_t op_count(Op op) const { return op_counts_[static_cast<unsigned>(op)].load(); }
+
+  // Fills `attr` from the inode; caller holds its lock.
+  void fill_attr(const Inode& inode, struct stat& attr) const;
+  // An entry reply for the inode; caller holds its lock.
+  fuse_entry_param entry_of(const Inode& inode) const;
+  double attr_timeout_s() const;
+
+  // The iomap BPF path (fs_bpf.cc), once the session's /dev/fuse descriptor
+  // exists: loads the maps and the twin, writes every tier's layout, keeps
+  // the extents current as the Storage's ExtentListener, and attaches the
+  // fuse_iomap_bpf_ops program where the kernel has it. Returns the one line
+  // that must fail the mount (mount.bpf = "required"), else empty.
+  std::string attach_iomap_program(int fuse_fd);
+  BpfStatus bpf_status() const;
+
+  // Open file handles live here, so that the ones the kernel never released
+  // (the server stopped with files open) are freed with the mount.
+  FileHandle* add_handle(std::unique_ptr<FileHandle> handle);
+  std::unique_ptr<FileHandle> take_handle(FileHandle* handle);
+
+  // Shared for lookups and readdir, unique for every change of the tree.
+  mutable std::shared_mutex namespace_lock;
+
+ private:
+  Config config_;
+  std::unique_ptr<Storage> storage_;
+  Placement placement_;
+  mutable std::mutex table_mutex_;
+  std::unordered_map<uint64_t, InodePtr> inodes_;
+  uint64_t next_ino_ = FUSE_ROOT_ID + 1;
+  std::array<std::atomic<uint64_t>, static_cast<unsigned>(Op::count_)> op_counts_{};
+  std::mutex handles_mutex_;
+  std::unordered_map<FileHandle*, std::unique_ptr<FileHandle>> handles_;
+  std::shared_ptr<BpfPath> bpf_;  // after storage_: destroyed first
+};
+
+}  // namespace tierfs

@@ -1,0 +1,343 @@
+// File data: create, open, read, write, release, fallocate, lseek, statfs.
+// Reads reply with pointers into region memory (the server copies nothing);
+// writes are copied once, from the request buffer into region memory.
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/statvfs.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+#include "tierfs/server/operations.h"
+
+namespace tierfs {
+
+// Sets how the kernel caches this open file (mount option cache).
+static void set_cache_mode(const Fs& fs, fuse_file_info* fi) {
+  if (fs.config().mount.cache == CacheMode::none) {
+    fi->direct_io = 1;
+    fi->keep_cache = 0;
+  } else {
+    fi->direct_io = 0;
+    fi->keep_cache = 1;  // every change goes through this kernel, so its cache stays valid
+  }
+}
+
+static void clear_setid_on_write(Inode& inode, uid_t writer) {
+  if (writer == 0) return;
+  inode.mode &= ~S_ISUID;
+  if (inode.mode & S_IXGRP) inode.mode &= ~S_ISGID;
+}
+
+// O_TRUNC arrives here because init asks for FUSE_CAP_ATOMIC_O_TRUNC.
+static void truncate_for_open(Fs& fs, Inode& inode, uid_t caller) {
+  std::unique_lock guard(inode.lock);
+  if (inode.size > 0) inode.data->truncate(fs.storage(), 0);
+  inode.size = 0;
+  inode.mtime_ns = inode.ctime_ns = now_ns();
+  clear_setid_on_write(inode, caller);
+}
+
+// Registers the open handle; undoes it when the kernel is no longer waiting for the reply.
+static FileHandle* open_handle(Fs& fs, const InodePtr& inode, fuse_file_info* fi) {
+  const bool writable = (fi->flags & O_ACCMODE) != O_RDONLY;
+  // A FLUSH is a round trip on every close(). Readers never need it; with
+  // cache = "none" writers do not either (no page cache to write back: the
+  // last writer's release trims preallocation). With cache = "kernel" the
+  // kernel writes a shared mmap's dirty pages back before it sends FLUSH,
+  // and fs_flush trims, so close() returns with both done.
+  fi->noflush = !writable || fs.config().mount.cache == CacheMode::none;
+  inode->open_handles.fetch_add(1);
+  if (writable) inode->writable_handles.fetch_add(1);
+  return fs.add_handle(
+      std::make_unique<FileHandle>(FileHandle{inode, (fi->flags & O_APPEND) != 0, writable}));
+}
+
+// Nobody writes any more: the rows that preallocation took past the end go back.
+static void trim_preallocation(Fs& fs, Inode& inode) {
+  std::unique_lock guard(inode.lock);
+  if (!inode.data_released) inode.data->trim_preallocation(fs.storage(), inode.size);
+}
+
+static void close_handle(Fs& fs, FileHandle* released) {
+  std::unique_ptr<FileHandle> handle = fs.take_handle(released);
+  InodePtr inode = std::move(handle->inode);
+  const bool last_writer = handle->writable && inode->writable_handles.fetch_sub(1) == 1;
+  handle.reset();
+  // Before the handle count drops: a concurrent last unlink may then release the data.
+  if (last_writer) trim_preallocation(fs, *inode);
+  inode->open_handles.fetch_sub(1);
+  if (inode->nlink.load() == 0) fs.maybe_drop(inode);
+}
+
+void fs_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+               fuse_file_info* fi) {
+  Fs& fs = fs_of(req);
+  fs.count(Op::create);
+  InodePtr inode;
+  bool existed = false;
+  {
+    std::unique_lock ns(fs.namespace_lock);
+    InodePtr dir = fs.find(parent);
+    auto existing = dir && dir->is_dir() ? dir->dir->find(name) : std::nullopt;
+    if (existing) {
+      // Lost a race with another creator: O_EXCL fails, a plain O_CREAT opens the file.
+      inode = fs.find(*existing);
+      int err = (fi->flags & O_EXCL) ? EEXIST : !inode ? ENOENT : inode->is_dir() ? EISDIR : 0;
+      if (!err && !inode->is_regular()) err = EACCES;
+      if (err) {
+        fuse_reply_err(req, err);
+        return;
+      }
+      existed = true;
+    } else if (int err =
+                   make_node(fs, req, parent, name, S_IFREG | (mode & 07777), 0, nullptr, inode)) {
+      fuse_reply_err(req, err);
+      return;
+    }
+  }
+  if (existed && (fi->flags & O_TRUNC)) truncate_for_open(fs, *inode, fuse_req_ctx(req)->uid);
+  fuse_entry_param entry;
+  {
+    std::shared_lock guard(inode->lock);
+    entry = fs.entry_of(*inode);
+  }
+  set_cache_mode(fs, fi);
+  FileHandle* handle = open_handle(fs, inode, fi);
+  fi->fh = reinterpret_cast<uint64_t>(handle);
+  fs.remember(*inode);
+  if (fuse_reply_create(req, &entry, fi) != 0) {
+    close_handle(fs, handle);
+    fs.forget(inode->ino, 1);
+  }
+}
+
+void fs_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Fs& fs = fs_of(req);
+  fs.count(Op::open);
+  InodePtr inode = fs.find(ino);
+  if (!inode || !inode->is_regular()) {
+    fuse_reply_err(req, !inode ? ENOENT : inode->is_dir() ? EISDIR : EACCES);
+    return;
+  }
+  if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY)
+    truncate_for_open(fs, *inode, fuse_req_ctx(req)->uid);
+  set_cache_mode(fs, fi);
+  FileHandle* handle = open_handle(fs, inode, fi);
+  fi->fh = reinterpret_cast<uint64_t>(handle);
+  if (fuse_reply_open(req, fi) != 0) close_handle(fs, handle);
+}
+
+// relatime: a read moves atime only when it is older than the last change or a day old.
+static void note_read(Inode& inode) {
+  int64_t now = now_ns();
+  int64_t atime = inode.atime_ns.load(std::memory_order_relaxed);
+  constexpr int64_t day_ns = 24LL * 3600 * 1000000000;
+  if (atime <= inode.mtime_ns || atime <= inode.ctime_ns || now - atime > day_ns)
+    inode.atime_ns.store(now, std::memory_order_relaxed);
+}
+
+void fs_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_info* fi) {
+  Fs& fs = fs_of(req);
+  fs.count(Op::read);
+  Inode& inode = *handle_of(fi)->inode;
+  thread_local std::vector<iovec> pieces;
+  pieces.clear();
+  // The lock stays held until the reply is sent: the kernel copies from region memory.
+  std::shared_lock guard(inode.lock);
+  int64_t bytes = inode.data_released ? 0
+                                      : inode.data->read(fs.storage(), static_cast<uint64_t>(off),
+                                                         size, inode.size, pieces);
+  if (bytes < 0) {
+    fuse_reply_err(req, static_cast<int>(-bytes));
+    return;
+  }
+  note_read(inode);
+  if (pieces.size() <= 1) {
+    fuse_bufvec buf = FUSE_BUFVEC_INIT(pieces.empty() ? 0 : pieces[0].iov_len);
+    buf.buf[0].mem = pieces.empty() ? nullptr : pieces[0].iov_base;
+    fuse_reply_data(req, &buf, FUSE_BUF_NO_SPLICE);
+  } else if (pieces.size() < IOV_MAX) {
+    // libfuse 3.14 copies a bufvec of several memory buffers into one before sending
+    // (fuse_send_data_iov_fallback); a writev of the pieces copies nothing.
+    fuse_reply_iov(req, pieces.data(), static_cast<int>(pieces.size()));
+  } else {
+    fuse_reply_err(req, EIO);  // unreachable with max_read 1 MiB over 4 KiB units
+  }
+}
+
+// The request's bytes as iovecs; an fd (splice) buffer is read into memory once first.
+static int request_iovecs(fuse_bufvec* in_buf, std::vector<char>& copy, std::vector<iovec>& out) {
+  size_t total = fuse_buf_size(in_buf);
+  bool in_memory = true;
+  for (size_t i = in_buf->idx; i < in_buf->count; ++i)
+    if (in_buf->buf[i].flags & FUSE_BUF_IS_FD) in_memory = false;
+  if (!in_memory) {
+    copy.resize(total);
+    fuse_bufvec dst = FUSE_BUFVEC_INIT(total);
+    dst.buf[0].mem = copy.data();
+    ssize_t got = fuse_buf_copy(&dst, in_buf, FUSE_BUF_NO_SPLICE);
+    if (got < 0) return static_cast<int>(-got);
+    out.push_back({copy.data(), static_cast<size_t>(got)});
+    return 0;
+  }
+  size_t skip = in_buf->off;
+  for (size_t i = in_buf->idx; i < in_buf->count; ++i) {
+    const fuse_buf& b = in_buf->buf[i];
+    if (b.size > skip) out.push_back({static_cast<char*>(b.mem) + skip, b.size - skip});
+    skip = 0;
+  }
+  return 0;
+}
+
+void fs_write_buf(fuse_req_t req, fuse_ino_t /*ino*/, fuse_bufvec* in_buf, off_t off,
+                  fuse_file_info* fi) {
+  Fs& fs = fs_of(req);
+  fs.count(Op::write);
+  FileHandle* handle = handle_of(fi);
+  Inode& inode = *handle->inode;
+  thread_local std::vector<char> copy;
+  thread_local std::vector<iovec> pieces;
+  pieces.clear();
+  if (int err = request_iovecs(in_buf, copy, pieces)) {
+    fuse_reply_err(req, err);
+    return;
+  }
+  std::unique_lock guard(inode.lock);
+  // Page-cache writebacks (mmap) carry their own offsets even on an O_APPEND handle.
+  uint64_t at = handle->append && !fi->writepage ? inode.size : static_cast<uint64_t>(off);
+  int64_t written = inode.data->write(fs.storage(), at, pieces);
+  if (written < 0) {
+    fuse_reply_err(req, static_cast<int>(-written));
+    return;
+  }
+  inode.size = std::max(inode.size, at + static_cast<uint64_t>(written));
+  inode.mtime_ns = inode.ctime_ns = now_ns();
+  if (!fi->writepage) clear_setid_on_write(inode, fuse_req_ctx(req)->uid);
+  guard.unlock();
+  fuse_reply_write(req, static_cast<size_t>(written));
+}
+
+// Only writers with cache = "kernel" send FLUSH (open_handle). Data is in
+// region memory already. close() waits for flush but not for release, so the
+// last writer's close gives preallocated rows back here and stat right after
+// close sees it; release trims again after writes that came later (a shared
+// mmap's writeback).
+void fs_flush(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
+  Fs& fs = fs_of(req);
+  fs.count(Op::flush);
+  FileHandle* handle = handle_of(fi);
+  if (handle->writable && handle->inode->writable_handles.load() == 1)
+    trim_preallocation(fs, *handle->inode);
+  fuse_reply_err(req, 0);
+}
+
+void fs_fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info* /*fi*/) {
+  fs_of(req).count(Op::fsync);
+  fuse_reply_err(req, 0);  // memory tiers: nothing is pending
+}
+
+void fs_release(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
+  Fs& fs = fs_of(req);
+  fs.count(Op::release);
+  close_handle(fs, handle_of(fi));
+  fuse_reply_err(req, 0);
+}
+
+// A first fallocate on an empty file is a size hint: a min_size rule may move the file.
+static void apply_size_hint(Fs& fs, Inode& inode, const std::string& path, uint64_t hint) {
+  if (inode.size != 0 || !inode.data->extents().empty()) return;
+  if (auto tier = fs.placement().for_size_hint(path, hint)) inode.data->set_preferred_tier(*tier);
+}
+
+static int fallocate_locked(Fs& fs, Inode& inode, int mode, uint64_t off, uint64_t len,
+                            const std::string& path) {
+  const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
+  const int action = mode & ~FALLOC_FL_KEEP_SIZE;
+  int err = 0;
+  if (action == 0) {
+    apply_size_hint(fs, inode, path, off + len);
+    err = inode.data->allocate(fs.storage(), off, len);
+  } else if (action == FALLOC_FL_PUNCH_HOLE) {
+    if (!keep_size) return -EOPNOTSUPP;  // Linux requires KEEP_SIZE with PUNCH_HOLE
+    if (off < inode.size)
+      err = inode.data->punch_hole(fs.storage(), off, std::min(len, inode.size - off));
+  } else if (action == FALLOC_FL_ZERO_RANGE) {
+    err = inode.data->zero_range(fs.storage(), off, len);
+  } else {
+    return -EOPNOTSUPP;
+  }
+  if (err < 0) return err;
+  int64_t now = now_ns();
+  if (!keep_size && off + len > inode.size) {
+    inode.size = off + len;
+    inode.mtime_ns = now;
+  }
+  if (action != 0) inode.mtime_ns = now;
+  inode.ctime_ns = now;
+  return 0;
+}
+
+void fs_fallocate(fuse_req_t req, fuse_ino_t /*ino*/, int mode, off_t offset, off_t length,
+                  fuse_file_info* fi) {
+  Fs& fs = fs_of(req);
+  fs.count(Op::fallocate);
+  InodePtr inode = handle_of(fi)->inode;
+  if (offset < 0 || length <= 0 || offset > LLONG_MAX - length) {
+    fuse_reply_err(req, offset > LLONG_MAX - length ? EFBIG : EINVAL);
+    return;
+  }
+  std::string path;
+  {
+    std::shared_lock ns(fs.namespace_lock);
+    path = fs.path_of(inode->parent, inode->name);
+  }
+  std::unique_lock guard(inode->lock);
+  int err = fallocate_locked(fs, *inode, mode, static_cast<uint64_t>(offset),
+                             static_cast<uint64_t>(length), path);
+  guard.unlock();
+  fuse_reply_err(req, -err);
+}
+
+void fs_lseek(fuse_req_t req, fuse_ino_t /*ino*/, off_t off, int whence, fuse_file_info* fi) {
+  Fs& fs = fs_of(req);
+  fs.count(Op::lseek);
+  Inode& inode = *handle_of(fi)->inode;
+  if ((whence != SEEK_DATA && whence != SEEK_HOLE) || off < 0) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  std::shared_lock guard(inode.lock);
+  auto at = static_cast<uint64_t>(off);
+  int64_t result = whence == SEEK_DATA ? inode.data->seek_data(at, inode.size)
+                                       : inode.data->seek_hole(at, inode.size);
+  guard.unlock();
+  if (result < 0)
+    fuse_reply_err(req, static_cast<int>(-result));
+  else
+    fuse_reply_lseek(req, result);
+}
+
+void fs_statfs(fuse_req_t req, fuse_ino_t /*ino*/) {
+  Fs& fs = fs_of(req);
+  fs.count(Op::statfs);
+  constexpr uint64_t block = 4096;
+  struct statvfs st {};
+  st.f_bsize = block;
+  st.f_frsize = block;
+  st.f_blocks = fs.storage().capacity_bytes() / block;
+  st.f_bfree = fs.storage().free_bytes() / block;
+  st.f_bavail = st.f_bfree;
+  // Inodes live in server memory: report a large pool so tools do not stop early.
+  st.f_files = 1ULL << 32;
+  st.f_ffree = st.f_files - fs.inode_count();
+  st.f_favail = st.f_ffree;
+  st.f_namemax = NAME_MAX;
+  fuse_reply_statfs(req, &st);
+}
+
+}  // namespace tierfs

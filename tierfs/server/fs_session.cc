@@ -1,0 +1,177 @@
+// The FUSE session: the operations table, connection set-up (init), and
+// serve_mount(), which opens the regions, mounts, reports the outcome of
+// start-up and runs the multithreaded loop until fusermount3 -u or a signal
+// (SIGTERM, SIGINT, SIGHUP via fuse_set_signal_handlers), then unmounts and
+// releases the regions.
+#include "tierfs/server/fs_session.h"
+
+#include <fuse_lowlevel.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <exception>
+#include <memory>
+
+#include "tierfs/server/operations.h"
+
+namespace tierfs {
+
+fuse_lowlevel_ops make_operations() {
+  fuse_lowlevel_ops ops{};
+  ops.init = fs_init;
+  ops.destroy = fs_destroy;
+  ops.lookup = fs_lookup;
+  ops.forget = fs_forget;
+  ops.forget_multi = fs_forget_multi;
+  ops.getattr = fs_getattr;
+  ops.setattr = fs_setattr;
+  ops.readlink = fs_readlink;
+  ops.mknod = fs_mknod;
+  ops.mkdir = fs_mkdir;
+  ops.symlink = fs_symlink;
+  ops.link = fs_link;
+  ops.unlink = fs_unlink;
+  ops.rmdir = fs_rmdir;
+  ops.rename = fs_rename;
+  ops.create = fs_create;
+  ops.open = fs_open;
+  ops.read = fs_read;
+  ops.write_buf = fs_write_buf;
+  ops.flush = fs_flush;
+  ops.release = fs_release;
+  ops.fsync = fs_fsync;
+  ops.fallocate = fs_fallocate;
+  ops.lseek = fs_lseek;
+  ops.opendir = fs_opendir;
+  ops.readdir = fs_readdir;
+  ops.readdirplus = fs_readdirplus;
+  ops.releasedir = fs_releasedir;
+  ops.fsyncdir = fs_fsyncdir;
+  ops.statfs = fs_statfs;
+  ops.access = fs_access;
+  ops.setxattr = fs_setxattr;
+  ops.getxattr = fs_getxattr;
+  ops.listxattr = fs_listxattr;
+  ops.removexattr = fs_removexattr;
+  return ops;
+}
+
+void fs_init(void* userdata, fuse_conn_info* conn) {
+  auto& fs = *static_cast<Fs*>(userdata);
+  const MountOptions& mount = fs.config().mount;
+  auto max_io = static_cast<unsigned>(mount.max_io_bytes);
+  // libfuse caps max_write at its buffer (1 MiB of pages in 3.14) and says so in the log.
+  conn->max_write = max_io;
+  conn->max_read = max_io;  // must equal the max_read mount option
+  conn->max_readahead = max_io;
+  // O_TRUNC comes with open, saving a setattr round trip.
+  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+  // Writes are copied from the request buffer into interleaved region memory in
+  // any case; splicing them through a pipe would add a copy, not save one.
+  conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+  // Sizes and times are the server's truth; a writeback cache would make them the kernel's.
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+  spdlog::info("FUSE connection: protocol {}.{}, max_write {}, cache={}", conn->proto_major,
+               conn->proto_minor, conn->max_write,
+               mount.cache == CacheMode::none ? "none" : "kernel");
+}
+
+void fs_destroy(void* /*userdata*/) {
+  spdlog::info("FUSE connection closed");
+}
+
+namespace {
+
+// libfuse reports mount failures through its log, sometimes one message in
+// several calls; the last complete error line becomes the user's one line.
+std::string last_fuse_error;
+std::string pending_fuse_line;
+
+void log_from_libfuse(enum fuse_log_level level, const char* fmt, va_list ap) {
+  char piece[512];
+  vsnprintf(piece, sizeof piece, fmt, ap);
+  pending_fuse_line += piece;
+  if (pending_fuse_line.empty() || pending_fuse_line.back() != '\n') return;
+  pending_fuse_line.pop_back();
+  if (level <= FUSE_LOG_ERR) last_fuse_error = pending_fuse_line;
+  spdlog::debug("libfuse: {}", pending_fuse_line);
+  pending_fuse_line.clear();
+}
+
+std::string mount_options(const Config& config, const SessionOptions& options) {
+  std::string opts = "fsname=" + config.mount.fsname + ",subtype=tierfs";
+  opts += ",max_read=" + std::to_string(config.mount.max_io_bytes);
+  if (config.mount.default_permissions) opts += ",default_permissions";
+  if (config.mount.allow_other) opts += ",allow_other";
+  for (const auto& extra : options.extra_options) opts += "," + extra;
+  return opts;
+}
+
+struct SessionDeleter {
+  void operator()(fuse_session* se) const { fuse_session_destroy(se); }
+};
+
+}  // namespace
+
+int serve_mount(Config config, const SessionOptions& options, const StartupReport& report) {
+  fuse_set_log_func(log_from_libfuse);
+  std::unique_ptr<Fs> fs;
+  try {
+    auto storage = Storage::open(config);
+    fs = std::make_unique<Fs>(std::move(config), std::move(storage));
+  } catch (const std::exception& e) {
+    report.failed(e.what());
+    return 1;
+  }
+
+  std::string opts = mount_options(fs->config(), options);
+  std::vector<const char*> argv = {"tierfs", "-o", opts.c_str()};
+  if (options.debug) argv.push_back("-d");
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), const_cast<char**>(argv.data()));
+  // fuse_session_new adds to the argument list; free it on every way out.
+  std::unique_ptr<fuse_args, decltype(&fuse_opt_free_args)> free_args(&args, fuse_opt_free_args);
+  fuse_lowlevel_ops ops = make_operations();
+  std::unique_ptr<fuse_session, SessionDeleter> session(
+      fuse_session_new(&args, &ops, sizeof ops, fs.get()));
+  if (!session) {
+    report.failed("bad mount options '" + opts + "': " + last_fuse_error);
+    return 1;
+  }
+  if (fuse_set_signal_handlers(session.get()) != 0) {
+    report.failed("cannot install signal handlers");
+    return 1;
+  }
+  if (fuse_session_mount(session.get(), options.mountpoint.c_str()) != 0) {
+    fuse_remove_signal_handlers(session.get());
+    report.failed("cannot mount on " + options.mountpoint + ": " + last_fuse_error);
+    return 1;
+  }
+  if (std::string error = fs->attach_iomap_program(fuse_session_fd(session.get()));
+      !error.empty()) {
+    fuse_session_unmount(session.get());
+    fuse_remove_signal_handlers(session.get());
+    report.failed(error);
+    return 1;
+  }
+  spdlog::info("mounted {} on {} ({} tiers, {} free)", fs->config().source, options.mountpoint,
+               fs->storage().tier_count(), fs->storage().free_bytes());
+  report.mounted();
+
+  fuse_loop_config* loop = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_clone_fd(loop, 0);
+  if (fs->config().mount.threads > 0)
+    fuse_loop_cfg_set_max_threads(loop, fs->config().mount.threads);
+  int loop_status = fuse_session_loop_mt(session.get(), loop);
+  fuse_loop_cfg_destroy(loop);
+
+  fuse_session_unmount(session.get());
+  fuse_remove_signal_handlers(session.get());
+  session.reset();
+  fs.reset();  // releases every region
+  spdlog::info("unmounted {}", options.mountpoint);
+  return loop_status < 0 ? 1 : 0;
+}
+
+}  // namespace tierfs

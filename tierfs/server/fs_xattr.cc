@@ -1,0 +1,176 @@
+// Extended attributes: user.* and trusted.* stored per inode, user.tierfs.tier
+// (which steers placement), and the read-only virtual attributes
+// user.tierfs.map (a file's extents) and user.tierfs.stats (on the mount
+// root) that `tierfs map` and `tierfs stats` read instead of ioctls.
+#include <sys/xattr.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <optional>
+#include <string_view>
+
+#include "tierfs/server/operations.h"
+
+namespace tierfs {
+
+namespace {
+
+constexpr std::string_view map_xattr = "user.tierfs.map";
+constexpr std::string_view stats_xattr = "user.tierfs.stats";
+constexpr size_t max_value_bytes = size_t{64} * 1024;  // XATTR_SIZE_MAX
+
+bool is_virtual(std::string_view name) {
+  return name.starts_with(map_xattr) || name == stats_xattr;
+}
+
+// "user.tierfs.map" is page 0; "user.tierfs.map@N" starts at extent N.
+std::optional<size_t> map_page_start(std::string_view name) {
+  if (name == map_xattr) return 0;
+  if (name.size() <= map_xattr.size() + 1 || name[map_xattr.size()] != '@') return std::nullopt;
+  size_t first = 0;
+  for (char c : name.substr(map_xattr.size() + 1)) {
+    if (c < '0' || c > '9' || first > (SIZE_MAX - 9) / 10) return std::nullopt;
+    first = first * 10 + static_cast<size_t>(c - '0');
+  }
+  return first;
+}
+
+bool supported_namespace(std::string_view name) {
+  return name.starts_with("user.") || name.starts_with("trusted.");
+}
+
+// Replies with `value` (size 0 asks for its length).
+void reply_value(fuse_req_t req, const std::string& value, size_t size) {
+  if (size == 0)
+    fuse_reply_xattr(req, value.size());
+  else if (size < value.size())
+    fuse_reply_err(req, ERANGE);
+  else
+    fuse_reply_buf(req, value.data(), value.size());
+}
+
+}  // namespace
+
+void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+                 int flags) {
+  Fs& fs = fs_of(req);
+  fs.count(Op::setxattr);
+  std::string_view key = name;
+  InodePtr inode = fs.find(ino);
+  int err = !inode                        ? ENOENT
+            : is_virtual(key)             ? EPERM
+            : !supported_namespace(key)   ? EOPNOTSUPP
+            : key.size() > XATTR_NAME_MAX ? ERANGE
+            : size > max_value_bytes      ? E2BIG
+                                          : 0;
+  std::optional<uint32_t> tier;
+  if (!err && key == tier_xattr_name) {
+    // Accept the value with or without a trailing NUL, as setfattr and C callers send it.
+    std::string_view tier_name(value, size);
+    if (!tier_name.empty() && tier_name.back() == '\0') tier_name.remove_suffix(1);
+    tier = fs.placement().tier_named(tier_name);
+    if (!tier) err = EINVAL;
+  }
+  if (err) {
+    fuse_reply_err(req, err);
+    return;
+  }
+  std::unique_lock guard(inode->lock);
+  auto it = inode->xattrs.find(name);
+  if ((flags & XATTR_CREATE) && it != inode->xattrs.end()) {
+    err = EEXIST;
+  } else if ((flags & XATTR_REPLACE) && it == inode->xattrs.end()) {
+    err = ENODATA;
+  } else {
+    std::string stored(value, size);
+    if (tier && !stored.empty() && stored.back() == '\0') stored.pop_back();
+    inode->xattrs[name] = std::move(stored);
+    // New extents of a regular file go to the named tier; a directory passes it to new children.
+    if (tier && inode->is_regular() && !inode->data_released)
+      inode->data->set_preferred_tier(*tier);
+    inode->ctime_ns = now_ns();
+  }
+  guard.unlock();
+  fuse_reply_err(req, err);
+}
+
+void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  Fs& fs = fs_of(req);
+  fs.count(Op::getxattr);
+  std::string_view key = name;
+  InodePtr inode = fs.find(ino);
+  if (!inode) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  if (key.starts_with(map_xattr) && inode->is_regular()) {
+    std::optional<size_t> first = map_page_start(key);
+    if (!first) {
+      fuse_reply_err(req, ENODATA);
+      return;
+    }
+    std::string json;
+    {
+      std::shared_lock guard(inode->lock);
+      json = extent_map_json(fs, *inode, *first);
+    }
+    reply_value(req, json, size);
+    return;
+  }
+  if (key == stats_xattr && ino == FUSE_ROOT_ID) {
+    reply_value(req, stats_json(fs), size);
+    return;
+  }
+  if (!supported_namespace(key)) {
+    // security.* and system.* are not stored: "no such attribute" keeps the kernel's probes cheap.
+    fuse_reply_err(req, ENODATA);
+    return;
+  }
+  std::shared_lock guard(inode->lock);
+  auto it = inode->xattrs.find(name);
+  if (it == inode->xattrs.end()) {
+    guard.unlock();
+    fuse_reply_err(req, ENODATA);
+    return;
+  }
+  std::string value = it->second;
+  guard.unlock();
+  reply_value(req, value, size);
+}
+
+void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  Fs& fs = fs_of(req);
+  fs.count(Op::listxattr);
+  InodePtr inode = fs.find(ino);
+  if (!inode) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  std::string names;
+  {
+    std::shared_lock guard(inode->lock);
+    for (const auto& [key, value] : inode->xattrs) {
+      names += key;
+      names.push_back('\0');
+    }
+  }
+  reply_value(req, names, size);
+}
+
+void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  Fs& fs = fs_of(req);
+  fs.count(Op::removexattr);
+  InodePtr inode = fs.find(ino);
+  if (!inode || is_virtual(name)) {
+    fuse_reply_err(req, inode ? EPERM : ENOENT);
+    return;
+  }
+  std::unique_lock guard(inode->lock);
+  int err = inode->xattrs.erase(name) ? 0 : ENODATA;
+  if (!err) inode->ctime_ns = now_ns();
+  guard.unlock();
+  fuse_reply_err(req, err);
+}
+
+}  // namespace tierfs

@@ -1,0 +1,99 @@
+// The server's in-memory namespace: inodes (each with its own lock),
+// directories with stable readdir cookies, open file handles, and the time
+// helpers their attributes use.
+#pragma once
+
+#include <fuse_lowlevel.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "tierfs/core/file_data.h"
+
+namespace tierfs {
+
+// Entries of one directory. Each entry gets a cookie that is never reused in
+// this directory, so a readdir offset stays valid while entries come and go.
+struct Directory {
+  struct Entry {
+    std::string name;
+    uint64_t ino = 0;
+  };
+  static constexpr uint64_t first_cookie = 3;  // 1 and 2 are "." and ".."
+  std::map<uint64_t, Entry> by_cookie;
+  // name -> cookie; the keys view the names held in by_cookie (map nodes never move).
+  std::unordered_map<std::string_view, uint64_t> cookie_of;
+  uint64_t next_cookie = first_cookie;
+
+  std::optional<uint64_t> find(const std::string& name) const;
+  void add(const std::string& name, uint64_t ino);
+  void remove(const std::string& name);
+  void replace(const std::string& name, uint64_t ino);
+  bool empty() const { return by_cookie.empty(); }
+};
+
+// One file, directory, symlink or special file. `lock` guards attributes,
+// data and xattrs (shared for reads, unique otherwise). Directory contents
+// and the parent/name links are guarded by Fs::namespace_lock instead.
+// nlink, lookups and open handles are atomics so that the decision to drop
+// an inode can be made without its lock (see Fs::maybe_drop).
+struct Inode {
+  explicit Inode(uint64_t number, mode_t file_mode) : ino(number), mode(file_mode) {}
+
+  const uint64_t ino;
+  mutable std::shared_mutex lock;
+  mode_t mode;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  dev_t rdev = 0;
+  uint64_t size = 0;
+  std::atomic<int64_t> atime_ns{0};  // atomic: reads update it under the shared lock
+  int64_t mtime_ns = 0, ctime_ns = 0, btime_ns = 0;
+  std::atomic<uint32_t> nlink{0};
+  std::atomic<uint32_t> open_handles{0};
+  // The last writable handle to close trims the file's preallocation.
+  std::atomic<uint32_t> writable_handles{0};
+  uint64_t lookups = 0;        // guarded by Fs::table_mutex
+  bool data_released = false;  // rows given back after the last link and close
+  uint64_t parent = 0;         // directory that holds the last name given (for paths)
+  std::string name;            // that name
+  std::map<std::string, std::string> xattrs;
+  std::unique_ptr<Directory> dir;  // directories only
+  std::unique_ptr<FileData> data;  // regular files only
+  std::string symlink_target;      // symlinks only
+
+  bool is_dir() const { return S_ISDIR(mode); }
+  bool is_regular() const { return S_ISREG(mode); }
+};
+
+using InodePtr = std::shared_ptr<Inode>;
+
+// Per open file: what the server must remember between open and release.
+struct FileHandle {
+  InodePtr inode;
+  bool append = false;
+  bool writable = false;
+};
+
+// The FileHandle that open or create stored in fi->fh (libfuse hands back a u64).
+inline FileHandle* handle_of(const fuse_file_info* fi) {
+  return reinterpret_cast<FileHandle*>(fi->fh);  // NOLINT(performance-no-int-to-ptr)
+}
+
+int64_t now_ns();
+inline timespec to_timespec(int64_t ns) {
+  return timespec{ns / 1000000000, ns % 1000000000};
+}
+inline int64_t to_ns(const timespec& ts) {
+  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+}  // namespace tierfs
