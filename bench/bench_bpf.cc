@@ -26,7 +26,7 @@
 #include <thread>
 #include <vector>
 
-#include "bpf/loader.h"
+#include "bpf/iomap_loader.h"
 #include "kernel/probe.h"
 
 namespace {
@@ -133,7 +133,7 @@ CppCost measure_cpp(size_t offsets) {
   return {map_ns, fill_ns};
 }
 
-// What the server's ExtentListener pays per extent change: one map update.
+// What the server pays per extent change (IomapLoader::set_extents): one map update.
 double measure_map_update(IomapLoader& loader, size_t updates) {
   std::vector<tierfs_extent> extents(4);
   for (size_t i = 0; i < extents.size(); ++i) extents[i] = {i * MiB, MiB, i * 16, 0, 0};

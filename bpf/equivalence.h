@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "bpf/loader.h"
+#include "bpf/iomap_loader.h"
 
 namespace tierfs::bpf {
 

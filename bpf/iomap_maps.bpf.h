@@ -11,7 +11,7 @@
 
 #include <bpf/bpf_helpers.h>
 
-#include "iomap_maps_abi.h"
+#include "iomap.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -1,6 +1,7 @@
-// The BPF side of tierfs's truth about files: the loader keeps tier layouts
-// and per-inode extents in BPF maps that the iomap struct_ops program and its
-// syscall twin read. The server calls into this whenever extents change.
+// The one interface through which tierfs keeps the BPF maps current: tier
+// layouts once at mount, and every change of a file's extents (Storage calls
+// it from write, fallocate, truncate and release). IomapLoader implements it
+// over the kernel's maps; tests record the calls.
 #pragma once
 
 #include <cstdint>
@@ -18,7 +19,9 @@ class IomapMaps {
   virtual int set_tier(uint32_t tier, const tierfs_layout& layout,
                        std::span<const uint32_t> device_cookies) = 0;
   // Replaces the extents of inode `nodeid`. An inode with more extents than
-  // the maps hold is removed instead, so the program falls back to the server.
+  // the maps hold, or one whose update failed, is removed instead, so the
+  // program falls back to the server rather than read stale extents. The
+  // file operation never fails for it: callers may ignore the result.
   virtual int set_extents(uint64_t nodeid, std::span<const tierfs_extent> extents) = 0;
   virtual int remove_inode(uint64_t nodeid) = 0;
 };

@@ -9,7 +9,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "iomap_maps.bpf.h"
-#include "twin_abi.h"
+#include "twin.h"
 
 struct tierfs_twin_request requests[TIERFS_TWIN_BATCH];
 struct tierfs_twin_answer answers[TIERFS_TWIN_BATCH];

@@ -23,7 +23,7 @@
 #include <thread>
 #include <vector>
 
-#include "bpf/iomap_maps_abi.h"
+#include "bpf/iomap.h"
 #include "kernel/probe.h"
 #include "tests/integration/mount_fixture.h"
 #include "tests/support/privileged.h"

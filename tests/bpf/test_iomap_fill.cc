@@ -1,4 +1,4 @@
-// tierfs_iomap_fill and tierfs_find_extent (bpf/iomap_maps_abi.h) on
+// tierfs_iomap_fill and tierfs_find_extent (bpf/iomap.h) on
 // hand-made cases: the one function that turns a file position into the
 // fuse_iomap_io pair for the struct_ops program, its twin and the libfuse
 // FUSE_IOMAP_BEGIN path. Plain C++, no privileges: runs on every build.
@@ -6,7 +6,7 @@
 
 #include <vector>
 
-#include "bpf/iomap_maps_abi.h"
+#include "bpf/iomap.h"
 
 namespace {
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "bpf/equivalence.h"
-#include "bpf/loader.h"
+#include "bpf/iomap_loader.h"
 #include "kernel/probe.h"
 #include "tests/support/privileged.h"
 
@@ -60,11 +60,11 @@ TEST(Loader, StockKernelGetsOneLineSayingWhyTheServerPathServes) {
   if (features.fuse_iomap_bpf_ops) GTEST_SKIP() << "this kernel has fuse_iomap_bpf_ops";
   auto loader = load_or_fail();
   ASSERT_TRUE(loader);
-  const std::string why = loader->attach_iomap(-1);
+  const std::string why = loader->attach_iomap(-1, features);
   EXPECT_NE(why.find("has no fuse_iomap_bpf_ops"), std::string::npos) << why;
   EXPECT_EQ(why.find('\n'), std::string::npos) << "one line: " << why;
   EXPECT_FALSE(loader->iomap_attached());
-  EXPECT_EQ(loader->verify_iomap(), why);
+  EXPECT_EQ(loader->verify_iomap(features), why);
 }
 
 TEST(Loader, MapsHoldWhatTheServerWrote) {

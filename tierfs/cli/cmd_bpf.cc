@@ -14,7 +14,7 @@
 #include <string>
 
 #include "bpf/equivalence.h"
-#include "bpf/loader.h"
+#include "bpf/iomap_loader.h"
 #include "kernel/probe.h"
 #include "tierfs/cli/commands.h"
 
@@ -101,7 +101,7 @@ int run_check(const BpfCheckArgs& args) {
   say(report_line("twin", loader->twin_report()));
 
   if (features.fuse_iomap_bpf_ops) {
-    const std::string refused = loader->verify_iomap();
+    const std::string refused = loader->verify_iomap(features);
     if (loader->iomap_report()) doc["iomap"] = report_json(*loader->iomap_report());
     if (refused.empty()) {
       say(report_line("struct_ops", *loader->iomap_report()));

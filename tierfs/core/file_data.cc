@@ -14,7 +14,7 @@
 // and those that only preallocation took by trim_preallocation() when the
 // last writable handle closes (requested_end_ tells them from fallocate's).
 //
-// The listener hears of a change of the extents once per operation, and only
+// The BPF maps hear of a change of the extents once per operation, and only
 // when they changed: an overwrite in place costs no map update, and the
 // unlink of a file it never heard of no map delete.
 #include <algorithm>
@@ -177,9 +177,9 @@ void FileData::merge_neighbours(Storage& storage) {
 void FileData::changed(Storage& storage) {
   if (!extents_dirty_) return;
   extents_dirty_ = false;
-  if (ExtentListener* listener = storage.listener()) {
-    listener->extents_changed(ino_, extents_);
-    listener_heard_ = true;
+  if (bpf::IomapMaps* maps = storage.maps()) {
+    maps->set_extents(ino_, extents_);
+    maps_heard_ = true;
   }
 }
 
@@ -350,10 +350,9 @@ void FileData::release(Storage& storage) {
   extents_.clear();
   requested_end_ = 0;
   extents_dirty_ = false;
-  // A file that never had extents is unknown to the listener: no map delete per unlink.
-  if (ExtentListener* listener = storage.listener(); listener && listener_heard_)
-    listener->inode_removed(ino_);
-  listener_heard_ = false;
+  // A file that never had extents is unknown to the maps: no map delete per unlink.
+  if (bpf::IomapMaps* maps = storage.maps(); maps && maps_heard_) maps->remove_inode(ino_);
+  maps_heard_ = false;
 }
 
 int64_t FileData::seek_data(uint64_t off, uint64_t file_size) const {

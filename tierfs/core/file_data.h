@@ -52,7 +52,7 @@ class FileData {
   int64_t seek_hole(uint64_t off, uint64_t file_size) const;
   uint64_t allocated_bytes() const;  // for st_blocks
   std::span<const tierfs_extent> extents() const;
-  // Hook for the listener; the FileData does not know its inode number.
+  // The key of this file in the BPF maps; the FileData does not know its inode number.
   void set_ino(uint64_t ino);
 
  private:
@@ -75,8 +75,8 @@ class FileData {
   // The end of the furthest range that was written, fallocated or zeroed:
   // rows before it were asked for; rows past it only by preallocation.
   uint64_t requested_end_ = 0;
-  bool extents_dirty_ = false;   // changed since the listener last heard
-  bool listener_heard_ = false;  // the listener was told of this file's extents
+  bool extents_dirty_ = false;  // changed since the maps last heard
+  bool maps_heard_ = false;     // the maps were told of this file's extents
 };
 
 }  // namespace tierfs

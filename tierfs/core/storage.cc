@@ -79,11 +79,11 @@ uint64_t Storage::free_bytes() const {
   return total;
 }
 
-void Storage::set_listener(ExtentListener* listener) {
-  listener_.store(listener);
+void Storage::set_maps(bpf::IomapMaps* maps) {
+  maps_.store(maps);
 }
-ExtentListener* Storage::listener() const {
-  return listener_.load();
+bpf::IomapMaps* Storage::maps() const {
+  return maps_.load();
 }
 
 }  // namespace tierfs

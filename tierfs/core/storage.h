@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bpf/iomap_maps.h"
 #include "tierfs/core/config.h"
 #include "tierfs/core/tier.h"
 
@@ -28,13 +29,14 @@ class Storage {
   std::vector<TierStats> stats() const;
   uint64_t capacity_bytes() const;
   uint64_t free_bytes() const;
-  void set_listener(ExtentListener* listener);
-  ExtentListener* listener() const;
+  // The BPF maps told about every change of a file's extents; nullptr when none.
+  void set_maps(bpf::IomapMaps* maps);
+  bpf::IomapMaps* maps() const;
 
  private:
   Storage() = default;
   std::vector<std::unique_ptr<Tier>> tiers_;
-  std::atomic<ExtentListener*> listener_{nullptr};
+  std::atomic<bpf::IomapMaps*> maps_{nullptr};
 };
 
 }  // namespace tierfs

@@ -1,5 +1,5 @@
 // Tier: one interleave set of a mount (its layout, mapped regions and row
-// allocator), its statistics, and the listener told of every extent change.
+// allocator) and its statistics.
 #pragma once
 
 #include <atomic>
@@ -35,14 +35,6 @@ struct TierStats {
   std::vector<RegionStats> regions;
   uint64_t bytes_read = 0, bytes_written = 0;
   uint64_t reads = 0, writes = 0;
-};
-
-// Told about every change of a file's extents (the BPF maps listen here).
-class ExtentListener {
- public:
-  virtual ~ExtentListener() = default;
-  virtual void extents_changed(uint64_t ino, std::span<const tierfs_extent> extents) = 0;
-  virtual void inode_removed(uint64_t ino) = 0;
 };
 
 // One interleave set: its layout, its mapped regions, its rows.

@@ -69,7 +69,6 @@ struct BpfStatus {
   uint32_t tiers_map_id = 0;       // kernel ids for bpf_map_get_fd_by_id; 0 when not loaded
   uint32_t inodes_map_id = 0;
   uint64_t map_update_errors = 0;
-  bool libfuse_iomap = false;  // built against a libfuse with the iomap low-level API
 };
 struct BpfPath;  // fs_bpf.cc
 
@@ -112,7 +111,7 @@ class Fs {
 
   // The iomap BPF path (fs_bpf.cc), once the session's /dev/fuse descriptor
   // exists: loads the maps and the twin, writes every tier's layout, keeps
-  // the extents current as the Storage's ExtentListener, and attaches the
+  // the extents current as the Storage's IomapMaps, and attaches the
   // fuse_iomap_bpf_ops program where the kernel has it. Returns the one line
   // that must fail the mount (mount.bpf = "required"), else empty.
   std::string attach_iomap_program(int fuse_fd);

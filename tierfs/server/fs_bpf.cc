@@ -1,21 +1,20 @@
 // The server's side of the iomap BPF path. At mount it loads the BPF maps and
 // the syscall twin, writes every tier's layout, keeps each file's extents in
-// the maps as the Storage's ExtentListener, and attaches the
+// the maps (the loader is the Storage's IomapMaps), and attaches the
 // fuse_iomap_bpf_ops program where the kernel has it. On every other kernel
 // one line says why the server path serves, and the mount goes on.
 //
 // The maps are keyed by the FUSE nodeid the program gets from
 // fuse_bpf_inode_nodeid(); tierfs replies to lookups with entry.ino = the
 // inode number (Fs::entry_of), so nodeid and inode number are one number and
-// the listener's `ino` is the key as it stands.
+// the Storage's `ino` is the key as it stands.
 #include <spdlog/spdlog.h>
 
-#include <atomic>
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include "bpf/loader.h"
+#include "bpf/iomap_loader.h"
 #include "kernel/probe.h"
 #include "tierfs/server/operations.h"
 
@@ -41,40 +40,8 @@ tierfs_layout device_layout(const Tier& tier) {
 
 }  // namespace
 
-// Runs inside write, fallocate, truncate and release, under the inode's lock:
-// one bpf() map update each, and never an error for the file operation. A
-// failed update removes the inode from the map instead, so that the program
-// falls back to the server rather than read stale extents.
-class IomapMapsListener final : public ExtentListener {
- public:
-  explicit IomapMapsListener(bpf::IomapMaps& maps) : maps_(maps) {}
-
-  void extents_changed(uint64_t ino, std::span<const tierfs_extent> extents) override {
-    const int err = maps_.set_extents(ino, extents);
-    if (err != 0) failed("update", ino, err, maps_.remove_inode(ino));
-  }
-
-  void inode_removed(uint64_t ino) override {
-    if (const int err = maps_.remove_inode(ino); err != 0) failed("remove", ino, err, err);
-  }
-
-  uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
-
- private:
-  void failed(const char* what, uint64_t ino, int err, int remove_err) {
-    if (errors_.fetch_add(1, std::memory_order_relaxed) != 0) return;  // the first one is logged
-    spdlog::warn("BPF inode map: cannot {} inode {} ({}){}; such inodes fall back to the server",
-                 what, ino, std::strerror(-err),
-                 remove_err == 0 ? "" : ", and its stale entry could not be removed");
-  }
-
-  bpf::IomapMaps& maps_;
-  std::atomic<uint64_t> errors_{0};
-};
-
 struct BpfPath {
   std::unique_ptr<bpf::IomapLoader> loader;
-  std::unique_ptr<IomapMapsListener> listener;
   BpfStatus status;
 };
 
@@ -91,7 +58,8 @@ std::string Fs::attach_iomap_program(int fuse_fd) {
     return "";
   }
 
-  // Without BPF at all (not root, no CAP_BPF) the probe's reason is the clearest line.
+  // Once per mount: without BPF at all (not root, no CAP_BPF) its reason is the
+  // clearest line, and the loader decides from it whether the program can attach.
   const kernel::KernelFeatures features = kernel::probe_kernel();
   std::string error = features.bpf_missing;
   if (features.bpf_usable) bpf_->loader = bpf::IomapLoader::load(error);
@@ -113,17 +81,16 @@ std::string Fs::attach_iomap_program(int fuse_fd) {
       spdlog::warn("BPF tier map: tier \"{}\" left out ({}); its extents fall back to the server",
                    tier.name(), std::strerror(-err));
   }
-  bpf_->listener = std::make_unique<IomapMapsListener>(*bpf_->loader);
-  storage_->set_listener(bpf_->listener.get());
+  storage_->set_maps(bpf_->loader.get());
   status.maps_loaded = true;
   status.tiers_map_id = bpf_->loader->tiers_map_id();
   status.inodes_map_id = bpf_->loader->inodes_map_id();
 
-  const std::string why = bpf_->loader->attach_iomap(fuse_fd);
+  const std::string why = bpf_->loader->attach_iomap(fuse_fd, features);
   if (!why.empty()) {
     status.server_path_reason = first_line(why);
     if (required) {
-      storage_->set_listener(nullptr);
+      storage_->set_maps(nullptr);
       return prefix + status.server_path_reason;
     }
     spdlog::info("iomap BPF program not attached: {}", status.server_path_reason);
@@ -143,10 +110,7 @@ BpfStatus Fs::bpf_status() const {
     return none;
   }
   BpfStatus status = bpf_->status;
-  if (bpf_->listener) status.map_update_errors = bpf_->listener->errors();
-#ifdef TIERFS_HAVE_FUSE_IOMAP
-  status.libfuse_iomap = true;
-#endif
+  if (bpf_->loader) status.map_update_errors = bpf_->loader->map_update_errors();
   return status;
 }
 

@@ -170,24 +170,13 @@ void fs_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_fi
   }
 }
 
-// The request's bytes as iovecs; an fd (splice) buffer is read into memory once first.
-static int request_iovecs(fuse_bufvec* in_buf, std::vector<char>& copy, std::vector<iovec>& out) {
-  size_t total = fuse_buf_size(in_buf);
-  bool in_memory = true;
-  for (size_t i = in_buf->idx; i < in_buf->count; ++i)
-    if (in_buf->buf[i].flags & FUSE_BUF_IS_FD) in_memory = false;
-  if (!in_memory) {
-    copy.resize(total);
-    fuse_bufvec dst = FUSE_BUFVEC_INIT(total);
-    dst.buf[0].mem = copy.data();
-    ssize_t got = fuse_buf_copy(&dst, in_buf, FUSE_BUF_NO_SPLICE);
-    if (got < 0) return static_cast<int>(-got);
-    out.push_back({copy.data(), static_cast<size_t>(got)});
-    return 0;
-  }
+// The request's bytes as iovecs. fs_init turns splice off, so libfuse hands
+// every write over in memory; an fd buffer would mean that changed.
+static int request_iovecs(const fuse_bufvec* in_buf, std::vector<iovec>& out) {
   size_t skip = in_buf->off;
   for (size_t i = in_buf->idx; i < in_buf->count; ++i) {
     const fuse_buf& b = in_buf->buf[i];
+    if (b.flags & FUSE_BUF_IS_FD) return EIO;
     if (b.size > skip) out.push_back({static_cast<char*>(b.mem) + skip, b.size - skip});
     skip = 0;
   }
@@ -200,10 +189,9 @@ void fs_write_buf(fuse_req_t req, fuse_ino_t /*ino*/, fuse_bufvec* in_buf, off_t
   fs.count(Op::write);
   FileHandle* handle = handle_of(fi);
   Inode& inode = *handle->inode;
-  thread_local std::vector<char> copy;
   thread_local std::vector<iovec> pieces;
   pieces.clear();
-  if (int err = request_iovecs(in_buf, copy, pieces)) {
+  if (int err = request_iovecs(in_buf, pieces)) {
     fuse_reply_err(req, err);
     return;
   }

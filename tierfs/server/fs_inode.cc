@@ -70,7 +70,7 @@ Fs::Fs(Config config, std::unique_ptr<Storage> storage)
 
 Fs::~Fs() {
   // The BPF maps go away with the mount: no point in emptying them file by file.
-  storage_->set_listener(nullptr);
+  storage_->set_maps(nullptr);
   // Unmount: give every file's rows back before the regions go away.
   for (auto& [ino, inode] : inodes_)
     if (inode->data && !inode->data_released) inode->data->release(*storage_);

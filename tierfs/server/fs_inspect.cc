@@ -63,14 +63,11 @@ nlohmann::json extent_json(Storage& storage, const tierfs_extent& extent) {
 }
 
 nlohmann::json bpf_json(const BpfStatus& bpf) {
-  return {{"mode", bpf_mode_name(bpf.mode)},
-          {"maps_loaded", bpf.maps_loaded},
-          {"program_attached", bpf.program_attached},
-          {"server_path_reason", bpf.server_path_reason},
-          {"tiers_map_id", bpf.tiers_map_id},
-          {"inodes_map_id", bpf.inodes_map_id},
-          {"map_update_errors", bpf.map_update_errors},
-          {"libfuse_iomap", bpf.libfuse_iomap}};
+  return {
+      {"mode", bpf_mode_name(bpf.mode)},           {"maps_loaded", bpf.maps_loaded},
+      {"program_attached", bpf.program_attached},  {"server_path_reason", bpf.server_path_reason},
+      {"tiers_map_id", bpf.tiers_map_id},          {"inodes_map_id", bpf.inodes_map_id},
+      {"map_update_errors", bpf.map_update_errors}};
 }
 
 }  // namespace

@@ -119,22 +119,28 @@ bool all_zero(const std::string& s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c == 0; });
 }
 
-// Remembers what the listener (the BPF maps in the server) was last told per inode.
-class RecordingListener final : public ExtentListener {
+// Remembers what the BPF maps (the loader in the server) were last told per inode.
+class RecordingMaps final : public bpf::IomapMaps {
  public:
-  void extents_changed(uint64_t ino, std::span<const tierfs_extent> extents) override {
+  int set_tier(uint32_t, const tierfs_layout&, std::span<const uint32_t>) override { return 0; }
+  int set_extents(uint64_t ino, std::span<const tierfs_extent> extents) override {
     seen[ino].assign(extents.begin(), extents.end());
+    return 0;
   }
-  void inode_removed(uint64_t ino) override { seen.erase(ino); }
+  int remove_inode(uint64_t ino) override {
+    seen.erase(ino);
+    return 0;
+  }
   std::map<uint64_t, std::vector<tierfs_extent>> seen;
 };
 
 bool same_extents(std::span<const tierfs_extent> a, const std::vector<tierfs_extent>& b) {
   return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](const tierfs_extent& x, const tierfs_extent& y) {
-           return x.file_offset == y.file_offset && x.length == y.length &&
-                  x.first_row == y.first_row && x.tier == y.tier && x.flags == y.flags;
-         });
+         std::equal(a.begin(), a.end(), b.begin(),
+                    [](const tierfs_extent& x, const tierfs_extent& y) {
+                      return x.file_offset == y.file_offset && x.length == y.length &&
+                             x.first_row == y.first_row && x.tier == y.tier && x.flags == y.flags;
+                    });
 }
 
 // Sorted, non-overlapping, inside their tiers, and no row shared with another file.
@@ -379,8 +385,8 @@ TEST(FileData, ReleaseFreesEveryRowOfEveryTier) {
   FileData next;
   next.set_preferred_tier(1);
   ASSERT_EQ(next.allocate(*storage, 0, storage.capacity_bytes(1)), 0);
-  EXPECT_TRUE(all_zero(read_at(next, *storage, 0, storage.capacity_bytes(1),
-                               storage.capacity_bytes(1))));
+  EXPECT_TRUE(
+      all_zero(read_at(next, *storage, 0, storage.capacity_bytes(1), storage.capacity_bytes(1))));
 }
 
 TEST(FileData, EnospcOnlyWhenEveryTierIsFullAndAPartialWriteIsShort) {
@@ -466,14 +472,16 @@ TEST(FileData, InterleavedAppendersStayFewExtents) {
 // Random writes, truncates, punches, zero ranges and fallocates on two files,
 // mirrored on byte vectors; the whole contents must match after every step.
 void random_against_model(unsigned seed, int steps) {
-  TestStorage storage({{.ways = 1, .granularity_bytes = 4096, .rows = 16},
-                       {.ways = 3, .granularity_bytes = 4096, .rows = 64, .weights = {1, 2, 1},
-                        .garbage = true}});
+  TestStorage storage(
+      {{.ways = 1, .granularity_bytes = 4096, .rows = 16},
+       {.ways = 3, .granularity_bytes = 4096, .rows = 64, .weights = {1, 2, 1}, .garbage = true}});
   std::mt19937_64 rng(seed);
-  auto pick = [&](uint64_t bound) { return std::uniform_int_distribution<uint64_t>(0, bound)(rng); };
+  auto pick = [&](uint64_t bound) {
+    return std::uniform_int_distribution<uint64_t>(0, bound)(rng);
+  };
   constexpr uint64_t kMaxFile = 300 * 1024;
-  RecordingListener listener;
-  storage->set_listener(&listener);
+  RecordingMaps listener;
+  storage->set_maps(&listener);
   FileData files[2];
   std::string models[2];
   files[0].set_ino(2);
@@ -489,8 +497,10 @@ void random_against_model(unsigned seed, int steps) {
     if (op < 5) {
       const std::string data = pattern(len, static_cast<unsigned>(rng()));
       const int64_t n = write_at(file, *storage, off, data);
-      what = "write " + std::to_string(off) + "+" + std::to_string(len) + " -> " + std::to_string(n);
-      ASSERT_TRUE(n == static_cast<int64_t>(len) || n == -ENOSPC || (n > 0 && n < static_cast<int64_t>(len)))
+      what =
+          "write " + std::to_string(off) + "+" + std::to_string(len) + " -> " + std::to_string(n);
+      ASSERT_TRUE(n == static_cast<int64_t>(len) || n == -ENOSPC ||
+                  (n > 0 && n < static_cast<int64_t>(len)))
           << what;
       if (n > 0) {
         if (model.size() < off + n) model.resize(off + n, '\0');
@@ -554,7 +564,7 @@ void random_against_model(unsigned seed, int steps) {
   files[0].release(*storage);
   files[1].release(*storage);
   EXPECT_TRUE(listener.seen.empty()) << "release tells the listener the inode is gone";
-  storage->set_listener(nullptr);
+  storage->set_maps(nullptr);
   EXPECT_EQ(storage.used_bytes(0), 0u);
   EXPECT_EQ(storage.used_bytes(1), 0u);
 }

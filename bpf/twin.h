@@ -5,10 +5,10 @@
  * skeleton, so filling a batch costs no syscall). Shared by twin.bpf.c and
  * the C++ loader.
  */
-#ifndef TIERFS_BPF_TWIN_ABI_H
-#define TIERFS_BPF_TWIN_ABI_H
+#ifndef TIERFS_BPF_TWIN_H
+#define TIERFS_BPF_TWIN_H
 
-#include "iomap_maps_abi.h"
+#include "iomap.h"
 
 #define TIERFS_TWIN_BATCH 256
 
@@ -32,4 +32,4 @@ struct tierfs_twin_ctx {
 	__u32 handled; /* out: answers with TIERFS_IOMAP_HANDLED */
 };
 
-#endif /* TIERFS_BPF_TWIN_ABI_H */
+#endif /* TIERFS_BPF_TWIN_H */

@@ -8,8 +8,8 @@
  * equivalence check all call it; the interleave arithmetic itself stays in
  * tierfs_map.h.
  */
-#ifndef TIERFS_BPF_IOMAP_MAPS_ABI_H
-#define TIERFS_BPF_IOMAP_MAPS_ABI_H
+#ifndef TIERFS_BPF_IOMAP_H
+#define TIERFS_BPF_IOMAP_H
 
 #include "tierfs_map.h"
 
@@ -169,4 +169,4 @@ static inline int tierfs_iomap_fill(const struct tierfs_inode_value *v,
 	return TIERFS_IOMAP_HANDLED;
 }
 
-#endif /* TIERFS_BPF_IOMAP_MAPS_ABI_H */
+#endif /* TIERFS_BPF_IOMAP_H */

@@ -2,7 +2,7 @@
 // fuse_iomap_bpf_ops), shares one pair of maps between them, and reports
 // what the verifier said. libbpf's messages are captured while loading so a
 // refusal comes back as text with the verifier log, not on stderr.
-#include "bpf/loader.h"
+#include "bpf/iomap_loader.h"
 
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
@@ -16,9 +16,10 @@
 #include <cstring>
 #include <mutex>
 
+#include <spdlog/spdlog.h>
+
 #include "bpf/iomap.skel.h"
 #include "bpf/twin.skel.h"
-#include "kernel/probe.h"
 
 namespace tierfs::bpf {
 namespace {
@@ -260,23 +261,36 @@ int IomapLoader::set_extents(uint64_t nodeid, std::span<const tierfs_extent> ext
   std::sort(
       value.extents, value.extents + value.count,
       [](const tierfs_extent& a, const tierfs_extent& b) { return a.file_offset < b.file_offset; });
-  return bpf_map_update_elem(inodes_fd_, &nodeid, &value, BPF_ANY) == 0 ? 0 : -errno;
+  if (bpf_map_update_elem(inodes_fd_, &nodeid, &value, BPF_ANY) == 0) return 0;
+  const int err = -errno;
+  // A stale entry would map the file's old rows: remove it so the program falls back.
+  const int remove_err =
+      bpf_map_delete_elem(inodes_fd_, &nodeid) == 0 || errno == ENOENT ? 0 : -errno;
+  map_update_failed("update", nodeid, err, remove_err);
+  return err;
 }
 
 int IomapLoader::remove_inode(uint64_t nodeid) {
   if (bpf_map_delete_elem(inodes_fd_, &nodeid) == 0 || errno == ENOENT) return 0;
-  return -errno;
+  const int err = -errno;
+  map_update_failed("remove", nodeid, err, err);
+  return err;
 }
 
-std::string IomapLoader::attach_iomap(int fuse_fd) {
-  const kernel::KernelFeatures features = kernel::probe_kernel();
+void IomapLoader::map_update_failed(const char* what, uint64_t nodeid, int err, int remove_err) {
+  if (map_update_errors_.fetch_add(1, std::memory_order_relaxed) != 0) return;  // log the first
+  spdlog::warn("BPF inode map: cannot {} inode {} ({}){}; such inodes fall back to the server",
+               what, nodeid, std::strerror(-err),
+               remove_err == 0 ? "" : ", and its stale entry could not be removed");
+}
+
+std::string IomapLoader::attach_iomap(int fuse_fd, const kernel::KernelFeatures& features) {
   std::string reason = kernel::iomap_program_unavailable(features);
   if (!reason.empty()) return reason;
   return load_iomap_object(fuse_fd, true);
 }
 
-std::string IomapLoader::verify_iomap() {
-  const kernel::KernelFeatures features = kernel::probe_kernel();
+std::string IomapLoader::verify_iomap(const kernel::KernelFeatures& features) {
   std::string reason = kernel::iomap_program_unavailable(features);
   if (!reason.empty()) return reason;
   std::string error = load_iomap_object(-1, false);

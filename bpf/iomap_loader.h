@@ -1,10 +1,12 @@
-// The C++ side of tierfs's BPF programs: owns the tier and inode maps, keeps
-// them current for the server (IomapMaps), always loads the syscall twin, and
+// The loader of tierfs's BPF programs (iomap.bpf.c and its twin, twin.bpf.c,
+// with the structs they share in iomap.h and twin.h): owns the tier and inode
+// maps, keeps them current for the server (IomapMaps), always loads the twin, and
 // attaches the fuse_iomap_bpf_ops program where the running kernel has it.
 // Also maps batches of requests through the twin in the kernel and through
 // the same header code in C++, for `tierfs bpf check`, tests and benchmarks.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -13,9 +15,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bpf/iomap.h"
 #include "bpf/iomap_maps.h"
-#include "bpf/iomap_maps_abi.h"
-#include "bpf/twin_abi.h"
+#include "bpf/twin.h"
+#include "kernel/probe.h"
 
 struct bpf_link;
 struct bpf_object;
@@ -65,17 +68,21 @@ class IomapLoader final : public IomapMaps {
 
   int set_tier(uint32_t tier, const tierfs_layout& layout,
                std::span<const uint32_t> device_cookies) override;
+  // Runs inside write, fallocate, truncate and release, under the inode's
+  // lock: one bpf() map update each. The first failure is logged; all are counted.
   int set_extents(uint64_t nodeid, std::span<const tierfs_extent> extents) override;
   int remove_inode(uint64_t nodeid) override;
+  uint64_t map_update_errors() const { return map_update_errors_.load(std::memory_order_relaxed); }
 
   // Loads the struct_ops program for the FUSE session on `fuse_fd` and
-  // attaches it with a link. Empty when attached; otherwise the one line
-  // that says why the server path serves (log it once and carry on).
-  std::string attach_iomap(int fuse_fd);
+  // attaches it with a link, on a kernel `features` (probed once by the
+  // caller) says has it. Empty when attached; otherwise the one line that
+  // says why the server path serves (log it once and carry on).
+  std::string attach_iomap(int fuse_fd, const kernel::KernelFeatures& features);
   bool iomap_attached() const { return iomap_link_ != nullptr; }
   // Loads the struct_ops program through the verifier without attaching it
   // (`tierfs bpf check`). Empty when the kernel accepted it; otherwise why not.
-  std::string verify_iomap();
+  std::string verify_iomap(const kernel::KernelFeatures& features);
 
   // Kernel ids of the two maps: any root process (a test, bpftool) can open
   // them with bpf_map_get_fd_by_id and read what the program reads.
@@ -96,6 +103,7 @@ class IomapLoader final : public IomapMaps {
  private:
   IomapLoader() = default;
   std::string load_iomap_object(int fuse_fd, bool attach);
+  void map_update_failed(const char* what, uint64_t nodeid, int err, int remove_err);
 
   twin* twin_ = nullptr;
   int twin_prog_fd_ = -1;
@@ -107,6 +115,7 @@ class IomapLoader final : public IomapMaps {
   std::optional<ProgramReport> iomap_report_;
   bpf_object* iomap_object_ = nullptr;
   bpf_link* iomap_link_ = nullptr;
+  std::atomic<uint64_t> map_update_errors_{0};
 };
 
 }  // namespace tierfs::bpf
