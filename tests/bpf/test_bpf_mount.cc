@@ -27,14 +27,15 @@
 #include "kernel/probe.h"
 #include "tests/integration/mount_fixture.h"
 #include "tests/support/privileged.h"
+#include "tierfs/core/inspect_schema.h"
 
 namespace tierfs::testing {
 namespace {
 
 using nlohmann::json;
 
-json stats_of(const std::string& dir) {
-  return json::parse(getxattr_string(dir, "user.tierfs.stats"));
+inspect::Stats stats_of(const std::string& dir) {
+  return json::parse(getxattr_string(dir, "user.tierfs.stats")).get<inspect::Stats>();
 }
 
 // Two tiers: a small two-way "fast" one that fills up, a "slow" one it spills into.
@@ -50,13 +51,12 @@ std::vector<tierfs_extent> server_extents(const std::string& path) {
   std::vector<tierfs_extent> out;
   std::string name = "user.tierfs.map";
   for (int page = 0; page < 1000; ++page) {
-    const json doc = json::parse(getxattr_string(path, name));
-    for (const auto& e : doc.at("extents"))
-      out.push_back({e.at("file_offset").get<uint64_t>(), e.at("length").get<uint64_t>(),
-                     e.at("first_row").get<uint64_t>(), e.at("tier_index").get<uint32_t>(),
-                     e.at("unwritten").get<bool>() ? TIERFS_EXTENT_UNWRITTEN : 0u});
-    if (!doc.contains("next_extent")) break;
-    name = "user.tierfs.map@" + std::to_string(doc.at("next_extent").get<size_t>());
+    const auto doc = json::parse(getxattr_string(path, name)).get<inspect::MapPage>();
+    for (const auto& e : doc.extents)
+      out.push_back({e.file_offset, e.length, e.first_row, e.tier_index,
+                     e.unwritten ? TIERFS_EXTENT_UNWRITTEN : 0u});
+    if (!doc.next_extent) break;
+    name = "user.tierfs.map@" + std::to_string(*doc.next_extent);
   }
   return out;
 }
@@ -126,10 +126,10 @@ class BpfMountTest : public MountTest {
 
   std::vector<std::string> compare_maps(const std::set<std::string>& names) {
     std::vector<std::string> problems;
-    const json bpf = stats_of(mount_.dir()).at("bpf");
-    if (!bpf.at("maps_loaded").get<bool>()) return {"maps not loaded: " + bpf.dump()};
-    if (bpf.at("map_update_errors").get<uint64_t>() != 0) problems.push_back(bpf.dump());
-    auto in_kernel = kernel_extents(bpf.at("inodes_map_id").get<uint32_t>());
+    const inspect::BpfState bpf = stats_of(mount_.dir()).bpf;
+    if (!bpf.maps_loaded) return {"maps not loaded: " + json(bpf).dump()};
+    if (bpf.map_update_errors != 0) problems.push_back(json(bpf).dump());
+    auto in_kernel = kernel_extents(bpf.inodes_map_id);
     for (const std::string& name : names) {
       const std::string path = mount_.path(name);
       const uint64_t ino = ino_of(path);
@@ -222,8 +222,8 @@ TEST_F(BpfMountTest, MapsHoldTheServersExtentsAfterRandomFileOperations) {
   EXPECT_EQ(tiers_seen, (std::set<uint32_t>{0, 1})) << "no file spilled into the second tier";
 
   // The tier map holds both layouts, with no device registered on a stock kernel.
-  const json bpf = stats_of(mount_.dir()).at("bpf");
-  const int fd = bpf_map_get_fd_by_id(bpf.at("tiers_map_id").get<uint32_t>());
+  const inspect::BpfState bpf = stats_of(mount_.dir()).bpf;
+  const int fd = bpf_map_get_fd_by_id(bpf.tiers_map_id);
   ASSERT_GE(fd, 0);
   for (uint32_t tier = 0; tier < 2; ++tier) {
     tierfs_tier_value value{};
@@ -240,11 +240,10 @@ TEST_F(BpfMountTest, StockKernelLogsOneLineAndTheMountServes) {
   const std::string data = pattern(300000, 5);
   write_all(mount_.path("x"), data);
   EXPECT_TRUE(read_all(mount_.path("x")) == data);
-  const json bpf = stats_of(mount_.dir()).at("bpf");
-  EXPECT_EQ(bpf.at("mode"), "auto");
-  EXPECT_FALSE(bpf.at("program_attached").get<bool>());
-  EXPECT_NE(bpf.at("server_path_reason").get<std::string>().find("has no fuse_iomap_bpf_ops"),
-            std::string::npos);
+  const inspect::BpfState bpf = stats_of(mount_.dir()).bpf;
+  EXPECT_EQ(bpf.mode, "auto");
+  EXPECT_FALSE(bpf.program_attached);
+  EXPECT_NE(bpf.server_path_reason.find("has no fuse_iomap_bpf_ops"), std::string::npos);
   const std::string log = mount_.failure();
   size_t lines = 0;
   for (size_t at = 0; (at = log.find("fuse_iomap_bpf_ops", at)) != std::string::npos; ++at) ++lines;
@@ -312,10 +311,10 @@ TEST(BpfMode, OffLoadsNoMaps) {
   OwnMount m("off");
   ASSERT_TRUE(m.start());
   write_all(m.mnt() + "/a", pattern(10000, 1));
-  const json bpf = stats_of(m.mnt()).at("bpf");
-  EXPECT_EQ(bpf.at("mode"), "off");
-  EXPECT_FALSE(bpf.at("maps_loaded").get<bool>());
-  EXPECT_EQ(bpf.at("inodes_map_id").get<uint32_t>(), 0u);
+  const inspect::BpfState bpf = stats_of(m.mnt()).bpf;
+  EXPECT_EQ(bpf.mode, "off");
+  EXPECT_FALSE(bpf.maps_loaded);
+  EXPECT_EQ(bpf.inodes_map_id, 0u);
 }
 
 TEST(BpfMode, RequiredFailsTheMountWithOneLineOnAStockKernel) {

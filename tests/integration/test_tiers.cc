@@ -12,22 +12,22 @@
 #include <set>
 
 #include "tests/integration/mount_fixture.h"
+#include "tierfs/core/inspect_schema.h"
 
 namespace tierfs::testing {
 namespace {
 
 using TierTest = MountTest;
 
-nlohmann::json map_of(const std::string& path) {
+inspect::MapPage map_of(const std::string& path) {
   std::string text = getxattr_string(path, "user.tierfs.map");
   EXPECT_FALSE(text.empty()) << path << ": no user.tierfs.map";
-  return text.empty() ? nlohmann::json::object() : nlohmann::json::parse(text);
+  return text.empty() ? inspect::MapPage{} : nlohmann::json::parse(text).get<inspect::MapPage>();
 }
 
-std::set<std::string> tiers_used(const nlohmann::json& map) {
+std::set<std::string> tiers_used(const inspect::MapPage& map) {
   std::set<std::string> names;
-  for (const auto& extent : map.value("extents", nlohmann::json::array()))
-    names.insert(extent.at("tier").get<std::string>());
+  for (const auto& extent : map.extents) names.insert(extent.tier);
   return names;
 }
 
@@ -73,13 +73,12 @@ TEST_F(TierTest, FullFastTierSpillsIntoTheNextTier) {
   std::string data = pattern(6 << 20, 12);
   write_all(mount_.path("spill"), data);
   EXPECT_TRUE(read_all(mount_.path("spill")) == data);
-  nlohmann::json map = map_of(mount_.path("spill"));
-  EXPECT_EQ(tiers_used(map), (std::set<std::string>{"fast", "slow"})) << map.dump(2);
-  for (const auto& extent : map.at("extents")) {
-    EXPECT_FALSE(extent.at("regions").empty());
-    for (const auto& region : extent.at("regions"))
-      EXPECT_LT(region.at("region_offset").get<uint64_t>(),
-                region.at("region_end").get<uint64_t>());
+  const inspect::MapPage map = map_of(mount_.path("spill"));
+  EXPECT_EQ(tiers_used(map), (std::set<std::string>{"fast", "slow"}))
+      << nlohmann::json(map).dump(2);
+  for (const auto& extent : map.extents) {
+    EXPECT_FALSE(extent.regions.empty());
+    for (const auto& region : extent.regions) EXPECT_LT(region.region_offset, region.region_end);
   }
 }
 
@@ -132,9 +131,9 @@ TEST_F(TierTest, MapCommandPrintsExtentsAndJson) {
   EXPECT_NE(out.find("fast"), std::string::npos) << out;
   EXPECT_NE(out.find("numa:0"), std::string::npos) << out;
   ASSERT_EQ(run_command({tierfs_bin(), "map", "--json", mount_.path("f")}, out), 0) << out;
-  nlohmann::json map = nlohmann::json::parse(out);
+  const auto map = nlohmann::json::parse(out).get<inspect::MapPage>();
   uint64_t covered = 0;
-  for (const auto& extent : map.at("extents")) covered += extent.at("length").get<uint64_t>();
+  for (const auto& extent : map.extents) covered += extent.length;
   EXPECT_GE(covered, 3u << 20);
   ASSERT_NE(run_command({tierfs_bin(), "map", "/etc/hostname"}, out), 0);
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << "one line: " << out;
@@ -150,11 +149,11 @@ TEST_F(TierTest, MapOfAFragmentedFileComesInPagesAndJoinsWhole) {
   close(fd);
   std::string out;
   ASSERT_EQ(run_command({tierfs_bin(), "map", "--json", mount_.path("frag")}, out), 0) << out;
-  nlohmann::json map = nlohmann::json::parse(out);
-  EXPECT_EQ(map.at("extents").size(), map.at("extent_count").get<size_t>());
-  EXPECT_FALSE(map.contains("next_extent"));
+  const auto map = nlohmann::json::parse(out).get<inspect::MapPage>();
+  EXPECT_EQ(map.extents.size(), map.extent_count);
+  EXPECT_FALSE(map.next_extent.has_value());
   uint64_t covered = 0;
-  for (const auto& extent : map.at("extents")) covered += extent.at("length").get<uint64_t>();
+  for (const auto& extent : map.extents) covered += extent.length;
   EXPECT_GE(covered, 1500u * 4096);
 }
 
@@ -162,12 +161,12 @@ TEST_F(TierTest, StatsCommandCountsUseAndOperations) {
   write_all(mount_.path("f"), pattern(2 << 20, 19));
   std::string out;
   ASSERT_EQ(run_command({tierfs_bin(), "stats", "--json", mount_.dir()}, out), 0) << out;
-  nlohmann::json stats = nlohmann::json::parse(out);
-  ASSERT_EQ(stats.at("tiers").size(), 1u);
-  EXPECT_EQ(stats.at("tiers")[0].at("capacity_bytes").get<uint64_t>(), 64u << 20);
-  EXPECT_GE(stats.at("tiers")[0].at("used_bytes").get<uint64_t>(), 2u << 20);
-  EXPECT_GT(stats.at("ops").at("write").get<uint64_t>(), 0u);
-  EXPECT_GT(stats.at("ops").at("create").get<uint64_t>(), 0u);
+  const auto stats = nlohmann::json::parse(out).get<inspect::Stats>();
+  ASSERT_EQ(stats.tiers.size(), 1u);
+  EXPECT_EQ(stats.tiers[0].capacity_bytes, 64u << 20);
+  EXPECT_GE(stats.tiers[0].used_bytes, 2u << 20);
+  EXPECT_GT(stats.ops.at("write"), 0u);
+  EXPECT_GT(stats.ops.at("create"), 0u);
   ASSERT_EQ(run_command({tierfs_bin(), "stats", mount_.dir()}, out), 0) << out;
   EXPECT_NE(out.find("fast"), std::string::npos) << out;
 }

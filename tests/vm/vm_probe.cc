@@ -31,10 +31,12 @@
 #include <vector>
 
 #include "bpf/tierfs_map.h"
+#include "tierfs/core/inspect_schema.h"
 
 namespace {
 
 using nlohmann::json;
+namespace inspect = tierfs::inspect;
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
 // The pattern never repeats within a file, so a byte read from the wrong
@@ -114,25 +116,25 @@ struct Piece {
 // Walks every written extent of a `tierfs map --json` document through
 // tierfs_map_extent and checks each piece lands inside the byte range the map
 // itself reports for that region.
-std::vector<Piece> pieces_of(const json& map) {
+std::vector<Piece> pieces_of(const json& map_json) {
+  const auto map = map_json.get<inspect::MapPage>();
   std::vector<Piece> pieces;
-  const uint64_t file_size = map.at("size");
-  for (const json& ext : map.at("extents")) {
-    if (ext.at("unwritten").get<bool>()) continue;
+  const uint64_t file_size = map.size;
+  for (const inspect::MapExtent& ext : map.extents) {
+    if (ext.unwritten) continue;
     tierfs_layout layout{};
-    layout.ways = ext.at("ways");
-    const uint64_t granularity = ext.at("granularity_bytes");
-    layout.granularity_shift = static_cast<uint32_t>(__builtin_ctzll(granularity));
-    const std::vector<unsigned> weights = ext.at("weights");
+    layout.ways = ext.ways;
+    layout.granularity_shift = static_cast<uint32_t>(__builtin_ctzll(ext.granularity_bytes));
+    const std::vector<unsigned>& weights = ext.weights;
     for (uint32_t i = 0; i < layout.ways && i < TIERFS_MAX_WAYS && i < weights.size(); ++i)
       layout.weights[i] = static_cast<uint8_t>(weights[i]);
     tierfs_extent extent{};
-    extent.file_offset = ext.at("file_offset");
-    extent.length = ext.at("length");
-    extent.first_row = ext.at("first_row");
-    extent.tier = ext.at("tier_index");
-    std::map<uint32_t, json> regions;
-    for (const json& region : ext.at("regions")) regions[region.at("index")] = region;
+    extent.file_offset = ext.file_offset;
+    extent.length = ext.length;
+    extent.first_row = ext.first_row;
+    extent.tier = ext.tier_index;
+    std::map<uint32_t, inspect::MapRegion> regions;
+    for (const inspect::MapRegion& region : ext.regions) regions[region.index] = region;
     const uint64_t end = std::min<uint64_t>(extent.file_offset + extent.length, file_size);
     for (uint64_t off = extent.file_offset; off < end;) {
       tierfs_mapping m{};
@@ -143,15 +145,14 @@ std::vector<Piece> pieces_of(const json& map) {
       if (found == regions.end())
         throw std::runtime_error(fmt::format(
             "file offset {} maps to region index {}, which the map does not list", off, m.region));
-      const uint64_t lo = found->second.at("region_offset"), hi = found->second.at("region_end");
+      const uint64_t lo = found->second.region_offset, hi = found->second.region_end;
       if (m.region_offset < lo || m.region_offset + length > hi)
         throw std::runtime_error(
             fmt::format("file offset {} maps to [{}, {}) of {}, outside the map's [{}, {})", off,
-                        m.region_offset, m.region_offset + length,
-                        found->second.at("spec").get<std::string>(), lo, hi));
-      const uint64_t device_shift = found->second.at("device_offset").get<uint64_t>() - lo;
+                        m.region_offset, m.region_offset + length, found->second.spec, lo, hi));
+      const uint64_t device_shift = found->second.device_offset - lo;
       pieces.push_back(
-          {found->second.at("spec"), off, m.region_offset, m.region_offset + device_shift, length});
+          {found->second.spec, off, m.region_offset, m.region_offset + device_shift, length});
       off += length;
     }
   }
@@ -348,16 +349,16 @@ int verify_topology(const std::string& path, int nodes, std::vector<int> dax_nod
 
 // Prints "TIER used=BYTES regions=SPEC,SPEC region_used=BYTES" per tier of `tierfs stats --json`.
 int print_stats(const std::string& path) {
-  const json stats = read_json(path);
-  for (const json& tier : stats.at("tiers")) {
+  const auto stats = read_json(path).get<inspect::Stats>();
+  for (const inspect::TierUse& tier : stats.tiers) {
     std::string specs;
     uint64_t region_used = 0;
-    for (const json& region : tier.at("regions")) {
-      specs += (specs.empty() ? "" : ",") + region.at("spec").get<std::string>();
-      region_used += region.at("used_bytes").get<uint64_t>();
+    for (const inspect::RegionUse& region : tier.regions) {
+      specs += (specs.empty() ? "" : ",") + region.spec;
+      region_used += region.used_bytes;
     }
-    fmt::print("{} used={} regions={} region_used={}\n", tier.at("name").get<std::string>(),
-               tier.at("used_bytes").get<uint64_t>(), specs, region_used);
+    fmt::print("{} used={} regions={} region_used={}\n", tier.name, tier.used_bytes, specs,
+               region_used);
   }
   return 0;
 }

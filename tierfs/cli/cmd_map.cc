@@ -15,26 +15,23 @@ namespace tierfs {
 
 namespace {
 
-void print_map(const std::string& file, const nlohmann::json& map) {
-  const auto& extents = map.at("extents");
+void print_map(const std::string& file, const inspect::MapPage& map) {
+  const auto& extents = map.extents;
   fmt::print("{}: size {}, {} allocated, preferred tier {}, {} extent{}\n", file,
-             format_size_approx(map.at("size")), format_size_approx(map.at("allocated_bytes")),
-             map.at("preferred_tier").get<std::string>(), extents.size(),
-             extents.size() == 1 ? "" : "s");
+             format_size_approx(map.size), format_size_approx(map.allocated_bytes),
+             map.preferred_tier, extents.size(), extents.size() == 1 ? "" : "s");
   if (extents.empty()) return;
   fmt::print("  {:>12} {:>12}  {:<12} {:>12} {:>10}  {}\n", "file offset", "length", "tier",
              "first row", "rows", "layout");
   for (const auto& extent : extents) {
     fmt::print("  {:>12} {:>12}  {:<12} {:>12} {:>10}  {} ways x {}{}\n",
-               format_size(extent.at("file_offset")), format_size_approx(extent.at("length")),
-               extent.at("tier").get<std::string>(), extent.at("first_row").get<uint64_t>(),
-               extent.at("rows").get<uint64_t>(), extent.at("ways").get<uint32_t>(),
-               format_size(extent.at("granularity_bytes")),
-               extent.at("unwritten").get<bool>() ? ", unwritten" : "");
-    for (const auto& region : extent.at("regions"))
+               format_size(extent.file_offset), format_size_approx(extent.length), extent.tier,
+               extent.first_row, extent.rows, extent.ways, format_size(extent.granularity_bytes),
+               extent.unwritten ? ", unwritten" : "");
+    for (const auto& region : extent.regions)
       fmt::print("  {:>12} {:>12}    region {:<24} bytes [{}, {})\n", "",
-                 format_size_approx(region.at("bytes")), region.at("spec").get<std::string>(),
-                 format_size(region.at("region_offset")), format_size(region.at("region_end")));
+                 format_size_approx(region.bytes), region.spec, format_size(region.region_offset),
+                 format_size(region.region_end));
   }
 }
 
@@ -47,11 +44,11 @@ void add_map_command(CLI::App& app, int& status) {
   cmd->add_option("FILE", *file, "a regular file on a mounted tierfs")->required();
   cmd->add_flag("--json", *json, "print the JSON document instead of a table");
   cmd->callback([file, json, &status] {
-    std::string text = read_extent_map(*file);
+    const inspect::MapPage map = read_extent_map(*file);
     if (*json)
-      fmt::print("{}\n", nlohmann::json::parse(text).dump(2));
+      fmt::print("{}\n", nlohmann::json(map).dump(2));
     else
-      print_map(*file, nlohmann::json::parse(text));
+      print_map(*file, map);
     status = 0;
   });
 }

@@ -15,30 +15,26 @@ namespace tierfs {
 
 namespace {
 
-void print_stats(const std::string& mountpoint, const nlohmann::json& stats) {
-  fmt::print("{}: {} of {} free, {} inodes\n", mountpoint,
-             format_size_approx(stats.at("free_bytes")),
-             format_size_approx(stats.at("capacity_bytes")), stats.at("inodes").get<uint64_t>());
+void print_stats(const std::string& mountpoint, const inspect::Stats& stats) {
+  fmt::print("{}: {} of {} free, {} inodes\n", mountpoint, format_size_approx(stats.free_bytes),
+             format_size_approx(stats.capacity_bytes), stats.inodes);
   fmt::print("  {:<24} {:>12} {:>12} {:>12} {:>10} {:>10} {:>12} {:>12}\n", "tier / region",
              "capacity", "used", "free", "reads", "writes", "read", "written");
-  for (const auto& tier : stats.at("tiers")) {
+  for (const auto& tier : stats.tiers) {
     fmt::print(
         "  {:<24} {:>12} {:>12} {:>12} {:>10} {:>10} {:>12} {:>12}\n",
-        fmt::format("{} ({} x {})", tier.at("name").get<std::string>(),
-                    tier.at("ways").get<uint32_t>(), format_size(tier.at("granularity_bytes"))),
-        format_size_approx(tier.at("capacity_bytes")), format_size_approx(tier.at("used_bytes")),
-        format_size_approx(tier.at("free_bytes")), tier.at("reads").get<uint64_t>(),
-        tier.at("writes").get<uint64_t>(), format_size_approx(tier.at("bytes_read")),
-        format_size_approx(tier.at("bytes_written")));
-    for (const auto& region : tier.at("regions"))
-      fmt::print("    {:<22} {:>12} {:>12} {:>12}   node {}\n",
-                 region.at("spec").get<std::string>(), format_size_approx(region.at("size_bytes")),
-                 format_size_approx(region.at("used_bytes")),
-                 format_size_approx(region.at("free_bytes")), region.at("numa_node").get<int>());
+        fmt::format("{} ({} x {})", tier.name, tier.ways, format_size(tier.granularity_bytes)),
+        format_size_approx(tier.capacity_bytes), format_size_approx(tier.used_bytes),
+        format_size_approx(tier.free_bytes), tier.reads, tier.writes,
+        format_size_approx(tier.bytes_read), format_size_approx(tier.bytes_written));
+    for (const auto& region : tier.regions)
+      fmt::print("    {:<22} {:>12} {:>12} {:>12}   node {}\n", region.spec,
+                 format_size_approx(region.size_bytes), format_size_approx(region.used_bytes),
+                 format_size_approx(region.free_bytes), region.numa_node);
   }
   std::string ops;
-  for (const auto& [name, count] : stats.at("ops").items())
-    if (count.get<uint64_t>() > 0) ops += fmt::format(" {}={}", name, count.get<uint64_t>());
+  for (const auto& [name, count] : stats.ops)
+    if (count > 0) ops += fmt::format(" {}={}", name, count);
   fmt::print("  operations:{}\n", ops.empty() ? " none" : ops);
 }
 
@@ -51,11 +47,11 @@ void add_stats_command(CLI::App& app, int& status) {
   cmd->add_option("MOUNTPOINT", *mountpoint, "a mounted tierfs")->required();
   cmd->add_flag("--json", *json, "print the JSON document instead of a table");
   cmd->callback([mountpoint, json, &status] {
-    std::string text = read_virtual_xattr(*mountpoint, "user.tierfs.stats", "a tierfs mount point");
+    const inspect::Stats stats = read_stats(*mountpoint);
     if (*json)
-      fmt::print("{}\n", nlohmann::json::parse(text).dump(2));
+      fmt::print("{}\n", nlohmann::json(stats).dump(2));
     else
-      print_stats(*mountpoint, nlohmann::json::parse(text));
+      print_stats(*mountpoint, stats);
     status = 0;
   });
 }

@@ -12,6 +12,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "tierfs/core/inspect_schema.h"
+
 namespace tierfs {
 
 inline std::string read_virtual_xattr(const std::string& path, const char* name,
@@ -33,22 +35,27 @@ inline std::string read_virtual_xattr(const std::string& path, const char* name,
 }
 
 // The whole extent map of `path`: the pages of user.tierfs.map joined into
-// one JSON text (see extent_map_json in tierfs/server/operations.h).
-inline std::string read_extent_map(const std::string& path) {
+// one (see extent_map_json in tierfs/server/operations.h).
+inline inspect::MapPage read_extent_map(const std::string& path) {
   const char* what_for = "a regular file on a tierfs mount";
-  nlohmann::json map = nlohmann::json::parse(read_virtual_xattr(path, "user.tierfs.map", what_for));
+  auto map = nlohmann::json::parse(read_virtual_xattr(path, "user.tierfs.map", what_for))
+                 .get<inspect::MapPage>();
   // Bounded by the extent count: each page holds at least one extent.
-  while (map.contains("next_extent")) {
-    std::string name = fmt::format("user.tierfs.map@{}", map["next_extent"].get<size_t>());
-    nlohmann::json page = nlohmann::json::parse(read_virtual_xattr(path, name.c_str(), what_for));
-    for (auto& extent : page["extents"]) map["extents"].push_back(std::move(extent));
-    if (page.contains("next_extent"))
-      map["next_extent"] = page["next_extent"];
-    else
-      map.erase("next_extent");
+  while (map.next_extent) {
+    const std::string name = fmt::format("user.tierfs.map@{}", *map.next_extent);
+    auto page = nlohmann::json::parse(read_virtual_xattr(path, name.c_str(), what_for))
+                    .get<inspect::MapPage>();
+    for (auto& extent : page.extents) map.extents.push_back(std::move(extent));
+    map.next_extent = page.next_extent;
   }
-  map.erase("first_extent");
-  return map.dump();
+  map.first_extent.reset();
+  return map;
+}
+
+inline inspect::Stats read_stats(const std::string& mountpoint) {
+  return nlohmann::json::parse(
+             read_virtual_xattr(mountpoint, "user.tierfs.stats", "a tierfs mount point"))
+      .get<inspect::Stats>();
 }
 
 }  // namespace tierfs

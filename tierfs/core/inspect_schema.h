@@ -1,0 +1,139 @@
+// The JSON documents behind the virtual xattrs, as types: a page of a file's
+// extent map (user.tierfs.map, user.tierfs.map@N) and the mount's statistics
+// (user.tierfs.stats). The server writes them and `tierfs map`/`tierfs stats`,
+// the tests and the VM probe read them through these same structs, so a key
+// is spelled once. Header-only over nlohmann's type macros: readers need no
+// FUSE and no server code. A reader throws on a missing key (json::at), so a
+// document that lost a field fails loudly instead of reading as zero.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tierfs::inspect {
+
+// The part of an extent that lies in one region of its tier.
+struct MapRegion {
+  uint32_t index = 0;
+  std::string spec;
+  uint64_t region_offset = 0;  // first byte in the region
+  uint64_t region_end = 0;     // one past the last byte in the region
+  uint64_t device_offset =
+      0;               // region_offset inside the device or file (the region's offset added)
+  uint64_t bytes = 0;  // bytes of the extent in this region
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MapRegion, index, spec, region_offset, region_end, device_offset,
+                                   bytes)
+
+struct MapExtent {
+  uint64_t file_offset = 0;
+  uint64_t length = 0;
+  std::string tier;
+  uint32_t tier_index = 0;
+  uint64_t first_row = 0;
+  uint64_t rows = 0;
+  uint64_t granularity_bytes = 0;
+  uint32_t ways = 0;
+  std::vector<unsigned> weights;
+  bool unwritten = false;
+  std::vector<MapRegion> regions;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MapExtent, file_offset, length, tier, tier_index, first_row,
+                                   rows, granularity_bytes, ways, weights, unwritten, regions)
+
+// One page of user.tierfs.map: the extents from first_extent on that fit in
+// an xattr value; next_extent, when present, names the page that follows
+// (user.tierfs.map@next_extent). A whole map joined from its pages has neither.
+struct MapPage {
+  uint64_t ino = 0;
+  uint64_t size = 0;
+  uint64_t allocated_bytes = 0;
+  std::string preferred_tier;
+  uint64_t extent_count = 0;
+  std::optional<uint64_t> first_extent;
+  std::optional<uint64_t> next_extent;
+  std::vector<MapExtent> extents;
+};
+
+// By hand only for the two keys that are absent rather than null.
+inline void to_json(nlohmann::json& j, const MapPage& page) {
+  j = {{"ino", page.ino},
+       {"size", page.size},
+       {"allocated_bytes", page.allocated_bytes},
+       {"preferred_tier", page.preferred_tier},
+       {"extent_count", page.extent_count},
+       {"extents", page.extents}};
+  if (page.first_extent) j["first_extent"] = *page.first_extent;
+  if (page.next_extent) j["next_extent"] = *page.next_extent;
+}
+
+inline void from_json(const nlohmann::json& j, MapPage& page) {
+  j.at("ino").get_to(page.ino);
+  j.at("size").get_to(page.size);
+  j.at("allocated_bytes").get_to(page.allocated_bytes);
+  j.at("preferred_tier").get_to(page.preferred_tier);
+  j.at("extent_count").get_to(page.extent_count);
+  j.at("extents").get_to(page.extents);
+  page.first_extent.reset();
+  page.next_extent.reset();
+  if (j.contains("first_extent")) page.first_extent = j.at("first_extent").get<uint64_t>();
+  if (j.contains("next_extent")) page.next_extent = j.at("next_extent").get<uint64_t>();
+}
+
+struct RegionUse {
+  std::string spec;
+  uint64_t size_bytes = 0;
+  uint64_t used_bytes = 0;
+  uint64_t free_bytes = 0;
+  int numa_node = -1;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RegionUse, spec, size_bytes, used_bytes, free_bytes, numa_node)
+
+struct TierUse {
+  std::string name;
+  uint64_t granularity_bytes = 0;
+  uint32_t ways = 0;
+  uint64_t row_bytes = 0;
+  uint64_t capacity_bytes = 0;
+  uint64_t used_bytes = 0;
+  uint64_t free_bytes = 0;
+  uint64_t reads = 0;
+  uint64_t writes = 0;
+  uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
+  std::vector<RegionUse> regions;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TierUse, name, granularity_bytes, ways, row_bytes,
+                                   capacity_bytes, used_bytes, free_bytes, reads, writes,
+                                   bytes_read, bytes_written, regions)
+
+// What the iomap BPF path of the mount is doing (docs/bpf.md).
+struct BpfState {
+  std::string mode;  // mount.bpf as configured: "auto", "off" or "required"
+  bool maps_loaded = false;
+  bool program_attached = false;
+  std::string server_path_reason;  // why not attached; empty when attached
+  uint32_t tiers_map_id = 0;       // for bpf_map_get_fd_by_id; 0 when not loaded
+  uint32_t inodes_map_id = 0;
+  uint64_t map_update_errors = 0;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(BpfState, mode, maps_loaded, program_attached,
+                                   server_path_reason, tiers_map_id, inodes_map_id,
+                                   map_update_errors)
+
+// user.tierfs.stats on the mount root.
+struct Stats {
+  uint64_t capacity_bytes = 0;
+  uint64_t free_bytes = 0;
+  uint64_t inodes = 0;
+  std::vector<TierUse> tiers;
+  std::map<std::string, uint64_t> ops;  // operation name -> count
+  BpfState bpf;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Stats, capacity_bytes, free_bytes, inodes, tiers, ops, bpf)
+
+}  // namespace tierfs::inspect
