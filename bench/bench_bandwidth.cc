@@ -53,9 +53,9 @@ const char* op_name(Op op) {
 }
 
 struct Settings {
-  std::vector<tierfs::numa::RegionSpec> regions;
-  bool create_files = false;  // file: regions of the configuration may be created
-  std::string source;         // where the regions came from, for the report
+  std::vector<tierfs::TierRegion> regions;  // with the configuration's offsets
+  bool create_files = false;                // file: regions of the configuration may be created
+  std::string source;                       // where the regions came from, for the report
   uint64_t pass_bytes = uint64_t{256} << 20;
   uint64_t max_touch_bytes = uint64_t{2} << 30;
 };
@@ -85,17 +85,19 @@ std::unique_ptr<InterleaveSet> build_set(uint32_t ways, uint64_t granularity_byt
   config.source = "<bench_bandwidth>";
   tierfs::TierConfig tier;
   tier.name = "bench";
-  for (uint32_t i = 0; i < ways; ++i) tier.regions.push_back({g_settings.regions[i], {}});
+  for (uint32_t i = 0; i < ways; ++i) tier.regions.push_back(g_settings.regions[i]);
   tier.granularity_bytes = granularity_bytes;
   tier.weights.assign(ways, 1);
   tier.create_files = g_settings.create_files;
   auto set = std::make_unique<InterleaveSet>();
   set->slice_bytes = g_settings.pass_bytes / threads / kRequestBytes * kRequestBytes;
   if (set->slice_bytes == 0) set->slice_bytes = kRequestBytes;
-  const uint64_t row_bytes = ways * granularity_bytes;
+  const tierfs_layout layout = tierfs::tier_layout(tier);
+  const uint64_t row_bytes = tierfs_row_bytes(&layout);
   const uint64_t file_rows = div_up(set->slice_bytes, row_bytes);
   const uint64_t files = uint64_t{2} * threads;  // a source and a target per thread
-  tier.size_bytes = (files * file_rows + 1) * row_bytes;
+  tier.geometry = tierfs::tier_geometry(tier, files * file_rows + 1);
+  tier.size_bytes = tier.geometry.capacity_bytes;
   bool all_numa = true;
   for (const auto& region : tier.regions)
     all_numa = all_numa && region.spec.kind == tierfs::numa::RegionKind::numa;
@@ -290,17 +292,18 @@ void choose_regions(const std::string& config_path) {
   if (!config_path.empty()) {
     const tierfs::Config config = tierfs::load_config(config_path, topology);
     for (const auto& tier : config.tiers) {
-      for (const auto& region : tier.regions) g_settings.regions.push_back(region.spec);
+      for (const auto& region : tier.regions) g_settings.regions.push_back(region);
       g_settings.create_files = g_settings.create_files || tier.create_files;
     }
     g_settings.source = config_path;
     return;
   }
   for (const auto& node : topology.nodes)
-    g_settings.regions.push_back(tierfs::numa::parse_region_spec(fmt::format("numa:{}", node.id)));
+    g_settings.regions.push_back(
+        {tierfs::numa::parse_region_spec(fmt::format("numa:{}", node.id)), 0, {}});
   for (const auto& dax : topology.dax_devices)
     if (dax.mode == "devdax")
-      g_settings.regions.push_back(tierfs::numa::parse_region_spec("dax:" + dax.path));
+      g_settings.regions.push_back({tierfs::numa::parse_region_spec("dax:" + dax.path), 0, {}});
   g_settings.source = "the machine's NUMA nodes and DAX devices";
   if (g_settings.regions.size() >= 2) return;
   // One memory controller: several shared-memory objects on it still exercise the mapping.
@@ -309,7 +312,8 @@ void choose_regions(const std::string& config_path) {
     throw std::invalid_argument(
         fmt::format("TIERFS_BENCH_REGIONS={} is more than {} ways", count, TIERFS_MAX_WAYS));
   const int node = topology.nodes.empty() ? 0 : topology.nodes.front().id;
-  g_settings.regions.assign(count, tierfs::numa::parse_region_spec(fmt::format("numa:{}", node)));
+  g_settings.regions.assign(count,
+                            {tierfs::numa::parse_region_spec(fmt::format("numa:{}", node)), 0, {}});
   g_settings.source =
       fmt::format("{} shared-memory regions on node {} (one memory controller)", count, node);
 }
@@ -341,7 +345,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::string specs;
-  for (const auto& spec : g_settings.regions) specs += (specs.empty() ? "" : " ") + spec.text;
+  for (const auto& region : g_settings.regions)
+    specs += (specs.empty() ? "" : " ") + region.spec.text;
   benchmark::AddCustomContext("regions", specs);
   benchmark::AddCustomContext("regions_from", g_settings.source);
   benchmark::AddCustomContext("bytes_per_pass", tierfs::format_size(g_settings.pass_bytes));

@@ -162,25 +162,25 @@ std::unique_ptr<Region> open_dax(const RegionSpec& spec, const RegionOptions& op
   const uint64_t device_size = read_sysfs_u64(sysfs + "/size", 0);
   const uint64_t align = read_sysfs_u64(sysfs + "/align", 2u << 20);
   if (device_size == 0) fail(spec, "cannot read the device size from " + sysfs + "/size");
-  if (spec.offset_bytes % align != 0)
+  if (options.offset_bytes % align != 0)
     fail(spec, fmt::format("offset {} is not a multiple of the device alignment {}",
-                           bytes_text(spec.offset_bytes), bytes_text(align)));
-  if (spec.offset_bytes > device_size || options.size_bytes > device_size - spec.offset_bytes)
+                           bytes_text(options.offset_bytes), bytes_text(align)));
+  if (options.offset_bytes > device_size || options.size_bytes > device_size - options.offset_bytes)
     fail(spec, fmt::format("device is {}, needs {} at offset {}", bytes_text(device_size),
-                           bytes_text(options.size_bytes), bytes_text(spec.offset_bytes)));
+                           bytes_text(options.size_bytes), bytes_text(options.offset_bytes)));
   // devdax only maps whole alignment units.
   const uint64_t length = (options.size_bytes + align - 1) / align * align;
   const int node = static_cast<int>(static_cast<int64_t>(read_sysfs_u64(sysfs + "/numa_node", -1)));
-  region->map(spec.offset_bytes, length, 0, options.size_bytes, node);
+  region->map(options.offset_bytes, length, 0, options.size_bytes, node);
   return region;
 }
 
 std::unique_ptr<Region> open_file(const RegionSpec& spec, const RegionOptions& options) {
   auto region = std::make_unique<MappedRegion>(spec);
   const long page = sysconf(_SC_PAGESIZE);
-  if (spec.offset_bytes % static_cast<uint64_t>(page) != 0)
-    fail(spec, fmt::format("offset {} is not a multiple of the page size", spec.offset_bytes));
-  const uint64_t needed = spec.offset_bytes + options.size_bytes;
+  if (options.offset_bytes % static_cast<uint64_t>(page) != 0)
+    fail(spec, fmt::format("offset {} is not a multiple of the page size", options.offset_bytes));
+  const uint64_t needed = options.offset_bytes + options.size_bytes;
   int fd = open(spec.path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT && options.create) {
     fd = open(spec.path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -210,8 +210,8 @@ std::unique_ptr<Region> open_file(const RegionSpec& spec, const RegionOptions& o
   }
   if (size < needed)
     fail(spec, fmt::format("file is {}, needs {} at offset {}", bytes_text(size),
-                           bytes_text(options.size_bytes), bytes_text(spec.offset_bytes)));
-  region->map(spec.offset_bytes, options.size_bytes, 0, options.size_bytes, -1);
+                           bytes_text(options.size_bytes), bytes_text(options.offset_bytes)));
+  region->map(options.offset_bytes, options.size_bytes, 0, options.size_bytes, -1);
   // The file is the user's spill space now: keep it when the server exits.
   region->forget_created_file();
   return region;

@@ -15,10 +15,9 @@ enum class RegionKind { numa, dax, file };
 
 struct RegionSpec {
   RegionKind kind = RegionKind::numa;
-  int node = -1;             // numa: the node
-  std::string path;          // dax: the device, file: the file or block device
-  uint64_t offset_bytes = 0; // where tierfs's range starts inside the device or file
-  std::string text;          // as the user wrote it, for messages
+  int node = -1;     // numa: the node
+  std::string path;  // dax: the device, file: the file or block device
+  std::string text;  // as the user wrote it, for messages
 
   bool operator==(const RegionSpec&) const = default;
 };
@@ -28,7 +27,8 @@ struct RegionSpec {
 RegionSpec parse_region_spec(std::string_view text);
 
 struct RegionOptions {
-  uint64_t size_bytes = 0;    // bytes to map, starting at spec.offset_bytes
+  uint64_t offset_bytes = 0;  // dax, file: where the range starts inside the device or file
+  uint64_t size_bytes = 0;    // bytes to map, starting at offset_bytes
   bool hugepages = false;     // numa: back with huge pages where available
   bool create = false;        // file: create and size the file when missing
   std::string shm_name;       // numa: name of the shared-memory object (restart can find it)

@@ -67,9 +67,8 @@ TEST(FileRegion, MapsFromTheConfiguredOffset) {
   const std::string path = (dir.path() / "f").string();
   { std::ofstream(path).put('x'); }
   fs::resize_file(path, 3 << 20);
-  auto spec = parse_region_spec("file:" + path);
-  spec.offset_bytes = 2 << 20;
-  auto region = Region::open(spec, RegionOptions{.size_bytes = 1 << 20});
+  auto region = Region::open(parse_region_spec("file:" + path),
+                             RegionOptions{.offset_bytes = 2 << 20, .size_bytes = 1 << 20});
   region->data()[0] = std::byte{0x5a};
   region.reset();
   std::ifstream in(path, std::ios::binary);

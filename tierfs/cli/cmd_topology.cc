@@ -1,5 +1,6 @@
 // `tierfs topology [--json]`: the NUMA nodes and DAX devices this machine
-// offers, as a table or as JSON.
+// offers, as a table or as JSON. The JSON also carries the layout limits of
+// bpf/tierfs_map.h, so scripts take them from here instead of copying them.
 #include <fmt/core.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "bpf/tierfs_map.h"
 #include "numa/topology.h"
 #include "tierfs/cli/commands.h"
 #include "tierfs/core/units.h"
@@ -27,6 +29,16 @@ std::string cpu_list(const std::vector<int>& cpus) {
   }
   return text.empty() ? "-" : text;
 }
+
+// What a tier's layout may be, from the one mapping definition.
+struct LayoutLimits {
+  uint64_t min_granularity_bytes = uint64_t{1} << TIERFS_MIN_GRANULARITY_SHIFT;
+  uint64_t max_granularity_bytes = uint64_t{1} << TIERFS_MAX_GRANULARITY_SHIFT;
+  uint32_t max_ways = TIERFS_MAX_WAYS;
+  uint32_t max_weight = TIERFS_MAX_WEIGHT;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LayoutLimits, min_granularity_bytes, max_granularity_bytes,
+                                   max_ways, max_weight)
 
 nlohmann::json topology_json(const numa::Topology& topology) {
   nlohmann::json doc;
@@ -50,6 +62,7 @@ nlohmann::json topology_json(const numa::Topology& topology) {
                                   {"numa_node", dax.numa_node},
                                   {"target_node", dax.target_node},
                                   {"mode", dax.mode}});
+  doc["limits"] = LayoutLimits{};
   return doc;
 }
 

@@ -205,7 +205,7 @@ TierRegion parse_region(const Reader& reader, const toml::node& node, const std:
   } catch (const std::invalid_argument& e) {
     reader.fail(region.pos, fmt::format("{} (tier \"{}\")", e.what(), tier));
   }
-  region.spec.offset_bytes = offset;
+  region.offset_bytes = offset;
   if (offset != 0 && region.spec.kind == numa::RegionKind::numa)
     reader.fail(region.pos, fmt::format("region \"{}\" of tier \"{}\": numa regions take no offset",
                                         text, tier));

@@ -13,6 +13,7 @@
 #include "bpf/tierfs_map.h"
 #include "numa/region.h"
 #include "numa/topology.h"
+#include "tierfs/core/geometry.h"
 
 namespace tierfs {
 
@@ -38,6 +39,7 @@ struct MountOptions {
 
 struct TierRegion {
   numa::RegionSpec spec;
+  uint64_t offset_bytes = 0;  // the configured `offset`: where tierfs's range starts in the device
   SourcePos pos;
 };
 
@@ -51,6 +53,9 @@ struct TierConfig {
   bool create_files = false;  // file: regions are created and sized when missing
   SourcePos pos;
   SourcePos size_pos;  // where "size" stood, for messages about it
+  // Resolved once by validation (size_bytes is then geometry.capacity_bytes);
+  // everything after validation reads rows, region ranges and the layout here.
+  TierGeometry geometry;
 };
 
 struct PlacementRule {
@@ -95,13 +100,12 @@ Config default_config(const numa::Topology& topology);
 // The effective configuration as TOML, every default spelled out.
 std::string to_toml(const Config& config);
 
-// Geometry of a validated tier (size_bytes is then a whole number of rows).
-uint64_t tier_row_bytes(const TierConfig& tier);  // sum(weights) * granularity
-uint64_t tier_rows(const TierConfig& tier);       // size_bytes / row bytes
-// Bytes region `index` holds: rows * weight * granularity, from its offset.
-uint64_t region_bytes(const TierConfig& tier, size_t index);
-// The layout bpf/tierfs_map.h computes with. base[i] is 0: each Region object
-// is mapped starting at its configured offset, so region offsets are relative to it.
+// The layout bpf/tierfs_map.h computes with: ways, granularity, weights
+// (empty = all 1) and base[i] = region i's configured device offset.
 tierfs_layout tier_layout(const TierConfig& tier);
+// The geometry of `rows` rows of the tier. Validation calls it once and
+// stores the result in tier.geometry; code that builds a TierConfig without
+// validation (tests, benchmarks) calls it the same way.
+TierGeometry tier_geometry(const TierConfig& tier, uint64_t rows);
 
 }  // namespace tierfs

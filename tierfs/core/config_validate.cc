@@ -20,32 +20,21 @@
 
 namespace tierfs {
 
-uint64_t tier_row_bytes(const TierConfig& tier) {
-  uint64_t units = 0;
-  if (tier.weights.empty()) units = tier.regions.size();
-  for (uint32_t w : tier.weights) units += w;
-  return units * tier.granularity_bytes;
-}
-
-uint64_t tier_rows(const TierConfig& tier) {
-  const uint64_t row = tier_row_bytes(tier);
-  return row == 0 ? 0 : tier.size_bytes / row;
-}
-
-uint64_t region_bytes(const TierConfig& tier, size_t index) {
-  const uint64_t weight = tier.weights.empty() ? 1 : tier.weights.at(index);
-  return tier_rows(tier) * weight * tier.granularity_bytes;
-}
-
 tierfs_layout tier_layout(const TierConfig& tier) {
   tierfs_layout layout{};
-  layout.ways = static_cast<uint32_t>(tier.regions.size());
+  layout.ways = static_cast<uint32_t>(std::min<size_t>(tier.regions.size(), TIERFS_MAX_WAYS));
   layout.granularity_shift = static_cast<uint32_t>(std::countr_zero(tier.granularity_bytes));
-  for (size_t i = 0; i < tier.regions.size() && i < TIERFS_MAX_WAYS; ++i) {
+  for (uint32_t i = 0; i < layout.ways; ++i) {
     layout.weights[i] = static_cast<uint8_t>(tier.weights.empty() ? 1 : tier.weights[i]);
-    layout.base[i] = 0;
+    layout.base[i] = tier.regions[i].offset_bytes;
   }
   return layout;
+}
+
+TierGeometry tier_geometry(const TierConfig& tier, uint64_t rows) {
+  std::vector<numa::RegionSpec> specs;
+  for (const TierRegion& region : tier.regions) specs.push_back(region.spec);
+  return make_geometry(tier.name, tier_layout(tier), std::move(specs), rows);
 }
 
 namespace config_detail {
@@ -72,20 +61,20 @@ uint64_t region_capacity(const Reader& reader, const TierConfig& tier, const Tie
       if (dax->mode != "devdax")
         reader.fail(region.pos,
                     fmt::format("{}: device is in {} mode, tierfs needs devdax", what, dax->mode));
-      if (dax->align_bytes != 0 && spec.offset_bytes % dax->align_bytes != 0)
+      if (dax->align_bytes != 0 && region.offset_bytes % dax->align_bytes != 0)
         reader.fail(region.pos,
                     fmt::format("{}: offset {} is not a multiple of the device alignment {}", what,
-                                format_size(spec.offset_bytes), format_size(dax->align_bytes)));
-      if (spec.offset_bytes >= dax->size_bytes)
+                                format_size(region.offset_bytes), format_size(dax->align_bytes)));
+      if (region.offset_bytes >= dax->size_bytes)
         reader.fail(region.pos,
                     fmt::format("{}: offset {} is past the end of the {} device", what,
-                                format_size(spec.offset_bytes), format_size(dax->size_bytes)));
-      return dax->size_bytes - spec.offset_bytes;
+                                format_size(region.offset_bytes), format_size(dax->size_bytes)));
+      return dax->size_bytes - region.offset_bytes;
     }
     case numa::RegionKind::file: {
-      if (spec.offset_bytes % 4096 != 0)
+      if (region.offset_bytes % 4096 != 0)
         reader.fail(region.pos, fmt::format("{}: offset {} is not a multiple of 4KiB", what,
-                                            format_size(spec.offset_bytes)));
+                                            format_size(region.offset_bytes)));
       struct stat st {};
       if (stat(spec.path.c_str(), &st) != 0) {
         if (!tier.create_files)
@@ -106,10 +95,10 @@ uint64_t region_capacity(const Reader& reader, const TierConfig& tier, const Tie
       } else {
         reader.fail(region.pos, fmt::format("{}: not a regular file or block device", what));
       }
-      if (spec.offset_bytes >= size)
+      if (region.offset_bytes >= size)
         reader.fail(region.pos, fmt::format("{}: offset {} is past the end of the {} file", what,
-                                            format_size(spec.offset_bytes), format_size(size)));
-      return size - spec.offset_bytes;
+                                            format_size(region.offset_bytes), format_size(size)));
+      return size - region.offset_bytes;
     }
   }
   return 0;
@@ -123,7 +112,8 @@ void resolve_tier_size(const Reader& reader, TierConfig& tier, const numa::Topol
           tier.regions[i].spec.node == tier.regions[j].spec.node)
         reader.fail(tier.regions[i].pos, fmt::format("tier \"{}\" names NUMA node {} twice",
                                                      tier.name, tier.regions[i].spec.node));
-  const uint64_t row = tier_row_bytes(tier);
+  const tierfs_layout layout = tier_layout(tier);
+  const uint64_t row = tierfs_row_bytes(&layout);
   std::vector<uint64_t> capacity;
   for (const TierRegion& region : tier.regions)
     capacity.push_back(region_capacity(reader, tier, region, topology));
@@ -142,16 +132,15 @@ void resolve_tier_size(const Reader& reader, TierConfig& tier, const numa::Topol
         reader.fail(tier.pos,
                     fmt::format("tier \"{}\" needs a size: region \"{}\" has no size of its own",
                                 tier.name, tier.regions[i].spec.text));
-      const uint64_t weight = tier.weights.empty() ? 1 : tier.weights[i];
-      rows = std::min(rows, capacity[i] / (weight * tier.granularity_bytes));
+      rows = std::min<uint64_t>(
+          rows, capacity[i] / tierfs_region_row_bytes(&layout, static_cast<uint32_t>(i)));
     }
     if (rows == 0)
       reader.fail(tier.pos, fmt::format("the regions of tier \"{}\" hold less than one row ({})",
                                         tier.name, format_size(row)));
   }
   for (size_t i = 0; i < tier.regions.size(); ++i) {
-    const uint64_t weight = tier.weights.empty() ? 1 : tier.weights[i];
-    const uint64_t per_row = weight * tier.granularity_bytes;
+    const uint64_t per_row = tierfs_region_row_bytes(&layout, static_cast<uint32_t>(i));
     if (capacity[i] != kUnbounded && rows > capacity[i] / per_row)
       reader.fail(
           tier.size_pos,
@@ -159,7 +148,8 @@ void resolve_tier_size(const Reader& reader, TierConfig& tier, const numa::Topol
                       format_size(tier.size_bytes), tier.name, format_size_approx(rows * per_row),
                       tier.regions[i].spec.text, format_size_approx(capacity[i])));
   }
-  tier.size_bytes = rows * row;
+  tier.geometry = tier_geometry(tier, rows);
+  tier.size_bytes = tier.geometry.capacity_bytes;
 }
 
 struct ClaimedRange {
@@ -185,8 +175,9 @@ void refuse_overlaps(const Reader& reader, const Config& config) {
                       fmt::format("region \"{}\" of tier \"{}\": cannot resolve the path: {}",
                                   spec.text, tier.name, error.message()));
       }
-      const uint64_t begin = spec.offset_bytes;
-      const uint64_t end = begin + region_bytes(tier, i);
+      const RegionGeometry& range = tier.geometry.regions[i];
+      const uint64_t begin = range.offset_bytes;
+      const uint64_t end = begin + range.bytes;
       for (const ClaimedRange& other : claims)
         if (other.key == key && begin < other.end && other.begin < end)
           reader.fail(
@@ -220,14 +211,16 @@ Config default_config(const numa::Topology& topology) {
     spec.kind = numa::RegionKind::numa;
     spec.node = node.id;
     spec.text = fmt::format("numa:{}", node.id);
-    tier.regions.push_back(TierRegion{spec, SourcePos{}});
+    tier.regions.push_back(TierRegion{spec, 0, SourcePos{}});
     free_bytes += node.free_bytes;
     if (tier.regions.size() == TIERFS_MAX_WAYS) break;
   }
   if (tier.regions.size() >= 2) tier.weights.assign(tier.regions.size(), 1);
   // A quarter of free memory leaves the job that mounts the scratch space room to run.
-  const uint64_t row = tier_row_bytes(tier);
-  tier.size_bytes = std::max<uint64_t>(1, free_bytes / 4 / row) * row;
+  const tierfs_layout layout = tier_layout(tier);
+  tier.geometry =
+      tier_geometry(tier, std::max<uint64_t>(1, free_bytes / 4 / tierfs_row_bytes(&layout)));
+  tier.size_bytes = tier.geometry.capacity_bytes;
   config.default_tier = tier.name;
   config.tiers.push_back(std::move(tier));
   return config;
@@ -259,11 +252,11 @@ std::string to_toml(const Config& config) {
   for (const TierConfig& tier : config.tiers) {
     toml::array regions;
     for (const TierRegion& region : tier.regions) {
-      if (region.spec.offset_bytes == 0)
+      if (region.offset_bytes == 0)
         regions.push_back(region.spec.text);
       else
         regions.push_back(toml::table{{"region", region.spec.text},
-                                      {"offset", format_size(region.spec.offset_bytes)}});
+                                      {"offset", format_size(region.offset_bytes)}});
     }
     toml::table t{{"name", tier.name},
                   {"regions", std::move(regions)},

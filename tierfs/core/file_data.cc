@@ -78,7 +78,7 @@ int64_t FileData::walk(Storage& storage, uint64_t off, uint64_t len, bool alloca
         tierfs_mapping m{};
         if (tierfs_map_extent(&tier.layout(), &e, at, &m) != TIERFS_MAP_OK) return -EIO;
         const uint64_t n = std::min<uint64_t>(m.length, stop - at);
-        visit(tier.region_data(m.region) + m.region_offset, n, e.tier);
+        visit(tier.at(m.region, m.region_offset), n, e.tier);
         at += n;
       }
       done = stop - off;
@@ -263,7 +263,7 @@ void FileData::zero_bytes(Storage& storage, const tierfs_extent& extent, uint64_
     tierfs_mapping m{};
     if (tierfs_map_extent(&tier.layout(), &extent, at, &m) != TIERFS_MAP_OK) return;
     const uint64_t n = std::min<uint64_t>(m.length, off + len - at);
-    std::memset(tier.region_data(m.region) + m.region_offset, 0, n);
+    std::memset(tier.at(m.region, m.region_offset), 0, n);
     at += n;
   }
 }

@@ -15,31 +15,28 @@ std::unique_ptr<Storage> Storage::create(
   if (regions.size() != config.tiers.size())
     throw std::invalid_argument("Storage::create: one region list per tier");
   std::unique_ptr<Storage> storage(new Storage());
-  for (size_t t = 0; t < config.tiers.size(); ++t) {
-    const TierConfig& tier = config.tiers[t];
-    for (size_t i = 0; i < tier.regions.size(); ++i)
-      if (regions[t].at(i)->size_bytes() < region_bytes(tier, i))
-        throw std::runtime_error(
-            fmt::format("tier \"{}\": region \"{}\" is smaller than the {} bytes its rows need",
-                        tier.name, tier.regions[i].spec.text, region_bytes(tier, i)));
-    storage->tiers_.push_back(std::make_unique<Tier>(tier, std::move(regions[t])));
-  }
+  // Regions were checked against the geometry once, by validation and the
+  // Region::open that mapped exactly geometry.regions[i]; no third check here.
+  for (size_t t = 0; t < config.tiers.size(); ++t)
+    storage->tiers_.push_back(
+        std::make_unique<Tier>(config.tiers[t].geometry, std::move(regions[t])));
   return storage;
 }
 
 std::unique_ptr<Storage> Storage::open(const Config& config) {
   std::vector<std::vector<std::unique_ptr<numa::Region>>> regions;
-  for (size_t t = 0; t < config.tiers.size(); ++t) {
-    const TierConfig& tier = config.tiers[t];
+  for (const TierConfig& tier : config.tiers) {
     regions.emplace_back();
-    for (size_t i = 0; i < tier.regions.size(); ++i) {
+    for (size_t i = 0; i < tier.geometry.regions.size(); ++i) {
+      const RegionGeometry& range = tier.geometry.regions[i];
       numa::RegionOptions options;
-      options.size_bytes = region_bytes(tier, i);
+      options.offset_bytes = range.offset_bytes;
+      options.size_bytes = range.bytes;
       options.hugepages = tier.hugepages;
       options.create = tier.create_files;
       options.shm_name = fmt::format("/tierfs.{}.{}.{}", getpid(), tier.name, i);
       try {
-        regions.back().push_back(numa::Region::open(tier.regions[i].spec, options));
+        regions.back().push_back(numa::Region::open(range.spec, options));
       } catch (const std::runtime_error& e) {
         throw std::runtime_error(fmt::format("tier \"{}\": {}", tier.name, e.what()));
       }
@@ -69,7 +66,7 @@ std::vector<TierStats> Storage::stats() const {
 
 uint64_t Storage::capacity_bytes() const {
   uint64_t total = 0;
-  for (const auto& tier : tiers_) total += tier->rows().total_rows() * tier->row_bytes();
+  for (const auto& tier : tiers_) total += tier->geometry().capacity_bytes;
   return total;
 }
 

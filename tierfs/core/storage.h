@@ -17,10 +17,13 @@ namespace tierfs {
 // All tiers of a mount, ranked as configured (index 0 is the fastest).
 class Storage {
  public:
-  // Opens every region of every tier. Throws std::runtime_error with one line
-  // naming the tier and region when a region cannot be mapped.
+  // Opens every region of every tier as its resolved geometry says (the
+  // config is validated, or each tier.geometry set with tier_geometry).
+  // Throws std::runtime_error with one line naming the tier and region when
+  // a region cannot be mapped.
   static std::unique_ptr<Storage> open(const Config& config);
-  // Tiers over regions the caller opened: regions[t][i] is region i of tier t.
+  // Tiers over regions the caller opened: regions[t][i] maps
+  // config.tiers[t].geometry.regions[i], at least its bytes.
   static std::unique_ptr<Storage> create(
       const Config& config, std::vector<std::vector<std::unique_ptr<numa::Region>>> regions);
   size_t tier_count() const;

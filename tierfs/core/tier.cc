@@ -11,12 +11,10 @@
 
 namespace tierfs {
 
-Tier::Tier(const TierConfig& config, std::vector<std::unique_ptr<numa::Region>> regions)
-    : name_(config.name),
-      layout_(tier_layout(config)),
-      row_bytes_(tier_row_bytes(config)),
-      regions_(std::move(regions)),
-      rows_(tier_rows(config)) {
+Tier::Tier(const TierGeometry& geometry, std::vector<std::unique_ptr<numa::Region>> regions)
+    : geometry_(geometry), regions_(std::move(regions)), rows_(geometry.rows) {
+  if (regions_.size() != geometry_.regions.size())
+    throw std::invalid_argument("Tier: one region per way of the geometry");
   bool fresh_is_zero = true;
   for (const auto& region : regions_)
     fresh_is_zero = fresh_is_zero && region->spec().kind == numa::RegionKind::numa;
@@ -27,25 +25,31 @@ Tier::Tier(const TierConfig& config, std::vector<std::unique_ptr<numa::Region>> 
 Tier::~Tier() = default;
 
 const std::string& Tier::name() const {
-  return name_;
+  return geometry_.name;
+}
+const TierGeometry& Tier::geometry() const {
+  return geometry_;
 }
 const tierfs_layout& Tier::layout() const {
-  return layout_;
+  return geometry_.layout;
 }
 uint64_t Tier::row_bytes() const {
-  return row_bytes_;
+  return geometry_.row_bytes;
 }
 uint64_t Tier::granularity_bytes() const {
-  return uint64_t{1} << layout_.granularity_shift;
+  return geometry_.granularity_bytes();
 }
 std::byte* Tier::region_data(uint32_t region) const {
   return regions_[region]->data();
+}
+std::byte* Tier::at(uint32_t region, uint64_t device_offset) const {
+  return regions_[region]->data() + (device_offset - geometry_.layout.base[region]);
 }
 const numa::Region& Tier::region(uint32_t index) const {
   return *regions_.at(index);
 }
 uint32_t Tier::ways() const {
-  return layout_.ways;
+  return geometry_.layout.ways;
 }
 RowAllocator& Tier::rows() {
   return rows_;
@@ -59,9 +63,9 @@ void Tier::zero_untouched(RowRange range) {
     const uint64_t bit = uint64_t{1} << (row % 64);
     if ((word & bit) == 0) continue;
     word &= ~bit;
-    for (uint32_t i = 0; i < layout_.ways; ++i) {
-      const uint64_t per_row = tierfs_region_row_bytes(&layout_, i);
-      std::memset(regions_[i]->data() + row * per_row, 0, per_row);
+    for (uint32_t i = 0; i < geometry_.layout.ways; ++i) {
+      const uint64_t per_row = tierfs_region_row_bytes(&geometry_.layout, i);
+      std::memset(region_data(i) + row * per_row, 0, per_row);
     }
   }
 }
@@ -80,15 +84,14 @@ uint64_t Tier::extend_rows(RowRange& range, uint64_t count) {
 }
 
 void Tier::zero_rows(RowRange range) {
-  for (uint32_t i = 0; i < layout_.ways; ++i) {
+  for (uint32_t i = 0; i < geometry_.layout.ways; ++i) {
     const numa::Region& region = *regions_[i];
-    const uint64_t per_row = tierfs_region_row_bytes(&layout_, i);
+    const uint64_t per_row = tierfs_region_row_bytes(&geometry_.layout, i);
     const uint64_t offset = range.first * per_row;
     const uint64_t length = range.count * per_row;
     // Punching a hole returns the pages of shared memory and sparse files to
     // the system and reads back as zeros; devices and huge pages get a memset.
-    const uint64_t file_offset =
-        offset + (region.spec().kind == numa::RegionKind::file ? region.spec().offset_bytes : 0);
+    const uint64_t file_offset = geometry_.layout.base[i] + offset;
     const bool punched =
         region.spec().kind != numa::RegionKind::dax && region.fd() >= 0 &&
         fallocate(region.fd(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
@@ -115,16 +118,16 @@ void Tier::count_write(uint64_t bytes) {
 
 TierStats Tier::stats() const {
   TierStats s;
-  s.name = name_;
+  s.name = geometry_.name;
   s.granularity_bytes = granularity_bytes();
-  s.ways = layout_.ways;
-  s.row_bytes = row_bytes_;
+  s.ways = geometry_.layout.ways;
+  s.row_bytes = geometry_.row_bytes;
   const uint64_t used_rows = rows_.total_rows() - rows_.free_rows();
-  s.capacity_bytes = rows_.total_rows() * row_bytes_;
-  s.used_bytes = used_rows * row_bytes_;
-  for (uint32_t i = 0; i < layout_.ways; ++i) {
-    const uint64_t per_row = tierfs_region_row_bytes(&layout_, i);
-    s.regions.push_back(RegionStats{regions_[i]->spec().text, rows_.total_rows() * per_row,
+  s.capacity_bytes = geometry_.capacity_bytes;
+  s.used_bytes = used_rows * geometry_.row_bytes;
+  for (uint32_t i = 0; i < geometry_.layout.ways; ++i) {
+    const uint64_t per_row = tierfs_region_row_bytes(&geometry_.layout, i);
+    s.regions.push_back(RegionStats{regions_[i]->spec().text, geometry_.regions[i].bytes,
                                     used_rows * per_row, regions_[i]->numa_node()});
   }
   s.bytes_read = bytes_read_.load(std::memory_order_relaxed);

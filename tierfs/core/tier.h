@@ -13,7 +13,7 @@
 
 #include "bpf/tierfs_map.h"
 #include "numa/region.h"
-#include "tierfs/core/config.h"
+#include "tierfs/core/geometry.h"
 #include "tierfs/core/row_allocator.h"
 
 namespace tierfs {
@@ -40,13 +40,18 @@ struct TierStats {
 // One interleave set: its layout, its mapped regions, its rows.
 class Tier {
  public:
-  Tier(const TierConfig& config, std::vector<std::unique_ptr<numa::Region>> regions);
+  // regions[i] maps geometry.regions[i]: its bytes from its device offset.
+  Tier(const TierGeometry& geometry, std::vector<std::unique_ptr<numa::Region>> regions);
   ~Tier();
   const std::string& name() const;
+  const TierGeometry& geometry() const;
+  // base[i] is region i's device offset: tierfs_map_extent answers device offsets.
   const tierfs_layout& layout() const;
   uint64_t row_bytes() const;  // file bytes one row holds
   uint64_t granularity_bytes() const;
-  std::byte* region_data(uint32_t region) const;
+  std::byte* region_data(uint32_t region) const;  // the region's row 0
+  // The byte at `device_offset` (a tierfs_map_extent answer) of region `region`.
+  std::byte* at(uint32_t region, uint64_t device_offset) const;
   const numa::Region& region(uint32_t index) const;
   uint32_t ways() const;
   RowAllocator& rows();
@@ -66,9 +71,7 @@ class Tier {
   void zero_rows(RowRange range);
   void zero_untouched(RowRange range);
 
-  std::string name_;
-  tierfs_layout layout_{};
-  uint64_t row_bytes_ = 0;
+  TierGeometry geometry_;
   std::vector<std::unique_ptr<numa::Region>> regions_;
   RowAllocator rows_;
   // One bit per row that was never handed out and may hold old bytes; empty

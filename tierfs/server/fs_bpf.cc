@@ -26,18 +26,6 @@ std::string first_line(const std::string& text) {
   return text.substr(0, text.find('\n'));
 }
 
-// Region i's row 0 as the kernel would address it: the device offset for
-// file regions (a block device registered with FUSE_DEV_IOC_BACKING_OPEN),
-// the region's own offset 0 otherwise (no device: the cookie stays 0).
-tierfs_layout device_layout(const Tier& tier) {
-  tierfs_layout layout = tier.layout();
-  for (uint32_t i = 0; i < layout.ways && i < TIERFS_MAX_WAYS; ++i) {
-    const numa::RegionSpec& spec = tier.region(i).spec();
-    if (spec.kind == numa::RegionKind::file) layout.base[i] = spec.offset_bytes;
-  }
-  return layout;
-}
-
 }  // namespace
 
 struct BpfPath {
@@ -75,8 +63,8 @@ std::string Fs::attach_iomap_program(int fuse_fd) {
     // No device is registered (that needs libfuse's iomap API and a patched kernel; see
     // docs/bpf.md): every cookie is 0, so the program answers holes and falls back for data.
     const std::vector<uint32_t> cookies(tier.ways(), 0);
-    if (const int err =
-            bpf_->loader->set_tier(static_cast<uint32_t>(t), device_layout(tier), cookies);
+    // The layout's base[i] is region i's device offset (the resolved geometry).
+    if (const int err = bpf_->loader->set_tier(static_cast<uint32_t>(t), tier.layout(), cookies);
         err != 0)
       spdlog::warn("BPF tier map: tier \"{}\" left out ({}); its extents fall back to the server",
                    tier.name(), std::strerror(-err));

@@ -41,13 +41,14 @@ inspect::MapExtent extent_of(Storage& storage, const tierfs_extent& extent) {
   }
   inspect::MapExtent out;
   for (const auto& [index, span] : spans) {
-    const numa::RegionSpec& spec = tier.region(index).spec();
+    // The layout's base is the region's device offset (the resolved
+    // geometry), so spans are device offsets; region_offset counts from row 0.
+    const uint64_t base = layout.base[index];
     out.regions.push_back({.index = index,
-                           .spec = spec.text,
-                           .region_offset = span.first,
-                           .region_end = span.end,
-                           // where region_offset is inside the device or file (its `offset` added)
-                           .device_offset = spec.offset_bytes + span.first,
+                           .spec = tier.region(index).spec().text,
+                           .region_offset = span.first - base,
+                           .region_end = span.end - base,
+                           .device_offset = span.first,
                            .bytes = span.bytes});
   }
   out.file_offset = extent.file_offset;

@@ -75,19 +75,19 @@ tier = "dram"
   EXPECT_EQ(c.mount.bpf, tierfs::BpfMode::off);
   ASSERT_EQ(c.tiers.size(), 2u);
   EXPECT_EQ(c.tiers[0].size_bytes, uint64_t{8} << 30);  // 8GiB is a whole number of 16KiB rows
-  EXPECT_EQ(tierfs::tier_row_bytes(c.tiers[0]), 16u << 10);
-  EXPECT_EQ(tierfs::region_bytes(c.tiers[0], 0), uint64_t{6} << 30);
-  EXPECT_EQ(tierfs::region_bytes(c.tiers[0], 1), uint64_t{2} << 30);
+  EXPECT_EQ(c.tiers[0].geometry.row_bytes, 16u << 10);
+  EXPECT_EQ(c.tiers[0].geometry.regions[0].bytes, uint64_t{6} << 30);
+  EXPECT_EQ(c.tiers[0].geometry.regions[1].bytes, uint64_t{2} << 30);
   // The dax tier is sized by its smaller region: dax1.0 from 2GiB holds 6GiB, dax0.0 holds 4GiB.
   EXPECT_EQ(c.tiers[1].size_bytes, uint64_t{8} << 30);
-  EXPECT_EQ(c.tiers[1].regions[1].spec.offset_bytes, uint64_t{2} << 30);
+  EXPECT_EQ(c.tiers[1].regions[1].offset_bytes, uint64_t{2} << 30);
   EXPECT_EQ(c.tiers[1].granularity_bytes, 2u << 20);  // the default
   EXPECT_EQ(c.tiers[1].weights, (std::vector<uint32_t>{1, 1}));
   ASSERT_EQ(c.placement.size(), 2u);
   EXPECT_EQ(c.placement[0].path_glob, "*.ckpt");
   EXPECT_EQ(c.placement[1].min_size_bytes, uint64_t{1} << 30);
   EXPECT_EQ(c.default_tier, "dram");
-  const tierfs_layout l = tierfs::tier_layout(c.tiers[0]);
+  const tierfs_layout& l = c.tiers[0].geometry.layout;
   EXPECT_EQ(l.ways, 2u);
   EXPECT_EQ(l.granularity_shift, 12u);
   EXPECT_EQ(l.weights[0], 3);
@@ -124,7 +124,7 @@ TEST(Config, BuiltInDefaultIsOneDramTierOverEveryNode) {
   EXPECT_EQ(c.tiers[0].regions[1].spec.node, 1);
   // A quarter of 24GiB free, in whole 4MiB rows.
   EXPECT_EQ(c.tiers[0].size_bytes, uint64_t{6} << 30);
-  EXPECT_EQ(c.tiers[0].size_bytes % tierfs::tier_row_bytes(c.tiers[0]), 0u);
+  EXPECT_EQ(c.tiers[0].size_bytes % c.tiers[0].geometry.row_bytes, 0u);
   // And it survives its own validation.
   EXPECT_NO_THROW(parse_config(tierfs::to_toml(c), "d.toml", fake_topology()));
 }

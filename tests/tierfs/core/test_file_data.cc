@@ -65,13 +65,14 @@ class TestStorage {
       for (uint32_t i = 0; i < s.ways; ++i) {
         const std::string text = s.garbage ? "file:/memfd/" + tier.name + "." + std::to_string(i)
                                            : "numa:" + std::to_string(i);
-        tier.regions.push_back({numa::parse_region_spec(text), {}});
+        tier.regions.push_back({numa::parse_region_spec(text), 0, {}});
       }
-      tier.size_bytes = s.rows * tier_row_bytes(tier);
+      tier.geometry = tier_geometry(tier, s.rows);
+      tier.size_bytes = tier.geometry.capacity_bytes;
       regions.emplace_back();
       for (uint32_t i = 0; i < s.ways; ++i)
-        regions.back().push_back(
-            std::make_unique<MemfdRegion>(tier.regions[i].spec.text, region_bytes(tier, i)));
+        regions.back().push_back(std::make_unique<MemfdRegion>(tier.regions[i].spec.text,
+                                                               tier.geometry.regions[i].bytes));
       config_.tiers.push_back(tier);
     }
     storage_ = Storage::create(config_, std::move(regions));
