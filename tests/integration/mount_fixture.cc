@@ -57,10 +57,20 @@ std::string config_toml(const TestConfig& config) {
   if (config.allow_other) out << "allow_other = true\n";
   for (const auto& tier : config.tiers) {
     out << "\n[[tier]]\nname = \"" << tier.name << "\"\nregions = [";
-    for (size_t i = 0; i < tier.regions.size(); ++i)
-      out << (i ? ", " : "") << '"' << tier.regions[i] << '"';
+    for (size_t i = 0; i < tier.regions.size(); ++i) {
+      out << (i ? ", " : "");
+      if (i < tier.offsets.size() && !tier.offsets[i].empty())
+        out << "{ region = \"" << tier.regions[i] << "\", offset = \"" << tier.offsets[i] << "\" }";
+      else
+        out << '"' << tier.regions[i] << '"';
+    }
     out << "]\nsize = \"" << tier.size << "\"\ngranularity = \"" << tier.granularity << "\"\n";
     if (tier.create_files) out << "create = true\n";
+    if (!tier.weights.empty()) {
+      out << "weights = [";
+      for (size_t i = 0; i < tier.weights.size(); ++i) out << (i ? ", " : "") << tier.weights[i];
+      out << "]\n";
+    }
   }
   for (const auto& rule : config.placement) {
     out << "\n[[placement]]\n";

@@ -22,6 +22,8 @@ struct TestTier {
   std::string size;  // e.g. "64MiB"
   std::string granularity = "4KiB";
   bool create_files = false;
+  std::vector<std::string> offsets;  // per region, "" or absent: no offset
+  std::vector<int> weights;          // empty: equal weights
 };
 
 struct TestPlacement {

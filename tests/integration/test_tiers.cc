@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -80,6 +81,54 @@ TEST_F(TierTest, FullFastTierSpillsIntoTheNextTier) {
     EXPECT_FALSE(extent.regions.empty());
     for (const auto& region : extent.regions) EXPECT_LT(region.region_offset, region.region_end);
   }
+}
+
+std::string file_bytes(const std::string& path, uint64_t offset, size_t length) {
+  std::string out(length, '\0');
+  const int fd = open(path.c_str(), O_RDONLY);
+  EXPECT_GE(fd, 0) << path;
+  if (fd < 0) return "";
+  EXPECT_EQ(pread(fd, out.data(), length, static_cast<off_t>(offset)),
+            static_cast<ssize_t>(length));
+  close(fd);
+  return out;
+}
+
+// A weighted spill tier whose first file starts at an offset: the map's
+// device offsets are the resolved geometry's, the bytes are there in the
+// backing files, and freeing the rows zeroes them without touching the bytes
+// before the offset, which are not tierfs's.
+TEST_F(TierTest, RegionOffsetsAreDeviceOffsetsInMapAndFiles) {
+  char tmpl[] = "/tmp/tierfs-offset-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl, a = dir + "/a.img", b = dir + "/b.img";
+  const uint64_t kOffset = 1 << 20, kUnit = 64 << 10;
+  write_all(a, std::string(kOffset, '\xaa'));  // not tierfs's: must stay as it is
+  TestConfig config;
+  config.tiers.push_back(
+      {"spill", {"file:" + a, "file:" + b}, "12MiB", "64KiB", true, {"1MiB", ""}, {2, 1}});
+  ASSERT_TRUE(remount(config)) << mount_.failure();
+  const std::string data = pattern(3 * kUnit, 21);  // exactly one 2:1 row
+  write_all(mount_.path("f"), data);
+  const inspect::MapPage map = map_of(mount_.path("f"));
+  ASSERT_EQ(map.extents.size(), 1u);
+  const inspect::MapExtent& extent = map.extents[0];
+  ASSERT_EQ(extent.first_row, 0u);
+  ASSERT_EQ(extent.regions.size(), 2u);
+  for (const inspect::MapRegion& region : extent.regions) {
+    EXPECT_EQ(region.region_offset, 0u) << region.spec;
+    EXPECT_EQ(region.device_offset, region.index == 0 ? kOffset : 0) << region.spec;
+  }
+  EXPECT_TRUE(file_bytes(a, kOffset, 2 * kUnit) == data.substr(0, 2 * kUnit));
+  EXPECT_TRUE(file_bytes(b, 0, kUnit) == data.substr(2 * kUnit));
+  ASSERT_EQ(unlink(mount_.path("f").c_str()), 0);
+  // The rows are freed at unlink or, when the kernel's RELEASE comes later, by
+  // then; after the server has exited they are freed either way.
+  mount_.stop();
+  EXPECT_TRUE(file_bytes(a, 0, kOffset) == std::string(kOffset, '\xaa'));
+  EXPECT_TRUE(file_bytes(a, kOffset, 2 * kUnit) == std::string(2 * kUnit, '\0'));
+  EXPECT_TRUE(file_bytes(b, 0, kUnit) == std::string(kUnit, '\0'));
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(TierTest, PathRuleChoosesTheTier) {
