@@ -8,6 +8,8 @@
 #include <cstring>
 #include <string>
 
+#include "kernel/iomap_rules.h"
+
 namespace tierfs::bpf {
 namespace {
 
@@ -47,11 +49,11 @@ void count_mix(const MapsSnapshot& maps, const tierfs_twin_request& request,
   mix.granularity_4k += layout.granularity_shift == TIERFS_MIN_GRANULARITY_SHIFT;
   mix.granularity_1g += layout.granularity_shift == TIERFS_MAX_GRANULARITY_SHIFT;
   mix.near_2_63 += near(request.pos, kHalf);
-  mix.near_2_64 += near(request.pos, kTop);
+  mix.near_2_64 += near(answer.out.read.addr, kTop);
+  mix.writes += tierfs_iomap_is_write(request.opflags);
   mix.unwritten += answer.out.read.type == TIERFS_IOMAP_TYPE_UNWRITTEN;
-  const uint64_t extent_left = extent.length - (request.pos - extent.file_offset);
-  mix.cut_at_boundary +=
-      answer.out.read.length < request.count && answer.out.read.length < extent_left;
+  const uint64_t mapping_end = answer.out.read.offset + answer.out.read.length;
+  mix.cut_at_boundary += mapping_end < extent.file_offset + extent.length;
 }
 
 }  // namespace
@@ -67,11 +69,14 @@ tierfs_layout ScenarioGenerator::random_layout() {
   const bool weighted = rng_() % 2 == 0;
   for (uint32_t i = 0; i < l.ways; ++i) l.weights[i] = weighted ? 1 + rng_() % 255 : 1;
   const uint32_t base_kind = rng_() % 4;
+  // Block-aligned, as real regions are, except now and then (the program must refuse those).
+  const uint64_t align = rng_() % 16 == 0 ? ~uint64_t{0} : ~(TIERFS_IOMAP_BLOCK_SIZE - 1);
   for (uint32_t i = 0; i < l.ways; ++i) {
     l.base[i] = base_kind == 0   ? 0
                 : base_kind == 1 ? (rng_() % (uint64_t{1} << 40)) << 12
                 : base_kind == 2 ? kHalf - (rng_() % (uint64_t{1} << 34))
-                                 : kTop - (rng_() % (uint64_t{1} << 34));
+                                 : kTop - (rng_() % (uint64_t{1} << 40));
+    l.base[i] &= align;
   }
   // Now and then a layout the program must refuse (weight 0).
   if (rng_() % 64 == 0) l.weights[rng_() % l.ways] = 0;
@@ -84,10 +89,10 @@ uint64_t ScenarioGenerator::pick_offset() {
       return (rng_() % (uint64_t{1} << 36)) << 12;
     case 1:
       return kHalf - (rng_() % (uint64_t{1} << 40));
-    case 2:
-      return kTop - (rng_() % (uint64_t{1} << 40));
+    case 2:  // past s_maxbytes: the program must fall back
+      return rng_() % 4 == 0 ? kTop - (rng_() % (uint64_t{1} << 40)) : rng_() % kHalf;
     default:
-      return rng_();
+      return rng_() % kHalf;
   }
 }
 
@@ -96,13 +101,17 @@ std::vector<tierfs_extent> ScenarioGenerator::random_extents(size_t count) {
   uint64_t cursor = pick_offset() & ~uint64_t{4095};
   for (size_t i = 0; i < count; ++i) {
     tierfs_extent e{};
-    const uint64_t gap = rng_() % 3 == 0 ? 0 : (rng_() % (uint64_t{1} << 32));
+    // Mostly block-aligned starts and lengths, as the server's allocator makes them.
+    const bool aligned = rng_() % 4 != 0;
+    const uint64_t mask = aligned ? ~(TIERFS_IOMAP_BLOCK_SIZE - 1) : ~uint64_t{0};
+    const uint64_t gap = rng_() % 3 == 0 ? 0 : (rng_() % (uint64_t{1} << 32)) & mask;
     if (cursor > kTop - gap) break;
     e.file_offset = cursor + gap;
     const uint64_t room = kTop - e.file_offset;
     if (room == 0) break;
-    e.length = 1 + rng_() % std::min<uint64_t>(room, rng_() % 2 ? (uint64_t{1} << 34) : room);
-    e.first_row = rng_() % 8 == 0 ? kTop - rng_() % 1024 : rng_() % (uint64_t{1} << 30);
+    e.length = 1 + rng_() % std::min<uint64_t>(room, rng_() % 8 != 0 ? (uint64_t{1} << 34) : room);
+    if (aligned && (e.length & mask) != 0) e.length &= mask;
+    e.first_row = rng_() % 8 == 0 ? kTop - rng_() % 1024 : rng_() % (uint64_t{1} << 20);
     e.tier = rng_() % 16 == 0 ? kTiersPerRound + rng_() % 40 : rng_() % kTiersPerRound;
     e.flags = rng_() % 8 == 0 ? TIERFS_EXTENT_UNWRITTEN : 0;
     extents.push_back(e);
@@ -165,13 +174,19 @@ std::vector<tierfs_twin_request> ScenarioGenerator::requests(size_t count) {
               : count_kind == 1 ? uint64_t{1} << 20
               : count_kind == 2 ? kTop
                                 : rng_() % (uint64_t{1} << 40);
-    const uint32_t op_kind = rng_() % 4;
-    r.opflags = op_kind == 0   ? 0
-                : op_kind == 1 ? TIERFS_IOMAP_OP_WRITE
-                : op_kind == 2 ? TIERFS_IOMAP_OP_ZERO
-                               : static_cast<uint32_t>(rng_() & 0x3ff);
+    // Mostly the op sets the kernel sends; now and then any mix of the known bits.
+    r.opflags = rng_() % 4 != 0
+                    ? kernel::kIomapOpSets[rng_() % kernel::kIomapOpSetCount].opflags
+                    : static_cast<uint32_t>(rng_() & (0x7ff | TIERFS_IOMAP_OP_WRITEBACK));
   }
   return out;
+}
+
+std::string oracle_violation(const tierfs_twin_request& request, const tierfs_twin_answer& answer) {
+  static_assert(sizeof(kernel::IomapBeginOut) == sizeof(tierfs_iomap_pair));
+  kernel::IomapBeginOut out{};
+  std::memcpy(&out, &answer.out, sizeof(out));
+  return kernel::iomap_begin_violation(out, request.opflags, request.pos);
 }
 
 std::string describe(const tierfs_twin_request& r) {
@@ -207,6 +222,15 @@ EquivalenceResult check_equivalence(IomapLoader& loader, uint64_t cases, uint64_
       } else if (result.first_disagreement.empty()) {
         result.first_disagreement =
             describe(requests[i]) + ": kernel " + describe(kernel[i]) + ", C++ " + describe(cpp);
+      }
+      // The kernel's answer is the one the kernel would check.
+      if (kernel[i].verdict == TIERFS_IOMAP_HANDLED) {
+        ++result.checked;
+        if (std::string why = oracle_violation(requests[i], kernel[i]); !why.empty()) {
+          if (result.violations++ == 0)
+            result.first_violation =
+                describe(requests[i]) + ": " + describe(kernel[i]) + ": " + why;
+        }
       }
       if (cpp.verdict != TIERFS_IOMAP_HANDLED)
         ++result.fallbacks;

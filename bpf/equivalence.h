@@ -22,10 +22,11 @@ struct CaseMix {
   uint64_t weighted = 0;         // ... unequal weights
   uint64_t granularity_4k = 0;   // ... 4 KiB units
   uint64_t granularity_1g = 0;   // ... 1 GiB units
-  uint64_t near_2_63 = 0;        // pos within 2^40 of 2^63
-  uint64_t near_2_64 = 0;        // pos within 2^40 of 2^64
+  uint64_t near_2_63 = 0;        // pos within 2^40 below 2^63 (s_maxbytes)
+  uint64_t near_2_64 = 0;        // device address within 2^40 of 2^64
   uint64_t unwritten = 0;        // an UNWRITTEN read mapping
-  uint64_t cut_at_boundary = 0;  // length cut at an interleave boundary, not at count or extent end
+  uint64_t cut_at_boundary = 0;  // mapping ends at an interleave boundary, before the extent end
+  uint64_t writes = 0;           // a write op (WRITE, ZERO, UNSHARE or WRITEBACK) answered
 };
 
 struct EquivalenceResult {
@@ -36,7 +37,12 @@ struct EquivalenceResult {
   uint64_t fallbacks = 0;  // FALLBACK
   CaseMix mix;
   std::string first_disagreement;  // empty when every case agreed
-  int error = 0;                   // -errno of a failed map update or run
+  // Every HANDLED answer of the twin goes through the kernel's rules
+  // (kernel/iomap_rules.h): answers the kernel would fail with EFSCORRUPTED.
+  uint64_t checked = 0;     // HANDLED answers the oracle checked
+  uint64_t violations = 0;  // ... that broke a rule
+  std::string first_violation;
+  int error = 0;  // -errno of a failed map update or run
 };
 
 // Random scenarios: 1-way, 32-way and in-between tiers, equal and weighted,
@@ -59,6 +65,9 @@ class ScenarioGenerator {
   std::vector<uint64_t> nodeids_;
   std::vector<std::vector<tierfs_extent>> extents_;
 };
+
+// The kernel's verdict on one twin answer: empty when it would accept it.
+std::string oracle_violation(const tierfs_twin_request& request, const tierfs_twin_answer& answer);
 
 // Runs at least `cases` random cases (rounds of maps + requests); stops at the
 // first error but counts every disagreement.

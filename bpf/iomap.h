@@ -18,20 +18,8 @@
 #define TIERFS_MAX_INODE_EXTENTS 16
 #define TIERFS_MAX_MAPPED_INODES 65536
 
-/* Values of the fuse-iomap series (uapi), mirrored here for g++ and BPF alike. */
-#define TIERFS_IOMAP_TYPE_HOLE 0
-#define TIERFS_IOMAP_TYPE_DELALLOC 1
-#define TIERFS_IOMAP_TYPE_MAPPED 2
-#define TIERFS_IOMAP_TYPE_UNWRITTEN 3
-#define TIERFS_IOMAP_TYPE_INLINE 4
-#define TIERFS_IOMAP_TYPE_PURE_OVERWRITE 255 /* the write mapping is the read mapping */
-#define TIERFS_IOMAP_OP_WRITE (1u << 0)
-#define TIERFS_IOMAP_OP_ZERO (1u << 1)
-#define TIERFS_IOMAP_NULL_ADDR TIERFS_U64_MAX
-#define TIERFS_IOMAP_DEV_NULL 0u
-
-#define TIERFS_IOMAP_FALLBACK 0 /* FIB_FALLBACK: the upcall answers */
-#define TIERFS_IOMAP_HANDLED 1  /* FIB_HANDLED: the out pair is filled */
+/* Every number of the fuse-iomap interface (types, op flags, block size) lives here. */
+#include "kernel/fuse_iomap_abi.h"
 
 /* Value of the tier map (array, key = tier index). */
 struct tierfs_tier_value {
@@ -66,6 +54,7 @@ struct tierfs_iomap_pair {
 struct tierfs_extent_hit {
 	__u32 index;      /* extent that holds pos; TIERFS_MAX_INODE_EXTENTS when in a hole */
 	__u32 reserved;
+	__u64 hole_start; /* in a hole: end of the extent before it, 0 when none */
 	__u64 hole_end;   /* in a hole: start of the next extent, TIERFS_U64_MAX when none */
 };
 
@@ -73,7 +62,7 @@ struct tierfs_extent_hit {
 static inline struct tierfs_extent_hit tierfs_find_extent(const struct tierfs_inode_value *v,
 							  __u64 pos)
 {
-	struct tierfs_extent_hit hit = {TIERFS_MAX_INODE_EXTENTS, 0, TIERFS_U64_MAX};
+	struct tierfs_extent_hit hit = {TIERFS_MAX_INODE_EXTENTS, 0, 0, TIERFS_U64_MAX};
 	__u32 i;
 
 	for (i = 0; i < TIERFS_MAX_INODE_EXTENTS; i++) {
@@ -89,6 +78,7 @@ static inline struct tierfs_extent_hit tierfs_find_extent(const struct tierfs_in
 			hit.index = i;
 			break;
 		}
+		hit.hole_start = e->file_offset + e->length;
 	}
 	return hit;
 }
@@ -104,24 +94,36 @@ static inline void tierfs_iomap_set(struct tierfs_iomap_io *io, __u64 offset, __
 	io->dev = dev;
 }
 
+/* The kernel's own test (fuse_is_iomap_file_write): writeback and unshare write too. */
 static inline int tierfs_iomap_is_write(__u32 opflags)
 {
-	return (opflags & (TIERFS_IOMAP_OP_WRITE | TIERFS_IOMAP_OP_ZERO)) != 0;
+	return (opflags & TIERFS_IOMAP_OP_WRITE_MASK) != 0;
 }
 
+#define TIERFS_IOMAP_BLOCK_MASK (TIERFS_IOMAP_BLOCK_SIZE - 1)
+
 /*
- * Fills *out for [pos, pos + count) of the inode whose extents are `v`, with
+ * Fills *out for the position pos of the inode whose extents are `v`, with
  * `tier` the tier value of the extent that holds pos (NULL when the extent's
  * tier is not in the map). `hit` is tierfs_find_extent(v, pos): the caller
  * looks the tier up in between, because BPF reads it from a map.
  *
- * Reads: MAPPED on the region's device cookie and byte offset, cut at the
- * next interleave boundary and at count; UNWRITTEN likewise for reserved
- * extents; HOLE up to the next extent. Writes: MAPPED read mapping and a
- * PURE_OVERWRITE write mapping (NULL address and device, as libfuse's
- * fuse_iomap_pure_overwrite spells it) inside written extents; allocating writes and
- * writes into reserved extents fall back (the server allocates and converts).
- * Anything the maps cannot answer exactly falls back.
+ * The kernel checks every answer (fuse_iomap_begin_validate) and fails the
+ * I/O with EFSCORRUPTED, no fallback, when one breaks its rules; so the
+ * answer is always whole blocks of TIERFS_IOMAP_BLOCK_SIZE around pos: it
+ * starts at pos rounded down to a block and ends at the last block boundary
+ * of the contiguous run (next interleave boundary, extent end or hole end).
+ * A block that is only partly inside the run (an extent or hole edge that is
+ * not block-aligned) falls back: the server answers it.
+ *
+ * Reads: MAPPED on the region's device cookie and byte offset, UNWRITTEN for
+ * reserved extents, HOLE between extents. Writes (WRITE, ZERO, UNSHARE,
+ * WRITEBACK): a MAPPED read mapping and a PURE_OVERWRITE write mapping (null
+ * device and address, no flags) inside written extents; writes over holes or
+ * reserved extents fall back (the server allocates and converts), and so
+ * do untorn (ATOMIC) writes. The
+ * mapping is not cut at count: iomap's iterator trims it. Anything the maps
+ * cannot answer exactly falls back.
  */
 static inline int tierfs_iomap_fill(const struct tierfs_inode_value *v,
 				    struct tierfs_extent_hit hit,
@@ -130,22 +132,26 @@ static inline int tierfs_iomap_fill(const struct tierfs_inode_value *v,
 {
 	struct tierfs_mapping m = {};
 	const struct tierfs_extent *e;
-	__u64 length;
+	__u64 start, end, head, addr;
 	__u32 dev;
 
-	if (count == 0)
+	/* Positions the kernel never asks for: it maps nothing at or past s_maxbytes. */
+	if (count == 0 || pos >= TIERFS_IOMAP_MAX_BYTES)
 		return TIERFS_IOMAP_FALLBACK;
+	/* Untorn writes need FUSE_IOMAP_F_ATOMIC_BIO and a device that does them: the server's. */
+	if (opflags & TIERFS_IOMAP_OP_ATOMIC)
+		return TIERFS_IOMAP_FALLBACK;
+	start = pos & ~TIERFS_IOMAP_BLOCK_MASK;
+	head = pos - start;
 	if (hit.index >= TIERFS_MAX_INODE_EXTENTS) {
 		if (tierfs_iomap_is_write(opflags))
 			return TIERFS_IOMAP_FALLBACK;
-		length = hit.hole_end - pos;
-		if (length > count)
-			length = count;
-		if (length == 0) /* pos is the last byte of the 64-bit range */
+		end = hit.hole_end & ~TIERFS_IOMAP_BLOCK_MASK;
+		if (start < hit.hole_start || end <= start)
 			return TIERFS_IOMAP_FALLBACK;
-		tierfs_iomap_set(&out->read, pos, length, TIERFS_IOMAP_NULL_ADDR,
+		tierfs_iomap_set(&out->read, start, end - start, TIERFS_IOMAP_NULL_ADDR,
 				 TIERFS_IOMAP_TYPE_HOLE, TIERFS_IOMAP_DEV_NULL);
-		tierfs_iomap_set(&out->write, pos, length, TIERFS_IOMAP_NULL_ADDR,
+		tierfs_iomap_set(&out->write, start, end - start, TIERFS_IOMAP_NULL_ADDR,
 				 TIERFS_IOMAP_TYPE_PURE_OVERWRITE, TIERFS_IOMAP_DEV_NULL);
 		return TIERFS_IOMAP_HANDLED;
 	}
@@ -154,17 +160,35 @@ static inline int tierfs_iomap_fill(const struct tierfs_inode_value *v,
 	e = &v->extents[hit.index & (TIERFS_MAX_INODE_EXTENTS - 1)];
 	if ((e->flags & TIERFS_EXTENT_UNWRITTEN) && tierfs_iomap_is_write(opflags))
 		return TIERFS_IOMAP_FALLBACK;
+	/*
+	 * Units start at the extent's first byte: with it block-aligned, every
+	 * unit boundary is a block boundary (units are at least one block), so
+	 * the block holding pos lies in pos's unit.
+	 */
+	if (e->file_offset & TIERFS_IOMAP_BLOCK_MASK)
+		return TIERFS_IOMAP_FALLBACK;
 	if (tierfs_map_extent(&tier->layout, e, pos, &m) != TIERFS_MAP_OK)
 		return TIERFS_IOMAP_FALLBACK;
 	dev = tier->device_cookie[m.region & (TIERFS_MAX_WAYS - 1)];
 	if (dev == TIERFS_IOMAP_DEV_NULL)
 		return TIERFS_IOMAP_FALLBACK;
-	length = m.length < count ? m.length : count;
-	tierfs_iomap_set(&out->read, pos, length, m.region_offset,
+	/* m.region_offset >= head: the unit's first byte is at or before start. */
+	addr = m.region_offset - head;
+	/* iomap addresses the device in sectors of the address: it must be block-aligned. */
+	if (addr & TIERFS_IOMAP_BLOCK_MASK)
+		return TIERFS_IOMAP_FALLBACK;
+	/* pos + m.length cannot wrap: m.length ends inside the extent, below 2^64. */
+	end = (pos + m.length) & ~TIERFS_IOMAP_BLOCK_MASK;
+	/* The kernel refuses a device range whose end wraps (addr + length == 2^64 included). */
+	if (end > start && end - start > TIERFS_U64_MAX - addr)
+		end = start + ((TIERFS_U64_MAX - addr) & ~TIERFS_IOMAP_BLOCK_MASK);
+	if (end <= start)
+		return TIERFS_IOMAP_FALLBACK;
+	tierfs_iomap_set(&out->read, start, end - start, addr,
 			 (e->flags & TIERFS_EXTENT_UNWRITTEN) ? TIERFS_IOMAP_TYPE_UNWRITTEN
 							      : TIERFS_IOMAP_TYPE_MAPPED,
 			 dev);
-	tierfs_iomap_set(&out->write, pos, length, TIERFS_IOMAP_NULL_ADDR,
+	tierfs_iomap_set(&out->write, start, end - start, TIERFS_IOMAP_NULL_ADDR,
 			 TIERFS_IOMAP_TYPE_PURE_OVERWRITE, TIERFS_IOMAP_DEV_NULL);
 	return TIERFS_IOMAP_HANDLED;
 }

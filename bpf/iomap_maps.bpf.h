@@ -35,6 +35,7 @@ struct {
 struct tierfs_fill_args {
 	__u64 pos;
 	__u64 count;
+	__u64 hole_start;
 	__u64 hole_end;
 	__u32 index;
 	__u32 opflags;
@@ -56,6 +57,7 @@ __noinline int tierfs_bpf_fill(const struct tierfs_inode_value *inode,
 		return TIERFS_IOMAP_FALLBACK;
 	hit.index = args->index;
 	hit.reserved = 0;
+	hit.hole_start = args->hole_start;
 	hit.hole_end = args->hole_end;
 	return tierfs_iomap_fill(inode, hit, tier, args->pos, args->count, args->opflags, out);
 }
@@ -84,6 +86,7 @@ static __always_inline int tierfs_bpf_iomap_begin(__u64 nodeid, __u64 pos, __u64
 	}
 	args.pos = pos;
 	args.count = count;
+	args.hole_start = hit.hole_start;
 	args.hole_end = hit.hole_end;
 	args.index = hit.index;
 	args.opflags = opflags;

@@ -33,7 +33,7 @@ TEST(IomapObject, DeclaresTheSeriesStructOpsTypeAndMembers) {
   ASSERT_TRUE(names) << error;
   EXPECT_EQ(names->struct_ops_type, "fuse_iomap_bpf_ops");
   EXPECT_EQ(names->members, (std::vector<std::string>{"iomap_begin", "iomap_end", "iomap_ioend",
-                                                      "fuse_fd", "name"}));
+                                                      "fuse_fd", "zeropad", "name"}));
   for (const char* program : {"tierfs_iomap_begin", "tierfs_iomap_end", "tierfs_iomap_ioend"})
     EXPECT_NE(std::find(names->programs.begin(), names->programs.end(), program),
               names->programs.end())
@@ -110,14 +110,17 @@ TEST(Loader, MapsHoldWhatTheServerWrote) {
   EXPECT_EQ(value.count, 2u);
   close(fd);
 
-  // And the twin answers from them: 8192 is unit 0 of row 9 in region 0, device 5.
+  // And the twin answers from them: 8192 is unit 0 of row 9 in region 0, device 5;
+  // the answer is the whole block around pos, as the kernel requires.
   const tierfs_twin_request request{42, 8192 + 10, 1 << 20, 0, 0};
   tierfs_twin_answer answer{};
   ASSERT_EQ(loader->map_in_kernel({&request, 1}, {&answer, 1}), 0);
   ASSERT_EQ(answer.verdict, TIERFS_IOMAP_HANDLED);
-  EXPECT_EQ(answer.out.read.addr, 9u * 4096 + 10);
-  EXPECT_EQ(answer.out.read.length, 4096u - 10);
+  EXPECT_EQ(answer.out.read.offset, 8192u);
+  EXPECT_EQ(answer.out.read.addr, 9u * 4096);
+  EXPECT_EQ(answer.out.read.length, 4096u);
   EXPECT_EQ(answer.out.read.dev, 5u);
+  EXPECT_EQ(oracle_violation(request, answer), "");
 }
 
 TEST(Equivalence, AMillionRandomCasesAgreeBetweenTheKernelAndCpp) {
@@ -129,6 +132,10 @@ TEST(Equivalence, AMillionRandomCasesAgreeBetweenTheKernelAndCpp) {
   ASSERT_EQ(r.error, 0) << strerror(-r.error);
   EXPECT_GE(r.cases, 1'000'000u);
   EXPECT_EQ(r.agreed, r.cases) << "seed " << seed << ": " << r.first_disagreement;
+  // Every answer the twin handled passes the kernel's own checks.
+  EXPECT_EQ(r.checked, r.mapped + r.holes);
+  EXPECT_EQ(r.violations, 0u) << "seed " << seed << ": " << r.first_violation;
+  EXPECT_GT(r.mix.writes, 0u);
   // The mix reaches what it aims at, with answers that really map.
   EXPECT_GT(r.mapped, r.cases / 20);
   EXPECT_GT(r.holes, 0u);

@@ -56,7 +56,8 @@ nlohmann::json mix_json(const bpf::CaseMix& m) {
           {"near_2_63", m.near_2_63},
           {"near_2_64", m.near_2_64},
           {"unwritten", m.unwritten},
-          {"cut_at_boundary", m.cut_at_boundary}};
+          {"cut_at_boundary", m.cut_at_boundary},
+          {"writes", m.writes}};
 }
 
 int run_check(const BpfCheckArgs& args) {
@@ -133,6 +134,15 @@ int run_check(const BpfCheckArgs& args) {
       "equivalence: {} of {} cases agreed (twin in the kernel vs C++; {} mapped, "
       "{} holes, {} fallbacks; seed {})",
       result.agreed, result.cases, result.mapped, result.holes, result.fallbacks, args.seed));
+  doc["equivalence"]["kernel_rules"] = {{"checked", result.checked},
+                                        {"violations", result.violations}};
+  say(fmt::format("kernel rules: {} of {} handled answers pass fuse_iomap_begin_validate",
+                  result.checked - result.violations, result.checked));
+  if (result.violations != 0) {
+    doc["equivalence"]["first_violation"] = result.first_violation;
+    if (!args.json) fmt::print(stderr, "first violation: {}\n", result.first_violation);
+    status = 1;
+  }
   if (result.agreed != result.cases) {
     doc["equivalence"]["first_disagreement"] = result.first_disagreement;
     if (!args.json) fmt::print(stderr, "first disagreement: {}\n", result.first_disagreement);
