@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   tierfs::add_map_command(app, status);
   tierfs::add_stats_command(app, status);
   tierfs::add_bpf_command(app, status);
+  tierfs::add_job_command(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
