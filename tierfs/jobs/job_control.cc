@@ -58,6 +58,12 @@ Config job_mount_config(const NodeConfig& node, const numa::Topology& topology,
   }
 }
 
+std::string host_name() {
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) != 0) return "?";
+  return name;
+}
+
 std::map<std::string, uint64_t> usage_of(const Config& config) {
   std::map<std::string, uint64_t> usage;
   for (const TierConfig& tier : config.tiers)
@@ -93,12 +99,6 @@ void admit(const NodeConfig& node, const std::string& job_id,
                       job_id, host_name(), limit.region, format_size_approx(limit.bytes),
                       format_size_approx(in_use), holders, format_size_approx(asked->second)));
   }
-}
-
-std::string host_name() {
-  char name[256] = {};
-  if (gethostname(name, sizeof name - 1) != 0) return "?";
-  return name;
 }
 
 std::string last_line_of(const std::string& path) {
