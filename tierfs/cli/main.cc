@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   tierfs::add_stats_command(app, status);
   tierfs::add_bpf_command(app, status);
   tierfs::add_job_command(app, status);
+  tierfs::add_stage_command(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

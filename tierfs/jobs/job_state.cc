@@ -79,7 +79,7 @@ std::string job_file(const std::string& state_dir, const std::string& job_id,
 
 void write_file_atomically(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) throw std::runtime_error(fmt::format("cannot write {}: {}", tmp, strerror(errno)));
   size_t done = 0;
   while (done < text.size()) {
@@ -126,7 +126,7 @@ std::vector<JobState> list_job_states(const std::string& state_dir) {
 }
 
 StateLock::StateLock(const std::string& state_dir) {
-  if (mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST)
+  if (mkdir(state_dir.c_str(), 0755) != 0 && errno != EEXIST)
     throw std::runtime_error(fmt::format("cannot create {}: {}", state_dir, strerror(errno)));
   struct stat st {};
   if (lstat(state_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||

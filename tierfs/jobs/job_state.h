@@ -34,7 +34,8 @@ void write_job_state(const std::string& state_dir, const JobState& state);  // a
 std::optional<JobState> read_job_state(const std::string& state_dir, const std::string& job_id);
 std::vector<JobState> list_job_states(const std::string& state_dir);
 
-// Writes text to path atomically (temporary file, fsync, rename), mode 0600.
+// Writes text to path atomically (temporary file, fsync, rename), mode 0644:
+// the job's user reads its record with `job env` in the TaskProlog.
 void write_file_atomically(const std::string& path, const std::string& text);
 
 // An exclusive flock(2) on <state_dir>/lock, held for the object's lifetime:

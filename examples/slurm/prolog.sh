@@ -1,0 +1,31 @@
+#!/bin/sh
+# Slurm Prolog for tierfs per-job scratch (slurm.conf: Prolog=, PrologFlags=Alloc).
+# Runs as root on the node when the job is allocated: mounts BASE/$SLURM_JOB_ID,
+# owned by the job's user, sized by the job's --tmp (sbatch --tmp=8G) or the
+# node's default_size. Uses only Slurm's documented prolog variables
+# (SLURM_JOB_ID, SLURM_JOB_UID, SLURM_JOB_GID, which `tierfs job` reads itself).
+#
+# It always exits 0: a failing prolog drains the node and requeues the job.
+# A refused or failed start leaves nothing mounted; its reason is recorded,
+# the TaskProlog prints it into the job's output and fails the job, and it is
+# put into the job's Comment (scontrol show job) and syslog here.
+settings="${0%/*}/tierfs-slurm.env"
+[ -r "$settings" ] || settings=/etc/tierfs/slurm.env
+[ -r "$settings" ] && . "$settings"
+: "${TIERFS:=/usr/local/bin/tierfs}" "${TIERFS_NODE_CONFIG:=/etc/tierfs/node.toml}"
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+
+# The job's --tmp per node as Slurm spells it ("8G", "500M"; "0" when not asked).
+size=$(scontrol show job -o "$SLURM_JOB_ID" 2>/dev/null | tr ' ' '\n' |
+  sed -n 's/^MinTmpDiskNode=//p')
+case "$size" in
+  "" | 0) set -- ;;
+  *) set -- --size "$size" ;;
+esac
+
+if ! out=$("$TIERFS" job --node-config "$TIERFS_NODE_CONFIG" start "$@" 2>&1); then
+  logger -t tierfs-prolog -- "job $SLURM_JOB_ID: $out"
+  scontrol update JobId="$SLURM_JOB_ID" Comment="$out" >/dev/null 2>&1 || true
+fi
+exit 0

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Slurm TaskProlog for tierfs per-job scratch (slurm.conf: TaskProlog=).
+# Runs as the job's user before each task; Slurm turns the "export NAME=VALUE"
+# lines it prints into the task's environment (TIERFS_SCRATCH, TIERFS_STAGE_OUT)
+# and "print ..." lines into the task's output. When the prolog could not
+# mount the job's scratch, it prints the reason and exits with tierfs's
+# status, which fails the job (not the node).
+settings="${0%/*}/tierfs-slurm.env"
+[ -r "$settings" ] || settings=/etc/tierfs/slurm.env
+[ -r "$settings" ] && . "$settings"
+: "${TIERFS:=/usr/local/bin/tierfs}" "${TIERFS_NODE_CONFIG:=/etc/tierfs/node.toml}"
+
+out=$("$TIERFS" job --node-config "$TIERFS_NODE_CONFIG" env 2>&1)
+status=$?
+if [ "$status" -ne 0 ]; then
+  echo "print $out"
+  exit "$status"
+fi
+echo "$out"
