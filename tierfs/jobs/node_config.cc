@@ -72,7 +72,7 @@ class NodeConfigReader {
         fail(pos_of(node), fmt::format("\"{}\": no such DAX device on this machine", region));
       capacity = dax->size_bytes;
     }
-    return capacity / 100 * percent;
+    return static_cast<uint64_t>(static_cast<unsigned __int128>(capacity) * percent / 100);
   }
 
   void job_table(const toml::table& table, NodeConfig& config) const {
