@@ -67,9 +67,9 @@ std::string host_name() {
 std::map<std::string, uint64_t> usage_of(const Config& config) {
   std::map<std::string, uint64_t> usage;
   for (const TierConfig& tier : config.tiers)
-    for (size_t i = 0; i < tier.regions.size(); ++i) {
-      const std::string key = admission_key(tier.regions[i].spec);
-      if (!key.empty()) usage[key] += region_bytes(tier, i);
+    for (const RegionGeometry& region : tier.geometry.regions) {
+      const std::string key = admission_key(region.spec);
+      if (!key.empty()) usage[key] += region.bytes;
     }
   return usage;
 }
