@@ -11,9 +11,6 @@
 //   bench_bpf [--smoke] [--json FILE]      (root: BPF and a FUSE mount)
 #include <fcntl.h>
 #include <fmt/core.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -23,11 +20,11 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "bpf/iomap_loader.h"
 #include "kernel/probe.h"
+#include "tests/support/tierfs_mount.h"
 
 namespace {
 
@@ -151,47 +148,14 @@ double measure_map_update(IomapLoader& loader, size_t updates) {
 class BenchMount {
  public:
   BenchMount() {
-    char tmpl[] = "/tmp/tierfs-bench-bpf-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-    dir_ = tmpl;
-    mnt_ = dir_ + "/mnt";
-    mkdir(mnt_.c_str(), 0755);
-    std::ofstream(dir_ + "/c.toml") << "[mount]\ncache = \"none\"\n\n[[tier]]\nname = \"fast\"\n"
-                                    << "regions = [\"numa:0\"]\nsize = \"64MiB\"\n"
-                                    << "granularity = \"4KiB\"\n";
-    const char* bin = std::getenv("TIERFS_BIN");
-    const std::string tierfs = bin != nullptr ? bin : "tierfs";
-    struct stat before {};
-    stat(mnt_.c_str(), &before);
-    pid_ = fork();
-    if (pid_ == 0) {
-      const int log = open((dir_ + "/log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(log, STDOUT_FILENO);
-      dup2(log, STDERR_FILENO);
-      execl(tierfs.c_str(), tierfs.c_str(), "mount", "-f", "--config", (dir_ + "/c.toml").c_str(),
-            mnt_.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    for (int i = 0; i < 2000; ++i) {
-      struct stat now {};
-      if (stat(mnt_.c_str(), &now) == 0 && now.st_dev != before.st_dev) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    throw std::runtime_error("the tierfs mount did not come up (see " + dir_ + "/log)");
+    if (!mount_.start("[mount]\ncache = \"none\"\n\n[[tier]]\nname = \"fast\"\n"
+                      "regions = [\"numa:0\"]\nsize = \"64MiB\"\ngranularity = \"4KiB\"\n"))
+      throw std::runtime_error("the tierfs mount did not come up: " + mount_.log());
   }
-  ~BenchMount() {
-    if (pid_ > 0) {
-      if (std::system(("fusermount3 -u " + mnt_).c_str()) != 0) kill(pid_, SIGTERM);
-      int status = 0;
-      waitpid(pid_, &status, 0);
-      [[maybe_unused]] const int removed = std::system(("rm -rf " + dir_).c_str());
-    }
-  }
-  std::string path(const std::string& name) const { return mnt_ + "/" + name; }
+  std::string path(const std::string& name) const { return mount_.path(name); }
 
  private:
-  std::string dir_, mnt_;
-  pid_t pid_ = -1;
+  tierfs::testing::TierfsMount mount_{"tierfs-bench-bpf"};
 };
 
 // One FUSE READ round trip: a 4 KiB pread on the cache = "none" mount.

@@ -237,6 +237,8 @@ TEST_F(BpfMountTest, MapsHoldTheServersExtentsAfterRandomFileOperations) {
 
 TEST_F(BpfMountTest, StockKernelLogsOneLineAndTheMountServes) {
   if (kernel::probe_kernel().fuse_iomap_bpf_ops) GTEST_SKIP() << "kernel has fuse_iomap_bpf_ops";
+  // In the foreground: a daemon sends its log to syslog, and this test reads it.
+  ASSERT_TRUE(mount_.start(spill_config(), {}, TierfsMount::Mode::foreground)) << mount_.failure();
   const std::string data = pattern(300000, 5);
   write_all(mount_.path("x"), data);
   EXPECT_TRUE(read_all(mount_.path("x")) == data);
@@ -254,55 +256,18 @@ TEST_F(BpfMountTest, StockKernelLogsOneLineAndTheMountServes) {
 // A mount of our own, for configurations the fixture's TestConfig cannot say.
 class OwnMount {
  public:
-  explicit OwnMount(const std::string& bpf_mode) {
-    char tmpl[] = "/tmp/tierfs-bpf-XXXXXX";
-    dir_ = mkdtemp(tmpl) != nullptr ? tmpl : "";
-    mnt_ = dir_ + "/mnt";
-    mkdir(mnt_.c_str(), 0755);
-    std::ofstream(dir_ + "/c.toml")
-        << "[mount]\nbpf = \"" << bpf_mode << "\"\n\n[[tier]]\nname = \"fast\"\n"
-        << "regions = [\"numa:0\"]\nsize = \"16MiB\"\ngranularity = \"4KiB\"\n";
-  }
-  ~OwnMount() {
-    std::string ignored;
-    if (pid_ > 0) {
-      run_command({"fusermount3", "-u", mnt_}, ignored);
-      int status = 0;
-      waitpid(pid_, &status, 0);
-    }
-    if (!dir_.empty() && !is_mounted(mnt_)) run_command({"rm", "-rf", dir_}, ignored);
-  }
-  std::vector<std::string> args() const {
-    return {tierfs_bin(), "mount", "-f", "--config", dir_ + "/c.toml", mnt_};
-  }
-  // Starts the server in the background; true once the mount is live.
-  bool start() {
-    struct stat before {};
-    stat(mnt_.c_str(), &before);
-    pid_ = fork();
-    if (pid_ == 0) {
-      const int log = open((dir_ + "/log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(log, STDOUT_FILENO);
-      dup2(log, STDERR_FILENO);
-      std::vector<std::string> a = args();
-      std::vector<char*> argv;
-      for (auto& s : a) argv.push_back(s.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    for (int i = 0; i < 2000; ++i) {
-      struct stat now {};
-      if (stat(mnt_.c_str(), &now) == 0 && now.st_dev != before.st_dev) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
-  }
-  const std::string& mnt() const { return mnt_; }
+  explicit OwnMount(const std::string& bpf_mode)
+      : toml_("[mount]\nbpf = \"" + bpf_mode +
+              "\"\n\n[[tier]]\nname = \"fast\"\nregions = [\"numa:0\"]\n"
+              "size = \"16MiB\"\ngranularity = \"4KiB\"\n") {}
+  // True once the mount is live; else what `tierfs mount` printed is in log().
+  bool start() { return mount_.start(toml_); }
+  std::string log() const { return mount_.log(); }
+  const std::string& mnt() const { return mount_.dir(); }
 
  private:
-  std::string dir_, mnt_;
-  pid_t pid_ = -1;
+  std::string toml_;
+  TierfsMount mount_{"tierfs-bpf"};
 };
 
 TEST(BpfMode, OffLoadsNoMaps) {
@@ -322,8 +287,8 @@ TEST(BpfMode, RequiredFailsTheMountWithOneLineOnAStockKernel) {
   TIERFS_REQUIRE(missing_fuse());
   if (kernel::probe_kernel().fuse_iomap_bpf_ops) GTEST_SKIP() << "kernel has fuse_iomap_bpf_ops";
   OwnMount m("required");
-  std::string output;
-  EXPECT_NE(run_command(m.args(), output), 0) << output;
+  EXPECT_FALSE(m.start());
+  const std::string output = m.log();
   EXPECT_FALSE(is_mounted(m.mnt())) << "nothing may stay mounted";
   EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 1) << output;
   EXPECT_NE(output.find("tierfs: mount.bpf = \"required\", but kernel "), std::string::npos)

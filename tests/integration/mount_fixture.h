@@ -1,7 +1,5 @@
-// A real tierfs mount for a test: writes a configuration into a temporary
-// directory, starts `tierfs mount -f` as a child, waits until the mount is
-// live (the mount point's st_dev changes) and unmounts on teardown
-// (fusermount3 -u, waitpid, a lazy unmount as the last resort).
+// The integration tests' fixture: TestConfig (a test configuration as TOML),
+// a mount of it through the mount kit and helpers on plain paths.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -11,6 +9,8 @@
 
 #include <string>
 #include <vector>
+
+#include "tests/support/tierfs_mount.h"
 
 namespace tierfs::testing {
 
@@ -46,27 +46,17 @@ std::string config_toml(const TestConfig& config);
 // One tier "fast" of 64 MiB on numa:0 with 4 KiB granularity.
 TestConfig small_config();
 
-class Mount {
+// A mount of a TestConfig through the mount kit (tests/support/tierfs_mount.h).
+class Mount : public TierfsMount {
  public:
-  Mount() = default;
-  ~Mount();
-  Mount(const Mount&) = delete;
-  Mount& operator=(const Mount&) = delete;
-
+  Mount() : TierfsMount("tierfs-it") {}
+  using TierfsMount::start;
   // Starts the server; false (with the reason in failure()) when the mount did not come up.
-  bool start(const TestConfig& config, const std::vector<std::string>& extra_args = {});
-  // Unmounts with fusermount3 -u and waits for the server; returns its exit status.
-  int stop();
-
-  const std::string& dir() const { return mountpoint_; }
-  const std::string& work_dir() const { return work_dir_; }
-  std::string path(const std::string& name) const { return mountpoint_ + "/" + name; }
-  pid_t server_pid() const { return pid_; }
-  std::string failure() const;  // the server's log, for messages
-
- private:
-  std::string work_dir_, mountpoint_, log_path_;
-  pid_t pid_ = -1;
+  bool start(const TestConfig& config, const std::vector<std::string>& extra_args = {},
+             Mode mode = Mode::daemon) {
+    return start(config_toml(config), extra_args, mode);
+  }
+  std::string failure() const { return "server log:\n" + log(); }  // for messages
 };
 
 // Test helpers on plain paths.
@@ -74,17 +64,15 @@ std::string read_all(const std::string& path);
 void write_all(const std::string& path, const std::string& data, int flags = 0);
 std::string pattern(size_t bytes, unsigned seed);
 std::string getxattr_string(const std::string& path, const std::string& name);
-bool is_mounted(const std::string& mountpoint);  // listed in /proc/mounts
-std::string tierfs_bin();
 // lstat that records a test failure (with the path and errno) when it fails.
 struct stat stat_of(const std::string& path);
 // Timestamp comparisons.
 bool later(const timespec& a, const timespec& b);
 bool same(const timespec& a, const timespec& b);
-// Timestamps come from the server's clock; a pause makes "later" observable.
-void tick();
-// Runs a command, returns its exit status and puts stdout+stderr in `output`.
-int run_command(const std::vector<std::string>& argv, std::string& output);
+// Sets atime and mtime to a chosen instant long past, so that a change which
+// moves them is observably later without a pause. ctime cannot be chosen: it
+// moves with the server's nanosecond clock (CLOCK_REALTIME).
+void set_past_times(const std::string& path);
 
 // A fixture with one mount of small_config(); tests may remount with another config.
 class MountTest : public ::testing::Test {

@@ -57,14 +57,13 @@ class OtherUserTest : public MountTest {
 
 TEST_F(PosixRulesTest, ReadMovesAtimeOnceAfterAChangeAsRelatimeDoes) {
   write_all(mount_.path("f"), "data");
+  set_past_times(mount_.path("f"));
   struct stat written = stat_of(mount_.path("f"));
-  tick();
   ASSERT_EQ(read_all(mount_.path("f")), "data");
   struct stat first_read = stat_of(mount_.path("f"));
   EXPECT_TRUE(later(first_read.st_atim, written.st_atim)) << "a read after a write moves atime";
   EXPECT_TRUE(same(first_read.st_mtim, written.st_mtim)) << "a read leaves mtime";
   EXPECT_TRUE(same(first_read.st_ctim, written.st_ctim)) << "a read leaves ctime";
-  tick();
   ASSERT_EQ(read_all(mount_.path("f")), "data");
   EXPECT_TRUE(same(stat_of(mount_.path("f")).st_atim, first_read.st_atim))
       << "relatime: a second read without a change in between keeps atime";
@@ -72,8 +71,8 @@ TEST_F(PosixRulesTest, ReadMovesAtimeOnceAfterAChangeAsRelatimeDoes) {
 
 TEST_F(PosixRulesTest, TruncateMovesMtimeAndCtime) {
   write_all(mount_.path("f"), pattern(10000, 1));
+  set_past_times(mount_.path("f"));
   struct stat before = stat_of(mount_.path("f"));
-  tick();
   ASSERT_EQ(truncate(mount_.path("f").c_str(), 100), 0);
   struct stat after = stat_of(mount_.path("f"));
   EXPECT_EQ(after.st_size, 100);
@@ -84,8 +83,8 @@ TEST_F(PosixRulesTest, TruncateMovesMtimeAndCtime) {
 
 TEST_F(PosixRulesTest, OpenWithTruncMovesMtimeAndCtimeEvenOfAnEmptyFile) {
   write_all(mount_.path("f"), "");
+  set_past_times(mount_.path("f"));
   struct stat before = stat_of(mount_.path("f"));
-  tick();
   int fd = open(mount_.path("f").c_str(), O_WRONLY | O_TRUNC);
   ASSERT_GE(fd, 0) << strerror(errno);
   close(fd);
@@ -96,13 +95,14 @@ TEST_F(PosixRulesTest, OpenWithTruncMovesMtimeAndCtimeEvenOfAnEmptyFile) {
 
 TEST_F(PosixRulesTest, CreateAndUnlinkMoveTheParentsMtimeAndCtime) {
   ASSERT_EQ(mkdir(mount_.path("d").c_str(), 0755), 0);
+  set_past_times(mount_.path("d"));
   struct stat empty = stat_of(mount_.path("d"));
-  tick();
   write_all(mount_.path("d/f"), "x");
   struct stat created = stat_of(mount_.path("d"));
   EXPECT_TRUE(later(created.st_mtim, empty.st_mtim)) << "create";
   EXPECT_TRUE(later(created.st_ctim, empty.st_ctim)) << "create";
-  tick();
+  set_past_times(mount_.path("d"));
+  created = stat_of(mount_.path("d"));
   ASSERT_EQ(unlink(mount_.path("d/f").c_str()), 0);
   struct stat removed = stat_of(mount_.path("d"));
   EXPECT_TRUE(later(removed.st_mtim, created.st_mtim)) << "unlink";
@@ -111,13 +111,12 @@ TEST_F(PosixRulesTest, CreateAndUnlinkMoveTheParentsMtimeAndCtime) {
 
 TEST_F(PosixRulesTest, LinkAndUnlinkMoveTheFilesCtimeNotItsMtime) {
   write_all(mount_.path("f"), "x");
+  set_past_times(mount_.path("f"));
   struct stat before = stat_of(mount_.path("f"));
-  tick();
   ASSERT_EQ(link(mount_.path("f").c_str(), mount_.path("g").c_str()), 0);
   struct stat linked = stat_of(mount_.path("f"));
   EXPECT_TRUE(later(linked.st_ctim, before.st_ctim)) << "link changes the link count";
   EXPECT_TRUE(same(linked.st_mtim, before.st_mtim));
-  tick();
   ASSERT_EQ(unlink(mount_.path("g").c_str()), 0);
   struct stat unlinked = stat_of(mount_.path("f"));
   EXPECT_TRUE(later(unlinked.st_ctim, linked.st_ctim)) << "unlink changes the link count";
@@ -128,10 +127,10 @@ TEST_F(PosixRulesTest, RenameMovesBothParentsTimesAndKeepsTheFilesMtime) {
   ASSERT_EQ(mkdir(mount_.path("from").c_str(), 0755), 0);
   ASSERT_EQ(mkdir(mount_.path("to").c_str(), 0755), 0);
   write_all(mount_.path("from/f"), "x");
+  for (const char* name : {"from", "to", "from/f"}) set_past_times(mount_.path(name));
   struct stat from = stat_of(mount_.path("from"));
   struct stat to = stat_of(mount_.path("to"));
   struct stat file = stat_of(mount_.path("from/f"));
-  tick();
   ASSERT_EQ(rename(mount_.path("from/f").c_str(), mount_.path("to/f").c_str()), 0);
   EXPECT_TRUE(later(stat_of(mount_.path("from")).st_mtim, from.st_mtim));
   EXPECT_TRUE(later(stat_of(mount_.path("to")).st_mtim, to.st_mtim));
@@ -289,10 +288,9 @@ TEST_F(OtherUserTest, TrustedXattrsAreHiddenFromUnprivilegedUsers) {
                                  ENODATA);
             }),
             0);
-  EXPECT_EQ(as_nobody([&] {
-              return failed_with(setxattr(f.c_str(), "trusted.mine", "m", 1, 0), EPERM);
-            }),
-            0);
+  EXPECT_EQ(
+      as_nobody([&] { return failed_with(setxattr(f.c_str(), "trusted.mine", "m", 1, 0), EPERM); }),
+      0);
   EXPECT_EQ(as_nobody([&] {
               char buf[8];
               return getxattr(f.c_str(), "user.note", buf, 8) == 1 && buf[0] == 'n' ? 0 : 1;
@@ -307,8 +305,8 @@ TEST_F(OtherUserTest, UserXattrsNeedWritePermissionToChange) {
   ASSERT_EQ(chmod(mount_.path("f").c_str(), 0644), 0);
   ASSERT_EQ(setxattr(mount_.path("f").c_str(), "user.note", "n", 1, 0), 0);
   std::string f = mount_.path("f");
-  EXPECT_EQ(as_nobody([&] { return failed_with(setxattr(f.c_str(), "user.x", "1", 1, 0), EACCES); }),
-            0);
+  EXPECT_EQ(
+      as_nobody([&] { return failed_with(setxattr(f.c_str(), "user.x", "1", 1, 0), EACCES); }), 0);
   EXPECT_EQ(as_nobody([&] { return failed_with(removexattr(f.c_str(), "user.note"), EACCES); }), 0);
   EXPECT_EQ(getxattr_string(f, "user.note"), "n");
 }
