@@ -37,6 +37,8 @@ import tempfile
 import time
 import tomllib
 
+from tierfs_mount import MountError, TierfsMount, is_mounted
+
 PROG = "layout_sweep"
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 UNITS = {"": 1, "B": 1, "KiB": KIB, "MiB": MIB, "GiB": GIB, "TiB": 1 << 40}
@@ -296,46 +298,24 @@ class Sweep:
         config = self.write_config(granularity, ways)
         self.mountpoint = os.path.join(self.work, "mnt")
         os.makedirs(self.mountpoint, exist_ok=True)
-        before = os.stat(self.mountpoint).st_dev
-        log = open(os.path.join(self.work, "server.log"), "w")
-        # Its own session: a Ctrl-C reaches the sweep, which then unmounts in order.
-        self.server = subprocess.Popen([self.tierfs, "mount", "-f", "--config", config,
-                                        self.mountpoint], stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + 20
-        while os.stat(self.mountpoint).st_dev == before:
-            if self.server.poll() is not None:
-                self.server = None
-                raise SweepError(f"tierfs did not mount G={fmt_size(granularity)} ways={ways}: "
-                                 f"{self.server_log_line()}")
-            if time.monotonic() > deadline:
-                raise SweepError("the tierfs mount did not come up within 20 s")
-            time.sleep(0.02)
-
-    def server_log_line(self):
+        self.server = TierfsMount(self.tierfs, config, self.mountpoint,
+                                  os.path.join(self.work, "server.log"))
         try:
-            with open(os.path.join(self.work, "server.log")) as f:
-                lines = [line.strip() for line in f if line.strip()]
-            return lines[-1] if lines else "(no output)"
-        except OSError:
-            return "(no log)"
+            self.server.start()
+        except MountError:
+            raise SweepError(f"tierfs did not mount G={fmt_size(granularity)} ways={ways}: "
+                             f"{self.server.log_line()}") from None
 
     def unmount(self):
-        if self.mountpoint and self.is_mounted(self.mountpoint):
-            if subprocess.run(["fusermount3", "-u", self.mountpoint],
-                              capture_output=True).returncode != 0:
-                subprocess.run(["umount", "-l", self.mountpoint], capture_output=True)
         if self.server is not None:
-            try:
-                # Generous: on a loaded machine releasing gigabytes of rows takes a while.
-                status = self.server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.server.kill()
-                status = self.server.wait()
+            # Generous: on a loaded machine releasing gigabytes of rows takes a while.
+            status = self.server.stop(timeout=60)
+            log_line = self.server.log_line()
             self.server = None
             if status != 0:
-                raise SweepError(f"tierfs exited with status {status}: {self.server_log_line()}")
+                raise SweepError(f"tierfs exited with status {status}: {log_line}")
+        elif self.mountpoint and is_mounted(self.mountpoint):
+            subprocess.run(["umount", "-l", self.mountpoint], capture_output=True)
         # Created file regions stay on disk by design: remove them so the next layout starts empty.
         if self.shm_dir:
             for name in os.listdir(self.shm_dir):
@@ -343,11 +323,6 @@ class Sweep:
         for path in self.created_files:
             if os.path.exists(path):
                 os.unlink(path)
-
-    @staticmethod
-    def is_mounted(path):
-        with open("/proc/mounts") as f:
-            return any(line.split()[1] == path for line in f)
 
     def cleanup(self):
         try:

@@ -44,6 +44,8 @@ import sys
 import tempfile
 import time
 
+from tierfs_mount import MountError, TierfsMount
+
 FS_NAMES = ("tmpfs", "ref", "tierfs")
 MIB = 1 << 20
 
@@ -109,7 +111,7 @@ class Mounts:
         self.cores = cores
         self.args = args
         self.dirs = {name: os.path.join(work, name) for name in FS_NAMES}
-        self.servers = {}  # name -> (Popen, log path)
+        self.servers = {}  # name -> (Popen or TierfsMount: anything with .pid, log path)
         self.mounted = []
 
     def _wait_mounted(self, name, before):
@@ -122,10 +124,15 @@ class Mounts:
             time.sleep(0.01)
         raise BenchError(f"{name} did not mount on {self.dirs[name]} within 20 s")
 
+    def _wrapper(self):
+        if not self.args.instructions:
+            return []
+        return ["valgrind", "--tool=callgrind", "--dump-instr=no",
+                f"--callgrind-out-file={self.work}/callgrind.%p"]
+
     def _start_server(self, name, argv):
-        if self.args.instructions:
-            argv = ["valgrind", "--tool=callgrind", "--dump-instr=no",
-                    f"--callgrind-out-file={self.work}/callgrind.%p"] + argv
+        """The reference server (tierfs mounts through tierfs_mount.TierfsMount)."""
+        argv = self._wrapper() + argv
         before = device_of(self.dirs[name])
         log = os.path.join(self.work, name + ".log")
         with open(log, "w") as out:
@@ -149,19 +156,33 @@ class Mounts:
             config = os.path.join(self.work, "tierfs.toml")
             with open(config, "w") as f:
                 f.write(default_like_config(total_mib))
-        self._start_server("tierfs", [self.bin["tierfs"], "mount", "-f", "--config", config,
-                                      self.dirs["tierfs"]])
+        log = os.path.join(self.work, "tierfs.log")
+        server = TierfsMount(self.bin["tierfs"], config, self.dirs["tierfs"], log,
+                             wrapper=self._wrapper())
+        self.servers["tierfs"] = (server, log)
+        try:
+            server.start()
+        except MountError as e:
+            raise BenchError(str(e)) from None
+        self.mounted.append("tierfs")
 
     def close(self):
         """Unmounts everything this run mounted; returns the servers' exit problems."""
         problems = []
         for name in reversed(self.mounted):
+            if name == "tierfs":
+                continue  # stopped below, with its exit status
             cmd = ["umount", self.dirs[name]] if name == "tmpfs" else \
                 ["fusermount3", "-u", self.dirs[name]]
             if run(cmd).returncode != 0:
                 run(["umount", "-l", self.dirs[name]])
         self.mounted = []
         for name, (proc, log) in self.servers.items():
+            if isinstance(proc, TierfsMount):
+                status = proc.stop(timeout=20)
+                if status != 0:
+                    problems.append(f"{name} exited with {status}: {read_text(log).strip()}")
+                continue
             try:
                 status = proc.wait(timeout=20)
             except subprocess.TimeoutExpired:

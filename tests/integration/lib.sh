@@ -1,7 +1,8 @@
-# Sourced by the integration shell tests: start a foreground tierfs mount on a
+# Sourced by the integration shell tests (the shell's mount kit; C++ has
+# tests/support/tierfs_mount.h): start a tierfs mount in daemon mode on a
 # configuration and stop it again, with cleanup on any exit.
 #   tierfs_start_mount "TOML text"   sets MNT, WORK, SERVER_PID
-#   tierfs_stop_mount                unmounts, waits, checks the server's exit status
+#   tierfs_stop_mount                unmounts and waits for the server to exit
 source "${TIERFS_SOURCE_ROOT:?}/tests/support/privileged.sh"
 tierfs_require "$(tierfs_missing_root)"
 tierfs_require "$(tierfs_missing_fuse)"
@@ -18,7 +19,7 @@ tierfs_cleanup() {
   fi
   if [ -n "$SERVER_PID" ]; then
     kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
+    timeout 20 tail --pid="$SERVER_PID" -f /dev/null || true
   fi
   rm -rf "$WORK" /dev/shm/tierfs-sh-$$-* 2>/dev/null || true
 }
@@ -26,33 +27,25 @@ trap tierfs_cleanup EXIT
 
 tierfs_start_mount() {
   printf '%s\n' "$1" >"$WORK/tierfs.toml"
-  local before
-  before=$(stat -c %d "$MNT")
-  "$TIERFS_BIN" mount -f --config "$WORK/tierfs.toml" "$MNT" >"$WORK/server.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 1 2000); do
-    [ "$(stat -c %d "$MNT")" != "$before" ] && return 0
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      echo "FAIL: the server did not mount:" >&2
-      cat "$WORK/server.log" >&2
-      exit 1
-    fi
-    sleep 0.01
-  done
-  echo "FAIL: the mount did not come up in 20 s" >&2
-  exit 1
+  # Daemon mode: returns once the mount is live, or prints the one line that says why not.
+  if ! "$TIERFS_BIN" mount --config "$WORK/tierfs.toml" "$MNT" >"$WORK/server.log" 2>&1; then
+    echo "FAIL: the server did not mount:" >&2
+    cat "$WORK/server.log" >&2
+    exit 1
+  fi
+  # The daemon is the one process whose command line names this run's configuration.
+  SERVER_PID=$(pgrep -f -- "--config $WORK/tierfs.toml $MNT\$") ||
+    { echo "FAIL: no server process for $MNT" >&2; exit 1; }
 }
 
 tierfs_stop_mount() {
   fusermount3 -u "$MNT"
-  local status=0
-  wait "$SERVER_PID" || status=$?
-  SERVER_PID=
-  if [ "$status" -ne 0 ]; then
-    echo "FAIL: the server exited with $status:" >&2
-    cat "$WORK/server.log" >&2
+  # The daemon is not this shell's child: its exit can be awaited, its status not read.
+  if ! timeout 20 tail --pid="$SERVER_PID" -f /dev/null; then
+    echo "FAIL: the server $SERVER_PID did not exit within 20 s of the unmount" >&2
     exit 1
   fi
+  SERVER_PID=
   rm -f /dev/shm/tierfs-sh-$$-*
 }
 
