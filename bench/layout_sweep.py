@@ -37,7 +37,7 @@ import tempfile
 import time
 import tomllib
 
-from tierfs_mount import MountError, TierfsMount, is_mounted
+from tierfs_mount import MountError, TierfsMount, config_holding, is_mounted, layout_limits
 
 PROG = "layout_sweep"
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
@@ -87,9 +87,10 @@ def size_list(flag, check=None):
     return parse
 
 
-def granularity_problem(g):
-    if g & (g - 1) or not 4 * KIB <= g <= GIB:
-        return "is not a power of two from 4KiB to 1GiB"
+def granularity_problem(g, limits):
+    low, high = limits["min_granularity_bytes"], limits["max_granularity_bytes"]
+    if g & (g - 1) or not low <= g <= high:
+        return f"is not a power of two from {fmt_size(low)} to {fmt_size(high)}"
     return None
 
 
@@ -102,8 +103,6 @@ def ways_list(text):
         ways = [int(w) for w in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--ways: \"{text}\" is not a comma-separated list of numbers")
-    if any(not 1 <= w <= 32 for w in ways):
-        raise argparse.ArgumentTypeError(f"--ways: \"{text}\": way counts go from 1 to 32")
     return sorted(set(ways))
 
 
@@ -146,7 +145,7 @@ def parse_args(argv):
                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config", help="tierfs configuration whose regions the layouts use "
                    "(default: the machine's NUMA nodes and DAX devices)")
-    p.add_argument("--granularities", type=size_list("--granularities", granularity_problem),
+    p.add_argument("--granularities", type=size_list("--granularities"),
                    default="4KiB,64KiB,2MiB,32MiB,1GiB", help="interleave granularities")
     p.add_argument("--ways", type=ways_list, default="1,2,4", help="way counts")
     p.add_argument("--io-sizes", type=size_list("--io-sizes", io_size_problem),
@@ -161,6 +160,18 @@ def parse_args(argv):
     p.add_argument("--tierfs", default=os.environ.get("TIERFS_BIN"),
                    help="tierfs binary (default: $TIERFS_BIN, then build/tierfs/tierfs, then PATH)")
     args = p.parse_args(argv)
+    # The layout limits are tierfs's own (topology --json), checked once the binary is known.
+    try:
+        args.tierfs = find_tierfs(args.tierfs)
+        limits = layout_limits(args.tierfs)
+    except (SweepError, MountError) as e:
+        p.error(str(e))
+    for g in args.granularities:
+        if why := granularity_problem(g, limits):
+            p.error(f"--granularities: {fmt_size(g)} {why}")
+    if any(not 1 <= w <= limits["max_ways"] for w in args.ways):
+        p.error(f"--ways: \"{','.join(map(str, args.ways))}\": way counts go from 1 to "
+                f"{limits['max_ways']}")
     if args.file_size < max(args.io_sizes):
         p.error(f"--file-size {fmt_size(args.file_size)} is smaller than the I/O size "
                 f"{fmt_size(max(args.io_sizes))}")
@@ -280,19 +291,22 @@ class Sweep:
     # --- one layout: config, mount, unmount --------------------------------------------------
 
     def write_config(self, granularity, ways):
-        row = granularity * ways
+        def write(size_bytes):
+            lines = ["[mount]"] + [f"{k} = {toml_value(v)}" for k, v in self.mount_table.items()]
+            lines += ["", "[[tier]]", 'name = "sweep"',
+                      f"regions = {toml_value(self.regions[:ways])}",
+                      f'size = "{size_bytes}B"', f'granularity = "{fmt_size(granularity)}"']
+            if self.create_files:
+                lines.append("create = true")
+            path = os.path.join(self.work, "layout.toml")
+            with open(path, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            return path
         # The file plus an eighth for fio's layout and the data layer's preallocation, whole rows.
-        rows = max(1, math.ceil(self.args.file_size * 9 / 8 / row))
-        lines = ["[mount]"] + [f"{k} = {toml_value(v)}" for k, v in self.mount_table.items()]
-        lines += ["", "[[tier]]", 'name = "sweep"',
-                  f"regions = {toml_value(self.regions[:ways])}",
-                  f'size = "{fmt_size(rows * row)}"', f'granularity = "{fmt_size(granularity)}"']
-        if self.create_files:
-            lines.append("create = true")
-        path = os.path.join(self.work, "layout.toml")
-        with open(path, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        return path
+        try:
+            return config_holding(self.tierfs, write, self.args.file_size * 9 // 8)
+        except MountError as e:
+            raise SweepError(f"tierfs refuses G={fmt_size(granularity)} ways={ways}: {e}") from None
 
     def mount(self, granularity, ways):
         config = self.write_config(granularity, ways)

@@ -44,7 +44,7 @@ import sys
 import tempfile
 import time
 
-from tierfs_mount import MountError, TierfsMount
+from tierfs_mount import MountError, TierfsMount, check_config, config_holding
 
 FS_NAMES = ("tmpfs", "ref", "tierfs")
 MIB = 1 << 20
@@ -113,6 +113,7 @@ class Mounts:
         self.dirs = {name: os.path.join(work, name) for name in FS_NAMES}
         self.servers = {}  # name -> (Popen or TierfsMount: anything with .pid, log path)
         self.mounted = []
+        self.default_like = ""  # the configuration written when none is given
 
     def _wait_mounted(self, name, before):
         proc, log = self.servers[name]
@@ -153,9 +154,8 @@ class Mounts:
                                    self.dirs["ref"]])
         config = self.args.tierfs_config
         if not config:
-            config = os.path.join(self.work, "tierfs.toml")
-            with open(config, "w") as f:
-                f.write(default_like_config(total_mib))
+            config = default_like_config(self.bin["tierfs"], self.work, total_mib)
+            self.default_like = read_text(config)  # for the results: the work dir goes
         log = os.path.join(self.work, "tierfs.log")
         server = TierfsMount(self.bin["tierfs"], config, self.dirs["tierfs"], log,
                              wrapper=self._wrapper())
@@ -194,24 +194,23 @@ class Mounts:
         return problems
 
 
-def memory_nodes():
-    """NUMA nodes with memory, as the built-in default interleaves over them."""
-    text = read_text("/sys/devices/system/node/has_memory").strip() or "0"
-    nodes = []
-    for part in text.split(","):
-        first, _, last = part.partition("-")
-        nodes += range(int(first), int(last or first) + 1)
-    return nodes
+def default_like_config(tierfs, work, data_mib):
+    """The built-in default's shape (its regions and granularity, from check-config
+    --default --json) with room for the files and their preallocation, in whole rows."""
+    try:
+        default = check_config(tierfs)
+        tier = next(t for t in default["tiers"] if t["name"] == default["default_tier"])
+        regions = ", ".join(f'"{r["spec"]}"' for r in tier["regions"])
 
-
-def default_like_config(data_mib):
-    """The built-in default's shape with room for the files and their preallocation."""
-    nodes = memory_nodes()
-    row_mib = 2 * len(nodes)
-    size_mib = -(-(data_mib * 2 + 256) // row_mib) * row_mib
-    regions = ", ".join(f'"numa:{n}"' for n in nodes)
-    return (f'[[tier]]\nname = "dram"\nregions = [{regions}]\nsize = "{size_mib}MiB"\n'
-            f'granularity = "2MiB"\n\n[defaults]\ntier = "dram"\n')
+        def write(size_bytes):
+            path = os.path.join(work, "tierfs.toml")
+            with open(path, "w") as f:
+                f.write(f'[[tier]]\nname = "dram"\nregions = [{regions}]\nsize = "{size_bytes}B"\n'
+                        f'granularity = "{tier["granularity_bytes"]}B"\n\n[defaults]\ntier = "dram"\n')
+            return path
+        return config_holding(tierfs, write, (data_mib * 2 + 256) * MIB)
+    except MountError as e:
+        raise BenchError(f"no tierfs configuration like the default: {e}") from None
 
 
 def read_text(path):
@@ -518,7 +517,7 @@ def main():
                      "file_mib": args.file_mib, "files": args.files, "repeat": args.repeat,
                      "tmpfs_o_direct": direct_for["tmpfs"], "fio_ioengine": "psync",
                      "tierfs_config": args.tierfs_config or "default-like: "
-                     + default_like_config(args.file_mib * cores + 64).replace("\n", " ")},
+                     + mounts.default_like.replace("\n", " ")},
         "results": rows,
     }
     with open(args.out, "w") as f:

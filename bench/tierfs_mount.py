@@ -9,6 +9,7 @@ observable.
 """
 
 import ctypes
+import json
 import os
 import subprocess
 import time
@@ -102,3 +103,41 @@ class TierfsMount:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
         return -9
+
+
+def _tierfs_json(tierfs, *args):
+    """The JSON a tierfs command prints; MountError with its one line when it refuses."""
+    r = subprocess.run([tierfs, *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise MountError((r.stderr.strip().splitlines() or ["(no output)"])[-1])
+    return json.loads(r.stdout)
+
+
+def layout_limits(tierfs):
+    """min/max_granularity_bytes, max_ways, max_weight, as tierfs topology --json gives them."""
+    return _tierfs_json(tierfs, "topology", "--json")["limits"]
+
+
+def check_config(tierfs, path=None):
+    """tierfs check-config --json of `path` (None: the built-in default): the resolved tiers."""
+    return _tierfs_json(tierfs, "check-config", *([path] if path else ["--default"]), "--json")
+
+
+def config_holding(tierfs, write, need_bytes):
+    """The path of a one-tier configuration holding at least need_bytes in whole rows.
+
+    write(size_bytes) writes the configuration with that tier size and returns its path.
+    tierfs rounds a size down to whole rows and refuses less than one, so a trial (doubled
+    until tierfs accepts it) gives the row size that the final size is a multiple of.
+    """
+    size = need_bytes
+    for _ in range(64):
+        try:
+            row = check_config(tierfs, write(size))["tiers"][0]["row_bytes"]
+            break
+        except MountError as refusal:
+            last = refusal
+            size *= 2
+    else:
+        raise last
+    return write(max(1, -(-need_bytes // row)) * row)
