@@ -1,8 +1,9 @@
-// `tierfs mount [--config FILE] [-f] [-o opt] MOUNTPOINT`: validates the
+// `tierfs mount [--config FILE] [-f] [--log-file FILE] [-o opt] MOUNTPOINT`: validates the
 // configuration and the mount point, then serves the mount, in the foreground
 // with -f or else as a daemon whose parent exits only once the mount is live
 // (or prints the one line that says why it is not).
 #include <fcntl.h>
+#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
@@ -21,6 +22,7 @@
 
 #include "numa/topology.h"
 #include "tierfs/cli/commands.h"
+#include "tierfs/cli/mount_helper.h"
 #include "tierfs/core/config.h"
 #include "tierfs/server/fs_session.h"
 
@@ -32,6 +34,7 @@ struct MountArgs {
   std::string config_file;
   std::string mountpoint;
   std::vector<std::string> options;
+  std::string log_file;  // also log here (appended), besides stderr or syslog
   bool foreground = false;
   bool debug = false;
 };
@@ -67,8 +70,18 @@ void use_logger(std::shared_ptr<spdlog::logger> logger, bool debug) {
   spdlog::set_default_logger(std::move(logger));
 }
 
+// The server's logger: stderr (foreground) or syslog (daemon), and the log file if any.
+void use_logger(spdlog::sink_ptr main_sink, const std::string& log_file, bool debug) {
+  std::vector<spdlog::sink_ptr> sinks = {std::move(main_sink)};
+  if (!log_file.empty())
+    sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_file));
+  auto logger = std::make_shared<spdlog::logger>("tierfs", sinks.begin(), sinks.end());
+  if (!log_file.empty()) logger->flush_on(spdlog::level::info);
+  use_logger(std::move(logger), debug);
+}
+
 int run_foreground(Config config, const SessionOptions& session) {
-  use_logger(spdlog::stderr_logger_mt("tierfs"), session.debug);
+  use_logger(std::make_shared<spdlog::sinks::stderr_sink_mt>(), session.log_file, session.debug);
   StartupReport report{
       [](const std::string& line) { fmt::print(stderr, "tierfs: {}\n", line); },
       [] {},
@@ -125,7 +138,8 @@ int run_daemon(Config config, const SessionOptions& session) {
   }
   close(pipe_fds[0]);
   setsid();
-  use_logger(spdlog::syslog_logger_mt("tierfs", "tierfs", LOG_PID, LOG_DAEMON), session.debug);
+  use_logger(std::make_shared<spdlog::sinks::syslog_sink_mt>("tierfs", LOG_PID, LOG_DAEMON, true),
+             session.log_file, session.debug);
   int report_fd = pipe_fds[1];
   StartupReport report{
       [report_fd](const std::string& line) {
@@ -152,16 +166,38 @@ void add_mount_command(CLI::App& app, int& status) {
                   "TOML configuration (default: the built-in DRAM tier over every NUMA node)");
   cmd->add_flag("--foreground,-f", args->foreground, "stay in the foreground, log to stderr");
   cmd->add_flag("--debug,-d", args->debug, "log every FUSE request (implies nothing else)");
-  cmd->add_option("-o", args->options, "extra mount options, comma-separated (e.g. ro)");
+  cmd->add_option("--log-file", args->log_file,
+                  "also log to FILE (appended), besides stderr or syslog");
+  cmd->add_option("-o", args->options,
+                  "mount options, comma-separated: config=FILE, uid=, gid=, mode= of the root "
+                  "directory, log_file=FILE, and FUSE's (e.g. ro)");
   cmd->add_option("MOUNTPOINT", args->mountpoint, "directory to mount on")->required();
   cmd->callback([args, &status] {
+    std::vector<std::string> options = split_options(args->options);
+    const TierfsMountOptions own = take_tierfs_options(options);
+    std::string config_file = args->config_file.empty() ? own.config_file : args->config_file;
     numa::Topology topology = numa::discover_topology();
-    Config config = args->config_file.empty() ? default_config(topology)
-                                              : load_config(args->config_file, topology);
+    Config config =
+        config_file.empty() ? default_config(topology) : load_config(config_file, topology);
     SessionOptions session;
     session.mountpoint = checked_mountpoint(args->mountpoint);
-    session.extra_options = split_options(args->options);
+    session.extra_options = std::move(options);
     session.debug = args->debug;
+    session.root_uid = own.root_uid;
+    session.root_gid = own.root_gid;
+    session.root_mode = own.root_mode;
+    session.log_file = args->log_file.empty() ? own.log_file : args->log_file;
+    if (!session.log_file.empty()) {
+      // Refused here, while the terminal still shows it, not in the daemon.
+      const int fd =
+          open(session.log_file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+      if (fd < 0)
+        throw std::runtime_error(fmt::format("log file {}: {}", session.log_file, strerror(errno)));
+      close(fd);
+      char resolved[PATH_MAX];
+      if (realpath(session.log_file.c_str(), resolved))
+        session.log_file = resolved;  // the daemon chdirs to /
+    }
     status = args->foreground ? run_foreground(std::move(config), session)
                               : run_daemon(std::move(config), session);
   });

@@ -5,8 +5,11 @@
 
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "tierfs/cli/commands.h"
+#include "tierfs/cli/mount_helper.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"tierfs: interleaved memory tiers exported as a file system"};
@@ -22,7 +25,16 @@ int main(int argc, char** argv) {
   tierfs::add_job_command(app, status);
   tierfs::add_stage_command(app, status);
   try {
-    app.parse(argc, argv);
+    std::vector<std::string> names;
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+      names.push_back(sub->get_name());
+    if (auto helper = tierfs::mount_helper_args(argc, argv, names)) {
+      // CLI11 takes a vector in reverse order, without the program name.
+      std::vector<std::string> reversed(helper->rbegin(), helper->rend() - 1);
+      app.parse(reversed);
+    } else {
+      app.parse(argc, argv);
+    }
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {

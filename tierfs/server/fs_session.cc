@@ -121,6 +121,11 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
   try {
     auto storage = Storage::open(config);
     fs = std::make_unique<Fs>(std::move(config), std::move(storage));
+    // Before the mount exists, so nobody sees the root with other attributes.
+    const InodePtr root = fs->find(FUSE_ROOT_ID);
+    if (options.root_uid) root->uid = *options.root_uid;
+    if (options.root_gid) root->gid = *options.root_gid;
+    if (options.root_mode) root->mode = S_IFDIR | *options.root_mode;
   } catch (const std::exception& e) {
     report.failed(e.what());
     return 1;

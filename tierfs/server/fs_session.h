@@ -2,7 +2,10 @@
 // the server reports the outcome of start-up (a daemon's parent waits for it).
 #pragma once
 
+#include <sys/types.h>
+
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +17,12 @@ struct SessionOptions {
   std::string mountpoint;
   std::vector<std::string> extra_options;  // from -o, passed to the mount
   bool debug = false;                      // libfuse's -d: every request in the log
+  std::string log_file;                    // tierfs mount --log-file (the CLI opens it)
+  // Owner, group and permission bits of the mount's root directory (mount
+  // options uid=, gid=, mode=); unset: the mounting user's, 0755.
+  std::optional<uid_t> root_uid;
+  std::optional<gid_t> root_gid;
+  std::optional<mode_t> root_mode;
 };
 
 struct StartupReport {
