@@ -14,6 +14,7 @@ packages=(
   fio stress-ng dbench attr numactl gnuplot-nox python3 util-linux valgrind
   # Slurm suite (tests/slurm): munge, slurmctld and slurmd on localhost; rsync for the staging benchmark
   slurmctld slurmd slurm-client munge rsync
+  groff-base   # the man page check (tests/integration/mount_helper.sh)
   # VM harness (kernel/vm)
   qemu-system-x86 busybox-static ndctl daxctl cpio kmod
   binutils xz-utils zstd    # strip; unpacking compressed modules of a kernel of one's own

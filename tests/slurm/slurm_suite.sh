@@ -3,7 +3,8 @@
 # slurmd, started here and stopped at the end) whose Prolog, Epilog and
 # TaskProlog are the shipped scripts of examples/slurm/, and real sbatch jobs
 # run as user nobody:
-#   1. a job writes to $TIERFS_SCRATCH and stages out; checksums compared
+#   1. a job writes to $TIERFS_SCRATCH and stages out (a manifest and the
+#      marked directory $TIERFS_STAGE_OUT_DIR); checksums compared
 #   2. a job cancelled with scancel mid-write
 #   3. a job whose tierfs server is killed mid-job
 #   4. two jobs whose --tmp together exceed the node's allowance: the second
@@ -141,6 +142,9 @@ for i in $(seq 1 50); do head -c $((i * 1000)) /dev/urandom >"$TIERFS_SCRATCH/re
 truncate -s 30M "$TIERFS_SCRATCH/results/sparse"
 echo tail >>"$TIERFS_SCRATCH/results/sparse"
 (cd "$TIERFS_SCRATCH/results" && sha256sum big small* sparse) >"$OUT/sums-$SLURM_JOB_ID"
+mkdir "$TIERFS_STAGE_OUT_DIR"
+head -c 3000000 /dev/urandom >"$TIERFS_STAGE_OUT_DIR/marked"
+(cd "$TIERFS_STAGE_OUT_DIR" && sha256sum marked) >"$OUT/marked-sums-$SLURM_JOB_ID"
 cat >"$TIERFS_STAGE_OUT" <<MANIFEST
 report = "$OUT/stage-$SLURM_JOB_ID.json"
 [[copy]]
@@ -162,6 +166,9 @@ else
   fail "job $id: the staged-out results differ from what the job wrote"
 fi
 grep -q '"ok": true' "$OUT/stage-$id.json" 2>/dev/null || fail "job $id: stage report not ok"
+# The marked directory went to the job's working directory.
+(cd "$OUT/tierfs-stage-out.$id" 2>/dev/null && sha256sum --quiet -c "$OUT/marked-sums-$id") ||
+  fail "job $id: \$TIERFS_STAGE_OUT_DIR was not staged out to the working directory"
 [ "$(stat -c %b "$OUT/results-$id/sparse" 2>/dev/null || echo 99999)" -lt 1000 ] ||
   fail "job $id: the sparse file was not staged out sparse"
 check_clean "$id"

@@ -323,8 +323,11 @@ std::string job_env(const NodeConfig& node, const std::string& job_id) {
                    fmt::format("job {} has no tierfs scratch (did the prolog run `tierfs job "
                                "start`?)",
                                job_id));
-  return fmt::format("export TIERFS_SCRATCH={}\nexport TIERFS_STAGE_OUT={}/.stage-out.toml\n",
-                     state->mountpoint, state->mountpoint);
+  // What the epilog copies back: the manifest the job writes, or the directory it fills.
+  return fmt::format(
+      "export TIERFS_SCRATCH={0}\nexport TIERFS_STAGE_OUT={0}/.stage-out.toml\n"
+      "export TIERFS_STAGE_OUT_DIR={0}/stage-out\n",
+      state->mountpoint);
 }
 
 }  // namespace tierfs::jobs
