@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# tierfs job start/stop/env without Slurm: concurrent starts against an
+# admission limit (exactly as many pass as fit), idempotent start and stop,
+# stop after the server was killed, a straggler holding a file, and the exit
+# status of each kind of failure. Needs root and /dev/fuse.
+set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/../../support/privileged.sh"
+tierfs_require "$(tierfs_missing_root)"
+tierfs_require "$(tierfs_missing_fuse)"
+: "${TIERFS_BIN:?}"
+
+D=$(mktemp -d /tmp/tierfs-job-test.XXXXXX)
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+job() { "$TIERFS_BIN" job --node-config "$D/node.toml" "$@"; }
+finish() {
+  for id in $(seq 1 6) 10 11 12; do job stop --job-id "$id" >/dev/null 2>&1; done
+  grep -o " $D/scratch/[^ ]*" /proc/self/mountinfo | while read -r m; do umount -l "$m"; done
+  rm -rf "$D"
+}
+trap finish EXIT
+cat >"$D/node.toml" <<TOML
+[job]
+base = "$D/scratch"
+state_dir = "$D/run"
+default_size = "32MiB"
+stop_timeout = 2
+[admission]
+"numa:0" = "1GiB"
+TOML
+expect_status() {  # expect_status WANT WHAT COMMAND...
+  local want="$1" what="$2"
+  shift 2
+  local out
+  out=$("$@" 2>&1)
+  local got=$?
+  [ "$got" -eq "$want" ] || fail "$what: exit $got, not $want: $out"
+  [ "$got" -eq 0 ] || [ "$(printf '%s\n' "$out" | grep -c .)" -eq 1 ] || fail "$what: not one line: $out"
+}
+no_traces() {  # no_traces ID: nothing of the job left
+  grep -q " $D/scratch/$1 " /proc/self/mountinfo && fail "job $1: still mounted"
+  [ -e "$D/scratch/$1" ] && fail "job $1: directory left"
+  ls "$D/run" 2>/dev/null | grep -q "^job-$1\." && fail "job $1: records left: $(ls "$D/run")"
+}
+
+# Concurrent starts: 300 MiB each against 1 GiB: exactly three pass.
+for id in 1 2 3 4 5; do
+  (job start --job-id "$id" --uid 0 --gid 0 --size 300MiB >"$D/start-$id.out" 2>&1; echo $? >"$D/start-$id.rc") &
+done
+wait
+passed=0 refused=0
+for id in 1 2 3 4 5; do
+  case "$(cat "$D/start-$id.rc")" in
+    0) passed=$((passed + 1)) ;;
+    4)  # nothing mounted or made; only the reason stays, for env, until stop
+      refused=$((refused + 1))
+      [ -e "$D/scratch/$id" ] && fail "refused job $id: directory made"
+      [ -e "$D/run/job-$id.json" ] && fail "refused job $id: recorded" ;;
+    *) fail "job $id: $(cat "$D/start-$id.out")" ;;
+  esac
+done
+[ "$passed" -eq 3 ] && [ "$refused" -eq 2 ] || fail "concurrent starts: $passed passed, $refused refused (want 3 and 2)"
+for id in 1 2 3 4 5; do expect_status 0 "stop $id" job stop --job-id "$id"; no_traces "$id"; done
+
+# Idempotent start and stop; env; a second stop.
+expect_status 0 "start" job start --job-id 10 --uid 65534 --gid 65534
+expect_status 0 "start again" job start --job-id 10 --uid 65534 --gid 65534
+[ "$(stat -c '%u:%g %a' "$D/scratch/10")" = "65534:65534 700" ] || fail "root is $(stat -c '%u:%g %a' "$D/scratch/10")"
+job env --job-id 10 | grep -qx "export TIERFS_SCRATCH=$D/scratch/10" || fail "env: $(job env --job-id 10 2>&1)"
+expect_status 0 "stop" job stop --job-id 10
+expect_status 0 "stop again" job stop --job-id 10
+expect_status 6 "env after stop" job env --job-id 10
+no_traces 10
+
+# The server killed: stop still removes mount, shm objects and records.
+expect_status 0 "start 11" job start --job-id 11 --uid 0 --gid 0
+pid=$(sed -n 's/.*"server_pid": \([0-9]*\).*/\1/p' "$D/run/job-11.json")
+shm=$(sed -n 's/.*"\/\(tierfs\.[^"]*\)".*/\1/p' "$D/run/job-11.json")
+kill -9 "$pid"
+[ -e "/dev/shm/$shm" ] || fail "no shm object $shm to clean up"
+expect_status 0 "stop after kill" job stop --job-id 11
+[ -e "/dev/shm/$shm" ] && fail "shm object $shm left"
+no_traces 11
+
+# A straggler holds a file open: the unmount is lazy, the server is ended.
+expect_status 0 "start 12" job start --job-id 12 --uid 0 --gid 0
+(exec 3>"$D/scratch/12/held"; sleep 30) &
+straggler=$!
+sleep 0.3
+expect_status 0 "stop with a straggler" job stop --job-id 12
+kill "$straggler" 2>/dev/null
+no_traces 12
+
+# Each kind of failure has its status.
+expect_status 2 "bad job id" job start --job-id "../x" --uid 0 --gid 0
+expect_status 2 "bad size" job start --job-id 13 --uid 0 --gid 0 --size 12
+expect_status 4 "too large for the allowance" job start --job-id 13 --uid 0 --gid 0 --size 2GiB
+expect_status 4 "env reports the refusal" job env --job-id 13
+expect_status 0 "stop a refused job" job stop --job-id 13
+no_traces 13
+echo 'nonsense = 1' >"$D/bad.toml"
+expect_status 3 "bad node configuration" "$TIERFS_BIN" job --node-config "$D/bad.toml" start --job-id 14 --uid 0 --gid 0
+expect_status 2 "no job id" env -u SLURM_JOB_ID "$TIERFS_BIN" job --node-config "$D/node.toml" stop
+
+[ "$failures" -eq 0 ] || exit 1
+echo "PASS: job lifecycle"
