@@ -1,10 +1,9 @@
 // Mount lifecycle: bad mount points and bad configurations give one line and
 // leave nothing mounted; SIGTERM and fusermount3 -u unmount cleanly, also
-// with files still open; the daemon's parent returns once the mount is live;
-// shared writable mmap works with cache = "kernel".
+// with files still open; the daemon's parent returns once the mount is live.
+// (Shared mmap on every cache mode: test_mmap.cc.)
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -134,39 +133,6 @@ TEST_F(LifecycleTest, UnmountWithFilesStillOpenEndsTheServer) {
   close(fd);
   EXPECT_EQ(mount.stop(), 0);
   EXPECT_FALSE(is_mounted(mountpoint));
-}
-
-TEST_F(LifecycleTest, SharedWritableMmapWorksWithKernelCache) {
-  TestConfig config = small_config();
-  config.cache = "kernel";
-  Mount mount;
-  ASSERT_TRUE(mount.start(config)) << mount.failure();
-  const size_t size = 1 << 20;
-  int fd = open(mount.path("mapped").c_str(), O_RDWR | O_CREAT, 0644);
-  ASSERT_GE(fd, 0);
-  ASSERT_EQ(ftruncate(fd, size), 0);
-  void* addr = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  ASSERT_NE(addr, MAP_FAILED) << strerror(errno);
-  std::string data = pattern(size, 22);
-  memcpy(addr, data.data(), size);
-  ASSERT_EQ(msync(addr, size, MS_SYNC), 0);
-  munmap(addr, size);
-  close(fd);
-  EXPECT_TRUE(read_all(mount.path("mapped")) == data);
-  EXPECT_EQ(mount.stop(), 0);
-}
-
-TEST_F(LifecycleTest, SharedWritableMmapIsRefusedWithDirectIo) {
-  Mount mount;
-  ASSERT_TRUE(mount.start(small_config())) << mount.failure();
-  int fd = open(mount.path("mapped").c_str(), O_RDWR | O_CREAT, 0644);
-  ASSERT_GE(fd, 0);
-  ASSERT_EQ(ftruncate(fd, 4096), 0);
-  void* addr = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  // cache = "none" opens with direct_io; libfuse 3.14 cannot ask for FUSE_DIRECT_IO_ALLOW_MMAP.
-  EXPECT_EQ(addr, MAP_FAILED) << "documented: use cache = \"kernel\" for shared writable mmap";
-  if (addr != MAP_FAILED) munmap(addr, 4096);
-  close(fd);
 }
 
 }  // namespace

@@ -13,6 +13,8 @@
 #include <exception>
 #include <memory>
 
+#include "tierfs/server/bdi_tuning.h"
+#include "tierfs/server/direct_io_mmap.h"
 #include "tierfs/server/operations.h"
 
 namespace tierfs {
@@ -64,18 +66,32 @@ void fs_init(void* userdata, fuse_conn_info* conn) {
   // libfuse caps max_write at its buffer (1 MiB of pages in 3.14) and says so in the log.
   conn->max_write = max_io;
   conn->max_read = max_io;  // must equal the max_read mount option
-  conn->max_readahead = max_io;
+  conn->max_readahead = static_cast<unsigned>(readahead_bytes(mount));  // see bdi_tuning.cc
   // O_TRUNC comes with open, saving a setattr round trip.
   if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
   // Writes are copied from the request buffer into interleaved region memory in
   // any case; splicing them through a pipe would add a copy, not save one.
   conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
-  // Sizes and times are the server's truth; a writeback cache would make them the kernel's.
-  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  // cache = "kernel": buffered writes stay in the page cache and go to the
+  // server as large writeback requests, instead of one synchronous request
+  // per write(2); the kernel then owns sizes and times of open files and sends
+  // them back with setattr. cache = "none" keeps the server the only truth.
+  if (mount.cache == CacheMode::kernel && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+    conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+  else
+    conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
-  spdlog::info("FUSE connection: protocol {}.{}, max_write {}, cache={}", conn->proto_major,
-               conn->proto_minor, conn->max_write,
-               mount.cache == CacheMode::none ? "none" : "kernel");
+#ifdef FUSE_CAP_DIRECT_IO_ALLOW_MMAP
+  // Shared mmap of cache = "none" files (direct_io); older libfuse: direct_io_mmap.cc.
+  if (conn->capable & FUSE_CAP_DIRECT_IO_ALLOW_MMAP) {
+    conn->want |= FUSE_CAP_DIRECT_IO_ALLOW_MMAP;
+    note_direct_io_allow_mmap_granted();
+  }
+#endif
+  spdlog::info("FUSE connection: protocol {}.{}, max_write {}, cache={}, writeback cache {}",
+               conn->proto_major, conn->proto_minor, conn->max_write,
+               mount.cache == CacheMode::none ? "none" : "kernel",
+               (conn->want & FUSE_CAP_WRITEBACK_CACHE) ? "on" : "off");
 }
 
 void fs_destroy(void* /*userdata*/) {
@@ -160,6 +176,9 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
     report.failed(error);
     return 1;
   }
+  if (const char* why = ask_direct_io_allow_mmap(session.get()); *why != 0)
+    spdlog::warn("cache = \"none\" files cannot be mapped shared: {}", why);
+  tune_bdi(options.mountpoint, fs->config().mount);
   spdlog::info("mounted {} on {} ({} tiers, {} free)", fs->config().source, options.mountpoint,
                fs->storage().tier_count(), fs->storage().free_bytes());
   report.mounted();
