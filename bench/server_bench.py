@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 
+import speed_table
 from tierfs_mount import MountError, TierfsMount, check_config, config_holding
 
 FS_NAMES = ("tmpfs", "ref", "tierfs")
@@ -83,9 +84,17 @@ def parse_args():
                    help="count the FUSE servers' instructions per request (callgrind) instead")
     p.add_argument("--tierfs-config", default="",
                    help="TOML for tierfs instead of the built-in default")
+    p.add_argument("--table", action="store_true",
+                   help="issue 16's table instead: tmpfs, tierfs cache none and kernel (and the "
+                        "libfuse 3.18 build): new-file write, overwrite, read, 4 KiB random, "
+                        "creates and stats (bench/speed_table.py)")
+    p.add_argument("--jobs", default="1,2,4", help="--table: fio job counts (default 1,2,4)")
+    p.add_argument("--fuse318-build", default="",
+                   help="--table: a build directory configured with -Dlibfuse_prefix (3.18)")
     args = p.parse_args()
     if args.smoke:
         args.runtime_s, args.ramp_s, args.file_mib, args.files, args.repeat = 0.3, 0, 8, 200, 1
+        args.jobs = "1"
     if args.instructions:
         args.file_mib, args.files = 64, 2000
     for name in ("runtime_s", "file_mib", "files", "repeat"):
@@ -480,6 +489,8 @@ def main():
                                           if args.instructions else ()):
         if shutil.which(tool) is None:
             raise BenchError(f"{tool} is not installed (scripts/setup.sh installs it)")
+    if args.table:
+        return main_table(args, binaries)
     cores = os.cpu_count() or 1
     load_before = os.getloadavg()
     if load_before[0] > 0.5 and not args.smoke:
@@ -535,6 +546,40 @@ def main():
           f" {result['seconds']} s; results in {args.out}")
     if args.smoke:
         check_smoke(rows, args.out)
+    return 0
+
+
+def main_table(args, binaries):
+    """--table: the figures of every variant, medians and ratios to tmpfs, one JSON file."""
+    load_before = os.getloadavg()
+    work = tempfile.mkdtemp(prefix="tierfs-table-")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    started = time.time()
+    try:
+        table = speed_table.run_table(args, binaries["tierfs"], binaries["metadata"], work)
+    except speed_table.TableError as e:
+        raise BenchError(str(e)) from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result = {"command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+              "mode": "table", "machine": machine(), "load_average_before": load_before,
+              "load_average_after": os.getloadavg(), "seconds": round(time.time() - started, 1),
+              **table}
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    m = result["machine"]
+    print(f"\n{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}, "
+          f"libfuse {m['libfuse']}, {m['fio']}; medians of {args.repeat}; "
+          f"ratio to tmpfs; L = load average (1 min) at the figure")
+    speed_table.print_table(result, markdown=args.markdown)
+    print(f"\nload average before {load_before[0]:.2f}, after {result['load_average_after'][0]:.2f};"
+          f" {result['seconds']} s; results in {args.out}")
+    if args.smoke:
+        for row in result["rows"]:
+            for fs, value in row["median"].items():
+                if not value > 0:
+                    raise BenchError(f"{row['workload']} on {fs}: no figure ({value})")
     return 0
 
 

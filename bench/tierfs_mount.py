@@ -56,17 +56,18 @@ class TierfsMount:
     `wrapper` prefixes the command (e.g. valgrind); the daemon it forks is found the same way.
     """
 
-    def __init__(self, tierfs, config, mountpoint, log, wrapper=()):
+    def __init__(self, tierfs, config, mountpoint, log, wrapper=(), options=()):
         self.tierfs, self.config, self.mountpoint, self.log = tierfs, config, mountpoint, log
         self.wrapper = list(wrapper)
+        self.options = [arg for option in options for arg in ("-o", option)]  # FUSE options
         self.pid = None
 
     def start(self):
         _become_subreaper()
         # Its own session: a Ctrl-C reaches the caller, which then unmounts in order.
         with open(self.log, "w") as out:
-            status = subprocess.run(self.wrapper + [self.tierfs, "mount", "--config", self.config,
-                                                    self.mountpoint],
+            status = subprocess.run(self.wrapper + [self.tierfs, "mount", "--config", self.config]
+                                    + self.options + [self.mountpoint],
                                     stdout=out, stderr=subprocess.STDOUT,
                                     start_new_session=True).returncode
         if status != 0:

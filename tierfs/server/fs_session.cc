@@ -88,10 +88,18 @@ void fs_init(void* userdata, fuse_conn_info* conn) {
     note_direct_io_allow_mmap_granted();
   }
 #endif
-  spdlog::info("FUSE connection: protocol {}.{}, max_write {}, cache={}, writeback cache {}",
-               conn->proto_major, conn->proto_minor, conn->max_write,
-               mount.cache == CacheMode::none ? "none" : "kernel",
-               (conn->want & FUSE_CAP_WRITEBACK_CACHE) ? "on" : "off");
+#ifdef FUSE_CAP_OVER_IO_URING
+  // libfuse 3.18: used when the kernel offers it (fuse.enable_uring) and -o io_uring asks.
+  const char* uring = (conn->capable_ext & FUSE_CAP_OVER_IO_URING) ? "offered" : "not offered";
+#else
+  const char* uring = "not in this libfuse";
+#endif
+  spdlog::info(
+      "FUSE connection: protocol {}.{}, max_write {}, cache={}, writeback cache {}, "
+      "io_uring {}",
+      conn->proto_major, conn->proto_minor, conn->max_write,
+      mount.cache == CacheMode::none ? "none" : "kernel",
+      (conn->want & FUSE_CAP_WRITEBACK_CACHE) ? "on" : "off", uring);
 }
 
 void fs_destroy(void* /*userdata*/) {
