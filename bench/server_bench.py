@@ -479,7 +479,8 @@ def check_smoke(rows, out_path):
 def main():
     args = parse_args()
     build = os.path.abspath(args.build_dir)
-    binaries = {"tierfs": os.environ.get("TIERFS_BIN") or os.path.join(build, "tierfs", "tierfs"),
+    binaries = {"tierfs": os.environ.get("TIERFS_BIN")
+                or os.path.join(build, "tierfs", "cli", "tierfs"),
                 "ref": os.path.join(build, "bench", "ref_fuse_server"),
                 "metadata": os.path.join(build, "bench", "server_bench_metadata")}
     for name, path in binaries.items():
