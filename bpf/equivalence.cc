@@ -111,7 +111,10 @@ std::vector<tierfs_extent> ScenarioGenerator::random_extents(size_t count) {
     if (room == 0) break;
     e.length = 1 + rng_() % std::min<uint64_t>(room, rng_() % 8 != 0 ? (uint64_t{1} << 34) : room);
     if (aligned && (e.length & mask) != 0) e.length &= mask;
-    e.first_row = rng_() % 8 == 0 ? kTop - rng_() % 1024 : rng_() % (uint64_t{1} << 20);
+    // Any 4 KiB address of the tier, the top of the 64-bit range included.
+    e.tier_address =
+        (rng_() % 8 == 0 ? kTop - rng_() % (uint64_t{1} << 40) : rng_() % (uint64_t{1} << 50)) &
+        ~uint64_t{4095};
     e.tier = rng_() % 16 == 0 ? kTiersPerRound + rng_() % 40 : rng_() % kTiersPerRound;
     e.flags = rng_() % 8 == 0 ? TIERFS_EXTENT_UNWRITTEN : 0;
     extents.push_back(e);

@@ -9,8 +9,15 @@
  * A tier is an interleave set of `ways` regions with granularity G = 2^shift.
  * A row holds weights[i] consecutive units of G bytes in region i, regions in
  * index order; equal weights are plain RAID0-style interleave. Row r starts at
- * base[i] + r * weights[i] * G in region i. An extent is a run of a file laid
- * over consecutive rows starting at first_row.
+ * base[i] + r * weights[i] * G in region i.
+ *
+ * The tier is one linear address space, as a memory controller sees an
+ * interleave set: address L lies in unit L / G, that unit is unit
+ * (L / G) % row_units of row (L / G) / row_units, and the weights say which
+ * region holds it. An extent is a run of a file laid over consecutive
+ * addresses from tier_address, which the allocator keeps 4 KiB-aligned; it
+ * need not start at a row, so a small file costs its size rounded up to
+ * 4 KiB while a large one still starts on a row and interleaves fully.
  */
 #ifndef TIERFS_BPF_TIERFS_MAP_H
 #define TIERFS_BPF_TIERFS_MAP_H
@@ -42,7 +49,7 @@ struct tierfs_layout {
 struct tierfs_extent {
 	__u64 file_offset; /* first file byte of the extent */
 	__u64 length;      /* bytes of file the extent covers */
-	__u64 first_row;   /* row of the tier that holds the extent's first unit */
+	__u64 tier_address; /* address in the tier's interleaved space of its first byte */
 	__u32 tier;        /* index of the tier (interleave set) */
 	__u32 flags;       /* TIERFS_EXTENT_* */
 };
@@ -99,16 +106,6 @@ static inline __u64 tierfs_region_row_bytes(const struct tierfs_layout *l, __u32
 	return (__u64)l->weights[region & (TIERFS_MAX_WAYS - 1)] << l->granularity_shift;
 }
 
-/* Rows an extent occupies: ceil(length / row_bytes). */
-static inline __u64 tierfs_extent_rows(const struct tierfs_layout *l, const struct tierfs_extent *e)
-{
-	__u64 row = tierfs_row_bytes(l);
-
-	if (row == 0)
-		return 0;
-	return e->length / row + (e->length % row != 0);
-}
-
 /*
  * *out = x * m for a small multiplier (m < 2^16), returning 0 when the
  * product does not fit in 64 bits. Written with 32-bit halves because clang
@@ -139,7 +136,7 @@ static inline int tierfs_mul_small(__u64 x, __u32 m, __u64 *out)
 static inline int tierfs_map_extent(const struct tierfs_layout *l, const struct tierfs_extent *e,
 				    __u64 off, struct tierfs_mapping *out)
 {
-	__u64 granule, rel, unit_index, row_in_extent, row, inner, per_row, ro, run_units, len;
+	__u64 granule, rel, addr, unit_index, row, inner, per_row, ro, run_units, len;
 	__u32 units, unit, first = 0, i, region = 0, found = 0;
 
 	if (!tierfs_layout_valid(l))
@@ -149,13 +146,16 @@ static inline int tierfs_map_extent(const struct tierfs_layout *l, const struct 
 	rel = off - e->file_offset;
 	if (rel >= e->length)
 		return TIERFS_MAP_OUTSIDE;
+	if (rel > TIERFS_U64_MAX - e->tier_address)
+		return TIERFS_MAP_OVERFLOW;
+	addr = e->tier_address + rel;
 
 	granule = 1ULL << l->granularity_shift;
 	units = tierfs_row_units(l);
-	unit_index = rel >> l->granularity_shift;
-	row_in_extent = unit_index / units;
+	unit_index = addr >> l->granularity_shift;
+	row = unit_index / units;
 	unit = (__u32)(unit_index % units);
-	inner = rel & (granule - 1);
+	inner = addr & (granule - 1);
 
 	for (i = 0; i < TIERFS_MAX_WAYS; i++) {
 		if (i >= l->ways)
@@ -170,9 +170,6 @@ static inline int tierfs_map_extent(const struct tierfs_layout *l, const struct 
 	if (!found)
 		return TIERFS_MAP_BAD_LAYOUT;
 
-	if (row_in_extent > TIERFS_U64_MAX - e->first_row)
-		return TIERFS_MAP_OVERFLOW;
-	row = e->first_row + row_in_extent;
 	per_row = (__u64)l->weights[region] << l->granularity_shift;
 	/* ro = row * weight * G, with the multiply and the shift both checked */
 	if (!tierfs_mul_small(row, l->weights[region], &ro))
@@ -210,13 +207,13 @@ static inline int tierfs_map_extent(const struct tierfs_layout *l, const struct 
 
 /*
  * The inverse: which file offset of extent `e` lives at `region_offset` of
- * region `region`. TIERFS_MAP_OUTSIDE when that byte belongs to no row of
- * the extent (before base, before first_row, or past the extent's length).
+ * region `region`. TIERFS_MAP_OUTSIDE when that byte belongs to no address
+ * of the extent (before base, before tier_address, or past its length).
  */
 static inline int tierfs_unmap_extent(const struct tierfs_layout *l, const struct tierfs_extent *e,
 				      __u32 region, __u64 region_offset, __u64 *file_offset)
 {
-	__u64 granule, per_row, delta, row, within, row_in_extent, unit_index, rel;
+	__u64 granule, per_row, delta, row, within, unit_index, addr, rel;
 	__u32 units, first = 0, i;
 
 	if (!tierfs_layout_valid(l))
@@ -237,17 +234,17 @@ static inline int tierfs_unmap_extent(const struct tierfs_layout *l, const struc
 	delta = region_offset - l->base[region];
 	row = delta / per_row;
 	within = delta % per_row;
-	if (row < e->first_row)
-		return TIERFS_MAP_OUTSIDE;
-	row_in_extent = row - e->first_row;
-	if (!tierfs_mul_small(row_in_extent, units, &unit_index))
+	if (!tierfs_mul_small(row, units, &unit_index))
 		return TIERFS_MAP_OUTSIDE;
 	if (unit_index > TIERFS_U64_MAX - units)
 		return TIERFS_MAP_OUTSIDE;
 	unit_index += first + (within >> l->granularity_shift);
 	if (unit_index > (TIERFS_U64_MAX >> l->granularity_shift))
 		return TIERFS_MAP_OUTSIDE;
-	rel = (unit_index << l->granularity_shift) | (within & (granule - 1));
+	addr = (unit_index << l->granularity_shift) | (within & (granule - 1));
+	if (addr < e->tier_address)
+		return TIERFS_MAP_OUTSIDE;
+	rel = addr - e->tier_address;
 	if (rel >= e->length)
 		return TIERFS_MAP_OUTSIDE;
 	if (rel > TIERFS_U64_MAX - e->file_offset)

@@ -53,7 +53,7 @@ std::vector<tierfs_extent> server_extents(const std::string& path) {
   for (int page = 0; page < 1000; ++page) {
     const auto doc = json::parse(getxattr_string(path, name)).get<inspect::MapPage>();
     for (const auto& e : doc.extents)
-      out.push_back({e.file_offset, e.length, e.first_row, e.tier_index,
+      out.push_back({e.file_offset, e.length, e.tier_address, e.tier_index,
                      e.unwritten ? TIERFS_EXTENT_UNWRITTEN : 0u});
     if (!doc.next_extent) break;
     name = "user.tierfs.map@" + std::to_string(*doc.next_extent);
@@ -85,14 +85,14 @@ std::string describe(const std::vector<tierfs_extent>& extents) {
   std::string s;
   for (const auto& e : extents)
     s += "{" + std::to_string(e.file_offset) + "+" + std::to_string(e.length) + " tier " +
-         std::to_string(e.tier) + " row " + std::to_string(e.first_row) + "} ";
+         std::to_string(e.tier) + " address " + std::to_string(e.tier_address) + "} ";
   return s.empty() ? "(none)" : s;
 }
 
 bool same(const std::vector<tierfs_extent>& a, const std::vector<tierfs_extent>& b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](auto& x, auto& y) {
            return x.file_offset == y.file_offset && x.length == y.length &&
-                  x.first_row == y.first_row && x.tier == y.tier && x.flags == y.flags;
+                  x.tier_address == y.tier_address && x.tier == y.tier && x.flags == y.flags;
          });
 }
 

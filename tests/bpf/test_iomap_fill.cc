@@ -36,9 +36,9 @@ tierfs_tier_value tier_of(uint32_t ways, uint32_t shift, std::vector<uint8_t> we
   return t;
 }
 
-void add_extent(Maps& maps, uint64_t off, uint64_t len, uint64_t row, uint32_t tier,
+void add_extent(Maps& maps, uint64_t off, uint64_t len, uint64_t tier_address, uint32_t tier,
                 uint32_t flags = 0) {
-  maps.inode.extents[maps.inode.count++] = tierfs_extent{off, len, row, tier, flags};
+  maps.inode.extents[maps.inode.count++] = tierfs_extent{off, len, tier_address, tier, flags};
 }
 
 // What the programs do around tierfs_iomap_fill: find the extent, look its tier up.
@@ -86,13 +86,13 @@ void expect_pure_overwrite(const tierfs_iomap_pair& out) {
 }
 
 // Four ways of 4 KiB, cookies 100..103; extents: written [0, 64K) from row 0,
-// a hole, reserved [128K, 192K) from row 10, a hole, [256K, 260K) on a tier
+// a hole, reserved [128K, 192K) from row 10 (tier address 160K), a hole, [256K, 260K) on a tier
 // the map does not hold.
 Maps four_way() {
   Maps maps;
   maps.tiers.push_back(tier_of(4, 12, {}, {}));
   add_extent(maps, 0, 64 * KiB, 0, 0);
-  add_extent(maps, 128 * KiB, 64 * KiB, 10, 0, TIERFS_EXTENT_UNWRITTEN);
+  add_extent(maps, 128 * KiB, 64 * KiB, 10 * 16 * KiB, 0, TIERFS_EXTENT_UNWRITTEN);
   add_extent(maps, 256 * KiB, 4 * KiB, 0, 7);
   return maps;
 }
@@ -149,11 +149,26 @@ TEST(IomapFill, WeightedRegionsRunForTheirWeightInUnits) {
   expect_io(a.out.read, 20 * KiB, 8 * KiB, 16 * KiB, TIERFS_IOMAP_TYPE_MAPPED, 7);
 }
 
+// A small file's extent starts at any 4 KiB address of the tier: here unit 2
+// of row 5 of a 4-way tier (region 2), and runs on through regions 3 and 0.
+TEST(IomapFill, ExtentStartingInsideARowMapsFromItsUnit) {
+  Maps maps;
+  maps.tiers.push_back(tier_of(4, 12, {}, {}));
+  add_extent(maps, 0, 12 * KiB, 5 * 16 * KiB + 8 * KiB, 0);
+  Answer a = fill(maps, 0, GiB);
+  ASSERT_EQ(a.verdict, TIERFS_IOMAP_HANDLED);
+  expect_io(a.out.read, 0, 4 * KiB, 5 * 4 * KiB, TIERFS_IOMAP_TYPE_MAPPED, 102);
+  a = fill(maps, 4 * KiB, GiB);
+  expect_io(a.out.read, 4 * KiB, 4 * KiB, 5 * 4 * KiB, TIERFS_IOMAP_TYPE_MAPPED, 103);
+  a = fill(maps, 8 * KiB, GiB);  // row 6
+  expect_io(a.out.read, 8 * KiB, 4 * KiB, 6 * 4 * KiB, TIERFS_IOMAP_TYPE_MAPPED, 100);
+}
+
 TEST(IomapFill, OneWayTierMapsTheRestOfTheExtentAtOnce) {
   Maps maps;
   maps.tiers.push_back(tier_of(1, 30, {}, {9}));
   const uint64_t start = (uint64_t{1} << 62);
-  add_extent(maps, start, 4 * GiB, 3, 0);
+  add_extent(maps, start, 4 * GiB, 3 * GiB, 0);
   const uint64_t pos = start + GiB + 1;
   const Answer a = fill(maps, pos, kTop);
   ASSERT_EQ(a.verdict, TIERFS_IOMAP_HANDLED);

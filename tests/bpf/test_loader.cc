@@ -80,7 +80,7 @@ TEST(Loader, MapsHoldWhatTheServerWrote) {
   EXPECT_EQ(loader->set_tier(TIERFS_MAX_TIERS, layout, cookies), -E2BIG);
 
   // Given out of order: the program's lookup needs them sorted.
-  const std::vector<tierfs_extent> extents = {{8192, 4096, 9, 3, 0}, {0, 4096, 1, 3, 0}};
+  const std::vector<tierfs_extent> extents = {{8192, 4096, 9 * 8192, 3, 0}, {0, 4096, 8192, 3, 0}};
   ASSERT_EQ(loader->set_extents(42, extents), 0);
   std::vector<tierfs_extent> too_many(TIERFS_MAX_INODE_EXTENTS + 1, tierfs_extent{0, 1, 0, 3, 0});
   for (size_t i = 0; i < too_many.size(); ++i) too_many[i].file_offset = i * 4096;
@@ -99,7 +99,7 @@ TEST(Loader, MapsHoldWhatTheServerWrote) {
   ASSERT_EQ(inode.count, 2u);
   EXPECT_EQ(inode.extents[0].file_offset, 0u);
   EXPECT_EQ(inode.extents[1].file_offset, 8192u);
-  EXPECT_EQ(inode.extents[1].first_row, 9u);
+  EXPECT_EQ(inode.extents[1].tier_address, 9u * 8192);
 
   // Another process (a test, bpftool) reaches the same maps by id.
   const int fd = bpf_map_get_fd_by_id(loader->inodes_map_id());

@@ -113,7 +113,7 @@ TEST_F(TierTest, RegionOffsetsAreDeviceOffsetsInMapAndFiles) {
   const inspect::MapPage map = map_of(mount_.path("f"));
   ASSERT_EQ(map.extents.size(), 1u);
   const inspect::MapExtent& extent = map.extents[0];
-  ASSERT_EQ(extent.first_row, 0u);
+  ASSERT_EQ(extent.tier_address, 0u);
   ASSERT_EQ(extent.regions.size(), 2u);
   for (const inspect::MapRegion& region : extent.regions) {
     EXPECT_EQ(region.region_offset, 0u) << region.spec;

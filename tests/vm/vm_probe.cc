@@ -131,7 +131,7 @@ std::vector<Piece> pieces_of(const json& map_json) {
     tierfs_extent extent{};
     extent.file_offset = ext.file_offset;
     extent.length = ext.length;
-    extent.first_row = ext.first_row;
+    extent.tier_address = ext.tier_address;
     extent.tier = ext.tier_index;
     std::map<uint32_t, inspect::MapRegion> regions;
     for (const inspect::MapRegion& region : ext.regions) regions[region.index] = region;

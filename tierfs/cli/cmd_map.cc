@@ -21,12 +21,12 @@ void print_map(const std::string& file, const inspect::MapPage& map) {
              format_size_approx(map.size), format_size_approx(map.allocated_bytes),
              map.preferred_tier, extents.size(), extents.size() == 1 ? "" : "s");
   if (extents.empty()) return;
-  fmt::print("  {:>12} {:>12}  {:<12} {:>12} {:>10}  {}\n", "file offset", "length", "tier",
-             "first row", "rows", "layout");
+  fmt::print("  {:>12} {:>12}  {:<12} {:>14}  {}\n", "file offset", "length", "tier",
+             "tier address", "layout");
   for (const auto& extent : extents) {
-    fmt::print("  {:>12} {:>12}  {:<12} {:>12} {:>10}  {} ways x {}{}\n",
-               format_size(extent.file_offset), format_size_approx(extent.length), extent.tier,
-               extent.first_row, extent.rows, extent.ways, format_size(extent.granularity_bytes),
+    fmt::print("  {:>12} {:>12}  {:<12} {:>14}  {} ways x {}{}\n", format_size(extent.file_offset),
+               format_size_approx(extent.length), extent.tier, format_size(extent.tier_address),
+               extent.ways, format_size(extent.granularity_bytes),
                extent.unwritten ? ", unwritten" : "");
     for (const auto& region : extent.regions)
       fmt::print("  {:>12} {:>12}    region {:<24} bytes [{}, {})\n", "",

@@ -40,6 +40,14 @@ uint64_t div_up(uint64_t value, uint64_t unit) {
   return value / unit + (value % unit != 0);
 }
 
+// Extents still start on a row of their tier here.
+uint64_t first_row_of(const Tier& tier, const tierfs_extent& e) {
+  return e.tier_address / tier.row_bytes();
+}
+uint64_t extent_rows(const Tier& tier, const tierfs_extent& e) {
+  return div_up(e.length, tier.row_bytes());
+}
+
 // Index of the first extent that ends after `off`.
 size_t first_ending_after(const std::vector<tierfs_extent>& extents, uint64_t off) {
   return static_cast<size_t>(
@@ -121,14 +129,14 @@ int FileData::fill_hole(Storage& storage, size_t index, uint64_t pos, uint64_t l
 
     if (prev != nullptr && prev->tier == t && end_of(*prev) == pos) {
       // Grow the extent before the hole: its rows continue in the tier when they are free.
-      const uint64_t have = tierfs_extent_rows(&tier.layout(), prev);
+      const uint64_t have = extent_rows(tier, *prev);
       if (have * row > prev->length) {  // rows it has but did not cover (it was cut short before)
         prev->length = std::min<uint64_t>(have * row, hole_end - prev->file_offset);
         extents_dirty_ = true;
         return 0;
       }
       const uint64_t limit = div_up(hole_end - prev->file_offset, row) - have;
-      RowRange rows{prev->first_row, have};
+      RowRange rows{first_row_of(tier, *prev), have};
       const uint64_t got =
           tier.extend_rows(rows, std::min<uint64_t>(div_up(len, row) + prealloc, limit));
       if (got > 0) {
@@ -143,12 +151,12 @@ int FileData::fill_hole(Storage& storage, size_t index, uint64_t pos, uint64_t l
     const uint64_t limit = div_up(hole_end - start, row);
     const uint64_t want = std::min<uint64_t>(div_up(pos + len - start, row) + prealloc, limit);
     const uint64_t hint = prev != nullptr && prev->tier == t
-                              ? prev->first_row + tierfs_extent_rows(&tier.layout(), prev)
+                              ? first_row_of(tier, *prev) + extent_rows(tier, *prev)
                               : 0;
     auto rows = tier.allocate_rows(want, hint);
     if (!rows) continue;
     const tierfs_extent added{start, std::min<uint64_t>(rows->count * row, hole_end - start),
-                              rows->first, t, 0};
+                              rows->first * row, t, 0};
     extents_.insert(extents_.begin() + static_cast<ptrdiff_t>(index), added);
     merge_neighbours(storage);
     extents_dirty_ = true;
@@ -163,9 +171,9 @@ void FileData::merge_neighbours(Storage& storage) {
     tierfs_extent& a = extents_[i - 1];
     const tierfs_extent& b = extents_[i];
     const Tier& tier = storage.tier(a.tier);
-    const uint64_t rows = tierfs_extent_rows(&tier.layout(), &a);
+    const uint64_t rows = extent_rows(tier, a);
     if (a.tier == b.tier && end_of(a) == b.file_offset && rows * tier.row_bytes() == a.length &&
-        a.first_row + rows == b.first_row) {
+        a.tier_address + a.length == b.tier_address) {
       a.length += b.length;
       extents_.erase(extents_.begin() + static_cast<ptrdiff_t>(i));
     } else {
@@ -282,7 +290,7 @@ void FileData::remove_range(Storage& storage, uint64_t off, uint64_t len) {
     extents_dirty_ = true;
     Tier& tier = storage.tier(e.tier);
     const uint64_t row = tier.row_bytes();
-    const uint64_t rows = tierfs_extent_rows(&tier.layout(), &e);
+    const uint64_t rows = extent_rows(tier, e);
     const uint64_t a =
         std::max<uint64_t>(off, e.file_offset) - e.file_offset;  // removed bytes, relative
     const uint64_t b = std::min<uint64_t>(end, end_of(e)) - e.file_offset;
@@ -298,13 +306,13 @@ void FileData::remove_range(Storage& storage, uint64_t off, uint64_t len) {
       zero_bytes(storage, e, e.file_offset + a, std::min<uint64_t>(left_rows * row, e.length) - a);
     if (right_row < rows && right_row * row < b)
       zero_bytes(storage, e, e.file_offset + right_row * row, b - right_row * row);
-    tier.free_rows(RowRange{e.first_row + left_rows, right_row - left_rows});
+    tier.free_rows(RowRange{first_row_of(tier, e) + left_rows, right_row - left_rows});
     if (left_rows > 0)
-      kept.push_back({e.file_offset, std::min<uint64_t>(left_rows * row, e.length), e.first_row,
+      kept.push_back({e.file_offset, std::min<uint64_t>(left_rows * row, e.length), e.tier_address,
                       e.tier, e.flags});
     if (right_row < rows)
       kept.push_back({e.file_offset + right_row * row, e.length - right_row * row,
-                      e.first_row + right_row, e.tier, e.flags});
+                      e.tier_address + right_row * row, e.tier, e.flags});
   }
   extents_ = std::move(kept);
 }
@@ -328,10 +336,10 @@ void FileData::trim_preallocation(Storage& storage, uint64_t file_size) {
     tierfs_extent& e = extents_.back();
     Tier& tier = storage.tier(e.tier);
     const uint64_t row = tier.row_bytes();
-    const uint64_t rows = tierfs_extent_rows(&tier.layout(), &e);
+    const uint64_t rows = extent_rows(tier, e);
     const uint64_t kept_rows = e.file_offset >= keep ? 0 : div_up(keep - e.file_offset, row);
     if (kept_rows >= rows) break;  // it ends inside the row that holds `keep`
-    tier.free_rows(RowRange{e.first_row + kept_rows, rows - kept_rows});
+    tier.free_rows(RowRange{first_row_of(tier, e) + kept_rows, rows - kept_rows});
     extents_dirty_ = true;
     if (kept_rows > 0) {
       e.length = std::min<uint64_t>(e.length, kept_rows * row);
@@ -345,7 +353,7 @@ void FileData::trim_preallocation(Storage& storage, uint64_t file_size) {
 void FileData::release(Storage& storage) {
   for (const tierfs_extent& e : extents_) {
     Tier& tier = storage.tier(e.tier);
-    tier.free_rows(RowRange{e.first_row, tierfs_extent_rows(&tier.layout(), &e)});
+    tier.free_rows(RowRange{first_row_of(tier, e), extent_rows(tier, e)});
   }
   extents_.clear();
   requested_end_ = 0;

@@ -34,16 +34,15 @@ struct MapExtent {
   uint64_t length = 0;
   std::string tier;
   uint32_t tier_index = 0;
-  uint64_t first_row = 0;
-  uint64_t rows = 0;
+  uint64_t tier_address = 0;  // where the extent starts in the tier's interleaved address space
   uint64_t granularity_bytes = 0;
   uint32_t ways = 0;
   std::vector<unsigned> weights;
   bool unwritten = false;
   std::vector<MapRegion> regions;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MapExtent, file_offset, length, tier, tier_index, first_row,
-                                   rows, granularity_bytes, ways, weights, unwritten, regions)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MapExtent, file_offset, length, tier, tier_index, tier_address,
+                                   granularity_bytes, ways, weights, unwritten, regions)
 
 // One page of user.tierfs.map: the extents from first_extent on that fit in
 // an xattr value; next_extent, when present, names the page that follows

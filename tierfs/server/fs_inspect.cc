@@ -55,8 +55,7 @@ inspect::MapExtent extent_of(Storage& storage, const tierfs_extent& extent) {
   out.length = extent.length;
   out.tier = tier.name();
   out.tier_index = extent.tier;
-  out.first_row = extent.first_row;
-  out.rows = tierfs_extent_rows(&layout, &extent);
+  out.tier_address = extent.tier_address;
   out.granularity_bytes = tier.granularity_bytes();
   out.ways = tier.ways();
   out.weights.assign(layout.weights, layout.weights + layout.ways);

@@ -137,11 +137,11 @@ class RecordingMaps final : public bpf::IomapMaps {
 
 bool same_extents(std::span<const tierfs_extent> a, const std::vector<tierfs_extent>& b) {
   return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(),
-                    [](const tierfs_extent& x, const tierfs_extent& y) {
-                      return x.file_offset == y.file_offset && x.length == y.length &&
-                             x.first_row == y.first_row && x.tier == y.tier && x.flags == y.flags;
-                    });
+         std::equal(
+             a.begin(), a.end(), b.begin(), [](const tierfs_extent& x, const tierfs_extent& y) {
+               return x.file_offset == y.file_offset && x.length == y.length &&
+                      x.tier_address == y.tier_address && x.tier == y.tier && x.flags == y.flags;
+             });
 }
 
 // Sorted, non-overlapping, inside their tiers, and no row shared with another file.
@@ -157,9 +157,10 @@ void check_extents(Storage& storage, const std::vector<const FileData*>& files) 
         ASSERT_LE(extents[i - 1].file_offset + extents[i - 1].length, e.file_offset);
       }
       Tier& tier = storage.tier(e.tier);
-      const uint64_t rows = tierfs_extent_rows(&tier.layout(), &e);
-      ASSERT_LE(e.first_row + rows, tier.rows().total_rows());
-      rows_of_tier[e.tier].push_back({e.first_row, rows});
+      const uint64_t rows = (e.length + tier.row_bytes() - 1) / tier.row_bytes();
+      const uint64_t first_row = e.tier_address / tier.row_bytes();
+      ASSERT_LE(first_row + rows, tier.rows().total_rows());
+      rows_of_tier[e.tier].push_back({first_row, rows});
     }
   }
   for (size_t t = 0; t < storage.tier_count(); ++t) {
