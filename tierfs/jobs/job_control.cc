@@ -175,6 +175,9 @@ bool wait_for_exit(const JobState& state, std::chrono::milliseconds timeout) {
 }
 
 // Everything stop does, in order; what cannot be removed is named in the error.
+// The server and shared-memory part is what a general `tierfs cleanup` (for
+// any crashed server, planned with crash survival) will do; this function is
+// where job stop will call it, keeping the mount point and records its own.
 void remove_traces(const NodeConfig& node, const JobState& state) {
   const std::string& mp = state.mountpoint;
   if (mount_type(mp)) {
