@@ -66,7 +66,18 @@ stop_timeout = 5
 TOML
 chmod 0644 "$D/node.toml" "$D/scripts/tierfs-slurm.env"
 
-cluster_conf "$D" "$D/scripts" 11264 16817
+# Two free ports (slurmctld, slurmd): several engineers may run this suite at once.
+port_base=""
+for _ in $(seq 1 50); do
+  p=$((20000 + RANDOM % 20000))
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 1))") 2>/dev/null; then
+    port_base=$p
+    break
+  fi
+done
+[ -n "$port_base" ] || { fail "no two free ports found"; exit 1; }
+cluster_conf "$D" "$D/scripts" 11264 "$port_base"
 cluster_start "$D" || { fail "the cluster did not start"; exit 1; }
 echo "cluster up: $(sinfo -h -o '%N %T')"
 
