@@ -291,7 +291,7 @@ std::string IomapLoader::attach_iomap(int fuse_fd, const kernel::KernelFeatures&
 }
 
 std::string IomapLoader::verify_iomap(const kernel::KernelFeatures& features) {
-  std::string reason = kernel::iomap_program_unavailable(features);
+  std::string reason = kernel::iomap_program_unloadable(features);
   if (!reason.empty()) return reason;
   std::string error = load_iomap_object(-1, false);
   bpf_object__close(iomap_object_);

@@ -75,9 +75,11 @@ class IomapLoader final : public IomapMaps {
   uint64_t map_update_errors() const { return map_update_errors_.load(std::memory_order_relaxed); }
 
   // Loads the struct_ops program for the FUSE session on `fuse_fd` and
-  // attaches it with a link, on a kernel `features` (probed once by the
-  // caller) says has it. Empty when attached; otherwise the one line that
-  // says why the server path serves (log it once and carry on).
+  // attaches it with a link, where `features` (probed once by the caller)
+  // has every piece. Call it only once FUSE_INIT negotiated FUSE_IOMAP: the
+  // kernel refuses the registration (EOPNOTSUPP) on any other connection.
+  // Empty when attached; otherwise the one line that says why the server
+  // path serves (log it once and carry on).
   std::string attach_iomap(int fuse_fd, const kernel::KernelFeatures& features);
   bool iomap_attached() const { return iomap_link_ != nullptr; }
   // Loads the struct_ops program through the verifier without attaching it

@@ -63,16 +63,44 @@ nlohmann::json mix_json(const bpf::CaseMix& m) {
 int run_check(const BpfCheckArgs& args) {
   const kernel::KernelFeatures features = kernel::probe_kernel();
   if (!features.bpf_usable) throw std::runtime_error("bpf check: " + features.bpf_missing);
-  nlohmann::json doc = {{"kernel", features.release},
-                        {"btf", features.btf},
-                        {"fuse_iomap", features.fuse_iomap},
-                        {"fuse_iomap_bpf_ops", features.fuse_iomap_bpf_ops}};
   auto say = [&](const std::string& line) {
     if (!args.json) fmt::print("{}\n", line);
   };
-  say(fmt::format("kernel {}: BTF {}, fuse-iomap {}, fuse_iomap_bpf_ops {}", features.release,
-                  features.btf ? "yes" : "no", features.fuse_iomap ? "yes" : "no",
-                  features.fuse_iomap_bpf_ops ? "yes" : "no"));
+  const std::string unavailable = kernel::iomap_program_unavailable(features);
+  nlohmann::json doc = {
+      {"kernel", features.release},
+      {"btf", features.btf},
+      {"fuse_module", features.fuse_module},
+      {"fuse_iomap", features.fuse_iomap},
+      {"fuse_iomap_bpf_ops", features.fuse_iomap_bpf_ops},
+      {"fuse_bpf_inode", features.fuse_bpf_inode},
+      {"generation", kernel::iomap_generation(features)},
+      {"enable_iomap", features.enable_iomap ? nlohmann::json(*features.enable_iomap) : nullptr},
+      {"cap_sys_rawio", features.cap_sys_rawio},
+      {"libbpf", features.libbpf_version},
+      {"libbpf_module_struct_ops", features.libbpf_module_struct_ops},
+      {"libfuse", features.libfuse_version},
+      {"libfuse_iomap", features.libfuse_iomap},
+      {"path", unavailable.empty() ? "iomap BPF program" : "server"},
+      {"path_reason", first_line(unavailable)}};
+  // One line per fact, then the path they add up to.
+  auto yes = [](bool b) { return b ? "yes" : "no"; };
+  say(fmt::format("kernel: {}, BTF {}, fuse {}", features.release, yes(features.btf),
+                  features.fuse_module ? "a module (types in /sys/kernel/btf/fuse)" : "built in"));
+  say("fuse-iomap interface: " + kernel::iomap_generation(features));
+  say(fmt::format("fuse module parameter enable_iomap: {}", !features.enable_iomap   ? "absent"
+                                                            : *features.enable_iomap ? "Y"
+                                                                                     : "N"));
+  say(fmt::format("CAP_SYS_RAWIO: {}", yes(features.cap_sys_rawio)));
+  say(fmt::format("libbpf {}: struct_ops over module BTF {} (from 1.4)", features.libbpf_version,
+                  yes(features.libbpf_module_struct_ops)));
+  say(fmt::format("libfuse {}: negotiates FUSE_IOMAP {}", features.libfuse_version,
+                  yes(features.libfuse_iomap)));
+  std::string reason = first_line(unavailable);
+  if (const auto cut = reason.rfind(": the server path"); cut != std::string::npos)
+    reason.resize(cut);
+  say(unavailable.empty() ? std::string("path: the iomap BPF program, attached after FUSE_INIT")
+                          : "path: server, because " + reason);
   int status = 0;
 
   std::string error;

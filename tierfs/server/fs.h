@@ -115,6 +115,9 @@ class Fs {
   // fuse_iomap_bpf_ops program where the kernel has it. Returns the one line
   // that must fail the mount (mount.bpf = "required"), else empty.
   std::string attach_iomap_program(int fuse_fd);
+  // From FUSE_INIT: attaches the program when the mount found every piece and
+  // the connection negotiated FUSE_IOMAP; otherwise records why not.
+  void attach_iomap_after_init(bool iomap_negotiated);
   BpfStatus bpf_status() const;
 
   // Open file handles live here, so that the ones the kernel never released

@@ -1,8 +1,10 @@
-// The server's side of the iomap BPF path. At mount it loads the BPF maps and
-// the syscall twin, writes every tier's layout, keeps each file's extents in
-// the maps (the loader is the Storage's IomapMaps), and attaches the
-// fuse_iomap_bpf_ops program where the kernel has it. On every other kernel
-// one line says why the server path serves, and the mount goes on.
+// The server's side of the iomap BPF path. At mount it probes the kernel
+// once, loads the BPF maps and the syscall twin, writes every tier's layout
+// and keeps each file's extents in the maps (the loader is the Storage's
+// IomapMaps). The fuse_iomap_bpf_ops program is attached later, when
+// FUSE_INIT has negotiated FUSE_IOMAP (fs_init): the kernel registers it only
+// on such a connection. Where a piece is missing one line names the first
+// one, the server path serves, and the mount goes on.
 //
 // The maps are keyed by the FUSE nodeid the program gets from
 // fuse_bpf_inode_nodeid(); tierfs replies to lookups with entry.ino = the
@@ -31,6 +33,9 @@ std::string first_line(const std::string& text) {
 struct BpfPath {
   std::unique_ptr<bpf::IomapLoader> loader;
   BpfStatus status;
+  kernel::KernelFeatures features;  // probed once, at mount
+  int fuse_fd = -1;
+  bool attach_at_init = false;  // every piece is there: attach once FUSE_INIT is done
 };
 
 std::string Fs::attach_iomap_program(int fuse_fd) {
@@ -74,7 +79,9 @@ std::string Fs::attach_iomap_program(int fuse_fd) {
   status.tiers_map_id = bpf_->loader->tiers_map_id();
   status.inodes_map_id = bpf_->loader->inodes_map_id();
 
-  const std::string why = bpf_->loader->attach_iomap(fuse_fd, features);
+  // Registration needs a connection that negotiated FUSE_IOMAP: the attach waits for
+  // FUSE_INIT (attach_iomap_after_init). Here only whether it can ever happen is decided.
+  const std::string why = kernel::iomap_program_unavailable(features);
   if (!why.empty()) {
     status.server_path_reason = first_line(why);
     if (required) {
@@ -82,12 +89,31 @@ std::string Fs::attach_iomap_program(int fuse_fd) {
       return prefix + status.server_path_reason;
     }
     spdlog::info("iomap BPF program not attached: {}", status.server_path_reason);
-    if (why.find('\n') != std::string::npos) spdlog::debug("{}", why);
     return "";
   }
-  status.program_attached = true;
-  spdlog::info("iomap BPF program attached: fuse_iomap_bpf_ops answers iomap_begin in the kernel");
+  bpf_->features = features;
+  bpf_->fuse_fd = fuse_fd;
+  bpf_->attach_at_init = true;
+  status.server_path_reason = "waiting for FUSE_INIT to negotiate FUSE_IOMAP";
   return "";
+}
+
+void Fs::attach_iomap_after_init(bool iomap_negotiated) {
+  if (!bpf_ || !bpf_->attach_at_init) return;
+  bpf_->attach_at_init = false;
+  BpfStatus& status = bpf_->status;
+  const std::string why =
+      iomap_negotiated ? bpf_->loader->attach_iomap(bpf_->fuse_fd, bpf_->features)
+                       : "FUSE_INIT did not negotiate FUSE_IOMAP: the server path serves all I/O";
+  if (!why.empty()) {
+    status.server_path_reason = first_line(why);
+    spdlog::warn("iomap BPF program not attached: {}", status.server_path_reason);
+    if (why.find('\n') != std::string::npos) spdlog::debug("{}", why);
+    return;
+  }
+  status.program_attached = true;
+  status.server_path_reason.clear();
+  spdlog::info("iomap BPF program attached: fuse_iomap_bpf_ops answers iomap_begin in the kernel");
 }
 
 BpfStatus Fs::bpf_status() const {

@@ -81,6 +81,11 @@ void fs_init(void* userdata, fuse_conn_info* conn) {
   else
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+  // The kernel registers the iomap program only on a connection that
+  // negotiated FUSE_IOMAP (flags2 bit 11). libfuse 3.14 has no field for
+  // flags2 bits and cannot ask for it; a libfuse with the iomap series
+  // (FUSE_IOMAP_TYPE_PURE_OVERWRITE in its headers) would report it here.
+  fs.attach_iomap_after_init(false);
 #ifdef FUSE_CAP_DIRECT_IO_ALLOW_MMAP
   // Shared mmap of cache = "none" files (direct_io); older libfuse: direct_io_mmap.cc.
   if (conn->capable & FUSE_CAP_DIRECT_IO_ALLOW_MMAP) {
