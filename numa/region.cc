@@ -59,6 +59,7 @@ class MappedRegion final : public Region {
   int fd() const override { return fd_; }
 
   void set_fd(int fd) { fd_ = fd; }
+  void set_block_device() { block_device_ = true; }
   void forget_created_file() { created_path_.clear(); }
   void set_created_file(const std::string& path) { created_path_ = path; }
   void set_shm_name(const std::string& name) { shm_name_ = name; }
@@ -195,6 +196,25 @@ std::unique_ptr<Region> open_file(const RegionSpec& spec, const RegionOptions& o
   if (fstat(fd, &st) != 0) fail(spec, fmt::format("cannot stat: {}", std::strerror(errno)));
   uint64_t size = 0;
   if (S_ISBLK(st.st_mode)) {
+    // O_EXCL on a block device claims it: it fails with EBUSY while the device
+    // is mounted or claimed by another process (another tierfs, mkfs, a RAID),
+    // and keeps them off it while the region is open.
+    const int excl = open(spec.path.c_str(), O_RDWR | O_EXCL | O_CLOEXEC);
+    if (excl < 0)
+      fail(spec,
+           errno == EBUSY
+               ? std::string("block device is in use (mounted, or claimed by another "
+                             "process): tierfs needs it exclusively")
+               : fmt::format("cannot open the block device exclusively: {}", std::strerror(errno)));
+    struct stat excl_st {};
+    if (fstat(excl, &excl_st) != 0 || excl_st.st_rdev != st.st_rdev) {
+      close(excl);
+      fail(spec, "the block device changed while it was opened");
+    }
+    region->set_fd(excl);  // the region owns the exclusive descriptor from here
+    close(fd);
+    fd = excl;
+    region->set_block_device();
     if (ioctl(fd, BLKGETSIZE64, &size) != 0)
       fail(spec, fmt::format("cannot read the block device size: {}", std::strerror(errno)));
   } else if (S_ISREG(st.st_mode)) {

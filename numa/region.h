@@ -49,6 +49,10 @@ class Region {
   // A descriptor for the backing object (shm, device, file), -1 for none.
   // The iomap path registers it with FUSE_DEV_IOC_BACKING_OPEN.
   virtual int fd() const = 0;
+  // A file: region over a block device (pmem namespace in fsdax/raw mode, brd,
+  // loop), opened exclusively (O_EXCL): the only kind fuse-iomap can map
+  // (it takes S_ISBLK targets only; a devdax character device cannot be one).
+  bool block_device() const { return block_device_; }
 
   Region(const Region&) = delete;
   Region& operator=(const Region&) = delete;
@@ -59,6 +63,7 @@ class Region {
   std::byte* data_ = nullptr;
   uint64_t size_bytes_ = 0;
   int numa_node_ = -1;
+  bool block_device_ = false;
 };
 
 }  // namespace tierfs::numa

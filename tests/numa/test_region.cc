@@ -12,6 +12,7 @@
 #include <string>
 
 #include "numa/region.h"
+#include "tests/support/privileged.h"
 
 namespace {
 
@@ -91,6 +92,73 @@ TEST(FileRegion, MissingWithoutCreateIsRefused) {
   EXPECT_EQ(open_error("file:" + path, RegionOptions{.size_bytes = 4096}),
             "region \"file:" + path + "\": no such file (set create = true to create it)");
   EXPECT_FALSE(fs::exists(path));
+}
+
+// A loop device over a scratch file, detached again on destruction.
+class LoopDevice {
+ public:
+  explicit LoopDevice(const fs::path& backing) {
+    const std::string cmd = "losetup --find --show " + backing.string() + " 2>&1";
+    if (FILE* p = popen(cmd.c_str(), "r")) {
+      char line[256] = {};
+      if (fgets(line, sizeof(line), p) != nullptr) output_ = line;
+      if (pclose(p) == 0 && output_.rfind("/dev/loop", 0) == 0) {
+        output_.erase(output_.find_last_not_of('\n') + 1);
+        path_ = output_;
+      }
+    }
+  }
+  ~LoopDevice() {
+    if (!path_.empty()) (void)std::system(("losetup -d " + path_).c_str());
+  }
+  const std::string& path() const { return path_; }  // empty when losetup failed
+  const std::string& output() const { return output_; }
+
+ private:
+  std::string path_, output_;
+};
+
+std::string missing_loop() {
+  if (geteuid() != 0) return "needs root for a loop device";
+  if (access("/dev/loop-control", R_OK | W_OK) != 0) return "needs /dev/loop-control";
+  return "";
+}
+
+// A block device is the region kind fuse-iomap can map: tierfs claims it
+// exclusively, so a second claimant (another tierfs, mkfs) is refused.
+TEST(BlockDeviceRegion, ClaimedExclusivelyAndWrittenThrough) {
+  TIERFS_REQUIRE(missing_loop());
+  TempDir dir;
+  const fs::path backing = dir.path() / "disk";
+  { std::ofstream(backing).close(); }
+  fs::resize_file(backing, 8 << 20);
+  LoopDevice loop(backing);
+  ASSERT_FALSE(loop.path().empty()) << "losetup: " << loop.output();
+  RegionOptions options;
+  options.size_bytes = 4 << 20;
+  options.offset_bytes = 1 << 20;
+  auto region = Region::open(parse_region_spec("file:" + loop.path()), options);
+  EXPECT_TRUE(region->block_device());
+  std::memcpy(region->data(), "tierfs", 6);
+  EXPECT_NE(open_error("file:" + loop.path(), options).find("in use"), std::string::npos)
+      << "a second claim of the same device";
+  region.reset();
+  EXPECT_EQ(open_error("file:" + loop.path(), options), "") << "released on close";
+  // The bytes went to the device at the region's offset.
+  std::ifstream in(backing, std::ios::binary);
+  in.seekg(1 << 20);
+  char got[7] = {};
+  in.read(got, 6);
+  EXPECT_STREQ(got, "tierfs");
+}
+
+TEST(FileRegion, APlainFileIsNotABlockDevice) {
+  TempDir dir;
+  RegionOptions options;
+  options.size_bytes = 1 << 20;
+  options.create = true;
+  EXPECT_FALSE(Region::open(parse_region_spec("file:" + (dir.path() / "f").string()), options)
+                   ->block_device());
 }
 
 TEST(DaxRegion, MissingDeviceIsRefused) {
