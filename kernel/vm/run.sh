@@ -181,7 +181,7 @@ if [ -n "$modules" ]; then
   version=$(basename "$modules")
   mkdir -p "$work/modroot/lib/modules"
   ln -s "$modules" "$work/modroot/lib/modules/$version"
-  for module in fuse libnvdimm nd_btt nd_pmem nd_e820 device_dax dax_pmem; do
+  for module in fuse libnvdimm nd_btt nd_pmem nd_e820 device_dax dax_pmem brd; do
     lines=$(modprobe -C /dev/null -d "$work/modroot" -S "$version" --show-depends "$module" 2>&1) ||
       fail "kernel module $module is neither in $modules nor built in: $lines"
     while read -r verb path _; do

@@ -25,6 +25,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -222,6 +223,55 @@ int verify_dax(const std::string& map_path, uint64_t seed, uint32_t min_devices,
   return total_wrong == 0 && elsewhere == 0 && devices.size() >= min_devices ? 0 : 1;
 }
 
+// Every byte of the file is on its block device where MAP_JSON says, read
+// with O_DIRECT from the device itself (after a sync), as fuse-iomap would
+// read it: not through tierfs, not through the server's mapping.
+int verify_blockdev(const std::string& map_path, uint64_t seed, uint32_t min_devices,
+                    uint64_t shift_bytes) {
+  constexpr uint64_t kBlock = 4096;
+  std::map<std::string, int> devices;
+  std::map<std::string, uint64_t> matched, wrong;
+  uint64_t elsewhere = 0;
+  for (const Piece& piece : pieces_of(read_json(map_path))) {
+    if (piece.spec.rfind("file:/dev/", 0) != 0) {
+      elsewhere += piece.length;
+      continue;
+    }
+    const std::string device = piece.spec.substr(5);
+    if (!devices.count(device)) {
+      const int fd = open(device.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+      if (fd < 0) throw std::runtime_error(fmt::format("{}: {}", device, std::strerror(errno)));
+      devices[device] = fd;
+    }
+    const uint64_t at = piece.device_offset + shift_bytes;
+    const uint64_t lo = at / kBlock * kBlock;
+    const uint64_t hi = (at + piece.length + kBlock - 1) / kBlock * kBlock;
+    void* raw = nullptr;
+    if (posix_memalign(&raw, kBlock, hi - lo) != 0) throw std::runtime_error("out of memory");
+    std::unique_ptr<uint8_t, decltype(&free)> aligned(static_cast<uint8_t*>(raw), free);
+    const ssize_t got = pread(devices[device], aligned.get(), hi - lo, static_cast<off_t>(lo));
+    if (got != static_cast<ssize_t>(hi - lo))
+      throw std::runtime_error(fmt::format("{}: O_DIRECT read of [{}, {}): {}", device, lo, hi,
+                                           got < 0 ? std::strerror(errno) : "short read"));
+    for (uint64_t i = 0; i < piece.length; ++i) {
+      const bool same = aligned.get()[at - lo + i] == pattern_byte(seed, piece.file_offset + i);
+      (same ? matched : wrong)[device] += 1;
+    }
+  }
+  uint64_t total_wrong = 0;
+  for (const auto& [device, fd] : devices) {
+    fmt::print("{}: {} bytes where the map says, {} differ\n", device, matched[device],
+               wrong[device]);
+    total_wrong += wrong[device];
+    close(fd);
+  }
+  if (elsewhere) fmt::print("{} bytes of the file live outside block devices\n", elsewhere);
+  if (devices.size() < min_devices)
+    fmt::print("expected the file on at least {} block devices, it is on {}\n", min_devices,
+               devices.size());
+  return total_wrong == 0 && elsewhere == 0 && devices.size() >= min_devices ? 0 : 1;
+}
+
 // Overwrites the byte that holds file offset `file_offset` on the DAX device
 // itself, so the suite can read it back through the mount.
 int poke_dax(const std::string& map_path, uint64_t file_offset, uint32_t value) {
@@ -397,6 +447,15 @@ int main(int argc, char** argv) {
   dax->add_option("--control-shift", shift_bytes,
                   "control: read this many bytes off the mapped place");
   dax->callback([&] { status = verify_dax(map_path, seed, min_count, shift_bytes); });
+
+  auto* blk = app.add_subcommand(
+      "verify-blockdev", "every byte is on its block device where MAP_JSON says (O_DIRECT)");
+  blk->add_option("MAP_JSON", map_path)->required();
+  blk->add_option("SEED", seed)->required();
+  blk->add_option("--min-devices", min_count, "the file must span this many devices");
+  blk->add_option("--control-shift", shift_bytes,
+                  "control: read this many bytes off the mapped place");
+  blk->callback([&] { status = verify_blockdev(map_path, seed, min_count, shift_bytes); });
 
   auto* poke = app.add_subcommand("poke-dax", "write VALUE on the device at FILE_OFFSET's place");
   poke->add_option("MAP_JSON", map_path)->required();
