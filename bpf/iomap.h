@@ -161,11 +161,12 @@ static inline int tierfs_iomap_fill(const struct tierfs_inode_value *v,
 	if ((e->flags & TIERFS_EXTENT_UNWRITTEN) && tierfs_iomap_is_write(opflags))
 		return TIERFS_IOMAP_FALLBACK;
 	/*
-	 * Units start at the extent's first byte: with it block-aligned, every
-	 * unit boundary is a block boundary (units are at least one block), so
-	 * the block holding pos lies in pos's unit.
+	 * Units are aligned in the tier's address space: with the extent's file
+	 * offset and tier address both block-aligned, every unit boundary is a
+	 * file block boundary (units are at least one block), so the block
+	 * holding pos lies in pos's unit and inside the extent.
 	 */
-	if (e->file_offset & TIERFS_IOMAP_BLOCK_MASK)
+	if ((e->file_offset | e->tier_address) & TIERFS_IOMAP_BLOCK_MASK)
 		return TIERFS_IOMAP_FALLBACK;
 	if (tierfs_map_extent(&tier->layout, e, pos, &m) != TIERFS_MAP_OK)
 		return TIERFS_IOMAP_FALLBACK;

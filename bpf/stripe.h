@@ -83,9 +83,10 @@ struct tierfs_stripe_answer {
 /*
  * The MAPPED_STRIPE answer for pos inside extent e of an equal-weight tier:
  * file range [offset, offset + length) in whole blocks, and `addr` the
- * stripe address of `offset` (`linear`). An extent's rows are consecutive, so its bytes
- * are one run of the stripe's address space starting at first_row * row
- * bytes: the answer reaches the extent's last whole block in one piece.
+ * stripe address of `offset` (`linear`). For an equal-weight tier the tier's
+ * interleaved address space is the stripe's linear space, and an extent is
+ * one run of it from tier_address: the answer reaches the extent's last
+ * whole block in one piece.
  * 0, or -1 when it cannot be answered so (unaligned extent, overflow).
  */
 static inline int tierfs_stripe_answer_of(const struct tierfs_layout* l,
@@ -98,8 +99,9 @@ static inline int tierfs_stripe_answer_of(const struct tierfs_layout* l,
     return -1;
   start = pos & ~(TIERFS_IOMAP_BLOCK_SIZE - 1);
   end = (e->file_offset + e->length) & ~(TIERFS_IOMAP_BLOCK_SIZE - 1);
-  if (end <= start || row_bytes == 0 || e->first_row > TIERFS_U64_MAX / row_bytes) return -1;
-  base = e->first_row * row_bytes;
+  if (end <= start || row_bytes == 0 || (e->tier_address & (TIERFS_IOMAP_BLOCK_SIZE - 1)))
+    return -1;
+  base = e->tier_address;
   rel = start - e->file_offset;
   if (rel > TIERFS_U64_MAX - base) return -1;
   out->offset = start;

@@ -74,7 +74,7 @@ TEST(Stripe, EveryByteLandsWhereTierfsMapExtentSays) {
     tierfs_extent e{};
     e.file_offset = (rng() % (uint64_t{1} << 30)) << 12;
     e.length = ((1 + rng() % 4096) << 12) + (rng() % 2 ? rng() % 4096 : 0);
-    e.first_row = rng() % (uint64_t{1} << 16);
+    e.tier_address = (rng() % (uint64_t{1} << 36)) << 12;
     for (int probe = 0; probe < 8; ++probe) {
       const uint64_t pos = e.file_offset + rng() % e.length;
       tierfs_stripe_answer a{};
