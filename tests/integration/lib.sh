@@ -1,7 +1,7 @@
 # Sourced by the integration shell tests (the shell's mount kit; C++ has
 # tests/support/tierfs_mount.h): start a tierfs mount in daemon mode on a
 # configuration and stop it again, with cleanup on any exit.
-#   tierfs_start_mount "TOML text"   sets MNT, WORK, SERVER_PID
+#   tierfs_start_mount "TOML text"   sets MNT, WORK, SERVER_PID ("": the built-in default)
 #   tierfs_stop_mount                unmounts and waits for the server to exit
 source "${TIERFS_SOURCE_ROOT:?}/tests/support/privileged.sh"
 tierfs_require "$(tierfs_missing_root)"
@@ -26,15 +26,19 @@ tierfs_cleanup() {
 trap tierfs_cleanup EXIT
 
 tierfs_start_mount() {
-  printf '%s\n' "$1" >"$WORK/tierfs.toml"
+  local config=()
+  if [ -n "$1" ]; then
+    printf '%s\n' "$1" >"$WORK/tierfs.toml"
+    config=(--config "$WORK/tierfs.toml")
+  fi
   # Daemon mode: returns once the mount is live, or prints the one line that says why not.
-  if ! "$TIERFS_BIN" mount --config "$WORK/tierfs.toml" "$MNT" >"$WORK/server.log" 2>&1; then
+  if ! "$TIERFS_BIN" mount "${config[@]}" "$MNT" >"$WORK/server.log" 2>&1; then
     echo "FAIL: the server did not mount:" >&2
     cat "$WORK/server.log" >&2
     exit 1
   fi
-  # The daemon is the one process whose command line names this run's configuration.
-  SERVER_PID=$(pgrep -f -- "--config $WORK/tierfs.toml $MNT\$") ||
+  # The daemon is the one process whose command line ends in this run's mount point.
+  SERVER_PID=$(pgrep -f -- "mount ${config[*]:+${config[*]} }$MNT\$") ||
     { echo "FAIL: no server process for $MNT" >&2; exit 1; }
 }
 

@@ -1,8 +1,8 @@
-// Preallocation on a real mount: the rows a sequential writer's file takes
+// Preallocation on a real mount: the blocks a sequential writer's file takes
 // ahead of its writes are given back when the last writable handle closes,
-// while fallocate's reservations (KEEP_SIZE too) stay. The tier is shaped
-// like the built-in default: one DRAM region, 2 MiB granularity, so a row
-// is 2 MiB.
+// so it keeps its size rounded up to 4 KiB, while fallocate's reservations
+// (KEEP_SIZE too) stay. The tier is shaped like the built-in default: one
+// DRAM region, 2 MiB granularity, so a row is 2 MiB.
 //
 // With cache = "none" (the default) that happens at the release, which the
 // kernel sends without waiting for it in close(): those tests wait until the
@@ -25,10 +25,10 @@ namespace tierfs::testing {
 namespace {
 
 constexpr uint64_t kMiB = 1 << 20;
-constexpr uint64_t kRowBytes = 2 * kMiB;
+constexpr uint64_t kBlockBytes = 4096;
 
-uint64_t round_up_to_row(uint64_t bytes) {
-  return (bytes + kRowBytes - 1) / kRowBytes * kRowBytes;
+uint64_t round_up_to_block(uint64_t bytes) {
+  return (bytes + kBlockBytes - 1) / kBlockBytes * kBlockBytes;
 }
 
 struct Usage {
@@ -48,7 +48,7 @@ Usage usage_of(const std::string& path) {
 // returns. It lands within microseconds; the 10 s bound only ends a failing test.
 Usage usage_after_release(const std::string& path) {
   Usage usage = usage_of(path);
-  for (int i = 0; i < 1000 && usage.allocated_bytes > round_up_to_row(usage.size_bytes); ++i) {
+  for (int i = 0; i < 1000 && usage.allocated_bytes > round_up_to_block(usage.size_bytes); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     usage = usage_of(path);
   }
@@ -88,14 +88,14 @@ class PreallocKernelCacheTest : public ::testing::Test {
   Mount mount_;
 };
 
-TEST_F(PreallocTest, DdOfSixtyFourMiBKeepsOnlyItsOwnRowsAfterClose) {
+TEST_F(PreallocTest, DdOfSixtyFourMiBKeepsOnlyItsOwnBlocksAfterClose) {
   const std::string file = mount_.path("dd.dat");
   std::string output;
   ASSERT_EQ(run_command({"dd", "if=/dev/zero", "of=" + file, "bs=1M", "count=64"}, output), 0)
       << output;
   const Usage usage = usage_after_release(file);
   EXPECT_EQ(usage.size_bytes, 64 * kMiB);
-  EXPECT_LE(usage.allocated_bytes, round_up_to_row(usage.size_bytes))
+  EXPECT_EQ(usage.allocated_bytes, round_up_to_block(usage.size_bytes))
       << "preallocation past the end was not given back on close";
 }
 
@@ -109,7 +109,7 @@ TEST_F(PreallocTest, SequentialWriterKeepsItsDataAndGivesBackTheRest) {
   ASSERT_EQ(close(fd), 0);
   const Usage usage = usage_after_release(file);
   EXPECT_EQ(usage.size_bytes, data.size() + 4);
-  EXPECT_LE(usage.allocated_bytes, round_up_to_row(usage.size_bytes));
+  EXPECT_EQ(usage.allocated_bytes, round_up_to_block(usage.size_bytes));
   EXPECT_TRUE(read_all(file) == data + "tail") << "the bytes read back differ";
 }
 
@@ -124,7 +124,7 @@ TEST_F(PreallocTest, AppendingAfterReopenIsTrimmedAgain) {
   ASSERT_EQ(close(fd), 0);
   const Usage usage = usage_after_release(file);
   EXPECT_EQ(usage.size_bytes, first.size() + second.size());
-  EXPECT_LE(usage.allocated_bytes, round_up_to_row(usage.size_bytes));
+  EXPECT_EQ(usage.allocated_bytes, round_up_to_block(usage.size_bytes));
   EXPECT_TRUE(read_all(file) == first + second) << "the bytes read back differ";
 }
 
@@ -139,7 +139,7 @@ TEST_F(PreallocTest, TheLastWritableHandleToCloseTrims) {
   ASSERT_EQ(close(idle), 0);  // wrote nothing, but is the last writable handle
   const Usage usage = usage_after_release(file);
   EXPECT_EQ(usage.size_bytes, 24 * kMiB);
-  EXPECT_LE(usage.allocated_bytes, round_up_to_row(usage.size_bytes));
+  EXPECT_EQ(usage.allocated_bytes, round_up_to_block(usage.size_bytes));
 }
 
 TEST_F(PreallocKernelCacheTest, DdOfSixtyFourMiBIsTrimmedWhenCloseReturns) {
@@ -149,7 +149,7 @@ TEST_F(PreallocKernelCacheTest, DdOfSixtyFourMiBIsTrimmedWhenCloseReturns) {
       << output;
   const Usage usage = usage_of(file);
   EXPECT_EQ(usage.size_bytes, 64 * kMiB);
-  EXPECT_LE(usage.allocated_bytes, round_up_to_row(usage.size_bytes))
+  EXPECT_EQ(usage.allocated_bytes, round_up_to_block(usage.size_bytes))
       << "the writer's flush did not give preallocation back";
 }
 

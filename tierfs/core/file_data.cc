@@ -2,17 +2,25 @@
 // address comes from tierfs_map_extent (bpf/tierfs_map.h): walk() loops over
 // its runs the way the kernel's iomap iterator would.
 //
-// Extents start where the file's hole started, rounded down to a row of their
-// tier, and cover whole rows unless the next extent cuts them short. Rows are
-// zero when handed out (Tier::allocate_rows), so bytes of an extent that were
-// never written read as zeros without any bookkeeping.
+// Extents are 4 KiB-granular: file offset, length and tier address are
+// multiples of 4 KiB and an extent owns exactly the blocks it covers, so a
+// file costs its allocated bytes rounded up to 4 KiB, and st_blocks and
+// statfs are exact. Blocks are zero when handed out (Tier::allocate_blocks),
+// so bytes of an extent that were never written read as zeros without any
+// bookkeeping. A file that is or will be larger than a row of its tier asks
+// for runs that start on a row at the file offset's phase, so its rows
+// interleave fully, as they would with row allocation.
 //
-// Preallocation: a write that appends past the last extent takes as many rows
-// again as the file already has (at most 64MiB, at most an eighth of what the
-// tier has free), so a sequential writer's file stays one extent that grows.
-// Rows past the end of the file are given back by truncate() and release(),
-// and those that only preallocation took by trim_preallocation() when the
-// last writable handle closes (requested_end_ tells them from fallocate's).
+// Preallocation: a write that appends past the last extent takes as much
+// again as the file already holds (at most 64MiB, at most an eighth of what
+// the tier has free), so a sequential writer's file stays one extent that
+// grows, and a 1 KiB log reserves 4 KiB, not megabytes. Blocks past the end
+// of the file are given back by truncate() and release(), and those that only
+// preallocation took by trim_preallocation() when the last writable handle
+// closes (requested_end_ tells them from fallocate's).
+//
+// A call that fails gives back what it took: fallocate and zero_range every
+// block they added, a short write the blocks past its last written byte.
 //
 // The BPF maps hear of a change of the extents once per operation, and only
 // when they changed: an overwrite in place costs no map update, and the
@@ -40,12 +48,30 @@ uint64_t div_up(uint64_t value, uint64_t unit) {
   return value / unit + (value % unit != 0);
 }
 
-// Extents still start on a row of their tier here.
-uint64_t first_row_of(const Tier& tier, const tierfs_extent& e) {
-  return e.tier_address / tier.row_bytes();
+uint64_t round_down(uint64_t value) {
+  return value / kBlockBytes * kBlockBytes;
 }
-uint64_t extent_rows(const Tier& tier, const tierfs_extent& e) {
-  return div_up(e.length, tier.row_bytes());
+// Offsets stay below 2^63 (off_t), so rounding up cannot wrap.
+uint64_t round_up(uint64_t value) {
+  return div_up(value, kBlockBytes) * kBlockBytes;
+}
+
+BlockRange blocks_of(const tierfs_extent& e) {
+  return {e.tier_address / kBlockBytes, e.length / kBlockBytes};
+}
+
+// The file ranges the running operation allocated, so a failed call can give
+// them back. Per thread: the caller holds the inode's lock for the whole call.
+struct FileRange {
+  uint64_t off, len;
+};
+thread_local std::vector<FileRange> fresh_ranges;
+
+void note_fresh(uint64_t off, uint64_t len) {
+  if (!fresh_ranges.empty() && fresh_ranges.back().off + fresh_ranges.back().len == off)
+    fresh_ranges.back().len += len;
+  else
+    fresh_ranges.push_back({off, len});
 }
 
 // Index of the first extent that ends after `off`.
@@ -72,7 +98,8 @@ std::span<const tierfs_extent> FileData::extents() const {
 }
 
 template <typename Visit>
-int64_t FileData::walk(Storage& storage, uint64_t off, uint64_t len, bool allocate, Visit&& visit) {
+int64_t FileData::walk(Storage& storage, uint64_t off, uint64_t len, bool allocate,
+                       bool preallocate, Visit&& visit) {
   if (len > std::numeric_limits<uint64_t>::max() - off) return -EFBIG;
   uint64_t done = 0;
   size_t i = first_ending_after(extents_, off);
@@ -101,7 +128,7 @@ int64_t FileData::walk(Storage& storage, uint64_t off, uint64_t len, bool alloca
       done += n;
       continue;
     }
-    if (int err = fill_hole(storage, i, pos, len - done, hole_end)) {
+    if (int err = fill_hole(storage, i, pos, len - done, hole_end, preallocate)) {
       if (done > 0) break;
       return err;
     }
@@ -111,68 +138,62 @@ int64_t FileData::walk(Storage& storage, uint64_t off, uint64_t len, bool alloca
 }
 
 int FileData::fill_hole(Storage& storage, size_t index, uint64_t pos, uint64_t len,
-                        uint64_t hole_end) {
+                        uint64_t hole_end, bool preallocate) {
   tierfs_extent* prev = index > 0 ? &extents_[index - 1] : nullptr;
-  const bool appending = hole_end == std::numeric_limits<uint64_t>::max();
+  const bool appending = preallocate && hole_end == std::numeric_limits<uint64_t>::max();
+  uint64_t start = round_down(pos);
+  if (prev != nullptr && start < end_of(*prev)) start = end_of(*prev);
+  // Blocks up to the end of the range, never into the next extent.
+  const uint64_t limit = (std::min(hole_end, round_up(pos + len)) - start) / kBlockBytes;
+  const uint64_t needed = (round_up(pos + len) - start) / kBlockBytes;
+  const uint64_t held = allocated_bytes();
   const size_t tiers = storage.tier_count();
-  uint64_t allocated = 0;
-  for (const tierfs_extent& e : extents_) allocated += e.length;
   // The preferred tier first, then down the ranking (spill), then the faster tiers.
   for (size_t step = 0; step < tiers; ++step) {
     const uint32_t t = static_cast<uint32_t>((preferred_tier_ + step) % tiers);
     Tier& tier = storage.tier(t);
-    const uint64_t row = tier.row_bytes();
     uint64_t prealloc = 0;
     if (appending)
-      prealloc = std::min<uint64_t>({div_up(std::min<uint64_t>(allocated, kMaxPreallocBytes), row),
-                                     tier.rows().free_rows() / 8});
+      prealloc = std::min<uint64_t>(
+          {std::min(held, kMaxPreallocBytes) / kBlockBytes, tier.blocks().free_blocks() / 8});
+    const uint64_t want = appending ? needed + prealloc : std::min(needed, limit);
+    const bool same_tier = prev != nullptr && prev->tier == t;
 
-    if (prev != nullptr && prev->tier == t && end_of(*prev) == pos) {
-      // Grow the extent before the hole: its rows continue in the tier when they are free.
-      const uint64_t have = extent_rows(tier, *prev);
-      if (have * row > prev->length) {  // rows it has but did not cover (it was cut short before)
-        prev->length = std::min<uint64_t>(have * row, hole_end - prev->file_offset);
-        extents_dirty_ = true;
-        return 0;
-      }
-      const uint64_t limit = div_up(hole_end - prev->file_offset, row) - have;
-      RowRange rows{first_row_of(tier, *prev), have};
-      const uint64_t got =
-          tier.extend_rows(rows, std::min<uint64_t>(div_up(len, row) + prealloc, limit));
-      if (got > 0) {
-        prev->length = std::min<uint64_t>((have + got) * row, hole_end - prev->file_offset);
+    if (same_tier && end_of(*prev) == start) {
+      // Grow the extent before the hole: its blocks continue in the tier when they are free.
+      BlockRange blocks = blocks_of(*prev);
+      if (const uint64_t got = tier.extend_blocks(blocks, want)) {
+        note_fresh(end_of(*prev), got * kBlockBytes);
+        prev->length += got * kBlockBytes;
         extents_dirty_ = true;
         return 0;
       }
     }
-
-    uint64_t start = pos / row * row;
-    if (prev != nullptr && start < end_of(*prev)) start = end_of(*prev);
-    const uint64_t limit = div_up(hole_end - start, row);
-    const uint64_t want = std::min<uint64_t>(div_up(pos + len - start, row) + prealloc, limit);
-    const uint64_t hint = prev != nullptr && prev->tier == t
-                              ? first_row_of(tier, *prev) + extent_rows(tier, *prev)
-                              : 0;
-    auto rows = tier.allocate_rows(want, hint);
-    if (!rows) continue;
-    const tierfs_extent added{start, std::min<uint64_t>(rows->count * row, hole_end - start),
-                              rows->first * row, t, 0};
+    // A file that is or will be larger than a row gets runs that start on a
+    // row at its offset's phase: its rows interleave as row allocation's did.
+    const uint64_t row = tier.row_bytes();
+    const bool large = start + want * kBlockBytes >= row;
+    BlockRequest request{want, same_tier ? blocks_of(*prev).end() : BlockRequest::kNoHint,
+                         large ? tier.row_blocks() : 1, large ? start % row / kBlockBytes : 0};
+    auto blocks = tier.allocate_blocks(request);
+    if (!blocks) continue;
+    const tierfs_extent added{start, blocks->count * kBlockBytes, blocks->first * kBlockBytes, t,
+                              0};
+    note_fresh(start, added.length);
     extents_.insert(extents_.begin() + static_cast<ptrdiff_t>(index), added);
-    merge_neighbours(storage);
+    merge_neighbours();
     extents_dirty_ = true;
     return 0;
   }
   return -ENOSPC;
 }
 
-// Joins extents that continue each other in the file and in the tier's rows.
-void FileData::merge_neighbours(Storage& storage) {
+// Joins extents that continue each other in the file and in the tier's address space.
+void FileData::merge_neighbours() {
   for (size_t i = 1; i < extents_.size();) {
     tierfs_extent& a = extents_[i - 1];
     const tierfs_extent& b = extents_[i];
-    const Tier& tier = storage.tier(a.tier);
-    const uint64_t rows = extent_rows(tier, a);
-    if (a.tier == b.tier && end_of(a) == b.file_offset && rows * tier.row_bytes() == a.length &&
+    if (a.tier == b.tier && end_of(a) == b.file_offset &&
         a.tier_address + a.length == b.tier_address) {
       a.length += b.length;
       extents_.erase(extents_.begin() + static_cast<ptrdiff_t>(i));
@@ -197,7 +218,7 @@ int64_t FileData::read(Storage& storage, uint64_t off, uint64_t size, uint64_t f
   const uint64_t len = std::min<uint64_t>(size, file_size - off);
   std::array<uint64_t, 64> bytes_per_tier{};
   const int64_t done =
-      walk(storage, off, len, false, [&](std::byte* data, uint64_t n, uint32_t tier) {
+      walk(storage, off, len, false, false, [&](std::byte* data, uint64_t n, uint32_t tier) {
         if (data == nullptr) {
           for (uint64_t left = n; left > 0;) {
             const uint64_t piece = std::min<uint64_t>(left, kZeroBytes);
@@ -225,8 +246,9 @@ int64_t FileData::write(Storage& storage, uint64_t off, std::span<const iovec> i
   size_t piece = 0;
   uint64_t piece_off = 0;
   std::array<uint64_t, 64> bytes_per_tier{};
+  fresh_ranges.clear();
   const int64_t done =
-      walk(storage, off, len, true, [&](std::byte* data, uint64_t n, uint32_t tier) {
+      walk(storage, off, len, true, true, [&](std::byte* data, uint64_t n, uint32_t tier) {
         bytes_per_tier[tier % bytes_per_tier.size()] += n;
         while (n > 0) {
           const uint64_t take = std::min<uint64_t>(n, in[piece].iov_len - piece_off);
@@ -243,25 +265,46 @@ int64_t FileData::write(Storage& storage, uint64_t off, std::span<const iovec> i
   for (size_t t = 0; t < storage.tier_count() && t < bytes_per_tier.size(); ++t)
     if (bytes_per_tier[t] > 0) storage.tier(t).count_write(bytes_per_tier[t]);
   if (done > 0) requested_end_ = std::max<uint64_t>(requested_end_, off + done);
+  // Short or failed: the blocks it took past its last written byte go back.
+  if (done < static_cast<int64_t>(len)) give_back_fresh(storage, done > 0 ? off + done : 0);
   changed(storage);
   return done;
 }
 
+void FileData::give_back_fresh(Storage& storage, uint64_t from) {
+  from = round_up(from);
+  for (const FileRange& r : fresh_ranges) {
+    const uint64_t begin = std::max(r.off, from);
+    if (begin < r.off + r.len) remove_range(storage, begin, r.off + r.len - begin);
+  }
+  fresh_ranges.clear();
+}
+
 int FileData::allocate(Storage& storage, uint64_t off, uint64_t len) {
-  const int64_t done = walk(storage, off, len, true, [](std::byte*, uint64_t, uint32_t) {});
-  if (done > 0) requested_end_ = std::max<uint64_t>(requested_end_, off + done);
+  fresh_ranges.clear();
+  const int64_t done = walk(storage, off, len, true, false, [](std::byte*, uint64_t, uint32_t) {});
+  if (done < 0 || static_cast<uint64_t>(done) != len) {
+    give_back_fresh(storage, 0);  // a failed fallocate keeps nothing
+    changed(storage);
+    return done < 0 ? static_cast<int>(done) : -ENOSPC;
+  }
+  requested_end_ = std::max<uint64_t>(requested_end_, off + len);
   changed(storage);
-  if (done < 0) return static_cast<int>(done);
-  return static_cast<uint64_t>(done) == len ? 0 : -ENOSPC;
+  return 0;
 }
 
 int FileData::zero_range(Storage& storage, uint64_t off, uint64_t len) {
-  const int64_t done = walk(storage, off, len, true,
+  fresh_ranges.clear();
+  const int64_t done = walk(storage, off, len, true, false,
                             [](std::byte* data, uint64_t n, uint32_t) { std::memset(data, 0, n); });
-  if (done > 0) requested_end_ = std::max<uint64_t>(requested_end_, off + done);
+  if (done < 0 || static_cast<uint64_t>(done) != len) {
+    give_back_fresh(storage, 0);
+    changed(storage);
+    return done < 0 ? static_cast<int>(done) : -ENOSPC;
+  }
+  requested_end_ = std::max<uint64_t>(requested_end_, off + len);
   changed(storage);
-  if (done < 0) return static_cast<int>(done);
-  return static_cast<uint64_t>(done) == len ? 0 : -ENOSPC;
+  return 0;
 }
 
 void FileData::zero_bytes(Storage& storage, const tierfs_extent& extent, uint64_t off,
@@ -289,30 +332,23 @@ void FileData::remove_range(Storage& storage, uint64_t off, uint64_t len) {
     }
     extents_dirty_ = true;
     Tier& tier = storage.tier(e.tier);
-    const uint64_t row = tier.row_bytes();
-    const uint64_t rows = extent_rows(tier, e);
-    const uint64_t a =
-        std::max<uint64_t>(off, e.file_offset) - e.file_offset;  // removed bytes, relative
+    const uint64_t a = std::max<uint64_t>(off, e.file_offset) - e.file_offset;  // relative
     const uint64_t b = std::min<uint64_t>(end, end_of(e)) - e.file_offset;
-    const uint64_t left_rows = div_up(a, row);  // rows that keep bytes before a
-    const uint64_t right_row =
-        b >= e.length ? rows : b / row;  // first row that keeps bytes after b
-    if (left_rows >= right_row) {  // no whole row inside: the bytes become zeros, the rows stay
+    const uint64_t left = round_up(a);  // bytes kept before the removed blocks
+    const uint64_t right = b >= e.length ? e.length : round_down(b);  // kept from here on
+    if (left >= right) {  // no whole block inside: the bytes become zeros, the block stays
       zero_bytes(storage, e, e.file_offset + a, b - a);
       kept.push_back(e);
       continue;
     }
-    if (a < left_rows * row)
-      zero_bytes(storage, e, e.file_offset + a, std::min<uint64_t>(left_rows * row, e.length) - a);
-    if (right_row < rows && right_row * row < b)
-      zero_bytes(storage, e, e.file_offset + right_row * row, b - right_row * row);
-    tier.free_rows(RowRange{first_row_of(tier, e) + left_rows, right_row - left_rows});
-    if (left_rows > 0)
-      kept.push_back({e.file_offset, std::min<uint64_t>(left_rows * row, e.length), e.tier_address,
-                      e.tier, e.flags});
-    if (right_row < rows)
-      kept.push_back({e.file_offset + right_row * row, e.length - right_row * row,
-                      e.tier_address + right_row * row, e.tier, e.flags});
+    if (a < left) zero_bytes(storage, e, e.file_offset + a, left - a);
+    if (right < b) zero_bytes(storage, e, e.file_offset + right, b - right);
+    tier.free_blocks(
+        BlockRange{(e.tier_address + left) / kBlockBytes, (right - left) / kBlockBytes});
+    if (left > 0) kept.push_back({e.file_offset, left, e.tier_address, e.tier, e.flags});
+    if (right < e.length)
+      kept.push_back(
+          {e.file_offset + right, e.length - right, e.tier_address + right, e.tier, e.flags});
   }
   extents_ = std::move(kept);
 }
@@ -330,31 +366,15 @@ void FileData::truncate(Storage& storage, uint64_t new_size) {
 }
 
 void FileData::trim_preallocation(Storage& storage, uint64_t file_size) {
-  const uint64_t keep = std::max(requested_end_, file_size);
+  const uint64_t keep = round_up(std::max(requested_end_, file_size));
   // Only the last extents can reach past `keep`: the list is sorted.
-  while (!extents_.empty() && end_of(extents_.back()) > keep) {
-    tierfs_extent& e = extents_.back();
-    Tier& tier = storage.tier(e.tier);
-    const uint64_t row = tier.row_bytes();
-    const uint64_t rows = extent_rows(tier, e);
-    const uint64_t kept_rows = e.file_offset >= keep ? 0 : div_up(keep - e.file_offset, row);
-    if (kept_rows >= rows) break;  // it ends inside the row that holds `keep`
-    tier.free_rows(RowRange{first_row_of(tier, e) + kept_rows, rows - kept_rows});
-    extents_dirty_ = true;
-    if (kept_rows > 0) {
-      e.length = std::min<uint64_t>(e.length, kept_rows * row);
-      break;
-    }
-    extents_.pop_back();
-  }
+  if (!extents_.empty() && end_of(extents_.back()) > keep)
+    remove_range(storage, keep, std::numeric_limits<uint64_t>::max() - keep);
   changed(storage);
 }
 
 void FileData::release(Storage& storage) {
-  for (const tierfs_extent& e : extents_) {
-    Tier& tier = storage.tier(e.tier);
-    tier.free_rows(RowRange{first_row_of(tier, e), extent_rows(tier, e)});
-  }
+  for (const tierfs_extent& e : extents_) storage.tier(e.tier).free_blocks(blocks_of(e));
   extents_.clear();
   requested_end_ = 0;
   extents_dirty_ = false;

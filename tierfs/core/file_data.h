@@ -28,52 +28,59 @@ class FileData {
   // holes. Returns the byte count or -errno.
   int64_t read(Storage& storage, uint64_t off, uint64_t size, uint64_t file_size,
                std::vector<iovec>& out);
-  // Copies the bytes in `in` to [off, off+length(in)), allocating rows as
+  // Copies the bytes in `in` to [off, off+length(in)), allocating blocks as
   // needed. Returns the byte count written (short only on ENOSPC after a
-  // partial write) or -errno (-ENOSPC when nothing could be written).
+  // partial write; the blocks past the last written byte are given back) or
+  // -errno (-ENOSPC when nothing could be written, and nothing is kept).
   int64_t write(Storage& storage, uint64_t off, std::span<const iovec> in);
-  // Makes [off, off+len) allocated (fallocate mode 0 / KEEP_SIZE).
+  // Makes [off, off+len) allocated (fallocate mode 0 / KEEP_SIZE); on ENOSPC
+  // every block it took is given back.
   int allocate(Storage& storage, uint64_t off, uint64_t len);
-  // Frees whole rows inside [off, off+len) and zeroes the partial edges.
+  // Frees whole blocks inside [off, off+len) and zeroes the partial edges.
   int punch_hole(Storage& storage, uint64_t off, uint64_t len);
   // [off, off+len) reads as zeros afterwards and stays allocated.
   int zero_range(Storage& storage, uint64_t off, uint64_t len);
-  // Drops everything at and past new_size (rows freed, partial tail zeroed).
+  // Drops everything at and past new_size (blocks freed, partial tail zeroed).
   void truncate(Storage& storage, uint64_t new_size);
-  // Releases every row (unlink of the last link, after the last close).
+  // Releases every block (unlink of the last link, after the last close).
   void release(Storage& storage);
-  // Gives back the rows that sequential-write preallocation took past the end
-  // of the file (when its last writable handle closes). Rows up to the file
-  // size rounded up to a row, and every range written, fallocated (KEEP_SIZE
-  // included) or zeroed, stay.
+  // Gives back the blocks that sequential-write preallocation took past the
+  // end of the file (when its last writable handle closes). Blocks up to the
+  // file size rounded up to 4 KiB, and every range written, fallocated
+  // (KEEP_SIZE included) or zeroed, stay.
   void trim_preallocation(Storage& storage, uint64_t file_size);
   // lseek SEEK_DATA / SEEK_HOLE within file_size: the offset, or -ENXIO.
   int64_t seek_data(uint64_t off, uint64_t file_size) const;
   int64_t seek_hole(uint64_t off, uint64_t file_size) const;
-  uint64_t allocated_bytes() const;  // for st_blocks
+  uint64_t allocated_bytes() const;  // blocks held, in bytes: st_blocks
   std::span<const tierfs_extent> extents() const;
   // The key of this file in the BPF maps; the FileData does not know its inode number.
   void set_ino(uint64_t ino);
 
  private:
   // Calls visit(pointer, bytes) for each contiguous run of [off, off+len),
-  // with nullptr for holes; allocates the holes first when `allocate`.
-  // Returns the bytes visited (short when allocation ran out) or -errno.
+  // with nullptr for holes; allocates the holes first when `allocate`
+  // (with append preallocation when `preallocate`). Returns the bytes
+  // visited (short when allocation ran out) or -errno.
   template <typename Visit>
-  int64_t walk(Storage& storage, uint64_t off, uint64_t len, bool allocate, Visit&& visit);
-  // Adds rows for [off, off + len) of a hole that ends at hole_end; -ENOSPC when no tier has one.
-  int fill_hole(Storage& storage, size_t index, uint64_t off, uint64_t len, uint64_t hole_end);
-  // Drops [off, off+len): whole rows are freed, partial rows zeroed.
+  int64_t walk(Storage& storage, uint64_t off, uint64_t len, bool allocate, bool preallocate,
+               Visit&& visit);
+  // Adds blocks for [off, off + len) of a hole that ends at hole_end; -ENOSPC when no tier has one.
+  int fill_hole(Storage& storage, size_t index, uint64_t off, uint64_t len, uint64_t hole_end,
+                bool preallocate);
+  // Gives back what the running call allocated at and past file offset `from`.
+  void give_back_fresh(Storage& storage, uint64_t from);
+  // Drops [off, off+len): whole blocks are freed, partial blocks zeroed.
   void remove_range(Storage& storage, uint64_t off, uint64_t len);
   void zero_bytes(Storage& storage, const tierfs_extent& extent, uint64_t off, uint64_t len);
-  void merge_neighbours(Storage& storage);
+  void merge_neighbours();
   void changed(Storage& storage);
 
   std::vector<tierfs_extent> extents_;
   uint32_t preferred_tier_ = 0;
   uint64_t ino_ = 0;
   // The end of the furthest range that was written, fallocated or zeroed:
-  // rows before it were asked for; rows past it only by preallocation.
+  // blocks before it were asked for; blocks past it only by preallocation.
   uint64_t requested_end_ = 0;
   bool extents_dirty_ = false;  // changed since the maps last heard
   bool maps_heard_ = false;     // the maps were told of this file's extents

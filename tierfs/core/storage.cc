@@ -73,7 +73,7 @@ uint64_t Storage::capacity_bytes() const {
 
 uint64_t Storage::free_bytes() const {
   uint64_t total = 0;
-  for (const auto& tier : tiers_) total += tier->rows().free_rows() * tier->row_bytes();
+  for (const auto& tier : tiers_) total += tier->free_bytes();
   return total;
 }
 

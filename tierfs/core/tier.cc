@@ -1,5 +1,5 @@
 // Tier: regions of one interleave set, the layout that bpf/tierfs_map.h
-// computes with, row zeroing, statistics.
+// computes with, block zeroing, statistics.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -12,14 +12,16 @@
 namespace tierfs {
 
 Tier::Tier(const TierGeometry& geometry, std::vector<std::unique_ptr<numa::Region>> regions)
-    : geometry_(geometry), regions_(std::move(regions)), rows_(geometry.rows) {
+    : geometry_(geometry),
+      regions_(std::move(regions)),
+      blocks_(geometry.capacity_bytes / kBlockBytes) {
   if (regions_.size() != geometry_.regions.size())
     throw std::invalid_argument("Tier: one region per way of the geometry");
   bool fresh_is_zero = true;
   for (const auto& region : regions_)
     fresh_is_zero = fresh_is_zero && region->spec().kind == numa::RegionKind::numa;
   // Devices and files may hold a previous user's bytes: remember which rows still might.
-  if (!fresh_is_zero) untouched_.assign((rows_.total_rows() + 63) / 64, ~uint64_t{0});
+  if (!fresh_is_zero) untouched_.assign((geometry_.rows + 63) / 64, ~uint64_t{0});
 }
 
 Tier::~Tier() = default;
@@ -36,6 +38,9 @@ const tierfs_layout& Tier::layout() const {
 uint64_t Tier::row_bytes() const {
   return geometry_.row_bytes;
 }
+uint64_t Tier::row_blocks() const {
+  return geometry_.row_bytes / kBlockBytes;
+}
 uint64_t Tier::granularity_bytes() const {
   return geometry_.granularity_bytes();
 }
@@ -51,59 +56,88 @@ const numa::Region& Tier::region(uint32_t index) const {
 uint32_t Tier::ways() const {
   return geometry_.layout.ways;
 }
-RowAllocator& Tier::rows() {
-  return rows_;
+BlockAllocator& Tier::blocks() {
+  return blocks_;
+}
+uint64_t Tier::free_bytes() const {
+  return blocks_.free_blocks() * kBlockBytes;
 }
 
-void Tier::zero_untouched(RowRange range) {
-  if (untouched_.empty()) return;
+// A row is zeroed whole the first time any block of it is handed out: every
+// other block of it is free then, and free blocks read as zeros.
+void Tier::zero_untouched(BlockRange range) {
+  if (untouched_.empty() || range.count == 0) return;
+  const uint64_t per_row = row_blocks();
   std::lock_guard guard(untouched_lock_);
-  for (uint64_t row = range.first; row < range.first + range.count; ++row) {
+  for (uint64_t row = range.first / per_row; row <= (range.end() - 1) / per_row; ++row) {
     uint64_t& word = untouched_[row / 64];
     const uint64_t bit = uint64_t{1} << (row % 64);
     if ((word & bit) == 0) continue;
     word &= ~bit;
     for (uint32_t i = 0; i < geometry_.layout.ways; ++i) {
-      const uint64_t per_row = tierfs_region_row_bytes(&geometry_.layout, i);
-      std::memset(region_data(i) + row * per_row, 0, per_row);
+      const uint64_t region_row = tierfs_region_row_bytes(&geometry_.layout, i);
+      std::memset(region_data(i) + row * region_row, 0, region_row);
     }
   }
 }
 
-std::optional<RowRange> Tier::allocate_rows(uint64_t count, uint64_t hint) {
-  auto range = rows_.allocate(count, hint);
+std::optional<BlockRange> Tier::allocate_blocks(const BlockRequest& request) {
+  auto range = blocks_.allocate(request);
   if (range) zero_untouched(*range);
   return range;
 }
 
-uint64_t Tier::extend_rows(RowRange& range, uint64_t count) {
-  const uint64_t old_end = range.first + range.count;
-  const uint64_t got = rows_.extend(range, count);
-  if (got > 0) zero_untouched(RowRange{old_end, got});
+uint64_t Tier::extend_blocks(BlockRange& range, uint64_t count) {
+  const uint64_t old_end = range.end();
+  const uint64_t got = blocks_.extend(range, count);
+  if (got > 0) zero_untouched(BlockRange{old_end, got});
   return got;
 }
 
-void Tier::zero_rows(RowRange range) {
-  for (uint32_t i = 0; i < geometry_.layout.ways; ++i) {
-    const numa::Region& region = *regions_[i];
-    const uint64_t per_row = tierfs_region_row_bytes(&geometry_.layout, i);
-    const uint64_t offset = range.first * per_row;
-    const uint64_t length = range.count * per_row;
-    // Punching a hole returns the pages of shared memory and sparse files to
-    // the system and reads back as zeros; devices and huge pages get a memset.
-    const uint64_t file_offset = geometry_.layout.base[i] + offset;
-    const bool punched =
-        region.spec().kind != numa::RegionKind::dax && region.fd() >= 0 &&
-        fallocate(region.fd(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  static_cast<off_t>(file_offset), static_cast<off_t>(length)) == 0;
-    if (!punched) std::memset(region.data() + offset, 0, length);
-  }
+void Tier::discard(uint32_t region_index, uint64_t device_offset, uint64_t length) {
+  const numa::Region& region = *regions_[region_index];
+  // Punching a hole returns the pages of shared memory and sparse files to
+  // the system and reads back as zeros; devices and huge pages get a memset.
+  const bool punched =
+      region.spec().kind != numa::RegionKind::dax && region.fd() >= 0 &&
+      fallocate(region.fd(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                static_cast<off_t>(device_offset), static_cast<off_t>(length)) == 0;
+  if (!punched) std::memset(at(region_index, device_offset), 0, length);
 }
 
-void Tier::free_rows(RowRange range) {
+void Tier::zero_blocks(BlockRange range) {
+  const uint64_t row = geometry_.row_bytes;
+  const uint64_t begin = range.first * kBlockBytes, end = range.end() * kBlockBytes;
+  const uint64_t whole_first = std::min(end, (begin + row - 1) / row * row);
+  const uint64_t whole_end = std::max(whole_first, end / row * row);
+  // Partial rows at either edge, unit by unit through the one mapping.
+  auto pieces = [&](uint64_t from, uint64_t to) {
+    if (from >= to) return;
+    const tierfs_extent span{0, to - from, from, 0, 0};
+    for (uint64_t off = 0; off < span.length;) {
+      tierfs_mapping m{};
+      if (tierfs_map_extent(&geometry_.layout, &span, off, &m) != TIERFS_MAP_OK)
+        throw std::logic_error("Tier::zero_blocks: an address outside the tier");
+      discard(m.region, m.region_offset, m.length);
+      off += m.length;
+    }
+  };
+  pieces(begin, whole_first);
+  // Whole rows are one range in every region.
+  if (whole_end > whole_first) {
+    for (uint32_t i = 0; i < geometry_.layout.ways; ++i) {
+      const uint64_t region_row = tierfs_region_row_bytes(&geometry_.layout, i);
+      discard(i, geometry_.layout.base[i] + whole_first / row * region_row,
+              (whole_end - whole_first) / row * region_row);
+    }
+  }
+  pieces(whole_end, end);
+}
+
+void Tier::free_blocks(BlockRange range) {
   if (range.count == 0) return;
-  zero_rows(range);
-  rows_.free(range);
+  zero_blocks(range);
+  blocks_.free(range);
 }
 
 void Tier::count_read(uint64_t bytes) {
@@ -122,14 +156,16 @@ TierStats Tier::stats() const {
   s.granularity_bytes = granularity_bytes();
   s.ways = geometry_.layout.ways;
   s.row_bytes = geometry_.row_bytes;
-  const uint64_t used_rows = rows_.total_rows() - rows_.free_rows();
+  const uint64_t used = (blocks_.total_blocks() - blocks_.free_blocks()) * kBlockBytes;
   s.capacity_bytes = geometry_.capacity_bytes;
-  s.used_bytes = used_rows * geometry_.row_bytes;
-  for (uint32_t i = 0; i < geometry_.layout.ways; ++i) {
-    const uint64_t per_row = tierfs_region_row_bytes(&geometry_.layout, i);
+  s.used_bytes = used;
+  // Each region's share of the used bytes by its weight: exact for whole
+  // rows, within a row for the partial ones (walking every extent is not worth it).
+  const uint32_t units = tierfs_row_units(&geometry_.layout);
+  for (uint32_t i = 0; i < geometry_.layout.ways; ++i)
     s.regions.push_back(RegionStats{regions_[i]->spec().text, geometry_.regions[i].bytes,
-                                    used_rows * per_row, regions_[i]->numa_node()});
-  }
+                                    used / units * geometry_.layout.weights[i],
+                                    regions_[i]->numa_node()});
   s.bytes_read = bytes_read_.load(std::memory_order_relaxed);
   s.bytes_written = bytes_written_.load(std::memory_order_relaxed);
   s.reads = reads_.load(std::memory_order_relaxed);

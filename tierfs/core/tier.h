@@ -1,5 +1,5 @@
-// Tier: one interleave set of a mount (its layout, mapped regions and row
-// allocator) and its statistics.
+// Tier: one interleave set of a mount (its layout, mapped regions and block
+// allocator over its interleaved address space) and its statistics.
 #pragma once
 
 #include <atomic>
@@ -13,8 +13,8 @@
 
 #include "bpf/tierfs_map.h"
 #include "numa/region.h"
+#include "tierfs/core/block_allocator.h"
 #include "tierfs/core/geometry.h"
-#include "tierfs/core/row_allocator.h"
 
 namespace tierfs {
 
@@ -37,7 +37,8 @@ struct TierStats {
   uint64_t reads = 0, writes = 0;
 };
 
-// One interleave set: its layout, its mapped regions, its rows.
+// One interleave set: its layout, its mapped regions, the 4 KiB blocks of its
+// address space (address L is byte L of the interleave, bpf/tierfs_map.h).
 class Tier {
  public:
   // regions[i] maps geometry.regions[i]: its bytes from its device offset.
@@ -54,26 +55,31 @@ class Tier {
   std::byte* at(uint32_t region, uint64_t device_offset) const;
   const numa::Region& region(uint32_t index) const;
   uint32_t ways() const;
-  RowAllocator& rows();
+  BlockAllocator& blocks();
+  uint64_t row_blocks() const;  // blocks in one row: the alignment of large files
+  uint64_t free_bytes() const;
 
-  // Rows that read as zeros: fresh rows of memory that does not start out
-  // zeroed (dax, files) are zeroed here the first time they are handed out.
-  std::optional<RowRange> allocate_rows(uint64_t count, uint64_t hint);
-  uint64_t extend_rows(RowRange& range, uint64_t count);
-  // Zeroes the rows (hole punching where the backing object allows it, which
-  // also returns shared memory to the system) and gives them back.
-  void free_rows(RowRange range);
+  // Blocks that read as zeros: fresh rows of memory that does not start out
+  // zeroed (dax, files) are zeroed here the first time any block of them is
+  // handed out.
+  std::optional<BlockRange> allocate_blocks(const BlockRequest& request);
+  uint64_t extend_blocks(BlockRange& range, uint64_t count);
+  // Zeroes the blocks (hole punching where the backing object allows it,
+  // which also returns shared memory to the system) and gives them back.
+  void free_blocks(BlockRange range);
   TierStats stats() const;
   void count_read(uint64_t bytes);
   void count_write(uint64_t bytes);
 
  private:
-  void zero_rows(RowRange range);
-  void zero_untouched(RowRange range);
+  // Zeroes or punches `length` bytes of region `region` from its device offset.
+  void discard(uint32_t region, uint64_t device_offset, uint64_t length);
+  void zero_blocks(BlockRange range);
+  void zero_untouched(BlockRange range);
 
   TierGeometry geometry_;
   std::vector<std::unique_ptr<numa::Region>> regions_;
-  RowAllocator rows_;
+  BlockAllocator blocks_;
   // One bit per row that was never handed out and may hold old bytes; empty
   // when every region starts out zeroed (shared memory of numa regions).
   std::mutex untouched_lock_;

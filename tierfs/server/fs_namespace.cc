@@ -1,9 +1,10 @@
 // The tree: creating nodes (files, directories, symlinks, FIFOs, sockets),
-// hard links, unlink, rmdir, rename, readlink. Every change of the tree holds
-// Fs::namespace_lock uniquely, then the locks of the inodes whose attributes
-// change (lock order: namespace, then inodes, then the inode table).
+// hard links, unlink, rmdir, rename (with RENAME_WHITEOUT), readlink. Every change of the tree
+// holds Fs::namespace_lock uniquely, then the locks of the inodes whose attributes change (lock
+// order: namespace, then inodes, then the inode table).
 #include <linux/fs.h>
 #include <spdlog/spdlog.h>
+#include <sys/sysmacros.h>
 
 #include <cerrno>
 #include <climits>
@@ -256,8 +257,9 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
                const char* new_name, unsigned int flags) {
   Fs& fs = fs_of(req);
   fs.count(Op::rename);
-  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) ||
-      (flags & RENAME_NOREPLACE && flags & RENAME_EXCHANGE)) {
+  // The kernel checks CAP_MKNOD for RENAME_WHITEOUT before it asks.
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) ||
+      (flags & RENAME_EXCHANGE && flags & (RENAME_NOREPLACE | RENAME_WHITEOUT))) {
     fuse_reply_err(req, EINVAL);
     return;
   }
@@ -307,6 +309,13 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
         to_dir->dir->add(new_name, src->ino);
       }
       reparent(*src, *from_dir, *to_dir, new_name);
+      // Overlay file systems and container runtimes mark a name an upper
+      // directory hides with a whiteout: a character device 0/0, as tmpfs makes.
+      if (flags & RENAME_WHITEOUT) {
+        InodePtr whiteout;
+        if (int werr = make_node(fs, req, parent, name, S_IFCHR, makedev(0, 0), nullptr, whiteout))
+          spdlog::error("rename: whiteout for \"{}\" not made: {}", name, strerror(werr));
+      }
     }
     {
       std::unique_lock src_guard(src->lock);

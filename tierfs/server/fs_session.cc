@@ -81,6 +81,12 @@ void fs_init(void* userdata, fuse_conn_info* conn) {
   else
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+  // With asynchronous direct I/O the kernel turns any short write reply into
+  // EIO and truncates the file back (fuse_get_res_by_io), so an O_DIRECT write
+  // that fills the tier part-way on cache = "kernel" would lose what it wrote.
+  // Synchronous direct I/O reports the bytes written, then ENOSPC, as
+  // cache = "none" does.
+  conn->want &= ~FUSE_CAP_ASYNC_DIO;
   // The kernel registers the iomap program only on a connection that
   // negotiated FUSE_IOMAP (flags2 bit 11). libfuse 3.14 has no field for
   // flags2 bits and cannot ask for it; a libfuse with the iomap series

@@ -81,11 +81,11 @@ class TestStorage {
   Storage* operator->() { return storage_.get(); }
   uint64_t used_bytes(size_t tier) {
     Tier& t = storage_->tier(tier);
-    return (t.rows().total_rows() - t.rows().free_rows()) * t.row_bytes();
+    return (t.blocks().total_blocks() - t.blocks().free_blocks()) * kBlockBytes;
   }
   uint64_t capacity_bytes(size_t tier) {
     Tier& t = storage_->tier(tier);
-    return t.rows().total_rows() * t.row_bytes();
+    return t.blocks().total_blocks() * kBlockBytes;
   }
 
  private:
@@ -144,9 +144,11 @@ bool same_extents(std::span<const tierfs_extent> a, const std::vector<tierfs_ext
              });
 }
 
-// Sorted, non-overlapping, inside their tiers, and no row shared with another file.
+// Sorted, non-overlapping, 4 KiB-granular, inside their tiers, and no block
+// shared with another file; the blocks the files hold are the blocks the
+// allocator handed out.
 void check_extents(Storage& storage, const std::vector<const FileData*>& files) {
-  std::map<uint32_t, std::vector<RowRange>> rows_of_tier;
+  std::map<uint32_t, std::vector<BlockRange>> rows_of_tier;
   for (const FileData* file : files) {
     const auto extents = file->extents();
     for (size_t i = 0; i < extents.size(); ++i) {
@@ -157,16 +159,18 @@ void check_extents(Storage& storage, const std::vector<const FileData*>& files) 
         ASSERT_LE(extents[i - 1].file_offset + extents[i - 1].length, e.file_offset);
       }
       Tier& tier = storage.tier(e.tier);
-      const uint64_t rows = (e.length + tier.row_bytes() - 1) / tier.row_bytes();
-      const uint64_t first_row = e.tier_address / tier.row_bytes();
-      ASSERT_LE(first_row + rows, tier.rows().total_rows());
-      rows_of_tier[e.tier].push_back({first_row, rows});
+      ASSERT_EQ(e.file_offset % kBlockBytes, 0u) << "extent " << i;
+      ASSERT_EQ(e.length % kBlockBytes, 0u) << "extent " << i;
+      ASSERT_EQ(e.tier_address % kBlockBytes, 0u) << "extent " << i;
+      const BlockRange blocks{e.tier_address / kBlockBytes, e.length / kBlockBytes};
+      ASSERT_LE(blocks.end(), tier.blocks().total_blocks());
+      rows_of_tier[e.tier].push_back(blocks);
     }
   }
   for (size_t t = 0; t < storage.tier_count(); ++t) {
     auto& ranges = rows_of_tier[static_cast<uint32_t>(t)];
     std::sort(ranges.begin(), ranges.end(),
-              [](const RowRange& a, const RowRange& b) { return a.first < b.first; });
+              [](const BlockRange& a, const BlockRange& b) { return a.first < b.first; });
     uint64_t held = 0;
     for (size_t i = 0; i < ranges.size(); ++i) {
       if (i > 0) {
@@ -175,8 +179,8 @@ void check_extents(Storage& storage, const std::vector<const FileData*>& files) 
       held += ranges[i].count;
     }
     Tier& tier = storage.tier(t);
-    ASSERT_EQ(held, tier.rows().total_rows() - tier.rows().free_rows())
-        << "tier " << t << ": rows used by the files == rows the allocator handed out";
+    ASSERT_EQ(held, tier.blocks().total_blocks() - tier.blocks().free_blocks())
+        << "tier " << t << ": blocks used by the files == blocks the allocator handed out";
   }
 }
 
@@ -280,7 +284,7 @@ TEST(FileData, TruncateDownFreesRowsAndZeroesTheTail) {
   const std::string data = pattern(60000, 6);
   ASSERT_EQ(write_at(file, *storage, 0, data), 60000);
   file.truncate(*storage, 10000);
-  EXPECT_EQ(storage.used_bytes(0), 16384u) << "rows past the new size are freed";
+  EXPECT_EQ(storage.used_bytes(0), 12288u) << "blocks past the new size are freed";
   // Growing the size again (truncate up) shows zeros past the cut.
   const std::string back = read_at(file, *storage, 0, 60000, 60000);
   EXPECT_EQ(back.substr(0, 10000), data.substr(0, 10000));
@@ -382,7 +386,7 @@ TEST(FileData, ReleaseFreesEveryRowOfEveryTier) {
   EXPECT_EQ(storage.used_bytes(0), 0u);
   EXPECT_EQ(storage.used_bytes(1), 0u);
   EXPECT_TRUE(file.extents().empty());
-  EXPECT_EQ(storage->tier(1).rows().free_runs().size(), 1u);
+  EXPECT_EQ(storage->tier(1).blocks().free_runs().size(), 1u);
   // Freed rows come back zeroed for the next file.
   FileData next;
   next.set_preferred_tier(1);
@@ -418,6 +422,97 @@ TEST(FileData, EnospcOnlyWhenEveryTierIsFullAndAPartialWriteIsShort) {
   check_extents(*storage, {&keep, &hog, &late});
 }
 
+// The point of the block allocator: a small file costs its size rounded up
+// to 4 KiB, on any tier layout, and every block of the tier can be used.
+TEST(FileData, SmallFilesCostTheirSizeRoundedUpToABlock) {
+  TestStorage storage(
+      {{.ways = 4, .granularity_bytes = 65536, .rows = 4, .weights = {1, 2, 1, 3}}});
+  const uint64_t blocks = storage.capacity_bytes(0) / kBlockBytes;
+  std::vector<FileData> files(blocks);
+  for (uint64_t i = 0; i < blocks; ++i) {
+    const std::string line = "line " + std::to_string(i) + "\n";
+    ASSERT_EQ(write_at(files[i], *storage, 0, line), static_cast<int64_t>(line.size())) << i;
+    files[i].trim_preallocation(*storage, line.size());
+    ASSERT_EQ(files[i].allocated_bytes(), kBlockBytes) << i;
+  }
+  EXPECT_EQ(storage.used_bytes(0), storage.capacity_bytes(0)) << "one file per block";
+  FileData one_more;
+  EXPECT_EQ(write_at(one_more, *storage, 0, "x"), -ENOSPC);
+  for (uint64_t i = 0; i < blocks; i += 97) {
+    const std::string line = "line " + std::to_string(i) + "\n";
+    EXPECT_EQ(read_at(files[i], *storage, 0, line.size(), line.size()), line) << i;
+  }
+  std::vector<const FileData*> all;
+  for (const FileData& f : files) all.push_back(&f);
+  check_extents(*storage, all);
+}
+
+// A file larger than a row starts its runs on a row, at its offset's phase:
+// every row of it interleaves over all regions, as row allocation did.
+TEST(FileData, LargeFilesGetRowAlignedRunsAmongSmallOnes) {
+  TestStorage storage({{.ways = 2, .granularity_bytes = 8192, .rows = 64}});
+  const uint64_t row = storage->tier(0).row_bytes();
+  std::vector<FileData> small(7);
+  for (auto& f : small) ASSERT_EQ(write_at(f, *storage, 0, "abc"), 3);
+  FileData large;
+  const std::string data = pattern(5 * row + 100, 21);
+  ASSERT_EQ(write_at(large, *storage, 0, data), static_cast<int64_t>(data.size()));
+  for (const tierfs_extent& e : large.extents())
+    EXPECT_EQ(e.tier_address % row, e.file_offset % row) << "extent at " << e.file_offset;
+  EXPECT_EQ(read_at(large, *storage, 0, data.size(), data.size()), data);
+  std::vector<const FileData*> all{&large};
+  for (const FileData& f : small) all.push_back(&f);
+  check_extents(*storage, all);
+}
+
+// A fallocate that fails with ENOSPC gives back every block it took, on the
+// tier it spilled to as well; the file's own blocks stay.
+TEST(FileData, FailedAllocateKeepsNothingOnAnyTier) {
+  TestStorage storage({{.ways = 1, .granularity_bytes = 4096, .rows = 8},
+                       {.ways = 2, .granularity_bytes = 4096, .rows = 4}});
+  FileData file;
+  const std::string data = pattern(5000, 22);
+  ASSERT_EQ(write_at(file, *storage, 0, data), 5000);
+  file.trim_preallocation(*storage, data.size());
+  const uint64_t before0 = storage.used_bytes(0), before1 = storage.used_bytes(1);
+  const auto extents_before =
+      std::vector<tierfs_extent>(file.extents().begin(), file.extents().end());
+  EXPECT_EQ(file.allocate(*storage, 0, 1 << 20), -ENOSPC);
+  EXPECT_EQ(storage.used_bytes(0), before0);
+  EXPECT_EQ(storage.used_bytes(1), before1);
+  EXPECT_TRUE(same_extents(file.extents(), extents_before));
+  EXPECT_EQ(read_at(file, *storage, 0, data.size(), data.size()), data);
+  EXPECT_EQ(file.zero_range(*storage, 8192, 1 << 20), -ENOSPC);
+  EXPECT_EQ(storage.used_bytes(0) + storage.used_bytes(1), before0 + before1);
+  check_extents(*storage, {&file});
+}
+
+// A write that runs out of space part-way reports what it wrote and keeps
+// only the blocks that hold those bytes.
+TEST(FileData, ShortWriteKeepsOnlyTheBlocksItWrote) {
+  TestStorage storage({{.ways = 1, .granularity_bytes = 4096, .rows = 8},
+                       {.ways = 2, .granularity_bytes = 4096, .rows = 4}});
+  const uint64_t total = storage.capacity_bytes(0) + storage.capacity_bytes(1);
+  FileData hog;
+  // Leaves 3 blocks free.
+  ASSERT_EQ(write_at(hog, *storage, 0, pattern(total - 3 * kBlockBytes, 23)),
+            static_cast<int64_t>(total - 3 * kBlockBytes));
+  hog.trim_preallocation(*storage, total - 3 * kBlockBytes);
+  FileData file;
+  const int64_t n = write_at(file, *storage, 0, pattern(10 * kBlockBytes, 24));
+  EXPECT_EQ(n, static_cast<int64_t>(3 * kBlockBytes));
+  EXPECT_EQ(file.allocated_bytes(), 3 * kBlockBytes);
+  FileData late;
+  EXPECT_EQ(write_at(late, *storage, 0, "x"), -ENOSPC);
+  EXPECT_EQ(storage.used_bytes(0) + storage.used_bytes(1), total);
+  // An unaligned short write keeps the block holding its last byte and no more.
+  file.truncate(*storage, 0);
+  const int64_t m = write_at(file, *storage, 100, pattern(10 * kBlockBytes, 25));
+  EXPECT_EQ(m, static_cast<int64_t>(3 * kBlockBytes - 100));
+  EXPECT_EQ(file.allocated_bytes(), 3 * kBlockBytes);
+  check_extents(*storage, {&hog, &file, &late});
+}
+
 TEST(FileData, SequentialAppendsKeepOneExtent) {
   TestStorage storage({{.ways = 4, .granularity_bytes = 4096, .rows = 256}});
   FileData file;
@@ -441,7 +536,7 @@ TEST(FileData, TrimPreallocationGivesBackOnlyWhatPreallocationTook) {
     ASSERT_EQ(write_at(file, *storage, size, pattern(5000, 300 + i)), 5000);
     size += 5000;
   }
-  const uint64_t row = 8192;
+  const uint64_t row = kBlockBytes;  // what a file keeps: its size rounded up to a block
   ASSERT_GT(storage.used_bytes(0), (size + row - 1) / row * row) << "appends preallocated";
   file.trim_preallocation(*storage, size);
   EXPECT_EQ(storage.used_bytes(0), (size + row - 1) / row * row);
@@ -539,8 +634,13 @@ void random_against_model(unsigned seed, int steps) {
       }
     } else if (op < 10) {
       what = "allocate keep-size " + std::to_string(off) + "+" + std::to_string(len);
+      const uint64_t used = storage.used_bytes(0) + storage.used_bytes(1);
       const int err = file.allocate(*storage, off, len);
       ASSERT_TRUE(err == 0 || err == -ENOSPC) << what;
+      if (err != 0) {
+        ASSERT_EQ(storage.used_bytes(0) + storage.used_bytes(1), used)
+            << what << ": a failed fallocate keeps no block";
+      }
     } else {
       what = "trim preallocation at " + std::to_string(model.size());
       file.trim_preallocation(*storage, model.size());
