@@ -67,7 +67,7 @@ expect_all_free "rm -rf of the one-line files"
 
 # 2. git clone of this repository and a full fsck.
 git clone -q --no-hardlinks "$SRC" "$MNT/repo"
-git -C "$MNT/repo" fsck --full --no-progress
+git -C "$MNT/repo" fsck --full --no-progress --no-dangling
 git -C "$MNT/repo" status --porcelain >"$WORK/status"
 [ ! -s "$WORK/status" ] || { echo "FAIL: the clone's work tree differs from its index" >&2; cat "$WORK/status" >&2; exit 1; }
 rm -rf "$MNT/repo"
