@@ -11,6 +11,9 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "tests/integration/mount_fixture.h"
 #include "tierfs/core/inspect_schema.h"
@@ -218,6 +221,68 @@ TEST_F(TierTest, StatsCommandCountsUseAndOperations) {
   EXPECT_GT(stats.ops.at("create"), 0u);
   ASSERT_EQ(run_command({tierfs_bin(), "stats", mount_.dir()}, out), 0) << out;
   EXPECT_NE(out.find("fast"), std::string::npos) << out;
+}
+
+// Long file: names and a numa region side by side: every table line is as
+// wide as the header, each region's node sits under "node", and the
+// per-region counters move with a write and a read split 2:1 over two regions.
+TEST_F(TierTest, StatsTableLinesUpAndCountsEachRegion) {
+  const std::string long_name = "region-with-a-name-much-longer-than-any-column-width";
+  TestConfig config;
+  config.tiers.push_back(
+      {"wide",
+       {"file:@WORK@/" + long_name + "-a.img", "file:@WORK@/" + long_name + "-b.img"},
+       "12MiB",
+       "64KiB",
+       true,
+       {},
+       {2, 1}});
+  config.tiers.push_back({"fast", {"numa:0"}, "8MiB", "4KiB"});
+  ASSERT_TRUE(remount(config)) << mount_.failure();
+  const std::string data = pattern(3 << 20, 23);  // 16 rows of 2:1 x 64KiB
+  write_all(mount_.path("f"), data);
+  EXPECT_EQ(read_all(mount_.path("f")), data);
+
+  std::string out;
+  ASSERT_EQ(run_command({tierfs_bin(), "stats", "--json", mount_.dir()}, out), 0) << out;
+  const auto stats = nlohmann::json::parse(out).get<inspect::Stats>();
+  ASSERT_EQ(stats.tiers.size(), 2u);
+  const inspect::TierUse& wide = stats.tiers[0];
+  ASSERT_EQ(wide.regions.size(), 2u);
+  EXPECT_EQ(wide.regions[0].bytes_written, 2u << 20);
+  EXPECT_EQ(wide.regions[1].bytes_written, 1u << 20);
+  EXPECT_EQ(wide.regions[0].bytes_read, 2u << 20);
+  EXPECT_EQ(wide.regions[1].bytes_read, 1u << 20);
+  for (const inspect::RegionUse& region : wide.regions) {
+    EXPECT_GT(region.writes, 0u) << region.spec;
+    EXPECT_GT(region.reads, 0u) << region.spec;
+    EXPECT_LE(region.writes, wide.writes) << region.spec;  // one per request at most
+    EXPECT_LE(region.reads, wide.reads) << region.spec;
+  }
+  EXPECT_EQ(stats.tiers[1].regions.at(0).bytes_written, 0u);  // nothing went to the fast tier
+
+  ASSERT_EQ(run_command({tierfs_bin(), "stats", mount_.dir()}, out), 0) << out;
+  std::vector<std::string> table;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);)
+    if (!table.empty() || line.starts_with("  tier / region")) table.push_back(line);
+  ASSERT_GE(table.size(), 6u) << out;  // header, 2 tiers, 3 regions, operations
+  table.pop_back();                    // "  operations: ..."
+  const std::string& header = table[0];
+  const size_t node_end = header.find(" node ") + 5;  // right-aligned: cells end here
+  ASSERT_NE(header.find(" node "), std::string::npos) << out;
+  for (const std::string& line : table) {
+    EXPECT_EQ(line.size(), header.size()) << "a column is out of line:\n" << out;
+    EXPECT_EQ(line[node_end], ' ') << line;
+  }
+  // Regions are the indented rows; the node cell is the word that ends at node_end.
+  std::vector<std::string> nodes;
+  for (const std::string& line : table) {
+    if (!line.starts_with("    ")) continue;
+    const size_t start = line.rfind(' ', node_end - 1) + 1;
+    nodes.push_back(line.substr(start, node_end - start));
+  }
+  EXPECT_EQ(nodes, (std::vector<std::string>{"-", "-", "0"})) << out;
 }
 
 }  // namespace

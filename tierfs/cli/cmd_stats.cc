@@ -1,11 +1,15 @@
 // `tierfs stats MOUNTPOINT [--json]`: per-tier and per-region capacity, use
-// and traffic, and the server's operation counts. Reads the virtual xattr
+// and traffic (requests and bytes), and the server's operation counts. Reads the virtual xattr
 // user.tierfs.stats on the mount root; needs no ioctl.
 #include <fmt/core.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "tierfs/cli/commands.h"
 #include "tierfs/cli/virtual_xattr.h"
@@ -15,23 +19,61 @@ namespace tierfs {
 
 namespace {
 
+// A text table whose columns are as wide as their widest cell, so long
+// region names (file: paths) push the whole column instead of one row.
+class TextTable {
+ public:
+  explicit TextTable(std::vector<std::string> header) : rows_{std::move(header)} {}
+  void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  // Column 0 is left-aligned (names), every other column right-aligned (numbers).
+  void print(std::string_view indent) const {
+    std::vector<size_t> widths(rows_.front().size(), 0);
+    for (const auto& row : rows_)
+      for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
+    for (const auto& row : rows_) {
+      std::string line(indent);
+      for (size_t c = 0; c < row.size(); ++c)
+        line += c == 0 ? fmt::format("{:<{}}", row[c], widths[c])
+                       : fmt::format("  {:>{}}", row[c], widths[c]);
+      fmt::print("{}\n", line);
+    }
+  }
+
+ private:
+  std::vector<std::vector<std::string>> rows_;
+};
+
+std::string node_text(int node) {
+  return node < 0 ? "-" : std::to_string(node);
+}
+
+template <typename Use>
+std::vector<std::string> traffic_cells(const Use& use) {
+  return {std::to_string(use.reads), std::to_string(use.writes), format_size_approx(use.bytes_read),
+          format_size_approx(use.bytes_written)};
+}
+
 void print_stats(const std::string& mountpoint, const inspect::Stats& stats) {
   fmt::print("{}: {} of {} free, {} inodes\n", mountpoint, format_size_approx(stats.free_bytes),
              format_size_approx(stats.capacity_bytes), stats.inodes);
-  fmt::print("  {:<24} {:>12} {:>12} {:>12} {:>10} {:>10} {:>12} {:>12}\n", "tier / region",
-             "capacity", "used", "free", "reads", "writes", "read", "written");
+  TextTable table(
+      {"tier / region", "node", "capacity", "used", "free", "reads", "writes", "read", "written"});
   for (const auto& tier : stats.tiers) {
-    fmt::print(
-        "  {:<24} {:>12} {:>12} {:>12} {:>10} {:>10} {:>12} {:>12}\n",
-        fmt::format("{} ({} x {})", tier.name, tier.ways, format_size(tier.granularity_bytes)),
+    std::vector<std::string> row{
+        fmt::format("{} ({} x {})", tier.name, tier.ways, format_size(tier.granularity_bytes)), "",
         format_size_approx(tier.capacity_bytes), format_size_approx(tier.used_bytes),
-        format_size_approx(tier.free_bytes), tier.reads, tier.writes,
-        format_size_approx(tier.bytes_read), format_size_approx(tier.bytes_written));
-    for (const auto& region : tier.regions)
-      fmt::print("    {:<22} {:>12} {:>12} {:>12}   node {}\n", region.spec,
-                 format_size_approx(region.size_bytes), format_size_approx(region.used_bytes),
-                 format_size_approx(region.free_bytes), region.numa_node);
+        format_size_approx(tier.free_bytes)};
+    for (auto& cell : traffic_cells(tier)) row.push_back(std::move(cell));
+    table.add(std::move(row));
+    for (const auto& region : tier.regions) {
+      std::vector<std::string> cells{
+          "  " + region.spec, node_text(region.numa_node), format_size_approx(region.size_bytes),
+          format_size_approx(region.used_bytes), format_size_approx(region.free_bytes)};
+      for (auto& cell : traffic_cells(region)) cells.push_back(std::move(cell));
+      table.add(std::move(cells));
+    }
   }
+  table.print("  ");
   std::string ops;
   for (const auto& [name, count] : stats.ops)
     if (count > 0) ops += fmt::format(" {}={}", name, count);

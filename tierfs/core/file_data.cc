@@ -40,6 +40,45 @@ constexpr size_t kZeroBytes = size_t{1} << 20;
 // Holes are answered with pointers into this; the kernel only reads it.
 alignas(4096) const std::byte kZeros[kZeroBytes] = {};
 
+// Bytes one request moved per tier and region, counted when the request is
+// done, so a region it reached through several runs counts one operation.
+class RequestTraffic {
+ public:
+  void add(uint32_t tier, uint32_t region, uint64_t bytes) {
+    bytes_of(tier)[region % TIERFS_MAX_WAYS] += bytes;
+  }
+  void count_reads(Storage& storage) const {
+    each([&](uint32_t tier, const Tier::RegionBytes& b) { storage.tier(tier).count_read(b); });
+  }
+  void count_writes(Storage& storage) const {
+    each([&](uint32_t tier, const Tier::RegionBytes& b) { storage.tier(tier).count_write(b); });
+  }
+
+ private:
+  struct Slot {
+    uint32_t tier;
+    Tier::RegionBytes bytes;
+  };
+  static constexpr uint32_t kNoTier = std::numeric_limits<uint32_t>::max();
+  Tier::RegionBytes& bytes_of(uint32_t tier) {
+    if (first_.tier == kNoTier || first_.tier == tier) {
+      first_.tier = tier;
+      return first_.bytes;
+    }
+    for (Slot& slot : more_)
+      if (slot.tier == tier) return slot.bytes;
+    return more_.emplace_back(Slot{tier, {}}).bytes;
+  }
+  template <typename Visit>
+  void each(Visit&& visit) const {
+    if (first_.tier != kNoTier) visit(first_.tier, first_.bytes);
+    for (const Slot& slot : more_) visit(slot.tier, slot.bytes);
+  }
+  // A request nearly always stays in one tier: no allocation for that one.
+  Slot first_{kNoTier, {}};
+  std::vector<Slot> more_;
+};
+
 uint64_t end_of(const tierfs_extent& e) {
   return e.file_offset + e.length;
 }
@@ -113,7 +152,7 @@ int64_t FileData::walk(Storage& storage, uint64_t off, uint64_t len, bool alloca
         tierfs_mapping m{};
         if (tierfs_map_extent(&tier.layout(), &e, at, &m) != TIERFS_MAP_OK) return -EIO;
         const uint64_t n = std::min<uint64_t>(m.length, stop - at);
-        visit(tier.at(m.region, m.region_offset), n, e.tier);
+        visit(tier.at(m.region, m.region_offset), n, e.tier, m.region);
         at += n;
       }
       done = stop - off;
@@ -124,7 +163,7 @@ int64_t FileData::walk(Storage& storage, uint64_t off, uint64_t len, bool alloca
         i < extents_.size() ? extents_[i].file_offset : std::numeric_limits<uint64_t>::max();
     if (!allocate) {
       const uint64_t n = std::min<uint64_t>(hole_end - pos, len - done);
-      visit(nullptr, n, preferred_tier_);
+      visit(nullptr, n, preferred_tier_, 0u);
       done += n;
       continue;
     }
@@ -216,26 +255,26 @@ int64_t FileData::read(Storage& storage, uint64_t off, uint64_t size, uint64_t f
                        std::vector<iovec>& out) {
   if (off >= file_size || size == 0) return 0;
   const uint64_t len = std::min<uint64_t>(size, file_size - off);
-  std::array<uint64_t, 64> bytes_per_tier{};
+  RequestTraffic traffic;
   const int64_t done =
-      walk(storage, off, len, false, false, [&](std::byte* data, uint64_t n, uint32_t tier) {
-        if (data == nullptr) {
-          for (uint64_t left = n; left > 0;) {
-            const uint64_t piece = std::min<uint64_t>(left, kZeroBytes);
-            out.push_back({const_cast<std::byte*>(kZeros), piece});
-            left -= piece;
-          }
-          return;
-        }
-        bytes_per_tier[tier % bytes_per_tier.size()] += n;
-        if (!out.empty() &&
-            static_cast<std::byte*>(out.back().iov_base) + out.back().iov_len == data)
-          out.back().iov_len += n;  // adjacent runs, e.g. consecutive rows of a one-way tier
-        else
-          out.push_back({data, n});
-      });
-  for (size_t t = 0; t < storage.tier_count() && t < bytes_per_tier.size(); ++t)
-    if (bytes_per_tier[t] > 0) storage.tier(t).count_read(bytes_per_tier[t]);
+      walk(storage, off, len, false, false,
+           [&](std::byte* data, uint64_t n, uint32_t tier, uint32_t region) {
+             if (data == nullptr) {
+               for (uint64_t left = n; left > 0;) {
+                 const uint64_t piece = std::min<uint64_t>(left, kZeroBytes);
+                 out.push_back({const_cast<std::byte*>(kZeros), piece});
+                 left -= piece;
+               }
+               return;
+             }
+             traffic.add(tier, region, n);
+             if (!out.empty() &&
+                 static_cast<std::byte*>(out.back().iov_base) + out.back().iov_len == data)
+               out.back().iov_len += n;  // adjacent runs, e.g. consecutive rows of a one-way tier
+             else
+               out.push_back({data, n});
+           });
+  traffic.count_reads(storage);
   return done;
 }
 
@@ -245,11 +284,12 @@ int64_t FileData::write(Storage& storage, uint64_t off, std::span<const iovec> i
   if (len == 0) return 0;
   size_t piece = 0;
   uint64_t piece_off = 0;
-  std::array<uint64_t, 64> bytes_per_tier{};
+  RequestTraffic traffic;
   fresh_ranges.clear();
-  const int64_t done =
-      walk(storage, off, len, true, true, [&](std::byte* data, uint64_t n, uint32_t tier) {
-        bytes_per_tier[tier % bytes_per_tier.size()] += n;
+  const int64_t done = walk(
+      storage, off, len, true, true,
+      [&](std::byte* data, uint64_t n, uint32_t tier, uint32_t region) {
+        traffic.add(tier, region, n);
         while (n > 0) {
           const uint64_t take = std::min<uint64_t>(n, in[piece].iov_len - piece_off);
           std::memcpy(data, static_cast<const std::byte*>(in[piece].iov_base) + piece_off, take);
@@ -262,8 +302,7 @@ int64_t FileData::write(Storage& storage, uint64_t off, std::span<const iovec> i
           }
         }
       });
-  for (size_t t = 0; t < storage.tier_count() && t < bytes_per_tier.size(); ++t)
-    if (bytes_per_tier[t] > 0) storage.tier(t).count_write(bytes_per_tier[t]);
+  traffic.count_writes(storage);
   if (done > 0) requested_end_ = std::max<uint64_t>(requested_end_, off + done);
   // Short or failed: the blocks it took past its last written byte go back.
   if (done < static_cast<int64_t>(len)) give_back_fresh(storage, done > 0 ? off + done : 0);
@@ -282,7 +321,8 @@ void FileData::give_back_fresh(Storage& storage, uint64_t from) {
 
 int FileData::allocate(Storage& storage, uint64_t off, uint64_t len) {
   fresh_ranges.clear();
-  const int64_t done = walk(storage, off, len, true, false, [](std::byte*, uint64_t, uint32_t) {});
+  const int64_t done =
+      walk(storage, off, len, true, false, [](std::byte*, uint64_t, uint32_t, uint32_t) {});
   if (done < 0 || static_cast<uint64_t>(done) != len) {
     give_back_fresh(storage, 0);  // a failed fallocate keeps nothing
     changed(storage);
@@ -295,8 +335,9 @@ int FileData::allocate(Storage& storage, uint64_t off, uint64_t len) {
 
 int FileData::zero_range(Storage& storage, uint64_t off, uint64_t len) {
   fresh_ranges.clear();
-  const int64_t done = walk(storage, off, len, true, false,
-                            [](std::byte* data, uint64_t n, uint32_t) { std::memset(data, 0, n); });
+  const int64_t done =
+      walk(storage, off, len, true, false,
+           [](std::byte* data, uint64_t n, uint32_t, uint32_t) { std::memset(data, 0, n); });
   if (done < 0 || static_cast<uint64_t>(done) != len) {
     give_back_fresh(storage, 0);
     changed(storage);

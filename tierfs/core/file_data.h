@@ -58,10 +58,10 @@ class FileData {
   void set_ino(uint64_t ino);
 
  private:
-  // Calls visit(pointer, bytes) for each contiguous run of [off, off+len),
-  // with nullptr for holes; allocates the holes first when `allocate`
-  // (with append preallocation when `preallocate`). Returns the bytes
-  // visited (short when allocation ran out) or -errno.
+  // Calls visit(pointer, bytes, tier, region) for each contiguous run of
+  // [off, off+len), with nullptr for holes; allocates the holes first when
+  // `allocate` (with append preallocation when `preallocate`). Returns the
+  // bytes visited (short when allocation ran out) or -errno.
   template <typename Visit>
   int64_t walk(Storage& storage, uint64_t off, uint64_t len, bool allocate, bool preallocate,
                Visit&& visit);

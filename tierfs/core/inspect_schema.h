@@ -89,8 +89,14 @@ struct RegionUse {
   uint64_t used_bytes = 0;
   uint64_t free_bytes = 0;
   int numa_node = -1;
+  // Requests that moved bytes in this region, and those bytes.
+  uint64_t reads = 0;
+  uint64_t writes = 0;
+  uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RegionUse, spec, size_bytes, used_bytes, free_bytes, numa_node)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RegionUse, spec, size_bytes, used_bytes, free_bytes, numa_node,
+                                   reads, writes, bytes_read, bytes_written)
 
 struct TierUse {
   std::string name;

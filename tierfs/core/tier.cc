@@ -140,15 +140,49 @@ void Tier::free_blocks(BlockRange range) {
   blocks_.free(range);
 }
 
-void Tier::count_read(uint64_t bytes) {
-  reads_.fetch_add(1, std::memory_order_relaxed);
-  bytes_read_.fetch_add(bytes, std::memory_order_relaxed);
+namespace {
+
+// Adds one request to `ops` and `bytes` of the tier and of each region it reached.
+template <typename Counter>
+void count_request(const Tier::RegionBytes& bytes_per_region, uint32_t ways, Counter&& counter) {
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < ways; ++i) {
+    if (bytes_per_region[i] == 0) continue;
+    counter(static_cast<int>(i), bytes_per_region[i]);
+    total += bytes_per_region[i];
+  }
+  if (total > 0) counter(-1, total);
 }
 
-void Tier::count_write(uint64_t bytes) {
-  writes_.fetch_add(1, std::memory_order_relaxed);
-  bytes_written_.fetch_add(bytes, std::memory_order_relaxed);
+}  // namespace
+
+void Tier::count_read(const RegionBytes& bytes_per_region) {
+  count_request(bytes_per_region, ways(), [this](int region, uint64_t bytes) {
+    Traffic& t = region < 0 ? traffic_ : region_traffic_[region];
+    t.reads.fetch_add(1, std::memory_order_relaxed);
+    t.bytes_read.fetch_add(bytes, std::memory_order_relaxed);
+  });
 }
+
+void Tier::count_write(const RegionBytes& bytes_per_region) {
+  count_request(bytes_per_region, ways(), [this](int region, uint64_t bytes) {
+    Traffic& t = region < 0 ? traffic_ : region_traffic_[region];
+    t.writes.fetch_add(1, std::memory_order_relaxed);
+    t.bytes_written.fetch_add(bytes, std::memory_order_relaxed);
+  });
+}
+
+namespace {
+
+template <typename Stats, typename Traffic>
+void load_traffic(const Traffic& t, Stats& s) {
+  s.bytes_read = t.bytes_read.load(std::memory_order_relaxed);
+  s.bytes_written = t.bytes_written.load(std::memory_order_relaxed);
+  s.reads = t.reads.load(std::memory_order_relaxed);
+  s.writes = t.writes.load(std::memory_order_relaxed);
+}
+
+}  // namespace
 
 TierStats Tier::stats() const {
   TierStats s;
@@ -162,14 +196,13 @@ TierStats Tier::stats() const {
   // Each region's share of the used bytes by its weight: exact for whole
   // rows, within a row for the partial ones (walking every extent is not worth it).
   const uint32_t units = tierfs_row_units(&geometry_.layout);
-  for (uint32_t i = 0; i < geometry_.layout.ways; ++i)
-    s.regions.push_back(RegionStats{regions_[i]->spec().text, geometry_.regions[i].bytes,
-                                    used / units * geometry_.layout.weights[i],
-                                    regions_[i]->numa_node()});
-  s.bytes_read = bytes_read_.load(std::memory_order_relaxed);
-  s.bytes_written = bytes_written_.load(std::memory_order_relaxed);
-  s.reads = reads_.load(std::memory_order_relaxed);
-  s.writes = writes_.load(std::memory_order_relaxed);
+  for (uint32_t i = 0; i < geometry_.layout.ways; ++i) {
+    RegionStats& r = s.regions.emplace_back(
+        RegionStats{regions_[i]->spec().text, geometry_.regions[i].bytes,
+                    used / units * geometry_.layout.weights[i], regions_[i]->numa_node()});
+    load_traffic(region_traffic_[i], r);
+  }
+  load_traffic(traffic_, s);
   return s;
 }
 

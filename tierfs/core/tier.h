@@ -2,6 +2,7 @@
 // allocator over its interleaved address space) and its statistics.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -23,6 +24,8 @@ struct RegionStats {
   uint64_t size_bytes = 0;
   uint64_t used_bytes = 0;
   int numa_node = -1;
+  uint64_t bytes_read = 0, bytes_written = 0;
+  uint64_t reads = 0, writes = 0;  // requests that touched this region
 };
 
 struct TierStats {
@@ -68,8 +71,12 @@ class Tier {
   // which also returns shared memory to the system) and gives them back.
   void free_blocks(BlockRange range);
   TierStats stats() const;
-  void count_read(uint64_t bytes);
-  void count_write(uint64_t bytes);
+  // Bytes one request moved in each region of the tier: the tier and every
+  // region with bytes count one operation, so ops say how many requests
+  // reached a region and bytes how the layout spread them.
+  using RegionBytes = std::array<uint64_t, TIERFS_MAX_WAYS>;
+  void count_read(const RegionBytes& bytes_per_region);
+  void count_write(const RegionBytes& bytes_per_region);
 
  private:
   // Zeroes or punches `length` bytes of region `region` from its device offset.
@@ -84,7 +91,11 @@ class Tier {
   // when every region starts out zeroed (shared memory of numa regions).
   std::mutex untouched_lock_;
   std::vector<uint64_t> untouched_;
-  std::atomic<uint64_t> bytes_read_{0}, bytes_written_{0}, reads_{0}, writes_{0};
+  struct Traffic {
+    std::atomic<uint64_t> bytes_read{0}, bytes_written{0}, reads{0}, writes{0};
+  };
+  Traffic traffic_;
+  std::array<Traffic, TIERFS_MAX_WAYS> region_traffic_;
 };
 
 }  // namespace tierfs

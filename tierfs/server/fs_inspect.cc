@@ -109,7 +109,11 @@ std::string stats_json(Fs& fs) {
            .size_bytes = region.size_bytes,
            .used_bytes = region.used_bytes,
            .free_bytes = region.size_bytes - std::min(region.size_bytes, region.used_bytes),
-           .numa_node = region.numa_node});
+           .numa_node = region.numa_node,
+           .reads = region.reads,
+           .writes = region.writes,
+           .bytes_read = region.bytes_read,
+           .bytes_written = region.bytes_written});
     use.name = tier.name;
     use.granularity_bytes = tier.granularity_bytes;
     use.ways = tier.ways;
