@@ -314,6 +314,27 @@ TEST(BpfCheck, LoadsTheTwinAndEveryCaseAgrees) {
   EXPECT_NE(output.find(" cases agreed"), std::string::npos) << output;
 }
 
+TEST(BpfCheck, StatesTheCaseCountItRan) {
+  TIERFS_REQUIRE(missing_bpf());
+  std::string output;
+  ASSERT_EQ(run_command({tierfs_bin(), "bpf", "check", "--cases", "100", "--json"}, output), 0)
+      << output;
+  const json doc = json::parse(output);
+  const json& eq = doc.at("equivalence");
+  EXPECT_EQ(eq.at("cases_requested").get<uint64_t>(), 100u);
+  const uint64_t ran = eq.at("cases").get<uint64_t>();
+  ASSERT_GE(ran, 100u);
+  ASSERT_EQ(run_command({tierfs_bin(), "bpf", "check", "--cases", "100"}, output), 0) << output;
+  EXPECT_NE(output.find(std::to_string(ran) + " of " + std::to_string(ran) + " cases agreed"),
+            std::string::npos)
+      << output;
+  if (ran != 100) {  // rounded up: the count it ran is said next to the count asked for
+    EXPECT_NE(output.find("ran " + std::to_string(ran) + " cases for --cases 100"),
+              std::string::npos)
+        << output;
+  }
+}
+
 TEST(BpfCheck, BadCaseCountIsOneLineAndAnError) {
   std::string output;
   EXPECT_NE(run_command({tierfs_bin(), "bpf", "check", "--cases", "0"}, output), 0);
