@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
 """Which interleave layout is fastest on this machine, for which workload.
 
-Mounts tierfs once per layout (granularity x ways) over the regions of a
-configuration, runs fio on it for every workload (sequential and random,
+Mounts tierfs once per layout (granularity x ways x weights) over the
+regions of a configuration, runs fio on it for every workload (sequential and random,
 read and write) and I/O size, runs the same fio jobs on a tmpfs in the same
 run as the baseline (before and after the layouts; ratios use the mean of
 the two, and the summary says how far it moved), and writes results.csv, results.json and one PNG plot
-per I/O size (throughput against granularity, one line per way count, tmpfs
-as a reference line) into the output directory. Ends with the best layout
-per workload and its ratio to tmpfs.
+per I/O size (throughput against granularity, one line per way count and
+weighting, error bars from fio's bandwidth samples, tmpfs as a reference
+line, one legend per figure) into the output directory. Ends with the best
+unweighted and the best weighted layout per workload and their ratio to tmpfs.
+
+Weights: each --weights ratio A:B gives every layout of two or more ways a
+weighted twin whose first half of the regions (rounded up) takes A units
+per row and the rest B (2:1 over 2 ways is [2, 1], over 4 ways [2, 2, 1, 1]);
+a ratio with as many numbers as ways (4:2:1:1) applies to that way count
+only. Equal weights are always measured: they are the unweighted layout.
 
 Regions: those of --config FILE (every region of every tier, in order; its
 [mount] table is kept), else the machine's NUMA nodes and devdax devices.
@@ -38,36 +45,22 @@ import time
 import tomllib
 
 from tierfs_mount import MountError, TierfsMount, config_holding, is_mounted, layout_limits
+from sweep_report import (GIB, KIB, UNITS, WORKLOAD_ORDER, WORKLOADS, ReportError,
+                          best_layouts, best_layouts_pick, fmt_rate, fmt_size, is_weighted,
+                          layout_name, layout_weights, plot, summary_entry, weighted_record,
+                          weights_text)
 
 PROG = "layout_sweep"
-KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
-UNITS = {"": 1, "B": 1, "KiB": KIB, "MiB": MIB, "GiB": GIB, "TiB": 1 << 40}
-WORKLOADS = {  # name -> (fio rw, title)
-    "seqread": ("read", "sequential read"),
-    "seqwrite": ("write", "sequential write"),
-    "randread": ("randread", "random read"),
-    "randwrite": ("randwrite", "random write"),
-}
-# Writes first: the sequential writer lays out the file the readers then use.
-WORKLOAD_ORDER = ["seqwrite", "seqread", "randread", "randwrite"]
-CSV_FIELDS = ["fs", "granularity_bytes", "ways", "workload", "io_bytes", "file_bytes",
-              "jobs", "runtime_s", "bytes_per_second", "iops", "mean_latency_ns", "vs_tmpfs",
-              "baseline_pass"]
+CSV_FIELDS = ["fs", "granularity_bytes", "ways", "weights", "workload", "io_bytes", "file_bytes",
+              "jobs", "runtime_s", "bytes_per_second", "bytes_per_second_stdev", "bw_samples",
+              "iops", "mean_latency_ns", "vs_tmpfs", "baseline_pass"]
+# fio averages bandwidth over windows of this many ms (at least 10 per job where the
+# runtime allows): their spread is the error bar of a point measured once.
+MAX_BW_WINDOW_MS = 100
 
 
 class SweepError(Exception):
     """One line for the user; the sweep stops, cleans up and exits 1."""
-
-
-def fmt_size(n):
-    for unit in ("TiB", "GiB", "MiB", "KiB"):
-        if n >= UNITS[unit] and n % UNITS[unit] == 0:
-            return f"{n // UNITS[unit]}{unit}"
-    return f"{n}B"
-
-
-def fmt_rate(bytes_per_second):
-    return f"{bytes_per_second / MIB:,.0f} MiB/s"
 
 
 def parse_size(text, flag):
@@ -104,6 +97,17 @@ def ways_list(text):
     except ValueError:
         raise argparse.ArgumentTypeError(f"--ways: \"{text}\" is not a comma-separated list of numbers")
     return sorted(set(ways))
+
+
+def weights_list(text):
+    ratios = []
+    for item in text.split(","):
+        parts = item.split(":")
+        if len(parts) < 2 or not all(p.isdigit() and int(p) >= 1 for p in parts):
+            raise argparse.ArgumentTypeError(
+                f"--weights: \"{item}\" is not a ratio like 2:1 (whole numbers from 1)")
+        ratios.append(tuple(int(p) for p in parts))
+    return ratios
 
 
 def workload_list(text):
@@ -148,6 +152,8 @@ def parse_args(argv):
     p.add_argument("--granularities", type=size_list("--granularities"),
                    default="4KiB,64KiB,2MiB,32MiB,1GiB", help="interleave granularities")
     p.add_argument("--ways", type=ways_list, default="1,2,4", help="way counts")
+    p.add_argument("--weights", type=weights_list, default="1:1,2:1,3:1",
+                   help="weight ratios for layouts of 2 or more ways (see the top of this file)")
     p.add_argument("--io-sizes", type=size_list("--io-sizes", io_size_problem),
                    default="4KiB,1MiB", help="fio block sizes")
     p.add_argument("--workloads", type=workload_list, default=",".join(WORKLOAD_ORDER),
@@ -158,7 +164,7 @@ def parse_args(argv):
     p.add_argument("--jobs", type=positive_int("--jobs"), default=1, help="fio numjobs (threads)")
     p.add_argument("--out", default="sweep-results", help="output directory")
     p.add_argument("--tierfs", default=os.environ.get("TIERFS_BIN"),
-                   help="tierfs binary (default: $TIERFS_BIN, then build/tierfs/tierfs, then PATH)")
+                   help="tierfs binary (default: $TIERFS_BIN, then build/tierfs/cli/tierfs, then PATH)")
     args = p.parse_args(argv)
     # The layout limits are tierfs's own (topology --json), checked once the binary is known.
     try:
@@ -172,6 +178,11 @@ def parse_args(argv):
     if any(not 1 <= w <= limits["max_ways"] for w in args.ways):
         p.error(f"--ways: \"{','.join(map(str, args.ways))}\": way counts go from 1 to "
                 f"{limits['max_ways']}")
+    if any(w > limits["max_weight"] for r in args.weights for w in r):
+        p.error(f"--weights: weights go from 1 to {limits['max_weight']}")
+    if any(len(r) > 2 and len(r) not in args.ways for r in args.weights):
+        p.error("--weights: a ratio of more than two numbers needs a way count of that many "
+                f"regions in --ways {','.join(map(str, args.ways))}")
     if args.file_size < max(args.io_sizes):
         p.error(f"--file-size {fmt_size(args.file_size)} is smaller than the I/O size "
                 f"{fmt_size(max(args.io_sizes))}")
@@ -180,7 +191,7 @@ def parse_args(argv):
 
 def find_tierfs(given):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for candidate in (given, os.path.join(root, "build", "tierfs", "tierfs"), shutil.which("tierfs")):
+    for candidate in (given, os.path.join(root, "build", "tierfs", "cli", "tierfs"), shutil.which("tierfs")):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
         if given and candidate == given:
@@ -290,12 +301,19 @@ class Sweep:
 
     # --- one layout: config, mount, unmount --------------------------------------------------
 
-    def write_config(self, granularity, ways):
+    def layouts(self):
+        a = self.args
+        return [(g, ways, weights) for g in a.granularities for ways in a.ways
+                for weights in layout_weights(ways, a.weights)]
+
+    def write_config(self, granularity, ways, weights):
         def write(size_bytes):
             lines = ["[mount]"] + [f"{k} = {toml_value(v)}" for k, v in self.mount_table.items()]
             lines += ["", "[[tier]]", 'name = "sweep"',
                       f"regions = {toml_value(self.regions[:ways])}",
                       f'size = "{size_bytes}B"', f'granularity = "{fmt_size(granularity)}"']
+            if is_weighted(weights):
+                lines.append(f"weights = {toml_value(list(weights))}")
             if self.create_files:
                 lines.append("create = true")
             path = os.path.join(self.work, "layout.toml")
@@ -306,10 +324,11 @@ class Sweep:
         try:
             return config_holding(self.tierfs, write, self.args.file_size * 9 // 8)
         except MountError as e:
-            raise SweepError(f"tierfs refuses G={fmt_size(granularity)} ways={ways}: {e}") from None
+            raise SweepError(f"tierfs refuses G={fmt_size(granularity)} ways={ways} "
+                             f"weights {weights_text(weights)}: {e}") from None
 
-    def mount(self, granularity, ways):
-        config = self.write_config(granularity, ways)
+    def mount(self, granularity, ways, weights):
+        config = self.write_config(granularity, ways, weights)
         self.mountpoint = os.path.join(self.work, "mnt")
         os.makedirs(self.mountpoint, exist_ok=True)
         self.server = TierfsMount(self.tierfs, config, self.mountpoint,
@@ -357,7 +376,8 @@ class Sweep:
                # Ctrl-C stops them all (forked jobs outlive a killed parent, stuck in a futex).
                "--ioengine=psync", "--thread", f"--numjobs={a.jobs}", "--group_reporting",
                "--time_based",
-               f"--runtime={int(a.runtime * 1000)}ms", "--randrepeat=0", "--output-format=json"]
+               f"--runtime={int(a.runtime * 1000)}ms", "--randrepeat=0", "--output-format=json",
+               f"--bwavgtime={max(1, min(MAX_BW_WINDOW_MS, int(a.runtime * 100)))}"]
         run = subprocess.run(cmd, capture_output=True, text=True)
         if run.returncode != 0:
             lines = (run.stderr or run.stdout).strip().splitlines() or ["(no output)"]
@@ -365,11 +385,15 @@ class Sweep:
         # fio prints notes before the JSON on some versions.
         job = json.loads(run.stdout[run.stdout.index("{"):])["jobs"][0]
         side = job["write" if "write" in workload else "read"]
-        return side["bw_bytes"], side["iops"], side["lat_ns"]["mean"]
+        # bw_dev is in KiB/s, over bw_samples windows of --bwavgtime each.
+        return {"bytes_per_second": side["bw_bytes"], "iops": side["iops"],
+                "mean_latency_ns": side["lat_ns"]["mean"],
+                "bytes_per_second_stdev": side.get("bw_dev", 0.0) * KIB,
+                "bw_samples": side.get("bw_samples", 0)}
 
     def total_jobs(self):
         a = self.args
-        return len(a.workloads) * len(a.io_sizes) * (2 + len(a.granularities) * len(a.ways))
+        return len(a.workloads) * len(a.io_sizes) * (2 + len(self.layouts()))
 
     def progress(self, label, rate, ratio):
         self.done_jobs += 1
@@ -380,50 +404,55 @@ class Sweep:
         print(f"[{self.done_jobs:3d}/{total}, {int(left) // 60}:{int(left) % 60:02d} left] "
               f"{label:<38} {fmt_rate(rate):>14}{vs}", flush=True)
 
-    def run_jobs(self, fs, directory, granularity, ways, baseline_pass=""):
+    def run_jobs(self, fs, directory, granularity, ways, weights=(), baseline_pass=""):
         a = self.args
         for workload in a.workloads:
             for io in a.io_sizes:
-                bw, iops, lat = self.fio(directory, workload, io)
+                result = self.fio(directory, workload, io)
+                bw = result["bytes_per_second"]
                 base = self.tmpfs.get((workload, io))
                 ratio = bw / base if base else None
                 if baseline_pass == "start":
                     self.tmpfs[(workload, io)] = bw
                 record = {"fs": fs, "granularity_bytes": granularity, "ways": ways,
-                          "workload": workload, "io_bytes": io, "file_bytes": a.file_size,
-                          "jobs": a.jobs, "runtime_s": a.runtime, "bytes_per_second": bw,
-                          "iops": round(iops, 1), "mean_latency_ns": round(lat, 1),
+                          "weights": weights_text(weights), "workload": workload, "io_bytes": io,
+                          "file_bytes": a.file_size, "jobs": a.jobs, "runtime_s": a.runtime,
+                          "bytes_per_second": bw,
+                          "bytes_per_second_stdev": round(result["bytes_per_second_stdev"]),
+                          "bw_samples": result["bw_samples"], "iops": round(result["iops"], 1),
+                          "mean_latency_ns": round(result["mean_latency_ns"], 1),
                           "vs_tmpfs": round(ratio, 4) if ratio is not None else 1.0,
                           "baseline_pass": baseline_pass}
                 self.records.append(record)
                 with open(self.csv_path, "a", newline="") as f:
                     csv.writer(f).writerow([record[k] for k in CSV_FIELDS])
                 where = f"tmpfs ({baseline_pass})" if fs == "tmpfs" else \
-                    f"G={fmt_size(granularity)} ways={ways}"
+                    f"G={fmt_size(granularity)} ways={ways} {weights_text(weights)}"
                 self.progress(f"{where} {workload} {fmt_size(io)}", bw, ratio)
 
     def run(self):
         a = self.args
         self.started = time.monotonic()
         print(f"{PROG}: {self.note}")
-        print(f"{PROG}: {len(a.granularities)} granularities x {len(a.ways)} way counts x "
+        layouts = self.layouts()
+        print(f"{PROG}: {len(layouts)} layouts ({len(a.granularities)} granularities x "
+              f"{len(a.ways)} way counts, {len(layouts) // len(a.granularities)} weightings) x "
               f"{len(a.io_sizes)} I/O sizes x {len(a.workloads)} workloads + tmpfs twice, "
               f"{a.runtime:g} s each: about {math.ceil(self.total_jobs() * (a.runtime + 0.5) / 60)} min")
         self.run_tmpfs("start")
-        for granularity in a.granularities:
-            for ways in a.ways:
-                self.mount(granularity, ways)
-                try:
-                    self.run_jobs("tierfs", self.mountpoint, granularity, ways)
-                finally:
-                    self.unmount()
+        for granularity, ways, weights in layouts:
+            self.mount(granularity, ways, weights)
+            try:
+                self.run_jobs("tierfs", self.mountpoint, granularity, ways, weights)
+            finally:
+                self.unmount()
         self.run_tmpfs("end")
         self.rebase()
 
     def run_tmpfs(self, baseline_pass):
         directory = tempfile.mkdtemp(prefix="tierfs-sweep-tmpfs-", dir=tmpfs_dir())
         try:
-            self.run_jobs("tmpfs", directory, 0, 0, baseline_pass)
+            self.run_jobs("tmpfs", directory, 0, 0, (), baseline_pass)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
 
@@ -443,19 +472,6 @@ class Sweep:
             out.writerows([r[k] for k in CSV_FIELDS] for r in self.records)
 
 
-# --- results: JSON, plots, summary ------------------------------------------------------------
-
-def best_layouts(records):
-    best = {}
-    for r in records:
-        if r["fs"] != "tierfs":
-            continue
-        key = (r["workload"], r["io_bytes"])
-        if key not in best or r["bytes_per_second"] > best[key]["bytes_per_second"]:
-            best[key] = r
-    return [best[k] for k in sorted(best, key=lambda k: (WORKLOAD_ORDER.index(k[0]), k[1]))]
-
-
 def machine_info():
     load = os.getloadavg()
     nodes = [e for e in os.listdir("/sys/devices/system/node") if re.fullmatch(r"node\d+", e)] \
@@ -466,77 +482,41 @@ def machine_info():
             "date": datetime.datetime.now().isoformat(timespec="seconds")}
 
 
-def plot(args, records, tmpfs, out_dir, machine):
-    data_dir = os.path.join(out_dir, "plot-data")
-    os.makedirs(data_dir, exist_ok=True)
-    pngs = []
-    xtics = ", ".join(f'"{fmt_size(g)}" {g}' for g in args.granularities)
-    for io in args.io_sizes:
-        png = os.path.join(out_dir, f"throughput-io{fmt_size(io)}.png")
-        cols = 2 if len(args.workloads) > 1 else 1
-        rows = math.ceil(len(args.workloads) / cols)
-        gp = [f'set terminal pngcairo size {640 * cols},{440 * rows + 40} font "DejaVu Sans,10"',
-              f'set output "{png}"',
-              f'set multiplot layout {rows},{cols} title "tierfs interleave sweep: I/O size '
-              f'{fmt_size(io)}, file {fmt_size(args.file_size)}, fio psync x{args.jobs}, '
-              f'{machine["cpus"]} CPUs, {machine["numa_nodes"]} NUMA node(s), Linux {machine["kernel"]}"',
-              "set logscale x 2", f"set xtics ({xtics})",
-              f"set xrange [{min(args.granularities) / 1.6}:{max(args.granularities) * 1.6}]",
-              'set xlabel "interleave granularity (log scale)"',
-              'set ylabel "throughput (MiB/s)"', "set yrange [0:*]", "set grid",
-              "set offsets 0, 0, graph 0.1, 0", "set key below horizontal"]
-        for workload in args.workloads:
-            base = tmpfs[(workload, io)]
-            lines = []
-            for ways in args.ways:
-                dat = os.path.join(data_dir, f"{workload}-io{fmt_size(io)}-ways{ways}.dat")
-                with open(dat, "w") as f:
-                    f.write("# granularity_bytes MiB_per_second\n")
-                    for r in records:
-                        if (r["fs"], r["workload"], r["io_bytes"], r["ways"]) == \
-                                ("tierfs", workload, io, ways):
-                            f.write(f'{r["granularity_bytes"]} {r["bytes_per_second"] / MIB:.1f}\n')
-                lines.append(f'"{dat}" using 1:2 with linespoints lw 2 pt 7 '
-                             f'title "{ways} way{"s" if ways > 1 else ""}"')
-            lines.append(f'{base / MIB:.1f} with lines dt 2 lw 2 lc rgb "black" title "tmpfs (mean)"')
-            gp += [f'set title "{WORKLOADS[workload][1]}"', "plot " + ", ".join(lines)]
-        gp.append("unset multiplot")
-        script = os.path.join(data_dir, f"throughput-io{fmt_size(io)}.gp")
-        with open(script, "w") as f:
-            f.write("\n".join(gp) + "\n")
-        run = subprocess.run(["gnuplot", script], capture_output=True, text=True)
-        if run.returncode != 0 or not os.path.exists(png):
-            raise SweepError(f"gnuplot failed on {script}: {run.stderr.strip().splitlines()[-1:]}")
-        pngs.append(png)
-    return pngs
-
-
 def finish(sweep, machine_before):
     args, records = sweep.args, sweep.records
     machine = machine_before
     machine["load_average_1min_after"] = round(os.getloadavg()[0], 2)
     # More than that and the machine's load changed under the sweep: ratios are rough.
     warn = ", ratios are rough: rerun on a quiet machine" if sweep.baseline_drift > 0.15 else ""
-    best = best_layouts(records)
-    summary = [{"workload": b["workload"], "io_bytes": b["io_bytes"],
-                "granularity_bytes": b["granularity_bytes"], "ways": b["ways"],
-                "bytes_per_second": b["bytes_per_second"], "vs_tmpfs": b["vs_tmpfs"]} for b in best]
+    best = [summary_entry(b) for b in best_layouts(records)]
+    unweighted = {(b["workload"], b["io_bytes"]): b
+                  for b in best_layouts(records, lambda r: not weighted_record(r))}
+    weighted = {(b["workload"], b["io_bytes"]): b for b in best_layouts(records, weighted_record)}
     pngs = plot(args, records, sweep.tmpfs, args.out, machine)
     machine["tmpfs_baseline_drift"] = round(sweep.baseline_drift, 4)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"machine": machine, "regions": sweep.regions, "regions_note": sweep.note,
                    "parameters": {"granularities": args.granularities, "ways": args.ways,
+                                  "weights": [weights_text(w) for w in args.weights],
                                   "io_sizes": args.io_sizes, "workloads": args.workloads,
                                   "file_bytes": args.file_size, "runtime_s": args.runtime,
                                   "jobs": args.jobs, "config": args.config},
-                   "results": records, "best": summary}, f, indent=2)
-    print(f"\nbest layout per workload (load average {machine['load_average_1min']} before, "
-          f"{machine['load_average_1min_after']} after; tmpfs moved by up to "
-          f"{sweep.baseline_drift:.0%} between its two passes{warn}):")
-    for b in summary:
-        print(f"  {WORKLOADS[b['workload']][1]:<17} {fmt_size(b['io_bytes']):>6}: "
-              f"granularity {fmt_size(b['granularity_bytes']):>6}, {b['ways']:2d} way(s)  "
-              f"{fmt_rate(b['bytes_per_second']):>14}  {b['vs_tmpfs']:.2f}x tmpfs")
+                   "results": records, "best": best,
+                   "best_unweighted": [summary_entry(b) for b in unweighted.values()],
+                   "best_weighted": [summary_entry(b) for b in weighted.values()]}, f, indent=2)
+    print(f"\nbest unweighted and weighted layout per workload (load average "
+          f"{machine['load_average_1min']} before, {machine['load_average_1min_after']} after; "
+          f"tmpfs moved by up to {sweep.baseline_drift:.0%} between its two passes{warn}):")
+    for b in best:
+        key = (b["workload"], b["io_bytes"])
+        print(f"  {WORKLOADS[b['workload']][1]} {fmt_size(b['io_bytes'])}:")
+        for kind, entry in (("unweighted", unweighted.get(key)), ("weighted", weighted.get(key))):
+            if entry is None:
+                print(f"    {kind:<10}  (none measured: weights need 2 or more ways)")
+                continue
+            fastest = "  fastest" if entry is best_layouts_pick(b, entry) else ""
+            print(f"    {kind:<10}  {layout_name(entry):<28} {fmt_rate(entry['bytes_per_second']):>14}"
+                  f"  {entry['vs_tmpfs']:.2f}x tmpfs{fastest}")
     print(f"results: {sweep.csv_path}, {os.path.join(args.out, 'results.json')}, "
           f"{', '.join(pngs)}")
 
@@ -560,7 +540,7 @@ def main(argv):
         sweep.run()
         finish(sweep, machine)
         return 0
-    except SweepError as e:
+    except (SweepError, ReportError) as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
