@@ -38,6 +38,14 @@ fi
 
 echo "setup: installing ${#missing[@]} packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+echo "setup: apt-get update"
 "${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "setup: done"
+# A first install downloads for minutes: apt's own progress on a terminal,
+# one line per package set up on a pipe, never silence.
+if [ -t 1 ]; then
+  "${sudo_cmd[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+else
+  "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" |
+    awk '/^Setting up/ { print "setup: " $0; fflush() }'
+fi
+echo "setup: done in ${SECONDS}s"
