@@ -19,6 +19,7 @@
 #include <stdexcept>
 
 #include "numa/region.h"
+#include "numa/region_trust.h"
 
 namespace tierfs::numa {
 namespace {
@@ -35,6 +36,14 @@ std::string bytes_text(uint64_t bytes) {
 
 [[noreturn]] void fail(const RegionSpec& spec, const std::string& what) {
   throw std::runtime_error(fmt::format("region \"{}\": {}", spec.text, what));
+}
+
+// A trust refusal names its path; the region's own path needs no second mention.
+[[noreturn]] void fail_trust(const RegionSpec& spec, const std::runtime_error& e) {
+  std::string_view what = e.what();
+  const std::string own = spec.path + ": ";
+  if (what.starts_with(own)) what.remove_prefix(own.size());
+  fail(spec, std::string(what));
 }
 
 uint64_t read_sysfs_u64(const std::string& path, uint64_t fallback) {
@@ -60,7 +69,7 @@ class MappedRegion final : public Region {
 
   void set_fd(int fd) { fd_ = fd; }
   void set_block_device() { block_device_ = true; }
-  void forget_created_file() { created_path_.clear(); }
+  void keep_created_file() const override { created_path_.clear(); }
   void set_created_file(const std::string& path) { created_path_ = path; }
   void set_shm_name(const std::string& name) { shm_name_ = name; }
   void map(uint64_t file_offset, uint64_t length, uint64_t data_skip, uint64_t size, int node) {
@@ -81,7 +90,7 @@ class MappedRegion final : public Region {
   void* map_base_ = nullptr;
   uint64_t map_length_ = 0;
   std::string shm_name_;
-  std::string created_path_;
+  mutable std::string created_path_;
 };
 
 uint64_t free_huge_pages_bytes() {
@@ -110,8 +119,10 @@ std::unique_ptr<Region> open_numa(const RegionSpec& spec, const RegionOptions& o
     }
   }
   if (fd < 0) {
-    if (options.shm_name.empty() || options.shm_name.front() != '/')
-      fail(spec, "internal: shared-memory name must start with '/'");
+    // A name no other user can predict, so none can squat it before us.
+    const std::string name =
+        options.shm_name.empty() ? unpredictable_shm_name() : options.shm_name;
+    if (name.front() != '/') fail(spec, "internal: shared-memory name must start with '/'");
     // A region larger than what /dev/shm can still hold would SIGBUS on first touch.
     struct statvfs shm {};
     if (statvfs("/dev/shm", &shm) == 0) {
@@ -120,10 +131,15 @@ std::unique_ptr<Region> open_numa(const RegionSpec& spec, const RegionOptions& o
         fail(spec, fmt::format("/dev/shm has {} free, the region needs {}", bytes_text(avail),
                                bytes_text(options.size_bytes)));
     }
-    fd = shm_open(options.shm_name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-      fail(spec, fmt::format("shm_open {} failed: {}", options.shm_name, std::strerror(errno)));
-    region->set_shm_name(options.shm_name);
+    fd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) fail(spec, fmt::format("shm_open {} failed: {}", name, std::strerror(errno)));
+    region->set_shm_name(name);
+    region->set_fd(fd);
+    try {
+      check_private_shm(fd, "/dev/shm" + name);
+    } catch (const std::runtime_error& e) {
+      fail(spec, e.what());
+    }
   }
   region->set_fd(fd);
   if (ftruncate(fd, static_cast<off_t>(options.size_bytes)) != 0)
@@ -151,14 +167,12 @@ std::string dax_sysfs_dir(const std::string& path) {
 
 std::unique_ptr<Region> open_dax(const RegionSpec& spec, const RegionOptions& options) {
   auto region = std::make_unique<MappedRegion>(spec);
-  const int fd = open(spec.path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) fail(spec, "no such device");
-    fail(spec, fmt::format("cannot open: {}", std::strerror(errno)));
+  try {
+    region->set_fd(open_trusted(spec.path, BackingKind::char_device, false).fd);
+    lock_exclusive(region->fd(), spec.path);
+  } catch (const std::runtime_error& e) {
+    fail_trust(spec, e);
   }
-  region->set_fd(fd);
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || !S_ISCHR(st.st_mode)) fail(spec, "not a devdax character device");
   const std::string sysfs = dax_sysfs_dir(spec.path);
   const uint64_t device_size = read_sysfs_u64(sysfs + "/size", 0);
   const uint64_t align = read_sysfs_u64(sysfs + "/align", 2u << 20);
@@ -182,38 +196,25 @@ std::unique_ptr<Region> open_file(const RegionSpec& spec, const RegionOptions& o
   if (options.offset_bytes % static_cast<uint64_t>(page) != 0)
     fail(spec, fmt::format("offset {} is not a multiple of the page size", options.offset_bytes));
   const uint64_t needed = options.offset_bytes + options.size_bytes;
-  int fd = open(spec.path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0 && errno == ENOENT && options.create) {
-    fd = open(spec.path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0) region->set_created_file(spec.path);
+  if (options.size_bytes > UINT64_MAX - options.offset_bytes)
+    fail(spec, "offset and size together are past the largest possible file");
+  try {
+    const TrustedOpen opened = open_trusted(spec.path, BackingKind::file_or_block, options.create);
+    region->set_fd(opened.fd);
+    if (opened.created) region->set_created_file(spec.path);
+    // A block device is exclusive through O_EXCL already; a file through the lock.
+    if (!opened.block) lock_exclusive(opened.fd, spec.path);
+  } catch (const std::runtime_error& e) {
+    fail_trust(spec, e);
   }
-  if (fd < 0) {
-    if (errno == ENOENT) fail(spec, "no such file (set create = true to create it)");
-    fail(spec, fmt::format("cannot open: {}", std::strerror(errno)));
-  }
-  region->set_fd(fd);
+  const int fd = region->fd();
   struct stat st {};
   if (fstat(fd, &st) != 0) fail(spec, fmt::format("cannot stat: {}", std::strerror(errno)));
   uint64_t size = 0;
   if (S_ISBLK(st.st_mode)) {
-    // O_EXCL on a block device claims it: it fails with EBUSY while the device
+    // open_trusted claimed it with O_EXCL: refused with EBUSY while the device
     // is mounted or claimed by another process (another tierfs, mkfs, a RAID),
-    // and keeps them off it while the region is open.
-    const int excl = open(spec.path.c_str(), O_RDWR | O_EXCL | O_CLOEXEC);
-    if (excl < 0)
-      fail(spec,
-           errno == EBUSY
-               ? std::string("block device is in use (mounted, or claimed by another "
-                             "process): tierfs needs it exclusively")
-               : fmt::format("cannot open the block device exclusively: {}", std::strerror(errno)));
-    struct stat excl_st {};
-    if (fstat(excl, &excl_st) != 0 || excl_st.st_rdev != st.st_rdev) {
-      close(excl);
-      fail(spec, "the block device changed while it was opened");
-    }
-    region->set_fd(excl);  // the region owns the exclusive descriptor from here
-    close(fd);
-    fd = excl;
+    // and kept from them while the region is open.
     region->set_block_device();
     if (ioctl(fd, BLKGETSIZE64, &size) != 0)
       fail(spec, fmt::format("cannot read the block device size: {}", std::strerror(errno)));
@@ -232,8 +233,8 @@ std::unique_ptr<Region> open_file(const RegionSpec& spec, const RegionOptions& o
     fail(spec, fmt::format("file is {}, needs {} at offset {}", bytes_text(size),
                            bytes_text(options.size_bytes), bytes_text(options.offset_bytes)));
   region->map(options.offset_bytes, options.size_bytes, 0, options.size_bytes, -1);
-  // The file is the user's spill space now: keep it when the server exits.
-  region->forget_created_file();
+  // A file created here is removed with the region until keep_created_file():
+  // a mount that fails later leaves nothing behind.
   return region;
 }
 

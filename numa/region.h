@@ -31,7 +31,7 @@ struct RegionOptions {
   uint64_t size_bytes = 0;    // bytes to map, starting at offset_bytes
   bool hugepages = false;     // numa: back with huge pages where available
   bool create = false;        // file: create and size the file when missing
-  std::string shm_name;       // numa: name of the shared-memory object (restart can find it)
+  std::string shm_name;       // numa: shared-memory name; empty for an unpredictable one
 };
 
 class Region {
@@ -53,6 +53,11 @@ class Region {
   // loop), opened exclusively (O_EXCL): the only kind fuse-iomap can map
   // (it takes S_ISBLK targets only; a devdax character device cannot be one).
   bool block_device() const { return block_device_; }
+  // A file region that open() created is removed when the region is
+  // destroyed, unless this is called once the mount is up: then the file is
+  // the user's spill space and stays.
+  // Const: the mapping does not change, only what happens at destruction.
+  virtual void keep_created_file() const {}
 
   Region(const Region&) = delete;
   Region& operator=(const Region&) = delete;

@@ -53,6 +53,7 @@ TEST(FileRegion, CreatedSizedAndWrittenThrough) {
     std::memcpy(region->data() + 4096, "tierfs", 6);
     EXPECT_GE(region->fd(), 0);
     EXPECT_EQ(region->numa_node(), -1);
+    region->keep_created_file();  // the mount is up
   }
   // The bytes reached the file, and the file stays after the region is closed.
   ASSERT_EQ(fs::file_size(path), 1u << 20);
@@ -61,6 +62,14 @@ TEST(FileRegion, CreatedSizedAndWrittenThrough) {
   char buf[6];
   in.read(buf, 6);
   EXPECT_EQ(std::string(buf, 6), "tierfs");
+}
+
+TEST(FileRegion, CreatedFileIsRemovedUnlessKept) {
+  TempDir dir;
+  const std::string path = (dir.path() / "spill").string();
+  RegionOptions options{.size_bytes = 1 << 20, .hugepages = false, .create = true, .shm_name = ""};
+  Region::open(parse_region_spec("file:" + path), options);
+  EXPECT_FALSE(fs::exists(path)) << "a mount that failed after this region leaves no file behind";
 }
 
 TEST(FileRegion, MapsFromTheConfiguredOffset) {

@@ -6,7 +6,6 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "tierfs/core/region_names.h"
 #include "tierfs/core/storage.h"
 
 namespace tierfs {
@@ -35,7 +34,6 @@ std::unique_ptr<Storage> Storage::open(const Config& config) {
       options.size_bytes = range.bytes;
       options.hugepages = tier.hugepages;
       options.create = tier.create_files;
-      options.shm_name = region_shm_name(getpid(), tier.name, i);
       try {
         regions.back().push_back(numa::Region::open(range.spec, options));
       } catch (const std::runtime_error& e) {

@@ -144,6 +144,16 @@ std::string mount_options(const Config& config, const SessionOptions& options) {
   return opts;
 }
 
+// Region files created for this mount are the user's spill space once it is
+// up; before that, a failed start-up removes them with the regions.
+void keep_created_files(Storage& storage) {
+  for (size_t t = 0; t < storage.tier_count(); ++t) {
+    const Tier& tier = storage.tier(t);
+    for (uint32_t i = 0; i < tier.geometry().regions.size(); ++i)
+      tier.region(i).keep_created_file();
+  }
+}
+
 struct SessionDeleter {
   void operator()(fuse_session* se) const { fuse_session_destroy(se); }
 };
@@ -198,6 +208,7 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
   if (const char* why = ask_direct_io_allow_mmap(session.get()); *why != 0)
     spdlog::warn("cache = \"none\" files cannot be mapped shared: {}", why);
   tune_bdi(options.mountpoint, fs->config().mount);
+  keep_created_files(fs->storage());
   spdlog::info("mounted {} on {} ({} tiers, {} free)", fs->config().source, options.mountpoint,
                fs->storage().tier_count(), fs->storage().free_bytes());
   report.mounted();

@@ -1,0 +1,361 @@
+// Trusted opening and exclusive locking of region backing objects. The path
+// is walked one component at a time from "/" with O_PATH|O_NOFOLLOW, so a
+// symlink is seen before it is followed and followed only when the rules in
+// region_trust.h say nobody else can have put it there.
+#include "numa/region_trust.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <linux/fs.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+#include <utility>
+
+namespace tierfs::numa {
+namespace {
+
+// Linux's own limit on links followed in one lookup.
+constexpr int kMaxSymlinks = 40;
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  ~Fd() { reset(); }
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+  void reset() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+};
+
+[[noreturn]] void refuse(const std::string& path, const std::string& rule) {
+  throw std::runtime_error(fmt::format("{}: {}", path, rule));
+}
+
+bool trusted_owner(uid_t uid) {
+  return uid == 0 || uid == geteuid();
+}
+bool group_or_others_write(const struct stat& st) {
+  return (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
+}
+std::string mode_text(const struct stat& st) {
+  return fmt::format("{:04o}", st.st_mode & 07777);
+}
+
+std::deque<std::string> components(const std::string& path) {
+  std::deque<std::string> out;
+  std::stringstream in(path);
+  std::string part;
+  while (std::getline(in, part, '/'))
+    if (!part.empty() && part != ".") out.push_back(part);
+  return out;
+}
+
+struct Resolved {
+  Fd dir;            // O_PATH descriptor of the directory holding the last component
+  std::string dir_path;  // that directory as walked, for messages
+  std::string name;  // the last component (never a symlink once resolved)
+  bool exists = false;
+  struct stat st {};  // the last component, when it exists
+};
+
+std::string joined(const std::string& dir, const std::string& name) {
+  return dir == "/" ? "/" + name : dir + "/" + name;
+}
+
+// A symlink is safe to follow when nobody but root and the mounter can have
+// created or replaced it in its directory.
+bool symlink_trusted(int dir_fd, const struct stat& link) {
+  struct stat dir {};
+  if (fstat(dir_fd, &dir) != 0) return false;
+  if (!trusted_owner(dir.st_uid)) return false;
+  if (!group_or_others_write(dir)) return true;
+  return (dir.st_mode & S_ISVTX) != 0 && trusted_owner(link.st_uid);
+}
+
+Resolved resolve(const std::string& path) {
+  if (path.empty() || path.front() != '/') refuse(path, "not an absolute path");
+  std::deque<std::string> todo = components(path);
+  if (todo.empty()) refuse(path, "names a directory");
+  Resolved r;
+  r.dir = Fd(open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  r.dir_path = "/";
+  int links = 0;
+  while (!todo.empty()) {
+    std::string name = std::move(todo.front());
+    todo.pop_front();
+    const std::string here = joined(r.dir_path, name);
+    if (name == "..") {
+      Fd up(openat(r.dir.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+      if (up.get() < 0) refuse(here, std::strerror(errno));
+      r.dir = std::move(up);
+      const auto slash = r.dir_path.rfind('/');
+      r.dir_path = slash == 0 || slash == std::string::npos ? "/" : r.dir_path.substr(0, slash);
+      if (todo.empty()) refuse(path, "names a directory");
+      continue;
+    }
+    struct stat st {};
+    if (fstatat(r.dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT && todo.empty()) {
+        r.name = std::move(name);
+        return r;
+      }
+      if (errno == ENOENT) refuse(here, "no such directory");
+      refuse(here, std::strerror(errno));
+    }
+    if (S_ISLNK(st.st_mode)) {
+      if (!symlink_trusted(r.dir.get(), st))
+        refuse(here,
+               "is a symlink in a directory that other users can write; tierfs follows no "
+               "link another user may have planted (name the target instead)");
+      if (++links > kMaxSymlinks) refuse(path, "too many levels of symbolic links");
+      std::string target(PATH_MAX, '\0');
+      const ssize_t n = readlinkat(r.dir.get(), name.c_str(), target.data(), target.size());
+      if (n < 0) refuse(here, fmt::format("cannot read the link: {}", std::strerror(errno)));
+      target.resize(static_cast<size_t>(n));
+      std::deque<std::string> next = components(target);
+      if (next.empty() && todo.empty()) refuse(path, "names a directory");
+      for (auto it = next.rbegin(); it != next.rend(); ++it) todo.push_front(*it);
+      if (target.front() == '/') {
+        r.dir = Fd(open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+        r.dir_path = "/";
+      }
+      continue;
+    }
+    if (todo.empty()) {
+      r.name = std::move(name);
+      r.exists = true;
+      r.st = st;
+      return r;
+    }
+    if (!S_ISDIR(st.st_mode)) refuse(here, "not a directory");
+    Fd next(openat(r.dir.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (next.get() < 0) refuse(here, std::strerror(errno));
+    r.dir = std::move(next);
+    r.dir_path = here;
+  }
+  refuse(path, "names a directory");
+}
+
+void check_object(const std::string& path, const struct stat& st, BackingKind kind) {
+  if (kind == BackingKind::char_device) {
+    if (!S_ISCHR(st.st_mode)) refuse(path, "not a character device");
+  } else if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+    refuse(path, "not a regular file or block device");
+  }
+  if (!trusted_owner(st.st_uid))
+    refuse(path, fmt::format("is owned by uid {}, not by root or the mounting user (uid {}); "
+                             "another user could read and change the mount's files through it",
+                             st.st_uid, geteuid()));
+  if (S_ISREG(st.st_mode) && group_or_others_write(st))
+    refuse(path, fmt::format("has mode {}; a region file must not be writable by group or others",
+                             mode_text(st)));
+  if (!S_ISREG(st.st_mode) && (st.st_mode & S_IWOTH) != 0)
+    refuse(path,
+           fmt::format("has mode {}; a region device must not be writable by others", mode_text(st)));
+}
+
+void check_create_dir(const Resolved& r) {
+  struct stat dir {};
+  if (fstat(r.dir.get(), &dir) != 0) refuse(r.dir_path, std::strerror(errno));
+  if (!trusted_owner(dir.st_uid))
+    refuse(r.dir_path,
+           fmt::format("directory is owned by uid {}; tierfs creates region files only in "
+                       "directories owned by root or the mounting user",
+                       dir.st_uid));
+  if (group_or_others_write(dir) && (dir.st_mode & S_ISVTX) == 0)
+    refuse(r.dir_path,
+           fmt::format("directory has mode {}: writable by group or others and not sticky, so "
+                       "another user could replace the region file",
+                       mode_text(dir)));
+}
+
+// Major:minor in /proc/self/mountinfo's third field, decimal.
+std::string mount_point_of(dev_t device) {
+  std::ifstream in("/proc/self/mountinfo");
+  const std::string wanted = fmt::format("{}:{}", major(device), minor(device));
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, point;
+    fields >> id >> parent >> dev >> root >> point;
+    if (dev == wanted) return point;
+  }
+  return "";
+}
+
+std::string busy_reason(dev_t device) {
+  const std::string point = mount_point_of(device);
+  if (!point.empty())
+    return fmt::format("block device is mounted on {}; tierfs would destroy that file system",
+                       point);
+  return "block device is in use (held exclusively by another mount, a file system, a device "
+         "mapper or another program)";
+}
+
+// "pid N (command line)" of whoever holds an flock on the inode, from /proc/locks.
+std::string lock_holder(const struct stat& st) {
+  std::ifstream in("/proc/locks");
+  const std::string wanted =
+      fmt::format("{:02x}:{:02x}:{}", major(st.st_dev), minor(st.st_dev), st.st_ino);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string id, type, advisory, access, pid, inode;
+    fields >> id >> type >> advisory >> access >> pid >> inode;
+    if (type != "FLOCK" || inode != wanted) continue;
+    std::ifstream cmdline_file("/proc/" + pid + "/cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(cmdline_file)),
+                        std::istreambuf_iterator<char>());
+    for (char& c : cmdline)
+      if (c == '\0') c = ' ';
+    while (!cmdline.empty() && cmdline.back() == ' ') cmdline.pop_back();
+    if (cmdline.size() > 200) cmdline = cmdline.substr(0, 200) + "...";
+    return fmt::format("pid {} ({})", pid, cmdline);
+  }
+  return "another process";
+}
+
+void take_lock(int fd, const std::string& path) {
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0) return;
+  const int err = errno;
+  struct stat st {};
+  if (err == EWOULDBLOCK && fstat(fd, &st) == 0)
+    refuse(path, fmt::format("in use by another mount: held by {}", lock_holder(st)));
+  refuse(path, fmt::format("cannot lock: {}", std::strerror(err)));
+}
+
+// Whether the file system takes a file of `bytes`, tried on an unnamed file.
+void check_file_size_fits(const Resolved& r, const std::string& path, uint64_t bytes) {
+  if (bytes > static_cast<uint64_t>(std::numeric_limits<off_t>::max()))
+    refuse(path, fmt::format("{} bytes is more than any file can hold", bytes));
+  Fd probe(openat(r.dir.get(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  if (probe.get() < 0) return;  // no O_TMPFILE here: the mount finds out when it sizes the file
+  if (ftruncate(probe.get(), static_cast<off_t>(bytes)) != 0)
+    refuse(path, fmt::format("the file system refuses a file of {} bytes: {}", bytes,
+                             std::strerror(errno)));
+}
+
+}  // namespace
+
+TrustedOpen open_trusted(const std::string& path, BackingKind kind, bool create) {
+  Resolved r = resolve(path);
+  TrustedOpen out;
+  if (!r.exists) {
+    if (!create || kind != BackingKind::file_or_block)
+      refuse(path, kind == BackingKind::char_device ? "no such device"
+                                                    : "no such file (set create = true to create it)");
+    check_create_dir(r);
+    Fd fd(openat(r.dir.get(), r.name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                 0600));
+    if (fd.get() < 0) refuse(path, fmt::format("cannot create: {}", std::strerror(errno)));
+    out.fd = fd.release();
+    out.created = true;
+    return out;
+  }
+  check_object(path, r.st, kind);
+  out.block = S_ISBLK(r.st.st_mode);
+  // O_EXCL on a block device is the kernel's exclusive claim; without O_CREAT
+  // it means nothing for other files.
+  const int flags = O_RDWR | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC | (out.block ? O_EXCL : 0);
+  Fd fd(openat(r.dir.get(), r.name.c_str(), flags));
+  if (fd.get() < 0) {
+    if (errno == EBUSY && out.block) refuse(path, busy_reason(r.st.st_rdev));
+    refuse(path, fmt::format("cannot open: {}", std::strerror(errno)));
+  }
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0 || st.st_dev != r.st.st_dev || st.st_ino != r.st.st_ino)
+    refuse(path, "was replaced while it was being opened");
+  out.fd = fd.release();
+  return out;
+}
+
+bool check_trusted(const std::string& path, BackingKind kind, bool create, uint64_t needed_bytes,
+                   uint64_t& size_bytes) {
+  Resolved r = resolve(path);
+  size_bytes = 0;
+  if (!r.exists) {
+    if (!create || kind != BackingKind::file_or_block)
+      refuse(path, kind == BackingKind::char_device ? "no such device"
+                                                    : "no such file (set create = true to create it)");
+    check_create_dir(r);
+    if (needed_bytes != 0) check_file_size_fits(r, path, needed_bytes);
+    return false;
+  }
+  check_object(path, r.st, kind);
+  const bool block = S_ISBLK(r.st.st_mode);
+  Fd fd(openat(r.dir.get(), r.name.c_str(),
+               O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC | (block ? O_EXCL : 0)));
+  if (fd.get() < 0) {
+    if (errno == EBUSY && block) refuse(path, busy_reason(r.st.st_rdev));
+    refuse(path, fmt::format("cannot open: {}", std::strerror(errno)));
+  }
+  probe_exclusive(fd.get(), path);
+  if (block) {
+    if (ioctl(fd.get(), BLKGETSIZE64, &size_bytes) != 0)
+      refuse(path, fmt::format("cannot read the block device size: {}", std::strerror(errno)));
+  } else {
+    size_bytes = static_cast<uint64_t>(r.st.st_size);
+    if (create && S_ISREG(r.st.st_mode) && needed_bytes > size_bytes)
+      check_file_size_fits(r, path, needed_bytes);
+  }
+  return true;
+}
+
+void lock_exclusive(int fd, const std::string& path) {
+  take_lock(fd, path);
+}
+
+void probe_exclusive(int fd, const std::string& path) {
+  take_lock(fd, path);
+  flock(fd, LOCK_UN);
+}
+
+std::string unpredictable_shm_name() {
+  unsigned char random[16];
+  size_t done = 0;
+  while (done < sizeof random) {
+    const ssize_t n = getrandom(random + done, sizeof random - done, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw std::runtime_error(fmt::format("getrandom: {}", std::strerror(errno)));
+    done += static_cast<size_t>(n);
+  }
+  std::string name = fmt::format("/tierfs.{}.", geteuid());
+  for (unsigned char byte : random) name += fmt::format("{:02x}", byte);
+  return name;
+}
+
+void check_private_shm(int fd, const std::string& name) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) refuse(name, fmt::format("cannot stat: {}", std::strerror(errno)));
+  if (st.st_uid != geteuid() || (st.st_mode & 077) != 0)
+    refuse(name, fmt::format("shared-memory object is owned by uid {} with mode {}, not by uid {} "
+                             "with 0600 (private)",
+                             st.st_uid, mode_text(st), geteuid()));
+}
+
+}  // namespace tierfs::numa

@@ -1,0 +1,63 @@
+// The trust and exclusivity rules for region backing objects (files, block
+// devices, DAX devices, shared memory): which paths tierfs follows, which
+// existing objects it accepts, how it creates new ones and how it makes a
+// region exclusive to one mount. Every refusal throws std::runtime_error with
+// one line naming the path and the rule (the caller adds the region).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+namespace tierfs::numa {
+
+// What kind of object a region path may name.
+enum class BackingKind { file_or_block, char_device };
+
+struct TrustedOpen {
+  int fd = -1;           // O_RDWR | O_CLOEXEC; block devices also O_EXCL
+  bool created = false;  // tierfs created the file (O_EXCL, 0600) in this call
+  bool block = false;    // a block device
+};
+
+// Opens `path` (absolute) for reading and writing under the trust rules:
+//  - a symlink (at any component) is followed only where no other user can
+//    have planted it: in a directory owned by root or the mounter that group
+//    and others cannot write, or a sticky one when the link is owned by root
+//    or the mounter (the kernel's protected_symlinks rule);
+//  - an existing object must be a regular file or block device (or a
+//    character device for `char_device`) owned by root or the mounter; a
+//    regular file must not be writable by group or others, a device not by others;
+//  - with `create`, a missing file is created O_EXCL with mode 0600 in a
+//    directory owned by root or the mounter that group and others cannot
+//    write unless it is sticky;
+//  - a block device is opened O_EXCL: the kernel refuses it while it is
+//    mounted or claimed by another exclusive opener (another mount).
+// The mounter is the effective uid.
+TrustedOpen open_trusted(const std::string& path, BackingKind kind, bool create);
+
+// The same rules without opening for writing or creating anything, for
+// check-config: returns true when the object exists, false when it would be
+// created; `size_bytes` is its size (files) or capacity (block devices).
+// When `create` would create or grow a file to `needed_bytes`, checks on an
+// unnamed O_TMPFILE that the file system accepts a file that large.
+bool check_trusted(const std::string& path, BackingKind kind, bool create, uint64_t needed_bytes,
+                   uint64_t& size_bytes);
+
+// Takes an exclusive lock (flock) on the open object for the life of `fd`.
+// When another mount holds it, throws one line naming the holder's pid and
+// command line.
+void lock_exclusive(int fd, const std::string& path);
+// As lock_exclusive but releases the lock at once (for check-config).
+void probe_exclusive(int fd, const std::string& path);
+
+// "/tierfs.<uid>.<32 random hex digits>": a shared-memory name no other user
+// can predict (getrandom), so none can squat it.
+std::string unpredictable_shm_name();
+
+// Checks a shared-memory descriptor that this process just created: owned by
+// the effective uid, mode 0600 (nobody else can map it).
+void check_private_shm(int fd, const std::string& name);
+
+}  // namespace tierfs::numa
