@@ -22,6 +22,7 @@
 
 #include "numa/topology.h"
 #include "tierfs/cli/commands.h"
+#include "tierfs/cli/mount_guard.h"
 #include "tierfs/cli/mount_helper.h"
 #include "tierfs/core/config.h"
 #include "tierfs/server/fs_session.h"
@@ -180,6 +181,7 @@ void add_mount_command(CLI::App& app, int& status) {
     Config config =
         config_file.empty() ? default_config(topology) : load_config(config_file, topology);
     SessionOptions session;
+    refuse_served_mountpoint(args->mountpoint);
     session.mountpoint = checked_mountpoint(args->mountpoint);
     session.extra_options = std::move(options);
     session.debug = args->debug;

@@ -150,6 +150,12 @@ void parse_mount(const Reader& reader, const toml::node& node, MountOptions& mou
   }
   if (auto v = t.boolean("allow_other")) mount.allow_other = *v;
   if (auto v = t.boolean("default_permissions")) mount.default_permissions = *v;
+  // The server checks no owner, group or mode itself: that is the kernel's
+  // job under default_permissions, so other users only get in with it on.
+  if (mount.allow_other && !mount.default_permissions)
+    reader.fail(t.pos("allow_other"),
+                "allow_other needs default_permissions = true: the server does not check "
+                "permissions itself, so every user could read, change and delete every file");
   if (auto v = t.size("max_io")) {
     if (*v < (4u << 10) || *v > (16u << 20) || (*v & (*v - 1)) != 0)
       reader.fail(

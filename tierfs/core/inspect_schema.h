@@ -135,10 +135,13 @@ struct Stats {
   uint64_t capacity_bytes = 0;
   uint64_t free_bytes = 0;
   uint64_t inodes = 0;
+  uint64_t xattrs = 0;       // stored extended attributes, every inode
+  uint64_t xattr_bytes = 0;  // their names and values
   std::vector<TierUse> tiers;
   std::map<std::string, uint64_t> ops;  // operation name -> count
   BpfState bpf;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Stats, capacity_bytes, free_bytes, inodes, tiers, ops, bpf)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Stats, capacity_bytes, free_bytes, inodes, xattrs, xattr_bytes,
+                                   tiers, ops, bpf)
 
 }  // namespace tierfs::inspect

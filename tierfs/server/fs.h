@@ -125,6 +125,15 @@ class Fs {
   FileHandle* add_handle(std::unique_ptr<FileHandle> handle);
   std::unique_ptr<FileHandle> take_handle(FileHandle* handle);
 
+  // Stored extended attributes across the mount (user.tierfs.stats): each
+  // inode is limited by fs_xattr.cc, this is what they hold together.
+  void count_xattrs(int64_t count_delta, int64_t bytes_delta) {
+    xattr_count_.fetch_add(static_cast<uint64_t>(count_delta), std::memory_order_relaxed);
+    xattr_bytes_.fetch_add(static_cast<uint64_t>(bytes_delta), std::memory_order_relaxed);
+  }
+  uint64_t xattr_count() const { return xattr_count_.load(); }
+  uint64_t xattr_bytes() const { return xattr_bytes_.load(); }
+
   // Shared for lookups and readdir, unique for every change of the tree.
   mutable std::shared_mutex namespace_lock;
 
@@ -136,6 +145,8 @@ class Fs {
   std::unordered_map<uint64_t, InodePtr> inodes_;
   uint64_t next_ino_ = FUSE_ROOT_ID + 1;
   std::array<std::atomic<uint64_t>, static_cast<unsigned>(Op::count_)> op_counts_{};
+  std::atomic<uint64_t> xattr_count_{0};
+  std::atomic<uint64_t> xattr_bytes_{0};
   std::mutex handles_mutex_;
   std::unordered_map<FileHandle*, std::unique_ptr<FileHandle>> handles_;
   std::shared_ptr<BpfPath> bpf_;  // after storage_: destroyed first

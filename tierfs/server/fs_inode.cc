@@ -140,9 +140,19 @@ void Fs::maybe_drop(const InodePtr& inode) {
       inode->size = 0;
     }
   }
-  std::lock_guard guard(table_mutex_);
-  if (inode->lookups == 0 && inode->nlink.load() == 0 && inode->open_handles.load() == 0)
-    inodes_.erase(inode->ino);
+  bool dropped = false;
+  {
+    std::lock_guard guard(table_mutex_);
+    if (inode->lookups == 0 && inode->nlink.load() == 0 && inode->open_handles.load() == 0)
+      dropped = inodes_.erase(inode->ino) != 0;
+  }
+  if (dropped) {
+    std::shared_lock guard(inode->lock);
+    int64_t bytes = 0;
+    for (const auto& [key, value] : inode->xattrs)
+      bytes += static_cast<int64_t>(key.size() + value.size());
+    count_xattrs(-static_cast<int64_t>(inode->xattrs.size()), -bytes);
+  }
 }
 
 size_t Fs::inode_count() const {

@@ -99,8 +99,12 @@ std::string extent_map_json(Fs& fs, const Inode& inode, size_t first_extent) {
   return nlohmann::json(page).dump();
 }
 
-std::string stats_json(Fs& fs) {
+std::string stats_json(Fs& fs, bool full) {
   inspect::Stats stats;
+  stats.capacity_bytes = fs.storage().capacity_bytes();
+  stats.free_bytes = fs.storage().free_bytes();
+  stats.inodes = fs.inode_count();
+  if (!full) return nlohmann::json(stats).dump();
   for (const TierStats& tier : fs.storage().stats()) {
     inspect::TierUse& use = stats.tiers.emplace_back();
     for (const RegionStats& region : tier.regions)
@@ -128,9 +132,8 @@ std::string stats_json(Fs& fs) {
   }
   for (unsigned i = 0; i < static_cast<unsigned>(Op::count_); ++i)
     stats.ops[op_name(static_cast<Op>(i))] = fs.op_count(static_cast<Op>(i));
-  stats.capacity_bytes = fs.storage().capacity_bytes();
-  stats.free_bytes = fs.storage().free_bytes();
-  stats.inodes = fs.inode_count();
+  stats.xattrs = fs.xattr_count();
+  stats.xattr_bytes = fs.xattr_bytes();
   stats.bpf = bpf_state(fs.bpf_status());
   return nlohmann::json(stats).dump();
 }

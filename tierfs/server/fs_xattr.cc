@@ -3,6 +3,7 @@
 // user.tierfs.map (a file's extents) and user.tierfs.stats (on the mount
 // root) that `tierfs map` and `tierfs stats` read instead of ioctls.
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <climits>
@@ -19,6 +20,11 @@ namespace {
 constexpr std::string_view map_xattr = "user.tierfs.map";
 constexpr std::string_view stats_xattr = "user.tierfs.stats";
 constexpr size_t max_value_bytes = size_t{64} * 1024;  // XATTR_SIZE_MAX
+// Per inode, so that no user can grow the server's memory without bound
+// through attributes (documented in docs/operations.md); ENOSPC past them, as
+// ext4 answers when an inode's attribute space is full.
+constexpr size_t max_xattrs_per_inode = 128;
+constexpr size_t max_xattr_bytes_per_inode = size_t{256} * 1024;  // names and values
 
 bool is_virtual(std::string_view name) {
   return name.starts_with(map_xattr) || name == stats_xattr;
@@ -34,6 +40,12 @@ std::optional<size_t> map_page_start(std::string_view name) {
     first = first * 10 + static_cast<size_t>(c - '0');
   }
   return first;
+}
+
+// Root and the user who mounted see everything the virtual attributes tell.
+bool sees_internals(fuse_req_t req) {
+  const uid_t uid = fuse_req_ctx(req)->uid;
+  return uid == 0 || uid == geteuid();
 }
 
 bool supported_namespace(std::string_view name) {
@@ -85,6 +97,18 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
   } else {
     std::string stored(value, size);
     if (tier && !stored.empty() && stored.back() == '\0') stored.pop_back();
+    size_t bytes = 0;
+    for (const auto& [k, v] : inode->xattrs) bytes += k.size() + v.size();
+    const size_t old_bytes = it == inode->xattrs.end() ? 0 : it->first.size() + it->second.size();
+    const size_t new_bytes = key.size() + stored.size();
+    const size_t count = inode->xattrs.size() + (it == inode->xattrs.end() ? 1 : 0);
+    if (count > max_xattrs_per_inode || bytes - old_bytes + new_bytes > max_xattr_bytes_per_inode) {
+      guard.unlock();
+      fuse_reply_err(req, ENOSPC);
+      return;
+    }
+    fs.count_xattrs(it == inode->xattrs.end() ? 1 : 0,
+                    static_cast<int64_t>(new_bytes) - static_cast<int64_t>(old_bytes));
     inode->xattrs[name] = std::move(stored);
     // New extents of a regular file go to the named tier; a directory passes it to new children.
     if (tier && inode->is_regular() && !inode->data_released)
@@ -113,13 +137,19 @@ void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
     std::string json;
     {
       std::shared_lock guard(inode->lock);
+      // A file's layout (device offsets) is for its owner, as its contents are.
+      if (!sees_internals(req) && fuse_req_ctx(req)->uid != inode->uid) {
+        guard.unlock();
+        fuse_reply_err(req, EACCES);
+        return;
+      }
       json = extent_map_json(fs, *inode, *first);
     }
     reply_value(req, json, size);
     return;
   }
   if (key == stats_xattr && ino == FUSE_ROOT_ID) {
-    reply_value(req, stats_json(fs), size);
+    reply_value(req, stats_json(fs, sees_internals(req)), size);
     return;
   }
   if (!supported_namespace(key)) {
@@ -167,8 +197,13 @@ void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     return;
   }
   std::unique_lock guard(inode->lock);
-  int err = inode->xattrs.erase(name) ? 0 : ENODATA;
-  if (!err) inode->ctime_ns = now_ns();
+  auto it = inode->xattrs.find(name);
+  int err = it == inode->xattrs.end() ? ENODATA : 0;
+  if (!err) {
+    fs.count_xattrs(-1, -static_cast<int64_t>(it->first.size() + it->second.size()));
+    inode->xattrs.erase(it);
+    inode->ctime_ns = now_ns();
+  }
   guard.unlock();
   fuse_reply_err(req, err);
 }

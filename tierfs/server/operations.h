@@ -73,6 +73,8 @@ int make_node(Fs& fs, fuse_req_t req, fuse_ino_t parent, const char* name, mode_
 // each page says where the next one starts ("next_extent", absent at the end).
 inline constexpr size_t map_page_bytes = 60 * 1024;
 std::string extent_map_json(Fs& fs, const Inode& inode, size_t first_extent);
-std::string stats_json(Fs& fs);
+// `full` for root and the mounter; other users get only what statfs shows
+// (capacity, free bytes, inodes), not tier usage, operation counts or BPF ids.
+std::string stats_json(Fs& fs, bool full);
 
 }  // namespace tierfs

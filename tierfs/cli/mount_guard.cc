@@ -1,0 +1,68 @@
+// Reads /proc/self/mountinfo: field 5 is the mount point (octal escapes for
+// space, tab, newline and backslash), the field after " - " the type.
+#include "tierfs/cli/mount_guard.h"
+
+#include <fmt/core.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <vector>
+
+namespace tierfs {
+namespace {
+
+std::string unescaped(const std::string& field) {
+  std::string out;
+  for (size_t i = 0; i < field.size(); ++i) {
+    if (field[i] == '\\' && i + 3 < field.size()) {
+      const std::string digits = field.substr(i + 1, 3);
+      if (digits.size() == 3 && digits.find_first_not_of("01234567") == std::string::npos) {
+        out.push_back(static_cast<char>(std::stoi(digits, nullptr, 8)));
+        i += 3;
+        continue;
+      }
+    }
+    out.push_back(field[i]);
+  }
+  return out;
+}
+
+bool served_by_tierfs(const std::string& point) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, mount_point;
+    fields >> id >> parent >> dev >> root >> mount_point;
+    const auto dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    std::istringstream rest(line.substr(dash + 3));
+    std::string type;
+    rest >> type;
+    if (type == "fuse.tierfs" && unescaped(mount_point) == point) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void refuse_served_mountpoint(const std::string& path) {
+  std::error_code error;
+  // Lexically first: a stale mount (its server gone) cannot be resolved.
+  std::vector<std::string> candidates{
+      std::filesystem::absolute(path, error).lexically_normal().string()};
+  const auto resolved = std::filesystem::canonical(path, error);
+  if (!error) candidates.push_back(resolved.string());
+  for (std::string point : candidates) {
+    if (point.size() > 1 && point.back() == '/') point.pop_back();
+    if (served_by_tierfs(point))
+      throw std::runtime_error(fmt::format(
+          "mount point {} is already served by tierfs; unmount it first with fusermount3 -u {} "
+          "(also when its server has died)",
+          point, point));
+  }
+}
+
+}  // namespace tierfs
