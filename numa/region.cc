@@ -120,8 +120,7 @@ std::unique_ptr<Region> open_numa(const RegionSpec& spec, const RegionOptions& o
   }
   if (fd < 0) {
     // A name no other user can predict, so none can squat it before us.
-    const std::string name =
-        options.shm_name.empty() ? unpredictable_shm_name() : options.shm_name;
+    const std::string name = options.shm_name.empty() ? unpredictable_shm_name() : options.shm_name;
     if (name.front() != '/') fail(spec, "internal: shared-memory name must start with '/'");
     // A region larger than what /dev/shm can still hold would SIGBUS on first touch.
     struct statvfs shm {};

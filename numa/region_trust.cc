@@ -76,9 +76,9 @@ std::deque<std::string> components(const std::string& path) {
 }
 
 struct Resolved {
-  Fd dir;            // O_PATH descriptor of the directory holding the last component
+  Fd dir;                // O_PATH descriptor of the directory holding the last component
   std::string dir_path;  // that directory as walked, for messages
-  std::string name;  // the last component (never a symlink once resolved)
+  std::string name;      // the last component (never a symlink once resolved)
   bool exists = false;
   struct stat st {};  // the last component, when it exists
 };
@@ -175,8 +175,8 @@ void check_object(const std::string& path, const struct stat& st, BackingKind ki
     refuse(path, fmt::format("has mode {}; a region file must not be writable by group or others",
                              mode_text(st)));
   if (!S_ISREG(st.st_mode) && (st.st_mode & S_IWOTH) != 0)
-    refuse(path,
-           fmt::format("has mode {}; a region device must not be writable by others", mode_text(st)));
+    refuse(path, fmt::format("has mode {}; a region device must not be writable by others",
+                             mode_text(st)));
 }
 
 void check_create_dir(const Resolved& r) {
@@ -267,8 +267,9 @@ TrustedOpen open_trusted(const std::string& path, BackingKind kind, bool create)
   TrustedOpen out;
   if (!r.exists) {
     if (!create || kind != BackingKind::file_or_block)
-      refuse(path, kind == BackingKind::char_device ? "no such device"
-                                                    : "no such file (set create = true to create it)");
+      refuse(path, kind == BackingKind::char_device
+                       ? "no such device"
+                       : "no such file (set create = true to create it)");
     check_create_dir(r);
     Fd fd(openat(r.dir.get(), r.name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                  0600));
@@ -294,36 +295,38 @@ TrustedOpen open_trusted(const std::string& path, BackingKind kind, bool create)
   return out;
 }
 
-bool check_trusted(const std::string& path, BackingKind kind, bool create, uint64_t needed_bytes,
-                   uint64_t& size_bytes) {
+TrustedCheck check_trusted(const std::string& path, BackingKind kind, bool create,
+                           uint64_t needed_bytes) {
   Resolved r = resolve(path);
-  size_bytes = 0;
+  TrustedCheck out;
   if (!r.exists) {
     if (!create || kind != BackingKind::file_or_block)
-      refuse(path, kind == BackingKind::char_device ? "no such device"
-                                                    : "no such file (set create = true to create it)");
+      refuse(path, kind == BackingKind::char_device
+                       ? "no such device"
+                       : "no such file (set create = true to create it)");
     check_create_dir(r);
     if (needed_bytes != 0) check_file_size_fits(r, path, needed_bytes);
-    return false;
+    return out;
   }
   check_object(path, r.st, kind);
-  const bool block = S_ISBLK(r.st.st_mode);
+  out.exists = true;
+  out.block = S_ISBLK(r.st.st_mode);
   Fd fd(openat(r.dir.get(), r.name.c_str(),
-               O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC | (block ? O_EXCL : 0)));
+               O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC | (out.block ? O_EXCL : 0)));
   if (fd.get() < 0) {
-    if (errno == EBUSY && block) refuse(path, busy_reason(r.st.st_rdev));
+    if (errno == EBUSY && out.block) refuse(path, busy_reason(r.st.st_rdev));
     refuse(path, fmt::format("cannot open: {}", std::strerror(errno)));
   }
-  probe_exclusive(fd.get(), path);
-  if (block) {
-    if (ioctl(fd.get(), BLKGETSIZE64, &size_bytes) != 0)
+  if (!out.block) probe_exclusive(fd.get(), path);
+  if (out.block) {
+    if (ioctl(fd.get(), BLKGETSIZE64, &out.size_bytes) != 0)
       refuse(path, fmt::format("cannot read the block device size: {}", std::strerror(errno)));
   } else {
-    size_bytes = static_cast<uint64_t>(r.st.st_size);
-    if (create && S_ISREG(r.st.st_mode) && needed_bytes > size_bytes)
+    out.size_bytes = static_cast<uint64_t>(r.st.st_size);
+    if (create && S_ISREG(r.st.st_mode) && needed_bytes > out.size_bytes)
       check_file_size_fits(r, path, needed_bytes);
   }
-  return true;
+  return out;
 }
 
 void lock_exclusive(int fd, const std::string& path) {

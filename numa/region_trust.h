@@ -37,13 +37,19 @@ struct TrustedOpen {
 // The mounter is the effective uid.
 TrustedOpen open_trusted(const std::string& path, BackingKind kind, bool create);
 
-// The same rules without opening for writing or creating anything, for
-// check-config: returns true when the object exists, false when it would be
-// created; `size_bytes` is its size (files) or capacity (block devices).
-// When `create` would create or grow a file to `needed_bytes`, checks on an
-// unnamed O_TMPFILE that the file system accepts a file that large.
-bool check_trusted(const std::string& path, BackingKind kind, bool create, uint64_t needed_bytes,
-                   uint64_t& size_bytes);
+// The same rules without opening for writing or creating anything, for the
+// configuration check that check-config and mount share: whether the object
+// exists, is a block device, and its size (files) or capacity (devices). It
+// also probes the lock, so a region another mount holds is refused here too.
+// When `create` would create or grow a file to `needed_bytes` (0: unknown
+// yet), checks on an unnamed O_TMPFILE that the file system takes that size.
+struct TrustedCheck {
+  bool exists = false;
+  bool block = false;
+  uint64_t size_bytes = 0;
+};
+TrustedCheck check_trusted(const std::string& path, BackingKind kind, bool create,
+                           uint64_t needed_bytes);
 
 // Takes an exclusive lock (flock) on the open object for the life of `fd`.
 // When another mount holds it, throws one line naming the holder's pid and

@@ -1,15 +1,23 @@
 #!/bin/bash
 # Another user pre-creates shared-memory objects under every name the old
-# scheme (/dev/shm/tierfs.<PID>.<tier>.<i>) would use for the next PIDs: the
+# scheme (/dev/shm/tierfs.<PID>.<tier>.<i>) would use for the next 500 PIDs: the
 # mount still comes up, its objects are private (0600, root's), and they are
 # gone after the unmount.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 make_evil_user
 
+# Other users' squats are removed again at once: on a shared machine they
+# would stop every older tierfs binary's mounts as well.
+squat_cleanup() {
+  find /dev/shm -maxdepth 1 -user "$EVIL_USER" -name 'tierfs.*' -delete 2>/dev/null || true
+  security_cleanup
+}
+trap squat_cleanup EXIT
 next=$(($(cat /proc/sys/kernel/ns_last_pid 2>/dev/null || echo $$) + 1))
-as_evil sh -c "i=$next; while [ \$i -lt $((next + 3000)) ]; do : >/dev/shm/tierfs.\$i.dram.0; i=\$((i + 1)); done"
-trap 'find /dev/shm -maxdepth 1 -user "$EVIL_USER" -delete 2>/dev/null; security_cleanup' EXIT
+as_evil sh -c "i=$next; while [ \$i -lt $((next + 500)) ]; do true 2>/dev/null >/dev/shm/tierfs.\$i.dram.0; i=\$((i + 1)); done" || true
+[ "$(find /dev/shm -maxdepth 1 -user "$EVIL_USER" -name 'tierfs.*' | wc -l)" -gt 400 ] ||
+  fail "could not squat the shared-memory names"
 
 printf '[[tier]]\nname = "dram"\nregions = ["numa:0"]\nsize = "16MiB"\ngranularity = "64KiB"\n' >"$WORK/dram.toml"
 try_mount "$WORK/dram.toml" "$MNT"

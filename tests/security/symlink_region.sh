@@ -16,7 +16,7 @@ if [ "$MOUNT_STATUS" -eq 0 ]; then
   head -c 1M /dev/urandom >"$MNT/f" && sync
 fi
 [ "$(cat "$WORK/victim")" = "root's unrelated file" ] || fail "the symlink's target was changed"
-expect_refused "a planted symlink" "tierfs-spill.img\": is a symlink in a directory that other users can write"
+expect_refused "a planted symlink" "tierfs-spill.img\" of tier \"spill\": is a symlink in a directory that other users can write"
 
 # The same for a directory component another user controls.
 as_evil mkdir "$WORK/vartmp/dir"

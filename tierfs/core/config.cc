@@ -227,7 +227,7 @@ TierConfig parse_tier(const Reader& reader, const toml::node& node, size_t index
   auto name = first.string("name");
   if (!name) reader.fail(tier.pos, fmt::format("{} has no \"name\"", unnamed));
   static const std::regex kName("[A-Za-z0-9_-]{1,32}");
-  if (!std::regex_match(*name, kName))
+  if (name->size() > 32 || !std::regex_match(*name, kName))
     reader.fail(first.pos("name"),
                 fmt::format("tier name \"{}\" must be 1-32 letters, digits, '-' or '_'", *name));
   tier.name = *name;
@@ -307,8 +307,46 @@ PlacementRule parse_rule(const Reader& reader, const toml::node& node, size_t in
 
 }  // namespace
 
+namespace {
+
+// Whatever the user wrote is quoted at most this long in a message, so that a
+// 10MB value cannot become a 10MB error line.
+constexpr size_t kMaxQuoted = 64;
+
+std::string shortened(std::string_view text) {
+  if (text.size() <= kMaxQuoted) return std::string(text);
+  return fmt::format("{}... ({} bytes)", text.substr(0, kMaxQuoted), text.size());
+}
+
+// Shortens every quoted run and every long unquoted word (a path) in `what`.
+std::string with_short_values(const std::string& what) {
+  std::string out;
+  size_t i = 0;
+  while (i < what.size()) {
+    const char c = what[i];
+    if (c == '"') {
+      const size_t end = what.find('"', i + 1);
+      if (end == std::string::npos) break;
+      out += '"' + shortened(std::string_view(what).substr(i + 1, end - i - 1)) + '"';
+      i = end + 1;
+    } else if (c != ' ') {
+      size_t end = what.find_first_of(" \"", i);
+      if (end == std::string::npos) end = what.size();
+      out += shortened(std::string_view(what).substr(i, end - i));
+      i = end;
+    } else {
+      out += c;
+      ++i;
+    }
+  }
+  if (i < what.size()) out += shortened(std::string_view(what).substr(i));
+  return out;
+}
+
+}  // namespace
+
 [[noreturn]] void Reader::fail(SourcePos pos, const std::string& what) const {
-  throw ConfigError(source, pos, what);
+  throw ConfigError(source, pos, with_short_values(what));
 }
 
 uint64_t Reader::size_value(const toml::node& node, std::string_view key,

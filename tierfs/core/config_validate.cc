@@ -15,6 +15,7 @@
 #include <limits>
 #include <sstream>
 
+#include "numa/region_trust.h"
 #include "tierfs/core/config_internal.h"
 #include "tierfs/core/units.h"
 
@@ -41,6 +42,37 @@ namespace config_detail {
 namespace {
 
 constexpr uint64_t kUnbounded = std::numeric_limits<uint64_t>::max();
+
+// A trust refusal names its path; the region's own path needs no second mention.
+std::string without_own_path(std::string_view what, const std::string& path) {
+  const std::string own = path + ": ";
+  if (what.starts_with(own)) what.remove_prefix(own.size());
+  return std::string(what);
+}
+
+// Files that mount would create or grow: the file system must take their
+// final size (offset + bytes), checked as Region::open will size them.
+void check_created_sizes(const Reader& reader, const TierConfig& tier) {
+  if (!tier.create_files) return;
+  for (size_t i = 0; i < tier.regions.size(); ++i) {
+    const TierRegion& region = tier.regions[i];
+    if (region.spec.kind != numa::RegionKind::file) continue;
+    const uint64_t bytes = tier.geometry.regions[i].bytes;
+    const std::string what =
+        fmt::format("region \"{}\" of tier \"{}\"", region.spec.text, tier.name);
+    if (region.offset_bytes > std::numeric_limits<int64_t>::max() - bytes)
+      reader.fail(region.pos,
+                  fmt::format("{}: offset {} and size {} are past the largest file", what,
+                              format_size(region.offset_bytes), format_size(bytes)));
+    try {
+      numa::check_trusted(region.spec.path, numa::BackingKind::file_or_block, true,
+                          region.offset_bytes + bytes);
+    } catch (const std::runtime_error& e) {
+      reader.fail(region.pos,
+                  fmt::format("{}: {}", what, without_own_path(e.what(), region.spec.path)));
+    }
+  }
+}
 
 // Bytes a region can hold from its offset; kUnbounded when it will be created or grown.
 uint64_t region_capacity(const Reader& reader, const TierConfig& tier, const TierRegion& region,
@@ -75,26 +107,16 @@ uint64_t region_capacity(const Reader& reader, const TierConfig& tier, const Tie
       if (region.offset_bytes % 4096 != 0)
         reader.fail(region.pos, fmt::format("{}: offset {} is not a multiple of 4KiB", what,
                                             format_size(region.offset_bytes)));
-      struct stat st {};
-      if (stat(spec.path.c_str(), &st) != 0) {
-        if (!tier.create_files)
-          reader.fail(region.pos,
-                      fmt::format("{}: no such file (set create = true to create it)", what));
-        return kUnbounded;
+      // The trust, type and lock rules of Region::open, without creating anything.
+      numa::TrustedCheck found;
+      try {
+        found =
+            numa::check_trusted(spec.path, numa::BackingKind::file_or_block, tier.create_files, 0);
+      } catch (const std::runtime_error& e) {
+        reader.fail(region.pos, fmt::format("{}: {}", what, without_own_path(e.what(), spec.path)));
       }
-      uint64_t size = 0;
-      if (S_ISBLK(st.st_mode)) {
-        const int fd = open(spec.path.c_str(), O_RDONLY | O_CLOEXEC);
-        const bool ok = fd >= 0 && ioctl(fd, BLKGETSIZE64, &size) == 0;
-        if (fd >= 0) close(fd);
-        if (!ok)
-          reader.fail(region.pos, fmt::format("{}: cannot read the block device's size", what));
-      } else if (S_ISREG(st.st_mode)) {
-        if (tier.create_files) return kUnbounded;  // a regular file is grown to fit
-        size = static_cast<uint64_t>(st.st_size);
-      } else {
-        reader.fail(region.pos, fmt::format("{}: not a regular file or block device", what));
-      }
+      if (!found.exists || (!found.block && tier.create_files)) return kUnbounded;  // grown to fit
+      const uint64_t size = found.size_bytes;
       if (region.offset_bytes >= size)
         reader.fail(region.pos, fmt::format("{}: offset {} is past the end of the {} file", what,
                                             format_size(region.offset_bytes), format_size(size)));
@@ -150,6 +172,7 @@ void resolve_tier_size(const Reader& reader, TierConfig& tier, const numa::Topol
   }
   tier.geometry = tier_geometry(tier, rows);
   tier.size_bytes = tier.geometry.capacity_bytes;
+  check_created_sizes(reader, tier);
 }
 
 struct ClaimedRange {

@@ -263,8 +263,18 @@ TEST(Config, UnresolvableFilePathGivesOneLine) {
   const std::string path = "/" + std::string(5000, 'a');
   const std::string error = error_of("[[tier]]\nname = \"s\"\nregions = [\"file:" + path +
                                      "\"]\ncreate = true\nsize = \"8MiB\"\n");
-  EXPECT_EQ(error, "c.toml:3:12: region \"file:" + path +
-                       "\" of tier \"s\": cannot resolve the path: File name too long");
+  // The value is quoted as a short prefix, not 5000 bytes.
+  EXPECT_EQ(error, "c.toml:3:12: region \"file:" + path.substr(0, 59) +
+                       "... (5006 bytes)\" of tier \"s\": File name too long");
+}
+
+TEST(Config, LongValuesAreQuotedAsAShortPrefix) {
+  const std::string name(10 << 20, 'x');
+  const std::string error =
+      error_of("[[tier]]\nname = \"" + name + "\"\nregions = [\"numa:0\"]\nsize = \"8MiB\"\n");
+  EXPECT_EQ(error, "c.toml:2:8: tier name \"" + name.substr(0, 64) + "... (" +
+                       std::to_string(name.size()) +
+                       " bytes)\" must be 1-32 letters, digits, '-' or '_'");
 }
 
 }  // namespace
