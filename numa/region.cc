@@ -132,8 +132,14 @@ std::unique_ptr<Region> open_numa(const RegionSpec& spec, const RegionOptions& o
     }
     fd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) fail(spec, fmt::format("shm_open {} failed: {}", name, std::strerror(errno)));
-    region->set_shm_name(name);
     region->set_fd(fd);
+    if (options.shm_name.empty()) {
+      // Nothing needs to find it by name: unnamed at once, so a crashed server
+      // leaves nothing in /dev/shm (the descriptor and mapping keep the memory).
+      shm_unlink(name.c_str());
+    } else {
+      region->set_shm_name(name);
+    }
     try {
       check_private_shm(fd, "/dev/shm" + name);
     } catch (const std::runtime_error& e) {

@@ -31,7 +31,9 @@ struct RegionOptions {
   uint64_t size_bytes = 0;    // bytes to map, starting at offset_bytes
   bool hugepages = false;     // numa: back with huge pages where available
   bool create = false;        // file: create and size the file when missing
-  std::string shm_name;       // numa: shared-memory name; empty for an unpredictable one
+  // numa: a shared-memory name that stays for the region's life; empty for an
+  // unpredictable one that is unlinked as soon as it is open (the server's way).
+  std::string shm_name;
 };
 
 class Region {
