@@ -73,12 +73,14 @@ expect_status 0 "stop again" job stop --job-id 10
 expect_status 6 "env after stop" job env --job-id 10
 no_traces 10
 
-# The server killed: stop still removes mount, shm objects and records.
+# The server killed: stop still removes mount and records.
 expect_status 0 "start 11" job start --job-id 11 --uid 0 --gid 0
 pid=$(sed -n 's/.*"server_pid": \([0-9]*\).*/\1/p' "$D/run/job-11.json")
 shm=$(sed -n 's/.*"\/\(tierfs\.[^"]*\)".*/\1/p' "$D/run/job-11.json")
 kill -9 "$pid"
-[ -e "/dev/shm/$shm" ] || fail "no shm object $shm to clean up"
+# A numa: region's shared memory has no name once it is open (docs/operations.md,
+# Security): the killed server leaves no /dev/shm object behind in the first place.
+[ -e "/dev/shm/$shm" ] && fail "shm object $shm left by the killed server"
 expect_status 0 "stop after kill" job stop --job-id 11
 [ -e "/dev/shm/$shm" ] && fail "shm object $shm left"
 no_traces 11
