@@ -211,8 +211,8 @@ std::string mount_point_of(dev_t device) {
 std::string busy_reason(dev_t device) {
   const std::string point = mount_point_of(device);
   if (!point.empty())
-    return fmt::format("block device is in use: mounted on {}; tierfs would destroy that file system",
-                       point);
+    return fmt::format(
+        "block device is in use: mounted on {}; tierfs would destroy that file system", point);
   return "block device is in use (held exclusively by another mount, a file system, a device "
          "mapper or another program)";
 }
