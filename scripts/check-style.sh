@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Style gate: clang-format drift and clang-tidy findings fail the run.
+#   scripts/check-style.sh [--fix] [BUILD_DIR]
+# C++ files take the root .clang-format; the C that clang -target bpf builds
+# (bpf/, kernel/: *.c and the C headers, which open with an SPDX C comment)
+# takes the kernel style of their folder's .clang-format. clang-tidy runs on
+# every C++ source the build compiles (BUILD_DIR/compile_commands.json), with
+# the root .clang-tidy. --fix rewrites the formatting in place (tidy findings
+# are left to a person).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fix=false
+[ "${1:-}" = --fix ] && { fix=true; shift; }
+build_dir=${1:-${BUILD_DIR:-build}}
+
+is_kernel_c() {
+  case "$1" in
+    *.c) return 0 ;;
+    bpf/*.h | kernel/*.h) head -1 "$1" | grep -q '^/\* SPDX' ;;
+    *) return 1 ;;
+  esac
+}
+
+status=0
+drift=()
+while IFS= read -r file; do
+  style=file:.clang-format
+  if is_kernel_c "$file"; then style=file:$(dirname "$file")/.clang-format; fi
+  if $fix; then
+    clang-format -i --style="$style" "$file"
+  elif ! clang-format --dry-run --Werror --style="$style" "$file" 2>/dev/null; then
+    drift+=("$file")
+  fi
+done < <(git ls-files '*.c' '*.cc' '*.h' | grep -v '^tests/configs/')
+if [ ${#drift[@]} -gt 0 ]; then
+  echo "check-style: ${#drift[@]} file(s) not clang-formatted (scripts/check-style.sh --fix): ${drift[*]}" >&2
+  status=1
+fi
+
+if [ ! -f "$build_dir/compile_commands.json" ]; then
+  echo "check-style: $build_dir/compile_commands.json missing: configure the build first" >&2
+  exit 1
+fi
+# Every C++ translation unit of the project that the build compiles.
+mapfile -t sources < <(python3 - "$build_dir/compile_commands.json" "$PWD" <<'PY'
+import json, os, sys
+root = sys.argv[2]
+seen = set()
+for entry in json.load(open(sys.argv[1])):
+    path = os.path.normpath(os.path.join(entry["directory"], entry["file"]))
+    if path.endswith(".cc") and path.startswith(root + "/") and "/build" not in path[len(root):]:
+        seen.add(os.path.relpath(path, root))
+print("\n".join(sorted(seen)))
+PY
+)
+tidy_log=$(mktemp)
+trap 'rm -f "$tidy_log"' EXIT
+if ! printf '%s\n' "${sources[@]}" |
+    xargs -P "$(nproc)" -n 4 clang-tidy -p "$build_dir" --quiet >"$tidy_log" 2>&1; then
+  grep -E '(error|warning):' "$tidy_log" | sort -u >&2 || cat "$tidy_log" >&2
+  echo "check-style: clang-tidy found problems in the ${#sources[@]} sources above" >&2
+  status=1
+else
+  echo "check-style: clang-format clean; clang-tidy clean on ${#sources[@]} sources"
+fi
+exit $status
