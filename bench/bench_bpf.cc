@@ -15,6 +15,7 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -210,7 +211,7 @@ UpcallCount count_upcalls(uint32_t shift, uint64_t max_io) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run_main(int argc, char** argv) {
   CLI::App app{"bench_bpf: in-kernel mapping cost against the C++ mapping and a FUSE upcall"};
   bool smoke = false;
   std::string json_path;
@@ -287,4 +288,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   return 0;
+}
+
+// The last line of defence: run_main turns errors into one line itself, and
+// anything that still escapes (an error while printing one) ends here.
+int main(int argc, char** argv) {
+  try {
+    return run_main(argc, argv);
+  } catch (...) {
+    std::fputs("bench_bpf: unexpected error\n", stderr);
+    return 1;
+  }
 }

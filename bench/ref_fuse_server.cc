@@ -383,7 +383,7 @@ int serve(uint64_t buffer_mib, const std::string& mountpoint) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run_main(int argc, char** argv) {
   CLI::App app{"Minimal memory-backed FUSE server: the reference of bench/server_bench"};
   uint64_t buffer_mib = 4096;
   std::string mountpoint;
@@ -397,6 +397,17 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ref_fuse_server: %s\n", e.what());
+    return 1;
+  }
+}
+
+// The last line of defence: run_main turns errors into one line itself, and
+// anything that still escapes (an error while printing one) ends here.
+int main(int argc, char** argv) {
+  try {
+    return run_main(argc, argv);
+  } catch (...) {
+    std::fputs("ref_fuse_server: unexpected error\n", stderr);
     return 1;
   }
 }

@@ -14,6 +14,7 @@
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -66,7 +67,7 @@ void measure(const std::string& dir, unsigned count, unsigned settle_ms) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run_main(int argc, char** argv) {
   CLI::App app{"create/stat/unlink rates of one directory"};
   std::string dir;
   unsigned count = 10000;
@@ -82,6 +83,17 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const std::exception& e) {
     fmt::print(stderr, "server_bench_metadata: {}\n", e.what());
+    return 1;
+  }
+}
+
+// The last line of defence: run_main turns errors into one line itself, and
+// anything that still escapes (an error while printing one) ends here.
+int main(int argc, char** argv) {
+  try {
+    return run_main(argc, argv);
+  } catch (...) {
+    std::fputs("server_bench_metadata: unexpected error\n", stderr);
     return 1;
   }
 }

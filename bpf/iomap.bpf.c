@@ -26,8 +26,8 @@ static __always_inline void copy_io(struct fuse_iomap_io *dst, const struct tier
 }
 
 SEC("struct_ops/iomap_begin")
-int BPF_PROG(tierfs_iomap_begin, struct fuse_bpf_inode *fi, __u64 pos, __u64 count,
-	     __u32 opflags, struct fuse_iomap_begin_out *out)
+int BPF_PROG(tierfs_iomap_begin, struct fuse_bpf_inode *fi, __u64 pos, __u64 count, __u32 opflags,
+	     struct fuse_iomap_begin_out *out)
 {
 	struct tierfs_iomap_pair pair = {};
 

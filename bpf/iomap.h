@@ -52,17 +52,17 @@ struct tierfs_iomap_pair {
 
 /* Where a position falls in an inode's extents. */
 struct tierfs_extent_hit {
-	__u32 index;      /* extent that holds pos; TIERFS_MAX_INODE_EXTENTS when in a hole */
+	__u32 index; /* extent that holds pos; TIERFS_MAX_INODE_EXTENTS when in a hole */
 	__u32 reserved;
 	__u64 hole_start; /* in a hole: end of the extent before it, 0 when none */
-	__u64 hole_end;   /* in a hole: start of the next extent, TIERFS_U64_MAX when none */
+	__u64 hole_end;	  /* in a hole: start of the next extent, TIERFS_U64_MAX when none */
 };
 
 /* Linear and bounded (at most 16 steps): cheaper than a binary search at this size. */
 static inline struct tierfs_extent_hit tierfs_find_extent(const struct tierfs_inode_value *v,
 							  __u64 pos)
 {
-	struct tierfs_extent_hit hit = {TIERFS_MAX_INODE_EXTENTS, 0, 0, TIERFS_U64_MAX};
+	struct tierfs_extent_hit hit = { TIERFS_MAX_INODE_EXTENTS, 0, 0, TIERFS_U64_MAX };
 	__u32 i;
 
 	for (i = 0; i < TIERFS_MAX_INODE_EXTENTS; i++) {

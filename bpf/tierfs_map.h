@@ -35,32 +35,32 @@
 enum tierfs_map_status {
 	TIERFS_MAP_OK = 0,
 	TIERFS_MAP_BAD_LAYOUT = 1, /* ways, granularity or a weight out of range */
-	TIERFS_MAP_OUTSIDE = 2,    /* offset not inside the extent / region range */
+	TIERFS_MAP_OUTSIDE = 2,	   /* offset not inside the extent / region range */
 	TIERFS_MAP_OVERFLOW = 3,   /* the answer does not fit in 64 bits */
 };
 
 struct tierfs_layout {
-	__u32 ways;              /* 1 .. TIERFS_MAX_WAYS */
-	__u32 granularity_shift; /* log2 of the interleave unit, 12 .. 30 */
+	__u32 ways;		       /* 1 .. TIERFS_MAX_WAYS */
+	__u32 granularity_shift;       /* log2 of the interleave unit, 12 .. 30 */
 	__u8 weights[TIERFS_MAX_WAYS]; /* units per row in region i, 1 .. 255 */
 	__u64 base[TIERFS_MAX_WAYS];   /* byte offset of row 0 inside region i */
 };
 
 struct tierfs_extent {
-	__u64 file_offset; /* first file byte of the extent */
-	__u64 length;      /* bytes of file the extent covers */
+	__u64 file_offset;  /* first file byte of the extent */
+	__u64 length;	    /* bytes of file the extent covers */
 	__u64 tier_address; /* address in the tier's interleaved space of its first byte */
-	__u32 tier;        /* index of the tier (interleave set) */
-	__u32 flags;       /* TIERFS_EXTENT_* */
+	__u32 tier;	    /* index of the tier (interleave set) */
+	__u32 flags;	    /* TIERFS_EXTENT_* */
 };
 
 #define TIERFS_EXTENT_UNWRITTEN 1u /* reserved by fallocate, reads as zeros */
 
 struct tierfs_mapping {
-	__u32 region;        /* index into the tier's regions */
+	__u32 region; /* index into the tier's regions */
 	__u32 reserved;
 	__u64 region_offset; /* byte offset inside that region */
-	__u64 length;        /* bytes contiguous in both file and region from here */
+	__u64 length;	     /* bytes contiguous in both file and region from here */
 };
 
 static inline int tierfs_layout_valid(const struct tierfs_layout *l)

@@ -20,7 +20,8 @@ static long map_one_request(__u64 index, __u32 *handled)
 	struct tierfs_twin_answer *ans = &answers[index & (TIERFS_TWIN_BATCH - 1)];
 	struct tierfs_iomap_pair out = {};
 
-	ans->verdict = tierfs_bpf_iomap_begin(req->nodeid, req->pos, req->count, req->opflags, &out);
+	ans->verdict =
+		tierfs_bpf_iomap_begin(req->nodeid, req->pos, req->count, req->opflags, &out);
 	ans->reserved = 0;
 	if (ans->verdict == TIERFS_IOMAP_HANDLED)
 		*handled += 1;

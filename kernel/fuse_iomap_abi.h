@@ -32,12 +32,12 @@
 #define TIERFS_IOMAP_TYPE_MAPPED 2
 #define TIERFS_IOMAP_TYPE_UNWRITTEN 3
 #define TIERFS_IOMAP_TYPE_INLINE 4
-#define TIERFS_IOMAP_TYPE_NOCACHE 253      /* only with the mapping cache */
-#define TIERFS_IOMAP_TYPE_RETRY_CACHE 254  /* only with the mapping cache */
+#define TIERFS_IOMAP_TYPE_NOCACHE 253	     /* only with the mapping cache */
+#define TIERFS_IOMAP_TYPE_RETRY_CACHE 254    /* only with the mapping cache */
 #define TIERFS_IOMAP_TYPE_PURE_OVERWRITE 255 /* the write mapping is the read mapping */
 
-#define TIERFS_IOMAP_DEV_NULL 0u              /* FUSE_IOMAP_DEV_NULL */
-#define TIERFS_IOMAP_NULL_ADDR (~0ULL)        /* FUSE_IOMAP_NULL_ADDR */
+#define TIERFS_IOMAP_DEV_NULL 0u       /* FUSE_IOMAP_DEV_NULL */
+#define TIERFS_IOMAP_NULL_ADDR (~0ULL) /* FUSE_IOMAP_NULL_ADDR */
 
 /* Mapping flags (FUSE_IOMAP_F_*) a server may return from iomap_begin. */
 #define TIERFS_IOMAP_F_NEW (1u << 0)
@@ -48,7 +48,7 @@
 #define TIERFS_IOMAP_F_ANON_WRITE (1u << 5)
 #define TIERFS_IOMAP_F_ATOMIC_BIO (1u << 6)
 #define TIERFS_IOMAP_F_WANT_IOMAP_END (1u << 7)
-#define TIERFS_IOMAP_F_ALL                                                              \
+#define TIERFS_IOMAP_F_ALL                                                             \
 	(TIERFS_IOMAP_F_NEW | TIERFS_IOMAP_F_DIRTY | TIERFS_IOMAP_F_SHARED |           \
 	 TIERFS_IOMAP_F_MERGED | TIERFS_IOMAP_F_BOUNDARY | TIERFS_IOMAP_F_ANON_WRITE | \
 	 TIERFS_IOMAP_F_ATOMIC_BIO | TIERFS_IOMAP_F_WANT_IOMAP_END)
@@ -71,13 +71,13 @@
  * What the kernel counts as a write (fuse_is_iomap_file_write): with a
  * PURE_OVERWRITE write mapping it then writes through the read mapping.
  */
-#define TIERFS_IOMAP_OP_WRITE_MASK                                               \
+#define TIERFS_IOMAP_OP_WRITE_MASK                                                \
 	(TIERFS_IOMAP_OP_WRITE | TIERFS_IOMAP_OP_ZERO | TIERFS_IOMAP_OP_UNSHARE | \
 	 TIERFS_IOMAP_OP_WRITEBACK)
 
 /* Return values of the struct_ops callbacks (enum fuse_iomap_bpf_ret). */
 #define TIERFS_IOMAP_FALLBACK 0 /* FIB_FALLBACK: the upcall answers */
-#define TIERFS_IOMAP_HANDLED 1  /* FIB_HANDLED: the out pair is filled */
+#define TIERFS_IOMAP_HANDLED 1	/* FIB_HANDLED: the out pair is filled */
 
 /*
  * The block size tierfs declares in its FUSE_IOMAP_CONFIG reply

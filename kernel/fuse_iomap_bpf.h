@@ -61,12 +61,11 @@ struct fuse_iomap_bpf_ops {
 					       __u32 opflags, struct fuse_iomap_begin_out *outarg);
 	enum fuse_iomap_bpf_ret (*iomap_end)(struct fuse_bpf_inode *fbi, __u64 pos, __u64 count,
 					     __s64 written, __u32 opflags);
-	enum fuse_iomap_bpf_ret (*iomap_ioend)(struct fuse_bpf_inode *fbi, __u64 pos,
-					       __s64 written, __u32 ioendflags, int error,
-					       __u32 dev, __u64 new_addr,
-					       struct fuse_iomap_ioend_out *outarg);
-	int fuse_fd;           /* the server's /dev/fuse descriptor, copied at registration */
-	unsigned int zeropad;  /* explicit padding, zero */
+	enum fuse_iomap_bpf_ret (*iomap_ioend)(struct fuse_bpf_inode *fbi, __u64 pos, __s64 written,
+					       __u32 ioendflags, int error, __u32 dev,
+					       __u64 new_addr, struct fuse_iomap_ioend_out *outarg);
+	int fuse_fd;	      /* the server's /dev/fuse descriptor, copied at registration */
+	unsigned int zeropad; /* explicit padding, zero */
 	char name[16];
 };
 

@@ -5,8 +5,9 @@
 # (bpf/, kernel/: *.c and the C headers, which open with an SPDX C comment)
 # takes the kernel style of their folder's .clang-format. clang-tidy runs on
 # every C++ source the build compiles (BUILD_DIR/compile_commands.json), with
-# the root .clang-tidy. --fix rewrites the formatting in place (tidy findings
-# are left to a person).
+# the root .clang-tidy. The include directions between folders are checked
+# too (docs/architecture.md: arrows point down). --fix only rewrites the
+# formatting in place and stops (tidy findings are left to a person).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fix=false
@@ -32,10 +33,34 @@ while IFS= read -r file; do
     drift+=("$file")
   fi
 done < <(git ls-files '*.c' '*.cc' '*.h' | grep -v '^tests/configs/')
+$fix && { echo "check-style: formatted"; exit 0; }
 if [ ${#drift[@]} -gt 0 ]; then
   echo "check-style: ${#drift[@]} file(s) not clang-formatted (scripts/check-style.sh --fix): ${drift[*]}" >&2
   status=1
 fi
+
+# Which folders each folder may include from (its own always).
+declare -A may_include=(
+  [numa]="numa"
+  [kernel]="kernel"
+  [bpf]="bpf kernel"
+  [tierfs/core]="tierfs/core numa bpf"
+  [tierfs/jobs]="tierfs/jobs tierfs/core numa"
+  [tierfs/server]="tierfs/server tierfs/core numa bpf kernel"
+  [tierfs/cli]="tierfs/cli tierfs/server tierfs/jobs tierfs/core numa bpf kernel"
+)
+for folder in "${!may_include[@]}"; do
+  while IFS=: read -r file target; do
+    target_folder=$(dirname "$target")
+    case " ${may_include[$folder]} " in
+      *" $target_folder "*) ;;
+      *)
+        echo "check-style: $file includes \"$target\": $folder may include only ${may_include[$folder]}" >&2
+        status=1
+        ;;
+    esac
+  done < <(git grep -o '#include "[a-z_]*/[a-z_/]*\.h"' -- "$folder" | sed 's/#include "//; s/"$//')
+done
 
 if [ ! -f "$build_dir/compile_commands.json" ]; then
   echo "check-style: $build_dir/compile_commands.json missing: configure the build first" >&2

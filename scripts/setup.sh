@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   # build
-  meson ninja-build pkg-config g++ clang llvm lld bpftool libbpf-dev libcap-dev libelf-dev zlib1g-dev
+  meson ninja-build pkg-config g++ clang llvm lld clang-format clang-tidy bpftool libbpf-dev libcap-dev libelf-dev zlib1g-dev
   libfuse3-dev fuse3 libnuma-dev liburing-dev dpkg-dev libdaxctl-dev libndctl-dev
   libtomlplusplus-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev libsqlite3-dev

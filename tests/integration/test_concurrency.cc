@@ -26,6 +26,7 @@ constexpr int kThreads = 4;
 template <typename Body>
 void on_threads(Body body) {
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) threads.emplace_back(body, t);
   for (auto& thread : threads) thread.join();
 }
@@ -98,6 +99,7 @@ TEST_F(ConcurrencyTest, ReadersDuringOverwritesSeeTheFullSizeAndOnlyWrittenBytes
     stop = true;
   });
   std::vector<std::thread> readers;
+  readers.reserve(2);
   for (int r = 0; r < 2; ++r)
     readers.emplace_back([&] {
       while (!stop) {
@@ -154,8 +156,8 @@ TEST_F(ConcurrencyTest, RacingExclusiveCreatesHaveExactlyOneWinnerPerName) {
   std::atomic<int> unexpected{0};
   on_threads([&](int t) {
     for (int n = 0; n < kNames; ++n) {
-      int fd = open(mount_.path("n" + std::to_string(n)).c_str(), O_WRONLY | O_CREAT | O_EXCL,
-                    0644);
+      int fd =
+          open(mount_.path("n" + std::to_string(n)).c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
       if (fd >= 0) {
         ++winners[n];
         const char id = static_cast<char>('0' + t);

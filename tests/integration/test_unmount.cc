@@ -100,7 +100,8 @@ TEST_F(UnmountTest, SigtermDuringAWritersIoEndsBothWithoutAHang) {
   ASSERT_EQ(kill(mount_.server_pid(), SIGTERM), 0);
   EXPECT_TRUE(wait_unmounted()) << mount_.failure();
   writer.join();  // a hang here is the failure this test exists for (meson's timeout reports it)
-  // A request in flight when the connection ends fails with ECONNABORTED, a later one with ENOTCONN.
+  // A request in flight when the connection ends fails with ECONNABORTED, a later one with
+  // ENOTCONN.
   EXPECT_TRUE(writer_errno == ENOTCONN || writer_errno == ECONNABORTED)
       << "the writer ended with " << strerror(writer_errno.load());
   EXPECT_EQ(mount_.stop(), 0);

@@ -34,7 +34,7 @@ class TempDir {
   fs::path path_;
 };
 
-std::string open_error(const std::string& spec_text, RegionOptions options) {
+std::string open_error(const std::string& spec_text, const RegionOptions& options) {
   try {
     Region::open(parse_region_spec(spec_text), options);
   } catch (const std::runtime_error& e) {

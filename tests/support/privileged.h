@@ -20,7 +20,9 @@ inline bool privileged_required() {
 }
 
 // Empty when everything needed is present, else the reason.
-inline std::string missing_root() { return geteuid() == 0 ? "" : "needs root"; }
+inline std::string missing_root() {
+  return geteuid() == 0 ? "" : "needs root";
+}
 inline std::string missing_fuse() {
   if (access("/dev/fuse", R_OK | W_OK) != 0) return "needs /dev/fuse";
   return "";
@@ -46,12 +48,12 @@ inline std::string missing_bpf() {
 }  // namespace tierfs::testing
 
 // Use at the top of a test body: TIERFS_REQUIRE(tierfs::testing::missing_fuse());
-#define TIERFS_REQUIRE(reason_expr)                                                   \
-  do {                                                                                \
-    const std::string tierfs_reason_ = (reason_expr);                                 \
-    if (!tierfs_reason_.empty()) {                                                    \
-      if (tierfs::testing::privileged_required())                                     \
+#define TIERFS_REQUIRE(reason_expr)                                                      \
+  do {                                                                                   \
+    const std::string tierfs_reason_ = (reason_expr);                                    \
+    if (!tierfs_reason_.empty()) {                                                       \
+      if (tierfs::testing::privileged_required())                                        \
         FAIL() << tierfs_reason_ << " and TIERFS_REQUIRE_PRIVILEGED=1 forbids skipping"; \
-      GTEST_SKIP() << tierfs_reason_;                                                 \
-    }                                                                                 \
+      GTEST_SKIP() << tierfs_reason_;                                                    \
+    }                                                                                    \
   } while (0)

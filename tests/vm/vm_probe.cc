@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -328,7 +329,8 @@ int verify_numa(const std::string& map_path, int pid, uint32_t min_nodes, bool w
     const uint64_t base = server_region_base(pid, node);
     for (uint64_t at = piece.region_offset / page * page; at < piece.region_offset + piece.length;
          at += page)
-      pages.push_back(reinterpret_cast<void*>(base + at));
+      // An address in the server process, for move_pages(2) to query.
+      pages.push_back(reinterpret_cast<void*>(base + at));  // NOLINT(performance-no-int-to-ptr)
   }
   uint64_t misplaced = 0;
   for (auto& [node, pages] : pages_by_node) {
@@ -415,7 +417,7 @@ int print_stats(const std::string& path) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run_main(int argc, char** argv) {
   CLI::App app{"Checks of the tierfs vm suite that look at the emulated hardware"};
   app.require_subcommand(1);
   int status = 0;
@@ -492,4 +494,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   return status;
+}
+
+// The last line of defence: run_main turns errors into one line itself, and
+// anything that still escapes (an error while printing one) ends here.
+int main(int argc, char** argv) {
+  try {
+    return run_main(argc, argv);
+  } catch (...) {
+    std::fputs("tierfs_vm_probe: unexpected error\n", stderr);
+    return 1;
+  }
 }

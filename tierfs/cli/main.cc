@@ -11,7 +11,7 @@
 #include "tierfs/cli/commands.h"
 #include "tierfs/cli/mount_helper.h"
 
-int main(int argc, char** argv) {
+static int run_main(int argc, char** argv) {
   CLI::App app{"tierfs: interleaved memory tiers exported as a file system"};
   app.set_version_flag("--version", TIERFS_VERSION);
   app.require_subcommand(1);
@@ -42,4 +42,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   return status;
+}
+
+// The last line of defence: run_main turns errors into one line itself, and
+// anything that still escapes (an error while printing one) ends here.
+int main(int argc, char** argv) {
+  try {
+    return run_main(argc, argv);
+  } catch (...) {
+    std::fputs("tierfs: unexpected error\n", stderr);
+    return 1;
+  }
 }

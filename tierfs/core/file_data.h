@@ -66,7 +66,7 @@ class FileData {
   int64_t walk(Storage& storage, uint64_t off, uint64_t len, bool allocate, bool preallocate,
                Visit&& visit);
   // Adds blocks for [off, off + len) of a hole that ends at hole_end; -ENOSPC when no tier has one.
-  int fill_hole(Storage& storage, size_t index, uint64_t off, uint64_t len, uint64_t hole_end,
+  int fill_hole(Storage& storage, size_t index, uint64_t pos, uint64_t len, uint64_t hole_end,
                 bool preallocate);
   // Gives back what the running call allocated at and past file offset `from`.
   void give_back_fresh(Storage& storage, uint64_t from);

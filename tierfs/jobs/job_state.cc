@@ -119,7 +119,8 @@ std::vector<JobState> list_job_states(const std::string& state_dir) {
     if (name.rfind("job-", 0) != 0 || name.size() < 10 ||
         name.compare(name.size() - 5, 5, ".json") != 0)
       continue;
-    if (auto s = read_state_file(state_dir + "/" + name)) out.push_back(std::move(*s));
+    if (auto s = read_state_file(fmt::format("{}/{}", state_dir, name)))
+      out.push_back(std::move(*s));
   }
   closedir(dir);
   return out;

@@ -70,7 +70,10 @@ StageManifest parse_stage_manifest(std::string_view text, const std::string& sou
         const toml::table& t = *item.as_table();
         StageEntry entry;
         entry.pos = pos_of(t.source());
-        for (auto&& [ek, ev] : t) {
+        for (auto&& field : t) {
+          // Named references, not a structured binding: the lambda below uses them.
+          const toml::key& ek = field.first;
+          const toml::node& ev = field.second;
           const SourcePos epos = pos_of(ek.source());
           const std::string_view name = ek.str();
           auto text_value = [&]() -> std::string {
