@@ -443,6 +443,7 @@ TEST(FileData, SmallFilesCostTheirSizeRoundedUpToABlock) {
     EXPECT_EQ(read_at(files[i], *storage, 0, line.size(), line.size()), line) << i;
   }
   std::vector<const FileData*> all;
+  all.reserve(files.size());
   for (const FileData& f : files) all.push_back(&f);
   check_extents(*storage, all);
 }
