@@ -17,9 +17,11 @@
 #include "tierfs/core/config.h"
 
 namespace tierfs {
-namespace {
-
 // The --json document, one struct per object so that the keys are the fields.
+// A named namespace, not an anonymous one: the macros also define a from_json
+// that nothing here calls, which clang reports when it has internal linkage.
+namespace check_config_json {
+
 struct RegionJson {
   std::string spec;
   uint64_t offset_bytes = 0;
@@ -46,6 +48,14 @@ struct CheckConfigJson {
   std::string default_tier;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(CheckConfigJson, source, tiers, default_tier)
+
+}  // namespace check_config_json
+
+namespace {
+
+using check_config_json::CheckConfigJson;
+using check_config_json::RegionJson;
+using check_config_json::TierJson;
 
 CheckConfigJson geometry_json(const Config& config) {
   CheckConfigJson doc{config.source, {}, config.default_tier};

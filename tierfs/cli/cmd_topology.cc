@@ -30,7 +30,11 @@ std::string cpu_list(const std::vector<int>& cpus) {
   return text.empty() ? "-" : text;
 }
 
-// What a tier's layout may be, from the one mapping definition.
+}  // namespace
+
+// What a tier's layout may be, from the one mapping definition. A named
+// namespace: the macro's unused from_json must not have internal linkage.
+namespace topology_limits {
 struct LayoutLimits {
   uint64_t min_granularity_bytes = uint64_t{1} << TIERFS_MIN_GRANULARITY_SHIFT;
   uint64_t max_granularity_bytes = uint64_t{1} << TIERFS_MAX_GRANULARITY_SHIFT;
@@ -39,6 +43,11 @@ struct LayoutLimits {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LayoutLimits, min_granularity_bytes, max_granularity_bytes,
                                    max_ways, max_weight)
+}  // namespace topology_limits
+
+namespace {
+
+using topology_limits::LayoutLimits;
 
 nlohmann::json topology_json(const numa::Topology& topology) {
   nlohmann::json doc;
