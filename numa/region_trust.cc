@@ -250,6 +250,16 @@ void take_lock(int fd, const std::string& path) {
 }
 
 // Whether the file system takes a file of `bytes`, tried on an unnamed file.
+// A path that does not exist yet: refused unless it is a file region with
+// create = true in a directory where tierfs may create it.
+void check_may_create(const Resolved& r, const std::string& path, BackingKind kind, bool create) {
+  if (!create || kind != BackingKind::file_or_block)
+    refuse(path, kind == BackingKind::char_device
+                     ? "no such device"
+                     : "no such file (set create = true to create it)");
+  check_create_dir(r);
+}
+
 void check_file_size_fits(const Resolved& r, const std::string& path, uint64_t bytes) {
   if (bytes > static_cast<uint64_t>(std::numeric_limits<off_t>::max()))
     refuse(path, fmt::format("{} bytes is more than any file can hold", bytes));
@@ -266,11 +276,7 @@ TrustedOpen open_trusted(const std::string& path, BackingKind kind, bool create)
   Resolved r = resolve(path);
   TrustedOpen out;
   if (!r.exists) {
-    if (!create || kind != BackingKind::file_or_block)
-      refuse(path, kind == BackingKind::char_device
-                       ? "no such device"
-                       : "no such file (set create = true to create it)");
-    check_create_dir(r);
+    check_may_create(r, path, kind, create);
     Fd fd(openat(r.dir.get(), r.name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                  0600));
     if (fd.get() < 0) refuse(path, fmt::format("cannot create: {}", std::strerror(errno)));
@@ -300,11 +306,7 @@ TrustedCheck check_trusted(const std::string& path, BackingKind kind, bool creat
   Resolved r = resolve(path);
   TrustedCheck out;
   if (!r.exists) {
-    if (!create || kind != BackingKind::file_or_block)
-      refuse(path, kind == BackingKind::char_device
-                       ? "no such device"
-                       : "no such file (set create = true to create it)");
-    check_create_dir(r);
+    check_may_create(r, path, kind, create);
     if (needed_bytes != 0) check_file_size_fits(r, path, needed_bytes);
     return out;
   }
