@@ -159,6 +159,17 @@ static void drop_link(const InodePtr& child, int64_t now) {
   child->ctime_ns = now;
 }
 
+// The writable directory `parent` and its entry `name` (unlink, rmdir);
+// caller holds namespace_lock uniquely. Returns 0 or an errno value.
+static int existing_child(Fs& fs, fuse_ino_t parent, const char* name, InodePtr& dir,
+                          InodePtr& child) {
+  if (int err = writable_dir(fs, parent, dir)) return err;
+  auto child_ino = dir->dir->find(name);
+  if (!child_ino) return ENOENT;
+  child = fs.find(*child_ino);
+  return child ? 0 : ENOENT;
+}
+
 void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Fs& fs = fs_of(req);
   fs.count(Op::unlink);
@@ -166,11 +177,7 @@ void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   {
     std::unique_lock ns(fs.namespace_lock);
     InodePtr dir;
-    int err = writable_dir(fs, parent, dir);
-    auto child_ino = err ? std::nullopt : dir->dir->find(name);
-    if (!err && !child_ino) err = ENOENT;
-    if (!err) child = fs.find(*child_ino);
-    if (!err && !child) err = ENOENT;
+    int err = existing_child(fs, parent, name, dir, child);
     if (!err && child->is_dir()) err = EISDIR;
     if (err) {
       fuse_reply_err(req, err);
@@ -192,11 +199,7 @@ void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   {
     std::unique_lock ns(fs.namespace_lock);
     InodePtr dir;
-    int err = writable_dir(fs, parent, dir);
-    auto child_ino = err ? std::nullopt : dir->dir->find(name);
-    if (!err && !child_ino) err = ENOENT;
-    if (!err) child = fs.find(*child_ino);
-    if (!err && !child) err = ENOENT;
+    int err = existing_child(fs, parent, name, dir, child);
     if (!err && !child->is_dir()) err = ENOTDIR;
     if (!err && !child->dir->empty()) err = ENOTEMPTY;
     if (err) {
