@@ -10,10 +10,12 @@ packages=(
   libfuse3-dev fuse3 libnuma-dev liburing-dev dpkg-dev libdaxctl-dev libndctl-dev
   libtomlplusplus-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev libsqlite3-dev
+  libcap-ng-dev libseccomp-dev   # the mounted server's least privilege (tierfs/server/privilege.cc)
   # tests and benchmarks
   fio stress-ng dbench attr numactl gnuplot-nox python3 util-linux valgrind
   # Slurm suite (tests/slurm): munge, slurmctld and slurmd on localhost; rsync for the staging benchmark
   slurmctld slurmd slurm-client munge rsync
+  seccomp      # scmp_sys_resolver: names in scripts/seccomp-audit.sh's report
   groff-base   # the man page check (tests/integration/mount_helper.sh)
   # VM harness (kernel/vm)
   qemu-system-x86 busybox-static ndctl daxctl cpio kmod

@@ -2,15 +2,16 @@
 // where each value stood, so that every error is one "FILE:LINE:COLUMN: what"
 // line. Machine checks (nodes, devices, files, overlaps) and the resolution
 // of tier sizes live in config_validate.cc.
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <toml++/toml.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <regex>
 #include <set>
-#include <sstream>
 
 #include "tierfs/core/config.h"
 #include "tierfs/core/config_internal.h"
@@ -138,7 +139,7 @@ void parse_mount(const Reader& reader, const toml::node& node, MountOptions& mou
   if (!node.is_table()) reader.fail(pos_of(node.source()), "[mount] must be a table");
   const TableReader t(reader, *node.as_table(), "[mount]");
   t.allow_only(
-      {"cache", "allow_other", "default_permissions", "max_io", "threads", "bpf", "fsname"});
+      {"cache", "allow_other", "default_permissions", "max_io", "threads", "bpf", "fsname", "sandbox"});
   if (auto cache = t.string("cache")) {
     if (*cache == "none")
       mount.cache = CacheMode::none;
@@ -150,6 +151,7 @@ void parse_mount(const Reader& reader, const toml::node& node, MountOptions& mou
   }
   if (auto v = t.boolean("allow_other")) mount.allow_other = *v;
   if (auto v = t.boolean("default_permissions")) mount.default_permissions = *v;
+  if (auto v = t.boolean("sandbox")) mount.sandbox = *v;
   // The server checks no owner, group or mode itself: that is the kernel's
   // job under default_permissions, so other users only get in with it on.
   if (mount.allow_other && !mount.default_permissions)
@@ -441,13 +443,37 @@ Config parse_config(std::string_view text, const std::string& source_name,
 }
 
 Config load_config(const std::string& path, const numa::Topology& topology) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
+  // open(2) and fstat, not an ifstream: that opens a directory, reads nothing
+  // and reports "no [[tier]]"; O_NONBLOCK so that a FIFO cannot hang the mount.
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0)
     throw ConfigError(path, SourcePos{},
                       fmt::format("cannot read the configuration file: {}", std::strerror(errno)));
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_config(text.str(), path, topology);
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } const closer{fd};
+  struct stat st {};
+  if (fstat(fd, &st) != 0)
+    throw ConfigError(path, SourcePos{},
+                      fmt::format("cannot read the configuration file: {}", std::strerror(errno)));
+  if (S_ISDIR(st.st_mode))
+    throw ConfigError(path, SourcePos{}, "is a directory, not a configuration file");
+  if (!S_ISREG(st.st_mode))
+    throw ConfigError(path, SourcePos{}, "is not a regular file, so not a configuration file");
+  std::string text;
+  char chunk[65536];
+  for (;;) {
+    const ssize_t n = read(fd, chunk, sizeof chunk);
+    if (n == 0) break;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      throw ConfigError(
+          path, SourcePos{},
+          fmt::format("cannot read the configuration file: {}", std::strerror(errno)));
+    text.append(chunk, static_cast<size_t>(n));
+  }
+  return parse_config(text, path, topology);
 }
 
 }  // namespace tierfs

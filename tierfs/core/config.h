@@ -35,6 +35,9 @@ struct MountOptions {
   unsigned threads = 0;             // FUSE worker threads, 0 = libfuse default
   BpfMode bpf = BpfMode::automatic;
   std::string fsname = "tierfs";
+  // Least privilege once mounted (tierfs/server/privilege.h); false keeps
+  // every capability and no filter, for debugging with strace or gdb.
+  bool sandbox = true;
 };
 
 struct TierRegion {

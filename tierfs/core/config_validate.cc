@@ -270,6 +270,7 @@ std::string to_toml(const Config& config) {
       {"threads", static_cast<int64_t>(config.mount.threads)},
       {"bpf", bpf_mode_name(config.mount.bpf)},
       {"fsname", config.mount.fsname},
+      {"sandbox", config.mount.sandbox},
   };
   toml::array tiers;
   for (const TierConfig& tier : config.tiers) {

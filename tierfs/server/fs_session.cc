@@ -1,6 +1,7 @@
 // The FUSE session: the operations table, connection set-up (init), and
-// serve_mount(), which opens the regions, mounts, reports the outcome of
-// start-up and runs the multithreaded loop until fusermount3 -u or a signal
+// serve_mount(), which opens the regions, mounts, answers FUSE_INIT, drops
+// privilege (privilege.h), reports the outcome of start-up and runs the
+// multithreaded loop until fusermount3 -u or a signal
 // (SIGTERM, SIGINT, SIGHUP via fuse_set_signal_handlers), then unmounts and
 // releases the regions.
 #include "tierfs/server/fs_session.h"
@@ -8,14 +9,17 @@
 #include <fuse_lowlevel.h>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <memory>
 
 #include "tierfs/server/bdi_tuning.h"
 #include "tierfs/server/direct_io_mmap.h"
 #include "tierfs/server/operations.h"
+#include "tierfs/server/privilege.h"
 
 namespace tierfs {
 
@@ -154,6 +158,25 @@ void keep_created_files(Storage& storage) {
   }
 }
 
+// Answers FUSE_INIT (the kernel's first request, queued by the mount) on this
+// thread, before the loop starts its workers: fs_init attaches the BPF
+// program while every capability is still there, and the privilege drop that
+// follows happens while this is the only thread. Returns false when the
+// session ended first (a signal, an unmount).
+bool answer_init(fuse_session* se) {
+  fuse_buf buf{};
+  bool answered = false;
+  while (!answered && fuse_session_exited(se) == 0) {
+    const int res = fuse_session_receive_buf(se, &buf);
+    if (res == -EINTR) continue;
+    if (res <= 0) break;
+    fuse_session_process_buf(se, &buf);
+    answered = true;
+  }
+  free(buf.mem);  // NOLINT(cppcoreguidelines-no-malloc): libfuse allocated it with malloc
+  return answered && fuse_session_exited(se) == 0;
+}
+
 struct SessionDeleter {
   void operator()(fuse_session* se) const { fuse_session_destroy(se); }
 };
@@ -162,6 +185,11 @@ struct SessionDeleter {
 
 int serve_mount(Config config, const SessionOptions& options, const StartupReport& report) {
   fuse_set_log_func(log_from_libfuse);
+  SeccompMode seccomp_mode = SeccompMode::enforce;
+  if (std::string error = seccomp_mode_from_env(seccomp_mode); !error.empty()) {
+    report.failed(error);
+    return 1;
+  }
   std::unique_ptr<Fs> fs;
   try {
     auto storage = Storage::open(config);
@@ -208,6 +236,20 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
   if (const char* why = ask_direct_io_allow_mmap(session.get()); *why != 0)
     spdlog::warn("cache = \"none\" files cannot be mapped shared: {}", why);
   tune_bdi(options.mountpoint, fs->config().mount);
+  std::string error;
+  if (!answer_init(session.get()))
+    error = "the mount ended before FUSE_INIT was answered";
+  else if (!fs->config().mount.sandbox)
+    spdlog::warn("sandbox = false: the server keeps every capability and runs without no_new_privs "
+                 "or a seccomp filter");
+  else
+    error = drop_privilege(seccomp_mode);
+  if (!error.empty()) {
+    fuse_session_unmount(session.get());
+    fuse_remove_signal_handlers(session.get());
+    report.failed(error);
+    return 1;
+  }
   keep_created_files(fs->storage());
   spdlog::info("mounted {} on {} ({} tiers, {} free)", fs->config().source, options.mountpoint,
                fs->storage().tier_count(), fs->storage().free_bytes());

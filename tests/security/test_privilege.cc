@@ -1,0 +1,179 @@
+// drop_privilege (tierfs/server/privilege.h), each case in a forked child so
+// that the test process keeps its own privilege: what stays (CAP_SYS_ADMIN,
+// the BPF maps opened before), what goes (every other capability, exec,
+// network sockets, new BPF objects), that a denied call fails with EPERM and
+// the process lives on, that log mode denies nothing, and that a second
+// thread already running is refused. Needs root.
+#include <cap-ng.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/bpf.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "tests/support/privileged.h"
+#include "tierfs/server/privilege.h"
+
+namespace {
+
+using tierfs::SeccompMode;
+
+// Runs body in a child; returns what it reported ("" = every check held).
+std::string in_child(const std::function<std::string()>& body) {
+  int fds[2];
+  if (pipe(fds) != 0) return "pipe failed";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    const std::string report = body();
+    (void)!write(fds[1], report.data(), report.size());
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string report;
+  char chunk[256];
+  ssize_t n;
+  while ((n = read(fds[0], chunk, sizeof chunk)) > 0) report.append(chunk, static_cast<size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return "child died (status " + std::to_string(status) + "): " + report;
+  return report;
+}
+
+std::string errno_of(long rc) {
+  return rc >= 0 ? "succeeded" : std::strerror(errno);
+}
+
+long create_array_map() {
+  bpf_attr attr{};
+  attr.map_type = BPF_MAP_TYPE_ARRAY;
+  attr.key_size = 4;
+  attr.value_size = 8;
+  attr.max_entries = 4;
+  return syscall(SYS_bpf, BPF_MAP_CREATE, &attr, sizeof attr);
+}
+
+long update_map(long fd, uint32_t key, uint64_t value) {
+  bpf_attr attr{};
+  attr.map_fd = static_cast<uint32_t>(fd);
+  attr.key = reinterpret_cast<uint64_t>(&key);
+  attr.value = reinterpret_cast<uint64_t>(&value);
+  return syscall(SYS_bpf, BPF_MAP_UPDATE_ELEM, &attr, sizeof attr);
+}
+
+class Privilege : public ::testing::Test {
+ protected:
+  void SetUp() override { TIERFS_REQUIRE(tierfs::testing::missing_root()); }
+};
+
+TEST_F(Privilege, KeepsCapSysAdminOnlyAndDeniesWithEperm) {
+  const std::string report = in_child([] {
+    std::string out;
+    if (std::string error = tierfs::drop_privilege(SeccompMode::enforce); !error.empty())
+      return "drop_privilege: " + error;
+    capng_get_caps_process();
+    for (unsigned cap = 0; cap <= CAP_LAST_CAP; ++cap) {
+      const bool want = cap == CAP_SYS_ADMIN;
+      if ((capng_have_capability(CAPNG_EFFECTIVE, cap) != 0) != want)
+        out += " effective cap " + std::to_string(cap);
+      if ((capng_have_capability(CAPNG_PERMITTED, cap) != 0) != want)
+        out += " permitted cap " + std::to_string(cap);
+      if (capng_have_capability(CAPNG_BOUNDING_SET, cap) != 0)
+        out += " bounding cap " + std::to_string(cap);
+    }
+    if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) out += " no_new_privs unset";
+    if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 2) out += " no seccomp filter";
+    // Off the list: EPERM, and this process goes on (never a kill).
+    const long inet = socket(AF_INET, SOCK_STREAM, 0);
+    if (inet >= 0 || errno != EPERM) out += " socket(AF_INET): " + errno_of(inet);
+    char* const argv[] = {const_cast<char*>("/bin/true"), nullptr};
+    const long exec = execv("/bin/true", argv);
+    if (errno != EPERM) out += " execv: " + errno_of(exec);
+    const long map = create_array_map();
+    if (map >= 0 || errno != EPERM) out += " BPF_MAP_CREATE: " + errno_of(map);
+    // On the list: a local socket (syslog), files, threads.
+    const long local = socket(AF_UNIX, SOCK_DGRAM, 0);
+    if (local < 0) out += " socket(AF_UNIX): " + errno_of(local);
+    const int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) out += std::string(" open: ") + std::strerror(errno);
+    std::thread([&out] {
+      capng_get_caps_process();
+      if (capng_have_capability(CAPNG_EFFECTIVE, CAP_DAC_OVERRIDE) != 0)
+        out += " a new thread has CAP_DAC_OVERRIDE";
+    }).join();
+    return out;
+  });
+  EXPECT_EQ(report, "");
+}
+
+// The claim in docs/operations.md: map updates on a map opened before the
+// drop need no capability (the kernel checks privilege when a map or program
+// is created), so the BPF path keeps following extents after the drop.
+TEST_F(Privilege, BpfMapsOpenedBeforeTheDropStayWritable) {
+  TIERFS_REQUIRE(tierfs::testing::missing_bpf());
+  const std::string report = in_child([] {
+    const long map = create_array_map();
+    if (map < 0) return std::string("BPF_MAP_CREATE before the drop: ") + std::strerror(errno);
+    if (std::string error = tierfs::drop_privilege(SeccompMode::enforce); !error.empty())
+      return "drop_privilege: " + error;
+    const long rc = update_map(map, 1, 42);
+    return rc == 0 ? std::string() : "BPF_MAP_UPDATE_ELEM after the drop: " + errno_of(rc);
+  });
+  EXPECT_EQ(report, "");
+}
+
+TEST_F(Privilege, LogModeDeniesNothing) {
+  const std::string report = in_child([] {
+    if (std::string error = tierfs::drop_privilege(SeccompMode::log); !error.empty())
+      return "drop_privilege: " + error;
+    const long inet = socket(AF_INET, SOCK_STREAM, 0);
+    return inet >= 0 ? std::string() : "socket(AF_INET) in log mode: " + errno_of(inet);
+  });
+  EXPECT_EQ(report, "");
+}
+
+TEST_F(Privilege, RefusedWithASecondThreadRunning) {
+  const std::string report = in_child([] {
+    std::atomic<bool> stop{false};
+    std::thread other([&stop] {
+      while (!stop) std::this_thread::yield();
+    });
+    const std::string error = tierfs::drop_privilege(SeccompMode::enforce);
+    stop = true;
+    other.join();
+    if (error.find("2 threads run already") == std::string::npos)
+      return "expected a refusal naming 2 threads, got: '" + error + "'";
+    if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 0) return std::string("a filter was installed");
+    return std::string();
+  });
+  EXPECT_EQ(report, "");
+}
+
+TEST(SeccompMode, FromTheEnvironment) {
+  SeccompMode mode = SeccompMode::log;
+  unsetenv("TIERFS_SECCOMP");
+  EXPECT_EQ(tierfs::seccomp_mode_from_env(mode), "");
+  EXPECT_EQ(mode, SeccompMode::enforce);
+  setenv("TIERFS_SECCOMP", "log", 1);
+  EXPECT_EQ(tierfs::seccomp_mode_from_env(mode), "");
+  EXPECT_EQ(mode, SeccompMode::log);
+  setenv("TIERFS_SECCOMP", "kill", 1);
+  EXPECT_EQ(tierfs::seccomp_mode_from_env(mode), "TIERFS_SECCOMP=\"kill\" is not \"enforce\" or \"log\"");
+  unsetenv("TIERFS_SECCOMP");
+}
+
+}  // namespace
