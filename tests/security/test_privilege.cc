@@ -8,8 +8,6 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
-#include <linux/capability.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -19,9 +17,12 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "tests/support/privileged.h"
 #include "tierfs/server/privilege.h"
@@ -58,6 +59,20 @@ std::string errno_of(long rc) {
   return rc >= 0 ? "succeeded" : std::strerror(errno);
 }
 
+std::string proc_status() {
+  std::ifstream in("/proc/self/status");
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The value of "FIELD:\tVALUE" in a /proc status file.
+std::string status_field(const char* path, const std::string& field) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field + ":\t", 0) == 0) return line.substr(field.size() + 2);
+  return "(missing)";
+}
+
 long create_array_map() {
   bpf_attr attr{};
   attr.map_type = BPF_MAP_TYPE_ARRAY;
@@ -85,18 +100,19 @@ TEST_F(Privilege, KeepsCapSysAdminOnlyAndDeniesWithEperm) {
     std::string out;
     if (std::string error = tierfs::drop_privilege(SeccompMode::enforce); !error.empty())
       return "drop_privilege: " + error;
-    capng_get_caps_process();
-    for (unsigned cap = 0; cap <= CAP_LAST_CAP; ++cap) {
-      const bool want = cap == CAP_SYS_ADMIN;
-      if ((capng_have_capability(CAPNG_EFFECTIVE, cap) != 0) != want)
-        out += " effective cap " + std::to_string(cap);
-      if ((capng_have_capability(CAPNG_PERMITTED, cap) != 0) != want)
-        out += " permitted cap " + std::to_string(cap);
-      if (capng_have_capability(CAPNG_BOUNDING_SET, cap) != 0)
-        out += " bounding cap " + std::to_string(cap);
-    }
-    if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) out += " no_new_privs unset";
-    if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 2) out += " no seccomp filter";
+    // capget and prctl are off the list: read what /proc shows.
+    const std::string sys_admin_only = "0000000000200000";
+    const std::string none = "0000000000000000";
+    for (const auto& [field, want] : {std::pair{"CapEff", sys_admin_only},
+                                      {"CapPrm", sys_admin_only},
+                                      {"CapInh", none},
+                                      {"CapBnd", none},
+                                      {"CapAmb", none}})
+      if (std::string got = status_field("/proc/self/status", field); got != want)
+        out += std::string(" ") + field + " " + got;
+    const std::string status = proc_status();
+    if (status.find("\nNoNewPrivs:\t1\n") == std::string::npos) out += " no_new_privs unset";
+    if (status.find("\nSeccomp:\t2\n") == std::string::npos) out += " no seccomp filter";
     // Off the list: EPERM, and this process goes on (never a kill).
     const long inet = socket(AF_INET, SOCK_STREAM, 0);
     if (inet >= 0 || errno != EPERM) out += " socket(AF_INET): " + errno_of(inet);
@@ -110,10 +126,10 @@ TEST_F(Privilege, KeepsCapSysAdminOnlyAndDeniesWithEperm) {
     if (local < 0) out += " socket(AF_UNIX): " + errno_of(local);
     const int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
     if (fd < 0) out += std::string(" open: ") + std::strerror(errno);
-    std::thread([&out] {
-      capng_get_caps_process();
-      if (capng_have_capability(CAPNG_EFFECTIVE, CAP_DAC_OVERRIDE) != 0)
-        out += " a new thread has CAP_DAC_OVERRIDE";
+    std::thread([&out, &sys_admin_only] {
+      if (std::string got = status_field("/proc/thread-self/status", "CapEff");
+          got != sys_admin_only)
+        out += " a thread started after the drop has CapEff " + got;
     }).join();
     return out;
   });
@@ -134,6 +150,16 @@ TEST_F(Privilege, BpfMapsOpenedBeforeTheDropStayWritable) {
     return rc == 0 ? std::string() : "BPF_MAP_UPDATE_ELEM after the drop: " + errno_of(rc);
   });
   EXPECT_EQ(report, "");
+  // Without any capability at all (not even the CAP_SYS_ADMIN the server keeps).
+  const std::string bare = in_child([] {
+    const long map = create_array_map();
+    if (map < 0) return std::string("BPF_MAP_CREATE: ") + std::strerror(errno);
+    capng_clear(CAPNG_SELECT_ALL);
+    if (capng_apply(CAPNG_SELECT_ALL) != 0) return std::string("cannot drop every capability");
+    const long rc = update_map(map, 2, 7);
+    return rc == 0 ? std::string() : "BPF_MAP_UPDATE_ELEM with no capability: " + errno_of(rc);
+  });
+  EXPECT_EQ(bare, "");
 }
 
 TEST_F(Privilege, LogModeDeniesNothing) {
@@ -157,7 +183,8 @@ TEST_F(Privilege, RefusedWithASecondThreadRunning) {
     other.join();
     if (error.find("2 threads run already") == std::string::npos)
       return "expected a refusal naming 2 threads, got: '" + error + "'";
-    if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 0) return std::string("a filter was installed");
+    if (proc_status().find("\nSeccomp:\t0\n") == std::string::npos)
+      return std::string("a filter was installed");
     return std::string();
   });
   EXPECT_EQ(report, "");
@@ -172,7 +199,8 @@ TEST(SeccompMode, FromTheEnvironment) {
   EXPECT_EQ(tierfs::seccomp_mode_from_env(mode), "");
   EXPECT_EQ(mode, SeccompMode::log);
   setenv("TIERFS_SECCOMP", "kill", 1);
-  EXPECT_EQ(tierfs::seccomp_mode_from_env(mode), "TIERFS_SECCOMP=\"kill\" is not \"enforce\" or \"log\"");
+  EXPECT_EQ(tierfs::seccomp_mode_from_env(mode),
+            "TIERFS_SECCOMP=\"kill\" is not \"enforce\" or \"log\"");
   unsetenv("TIERFS_SECCOMP");
 }
 

@@ -61,7 +61,8 @@ int usage_error(const std::string& what, const CommandPath& path) {
   std::string line = what;
   for (char& c : line)
     if (c == '\n') c = ' ';
-  const std::string help = path.named.empty() ? "tierfs --help" : "tierfs " + path.named + " --help";
+  const std::string help =
+      path.named.empty() ? "tierfs --help" : "tierfs " + path.named + " --help";
   fmt::print(stderr, "tierfs: {}; see {}\n", line, help);
   return kUsageError;
 }

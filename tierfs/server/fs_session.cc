@@ -240,8 +240,9 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
   if (!answer_init(session.get()))
     error = "the mount ended before FUSE_INIT was answered";
   else if (!fs->config().mount.sandbox)
-    spdlog::warn("sandbox = false: the server keeps every capability and runs without no_new_privs "
-                 "or a seccomp filter");
+    spdlog::warn(
+        "sandbox = false: the server keeps every capability and runs without no_new_privs "
+        "or a seccomp filter");
   else
     error = drop_privilege(seccomp_mode);
   if (!error.empty()) {

@@ -36,41 +36,110 @@ constexpr const char* kAllowed[] = {
     // The FUSE loop (libfuse): requests read from /dev/fuse, replies and
     // notifications (fuse_lowlevel_notify_inval_inode, coming) written with
     // writev; poll and close when the session ends.
-    "read", "readv", "write", "writev", "poll", "ppoll", "close",
+    "read",
+    "readv",
+    "write",
+    "writev",
+    "poll",
+    "ppoll",
+    "close",
     // Threads: libfuse's workers (more start under load) and the mover
     // (coming). glibc starts a thread with clone3 (clone on older kernels),
     // parks and wakes them with futex, frees their stacks with madvise and
     // munmap; std::thread::hardware_concurrency reads the affinity.
-    "clone", "clone3", "futex", "futex_waitv", "set_robust_list", "get_robust_list", "rseq",
-    "set_tid_address", "sched_yield", "sched_getaffinity", "exit", "exit_group",
+    "clone",
+    "clone3",
+    "futex",
+    "futex_waitv",
+    "set_robust_list",
+    "get_robust_list",
+    "rseq",
+    "set_tid_address",
+    "sched_yield",
+    "sched_getaffinity",
+    "exit",
+    "exit_group",
     // Memory: the allocator and thread stacks.
-    "brk", "mmap", "munmap", "mremap", "mprotect", "madvise",
+    "brk",
+    "mmap",
+    "munmap",
+    "mremap",
+    "mprotect",
+    "madvise",
     // Region memory: hole punching (FALLOC_FL_PUNCH_HOLE) when blocks are
     // freed and the backing reservation (coming); msync of persistent tiers
     // (coming); NUMA policy of the placement and of migrated pages (mover, coming).
-    "fallocate", "ftruncate", "msync", "mbind", "get_mempolicy", "set_mempolicy", "move_pages",
+    "fallocate",
+    "ftruncate",
+    "msync",
+    "mbind",
+    "get_mempolicy",
+    "set_mempolicy",
+    "move_pages",
     "migrate_pages",
     // The state directory and its metadata journal and checkpoint (coming):
     // written with write/pwrite, made durable with fdatasync/fsync and a
     // rename, opened relative to the directory's descriptor; flock holds the
     // mount's lock; a clean unmount of a scratch mount removes the directory.
-    "openat", "pread64", "pwrite64", "preadv", "pwritev", "lseek", "fsync", "fdatasync",
-    "rename", "renameat", "renameat2", "linkat", "unlink", "unlinkat", "mkdirat", "getdents64",
-    "flock", "fcntl", "newfstatat", "fstat", "statx", "fstatfs", "statfs",
+    "openat",
+    "pread64",
+    "pwrite64",
+    "preadv",
+    "pwritev",
+    "lseek",
+    "fsync",
+    "fdatasync",
+    "rename",
+    "renameat",
+    "renameat2",
+    "linkat",
+    "unlink",
+    "unlinkat",
+    "mkdirat",
+    "getdents64",
+    "flock",
+    "fcntl",
+    "newfstatat",
+    "fstat",
+    "statx",
+    "fstatfs",
+    "statfs",
     // The daemon's detach once the mount is reported live: chdir("/") and
     // standard input, output and error onto /dev/null.
-    "chdir", "dup", "dup2", "dup3",
+    "chdir",
+    "dup",
+    "dup2",
+    "dup3",
     // Signals: libfuse's SIGTERM/SIGINT/SIGHUP handler ends the loop, the
     // SIGBUS handler (coming: a failed page of backing store becomes EIO) runs
     // on an alternate stack and returns; pthread_cancel and raise use tgkill.
-    "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "restart_syscall",
-    "tgkill", "getpid", "gettid",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "sigaltstack",
+    "restart_syscall",
+    "tgkill",
+    "getpid",
+    "gettid",
     // Time and randomness: timestamps, logging, timed waits, random names.
-    "clock_gettime", "clock_getres", "gettimeofday", "clock_nanosleep", "nanosleep", "getrandom",
+    "clock_gettime",
+    "clock_getres",
+    "gettimeofday",
+    "clock_nanosleep",
+    "nanosleep",
+    "getrandom",
     // Identity: the permission checks and the log.
-    "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid", "getgroups",
+    "getuid",
+    "geteuid",
+    "getgid",
+    "getegid",
+    "getresuid",
+    "getresgid",
+    "getgroups",
     // The log: spdlog's syslog sink (the socket itself is limited to AF_UNIX below).
-    "connect", "sendto", "sendmsg",
+    "connect",
+    "sendto",
+    "sendmsg",
 };
 
 // bpf(2) commands on maps the loader created before the drop: the tiers and
@@ -146,15 +215,17 @@ std::string seccomp_mode_from_env(SeccompMode& mode) {
 
 std::string drop_privilege(SeccompMode mode) {
   if (geteuid() != 0) {
-    spdlog::info("running as uid {}: no capability to drop; no no_new_privs or seccomp filter, "
-                 "since an unmount after a signal needs the setuid fusermount3",
-                 geteuid());
+    spdlog::info(
+        "running as uid {}: no capability to drop; no no_new_privs or seccomp filter, "
+        "since an unmount after a signal needs the setuid fusermount3",
+        geteuid());
     return "";
   }
   if (const size_t threads = thread_count(); threads != 1)
-    return fmt::format("cannot drop privilege: {} threads run already, and capabilities are "
-                       "per thread (start threads after the drop)",
-                       threads);
+    return fmt::format(
+        "cannot drop privilege: {} threads run already, and capabilities are "
+        "per thread (start threads after the drop)",
+        threads);
   // CAP_SYS_ADMIN alone stays: libfuse unmounts with umount2 when a signal
   // ends the server. Every other capability, the bounding set (nothing exec'd
   // can regain one) and the ambient set go.
@@ -169,9 +240,10 @@ std::string drop_privilege(SeccompMode mode) {
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
     return fmt::format("cannot set no_new_privs: {}", std::strerror(errno));
   if (std::string error = install_filter(mode); !error.empty()) return error;
-  spdlog::info("privilege dropped: CAP_SYS_ADMIN only (for the unmount), no_new_privs, seccomp "
-               "allow-list ({})",
-               mode == SeccompMode::log ? "log mode: nothing denied" : "others fail with EPERM");
+  spdlog::info(
+      "privilege dropped: CAP_SYS_ADMIN only (for the unmount), no_new_privs, seccomp "
+      "allow-list ({})",
+      mode == SeccompMode::log ? "log mode: nothing denied" : "others fail with EPERM");
   return "";
 }
 
