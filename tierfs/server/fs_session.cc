@@ -23,6 +23,18 @@
 
 namespace tierfs {
 
+namespace {
+
+// The privilege drop at FUSE_INIT (fs_init), set up and read by serve_mount:
+// one server per process.
+struct PrivilegeDrop {
+  SeccompMode mode = SeccompMode::enforce;
+  bool done = false;
+  std::string error;  // fails the mount
+} privilege_drop;
+
+}  // namespace
+
 fuse_lowlevel_ops make_operations() {
   fuse_lowlevel_ops ops{};
   ops.init = fs_init;
@@ -96,6 +108,17 @@ void fs_init(void* userdata, fuse_conn_info* conn) {
   // flags2 bits and cannot ask for it; a libfuse with the iomap series
   // (FUSE_IOMAP_TYPE_PURE_OVERWRITE in its headers) would report it here.
   fs.attach_iomap_after_init(false);
+  // Every capability the set-up needed (mount, BPF load and attach) has been
+  // used: drop them here, on the only thread (serve_mount answers INIT before
+  // the loop starts), before any other thread starts; threads started from
+  // here on (libfuse's workers, the mover) inherit the drop.
+  if (!fs.config().mount.sandbox)
+    spdlog::warn(
+        "sandbox = false: the server keeps every capability and runs without no_new_privs "
+        "or a seccomp filter");
+  else
+    privilege_drop.error = drop_privilege(privilege_drop.mode);
+  privilege_drop.done = true;
 #ifdef FUSE_CAP_DIRECT_IO_ALLOW_MMAP
   // Shared mmap of cache = "none" files (direct_io); older libfuse: direct_io_mmap.cc.
   if (conn->capable & FUSE_CAP_DIRECT_IO_ALLOW_MMAP) {
@@ -160,9 +183,9 @@ void keep_created_files(Storage& storage) {
 
 // Answers FUSE_INIT (the kernel's first request, queued by the mount) on this
 // thread, before the loop starts its workers: fs_init attaches the BPF
-// program while every capability is still there, and the privilege drop that
-// follows happens while this is the only thread. Returns false when the
-// session ended first (a signal, an unmount).
+// program while every capability is still there and drops privilege while
+// this is the only thread. Returns false when the session ended first (a
+// signal, an unmount).
 bool answer_init(fuse_session* se) {
   fuse_buf buf{};
   bool answered = false;
@@ -185,8 +208,7 @@ struct SessionDeleter {
 
 int serve_mount(Config config, const SessionOptions& options, const StartupReport& report) {
   fuse_set_log_func(log_from_libfuse);
-  SeccompMode seccomp_mode = SeccompMode::enforce;
-  if (std::string error = seccomp_mode_from_env(seccomp_mode); !error.empty()) {
+  if (std::string error = seccomp_mode_from_env(privilege_drop.mode); !error.empty()) {
     report.failed(error);
     return 1;
   }
@@ -237,14 +259,10 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
     spdlog::warn("cache = \"none\" files cannot be mapped shared: {}", why);
   tune_bdi(options.mountpoint, fs->config().mount);
   std::string error;
-  if (!answer_init(session.get()))
+  if (!answer_init(session.get()) || !privilege_drop.done)
     error = "the mount ended before FUSE_INIT was answered";
-  else if (!fs->config().mount.sandbox)
-    spdlog::warn(
-        "sandbox = false: the server keeps every capability and runs without no_new_privs "
-        "or a seccomp filter");
   else
-    error = drop_privilege(seccomp_mode);
+    error = privilege_drop.error;
   if (!error.empty()) {
     fuse_session_unmount(session.get());
     fuse_remove_signal_handlers(session.get());

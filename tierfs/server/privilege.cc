@@ -1,13 +1,14 @@
 // Least privilege for the mounted server (see privilege.h). The allow-list
-// was measured by running the whole test suite (integration, jobs, security,
-// slurm, bench smoke) with TIERFS_SECCOMP=log and reading the kernel's audit
-// lines (scripts/seccomp-audit.sh), then grouped below by what needs each
-// call. Groups marked "coming" hold calls of features other branches are
-// adding (metadata journal, reserved backing space, SIGBUS handling, the
-// mover, cache invalidation), so that they do not break when they land.
-// Everything else fails with EPERM and leaves one audit line in the kernel
-// log ("type=1326 ... comm=\"tierfs\" syscall=N"): a missing entry shows up as
-// one failed operation and one log line, never as a killed server.
+// was measured on the whole test suite (integration, jobs, security, slurm,
+// bench smoke): with TIERFS_SECCOMP=log the kernel logs every call off the
+// list (scripts/seccomp-audit.sh reported none), and counting the calls of
+// sandboxed servers showed which entries are used. Groups marked "coming"
+// hold calls of features other branches are adding (metadata journal,
+// reserved backing space, SIGBUS handling, the mover, cache invalidation), so
+// that they do not break when they land. Everything else fails with EPERM and
+// leaves one audit line in the kernel log ("type=1326 ... comm=\"tierfs\"
+// syscall=N"): a missing entry shows up as one failed operation and one log
+// line, never as a killed server.
 #include "tierfs/server/privilege.h"
 
 #include <cap-ng.h>
@@ -31,116 +32,55 @@
 namespace tierfs {
 namespace {
 
-// Calls allowed with any arguments.
+// Calls allowed with any arguments. "Measured": made by a mounted server
+// during the whole test suite (counted per call for every sandboxed tierfs
+// thread with bpftrace on raw_syscalls:sys_enter); "coming": for a feature
+// another branch is adding; the rest: what the same libraries make on paths
+// the suite does not reach (named with each).
+// clang-format off
 constexpr const char* kAllowed[] = {
-    // The FUSE loop (libfuse): requests read from /dev/fuse, replies and
-    // notifications (fuse_lowlevel_notify_inval_inode, coming) written with
-    // writev; poll and close when the session ends.
-    "read",
-    "readv",
-    "write",
-    "writev",
-    "poll",
-    "ppoll",
-    "close",
-    // Threads: libfuse's workers (more start under load) and the mover
-    // (coming). glibc starts a thread with clone3 (clone on older kernels),
-    // parks and wakes them with futex, frees their stacks with madvise and
-    // munmap; std::thread::hardware_concurrency reads the affinity.
-    "clone",
-    "clone3",
-    "futex",
-    "futex_waitv",
-    "set_robust_list",
-    "get_robust_list",
-    "rseq",
-    "set_tid_address",
-    "sched_yield",
-    "sched_getaffinity",
-    "exit",
-    "exit_group",
-    // Memory: the allocator and thread stacks.
-    "brk",
-    "mmap",
-    "munmap",
-    "mremap",
-    "mprotect",
-    "madvise",
-    // Region memory: hole punching (FALLOC_FL_PUNCH_HOLE) when blocks are
-    // freed and the backing reservation (coming); msync of persistent tiers
-    // (coming); NUMA policy of the placement and of migrated pages (mover, coming).
-    "fallocate",
-    "ftruncate",
-    "msync",
-    "mbind",
-    "get_mempolicy",
-    "set_mempolicy",
-    "move_pages",
-    "migrate_pages",
-    // The state directory and its metadata journal and checkpoint (coming):
-    // written with write/pwrite, made durable with fdatasync/fsync and a
-    // rename, opened relative to the directory's descriptor; flock holds the
-    // mount's lock; a clean unmount of a scratch mount removes the directory.
-    "openat",
-    "pread64",
-    "pwrite64",
-    "preadv",
-    "pwritev",
-    "lseek",
-    "fsync",
-    "fdatasync",
-    "rename",
-    "renameat",
-    "renameat2",
-    "linkat",
-    "unlink",
-    "unlinkat",
-    "mkdirat",
-    "getdents64",
-    "flock",
-    "fcntl",
-    "newfstatat",
-    "fstat",
-    "statx",
-    "fstatfs",
-    "statfs",
-    // The daemon's detach once the mount is reported live: chdir("/") and
-    // standard input, output and error onto /dev/null.
-    "chdir",
-    "dup",
-    "dup2",
-    "dup3",
-    // Signals: libfuse's SIGTERM/SIGINT/SIGHUP handler ends the loop, the
-    // SIGBUS handler (coming: a failed page of backing store becomes EIO) runs
-    // on an alternate stack and returns; pthread_cancel and raise use tgkill.
-    "rt_sigaction",
-    "rt_sigprocmask",
-    "rt_sigreturn",
-    "sigaltstack",
-    "restart_syscall",
-    "tgkill",
-    "getpid",
-    "gettid",
-    // Time and randomness: timestamps, logging, timed waits, random names.
-    "clock_gettime",
-    "clock_getres",
-    "gettimeofday",
-    "clock_nanosleep",
-    "nanosleep",
-    "getrandom",
-    // Identity: the permission checks and the log.
-    "getuid",
+    // The FUSE loop (libfuse), measured: requests read from /dev/fuse,
+    // replies written with writev (also fuse_lowlevel_notify_inval_inode's
+    // cache invalidation, coming); poll and close of /dev/fuse at the end.
+    "read", "writev", "write", "poll", "close",
+    // Threads, measured: libfuse starts workers under load (and the mover,
+    // coming, is one more): glibc's clone3 (clone where the kernel lacks
+    // it), futex to park and wake, rseq and the robust list at start, madvise
+    // and munmap of a finished thread's stack; the loop's end cancels its
+    // workers (tgkill, rt_sigreturn). sched_yield: spin locks in glibc.
+    "clone3", "clone", "futex", "set_robust_list", "rseq", "exit", "exit_group", "tgkill",
+    "gettid", "getpid", "sched_yield",
+    // Memory, measured: the allocator (brk for the main arena, mremap for
+    // realloc of large blocks) and thread stacks.
+    "mmap", "munmap", "mprotect", "madvise", "brk", "mremap",
+    // Region memory: hole punching when blocks are freed, measured, and the
+    // backing reservation (coming); msync of persistent tiers (coming);
+    // mbind, move_pages and get_mempolicy for the mover (coming).
+    "fallocate", "msync", "mbind", "move_pages", "get_mempolicy",
+    // The state directory (coming): the metadata journal and checkpoint are
+    // opened relative to its descriptor (openat, measured for the log file),
+    // written and made durable (write, pwrite64, fdatasync, fsync, ftruncate,
+    // a rename into place), read back (pread64, lseek); a clean unmount of a
+    // scratch mount removes it and its files (getdents64, newfstatat,
+    // unlinkat, unlink, rmdir).
+    "openat", "newfstatat", "pread64", "pwrite64", "lseek", "fdatasync", "fsync", "ftruncate",
+    "rename", "renameat", "renameat2", "getdents64", "unlinkat", "unlink", "rmdir",
+    // Signals, measured: libfuse's SIGTERM/SIGINT/SIGHUP handler ends the
+    // loop; the SIGBUS handler (coming: a page the backing store cannot give
+    // becomes EIO) runs on an alternate stack; an interrupted sleep restarts.
+    "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "restart_syscall",
+    // Time (clock_gettime is the vDSO's fallback) and the mover's timed sleeps (coming).
+    "clock_gettime", "clock_nanosleep",
+    // libfuse's unmount asks geteuid whether to unmount itself; measured.
     "geteuid",
-    "getgid",
-    "getegid",
-    "getresuid",
-    "getresgid",
-    "getgroups",
-    // The log: spdlog's syslog sink (the socket itself is limited to AF_UNIX below).
-    "connect",
-    "sendto",
-    "sendmsg",
+    // The daemon's detach once the mount is reported live, measured:
+    // chdir("/") and standard input, output and error onto /dev/null.
+    "chdir", "dup2",
+    // The log, measured: syslog(3) connects to /dev/log (socket limited to
+    // AF_UNIX below) and sends each line.
+    "connect", "sendto",
 };
+// clang-format on
 
 // bpf(2) commands on maps the loader created before the drop: the tiers and
 // inodes maps follow every extent change, map ids are read for `tierfs stats`,

@@ -20,11 +20,12 @@ enum class SeccompMode {
 // unset or "enforce" the default; any other value is an error line.
 std::string seccomp_mode_from_env(SeccompMode& mode);
 
-// Call on the server's only thread, after the mount, the BPF attach and
-// FUSE_INIT, before the loop starts its workers: capabilities and
-// no_new_privs are per thread, and threads started later inherit them. A
-// server with a second thread already running is refused (that thread would
-// keep every capability). Returns "" or the one line that must fail the mount.
+// Called at FUSE_INIT (fs_init, which serve_mount runs on the main thread
+// before the loop starts its workers), right after the BPF attach and before
+// any other thread starts: capabilities and no_new_privs are per thread, and
+// threads started later inherit them. A server with a second thread already
+// running is refused (that thread would keep every capability): start
+// threads (the mover) after the drop. Returns "" or the one line that must fail the mount.
 // A server that is not root has no capability to drop and needs the setuid
 // fusermount3 to unmount after a signal: it gets neither no_new_privs nor the
 // filter, and says so once in the log.
