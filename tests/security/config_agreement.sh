@@ -23,5 +23,5 @@ for config in "$TIERFS_SOURCE_ROOT"/tests/configs/bad/*.toml; do
   [ "tierfs: $(cat "$WORK/check.err")" = "$MOUNT_ERR" ] ||
     fail "$name: check-config and mount disagree: '$(cat "$WORK/check.err")' vs '$MOUNT_ERR'"
 done
-[ "$files" -ge 49 ] || fail "only $files files in the bad corpus"
+[ "$files" -ge 53 ] || fail "only $files files in the bad corpus"
 echo "PASS: $files files"
