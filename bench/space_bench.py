@@ -4,7 +4,10 @@ made, tierfs against tmpfs of the same size in the same run, and
 fragmentation after churn.
 
   files: N files of 1 KiB and of 64 KiB in 100 directories; files created per
-         second and bytes of space used (statfs), tierfs and tmpfs.
+         second and bytes of space used (statfs), tierfs and tmpfs; for the
+         1 KiB files also the seconds `ls -lR`, `find` and `rm -rf` take over
+         the tree. --baseline-bin adds a run of another tierfs build (the one
+         before a change) beside them.
   churn: a 2-way tier held 70-95 % full by random creates, appends, truncates
          and deletes of 4 KiB - 64 MiB files; then a new large file: the share
          of its bytes in row-aligned runs (user.tierfs.map) and its read
@@ -33,7 +36,7 @@ class Mount:
     """A tierfs mount of a TOML text (the mount kit, bench/tierfs_mount.py), or
     tmpfs of a size."""
 
-    def __init__(self, work, kind, toml=None, size=0):
+    def __init__(self, work, kind, toml=None, size=0, binary=None):
         self.kind, self.dir = kind, os.path.join(work, kind + "-mnt")
         os.makedirs(self.dir, exist_ok=True)
         if kind == "tmpfs":
@@ -42,13 +45,14 @@ class Mount:
         conf = os.path.join(work, "tierfs.toml")
         with open(conf, "w") as f:
             f.write(toml)
-        self.tierfs = TierfsMount(os.environ["TIERFS_BIN"], conf, self.dir, os.path.join(work, "server.log"))
+        self.tierfs = TierfsMount(binary or os.environ["TIERFS_BIN"], conf, self.dir, os.path.join(work, "server.log"))
         self.tierfs.start()
 
     def close(self):
         if self.kind == "tmpfs":
             subprocess.run(["umount", self.dir], check=True)
-        elif self.tierfs.stop() != 0:
+        elif self.tierfs.stop() != 0 and self.kind == "tierfs":
+            # The baseline build is only timed; its exit status is its own business.
             sys.exit(f"tierfs exited with an error: {self.tierfs.log_line()}")
 
     def used_bytes(self):
@@ -64,25 +68,46 @@ def tier_toml(name, size, granularity, regions):
 
 def make_files(root, count, size):
     """Creates count files of size bytes; returns files per second."""
-    payload = os.urandom(size)
+    payload = os.urandom(size)  # empty for size 0: the file is created and closed
     for d in range(100):
         os.mkdir(f"{root}/d{d}")
     start = time.perf_counter()
     for i in range(count):
         fd = os.open(f"{root}/d{i % 100}/f{i}", os.O_CREAT | os.O_WRONLY, 0o644)
-        os.write(fd, payload)
+        if payload:
+            os.write(fd, payload)
         os.close(fd)
     return count / (time.perf_counter() - start)
 
 
-def files_figures(work, count):
+def timed(argv):
+    """Seconds argv takes, its output thrown away."""
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def tree_figures(root):
+    """Seconds a listing with attributes, a walk and a removal of the tree take."""
+    return {"ls_lR_seconds": round(timed(["ls", "-lR", root]), 3),
+            "find_seconds": round(timed(["find", root, "-type", "f"]), 3),
+            "rm_rf_seconds": round(timed(["rm", "-rf", root]), 3)}
+
+
+def files_figures(work, count, baseline_bin=None):
     out = []
-    for size in (1 * KIB, 64 * KIB):
+    kinds = ("tierfs", "tierfs-baseline", "tmpfs") if baseline_bin else ("tierfs", "tmpfs")
+    # Empty files first: the only size a build before the block allocator
+    # (a 2 MiB row per file) holds 100 000 of, so the tree figures compare there.
+    for size in (0, 1 * KIB, 64 * KIB):
         # Room for the files in 4 KiB blocks and a margin; the same size for both.
         capacity = max(64 * MIB, math.ceil(count * max(size, 4 * KIB) * 1.1 / (2 * MIB)) * 2 * MIB)
-        for kind in ("tierfs", "tmpfs"):
-            if kind == "tierfs":
-                m = Mount(work, kind, tier_toml("dram", f"{capacity >> 20}MiB", "2MiB", ["numa:0"]))
+        for kind in kinds:
+            if kind == "tierfs-baseline" and size != 0:
+                continue
+            if kind.startswith("tierfs"):
+                m = Mount(work, kind, tier_toml("dram", f"{capacity >> 20}MiB", "2MiB", ["numa:0"]),
+                          binary=baseline_bin if kind == "tierfs-baseline" else None)
             else:
                 m = Mount(work, kind, size=capacity)
             before = m.used_bytes()
@@ -91,8 +116,17 @@ def files_figures(work, count):
             row = {"fs": kind, "file_bytes": size, "files": count, "capacity_bytes": capacity,
                    "files_per_second": round(rate), "used_bytes": used,
                    "used_bytes_per_file": round(used / count)}
-            print(f"files: {kind:6} {count} x {size >> 10} KiB: {rate:8.0f} files/s, "
+            print(f"files: {kind:15} {count} x {size:5} B: {rate:8.0f} files/s, "
                   f"{used / MIB:8.1f} MiB used ({used / count:.0f} B per file)", flush=True)
+            if size <= KIB:
+                tree = os.path.join(m.dir, "tree")
+                os.mkdir(tree)
+                for d in os.listdir(m.dir):
+                    if d.startswith("d"):
+                        os.rename(os.path.join(m.dir, d), os.path.join(tree, d))
+                row.update(tree_figures(tree))
+                print(f"tree:  {kind:15} ls -lR {row['ls_lR_seconds']:.2f} s, find {row['find_seconds']:.2f} s, "
+                      f"rm -rf {row['rm_rf_seconds']:.2f} s", flush=True)
             out.append(row)
             m.close()
     return out
@@ -212,6 +246,8 @@ def main():
     ap.add_argument("--files", type=int, default=100000)
     ap.add_argument("--churn-operations", type=int, default=3000)
     ap.add_argument("--out", help="write the figures as JSON here")
+    ap.add_argument("--no-churn", action="store_true", help="the files figures only")
+    ap.add_argument("--baseline-bin", help="another tierfs binary to run beside TIERFS_BIN (files figures only)")
     args = ap.parse_args()
     if os.geteuid() != 0 or not os.access("/dev/fuse", os.W_OK):
         if os.environ.get("TIERFS_REQUIRE_PRIVILEGED") == "1":
@@ -224,8 +260,8 @@ def main():
     try:
         result = {"machine": {"nproc": os.cpu_count(), "loadavg_start": os.getloadavg(),
                               "kernel": os.uname().release},
-                  "files": files_figures(work, files),
-                  "churn": churn_figures(work, tier, large, ops, 17)}
+                  "files": files_figures(work, files, args.baseline_bin),
+                  "churn": None if args.no_churn else churn_figures(work, tier, large, ops, 17)}
         result["machine"]["loadavg_end"] = os.getloadavg()
         print(f"load average: start {result['machine']['loadavg_start']}, end {result['machine']['loadavg_end']}")
         if args.out:
@@ -233,6 +269,8 @@ def main():
                 json.dump(result, f, indent=1)
         # The smoke run checks the figures are there and sane, not their speed.
         tierfs_1k = next(r for r in result["files"] if r["fs"] == "tierfs" and r["file_bytes"] == KIB)
+        if any("rm_rf_seconds" not in r for r in result["files"] if r["file_bytes"] <= KIB):
+            sys.exit("FAIL: a 1 KiB run has no ls/find/rm figures")
         if tierfs_1k["used_bytes"] > files * 4 * KIB * 1.01 + 64 * KIB:
             sys.exit(f"FAIL: {files} files of 1 KiB used {tierfs_1k['used_bytes']} bytes")
     finally:

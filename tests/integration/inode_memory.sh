@@ -35,7 +35,10 @@ fi
 per_inode=$(( (after - before) * 1024 / count ))
 echo "server anonymous RSS: ${before} KiB before, ${after} KiB after $count one-line files"
 echo "metadata memory per inode: $per_inode bytes"
-if [ "$per_inode" -ge 1024 ]; then
+if [ -n "${TIERFS_SANITIZE:-}" ] && [ "$TIERFS_SANITIZE" != none ]; then
+  # ASan's redzones and quarantine triple the heap; the bound is for real builds.
+  echo "the 1 KiB bound is not checked on a -Db_sanitize=$TIERFS_SANITIZE build"
+elif [ "$per_inode" -ge 1024 ]; then
   echo "FAIL: metadata memory per inode is $per_inode bytes, not under 1 KiB" >&2
   exit 1
 fi

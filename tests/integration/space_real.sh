@@ -62,6 +62,17 @@ if [ "$used" -ne "$count" ] || [ "$du_kib" -ne $(( count * 4 )) ]; then
   echo "FAIL: $count one-line files took $used blocks, not one block each" >&2
   exit 1
 fi
+# The rest of the 200 000 per GiB of capacity would fit too: the blocks and
+# inodes statfs still reports free, at one block and one inode a file.
+per_gib=$(( (capacity * 200000 + (1 << 30) - 1) >> 30 ))
+rest=$(( per_gib > count ? per_gib - count : 0 ))
+free_now=$(free_blocks)
+free_inodes=$(stat -f -c %d "$MNT")
+echo "200 000 per GiB is $per_gib files: $rest more to go, $free_now blocks and $free_inodes inodes free"
+if [ "$free_now" -lt "$rest" ] || [ "$free_inodes" -lt "$rest" ]; then
+  echo "FAIL: the default mount cannot hold 200 000 one-line files per GiB ($per_gib)" >&2
+  exit 1
+fi
 rm -rf "$MNT/lines"
 expect_all_free "rm -rf of the one-line files"
 
