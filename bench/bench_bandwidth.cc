@@ -118,16 +118,12 @@ std::unique_ptr<InterleaveSet> build_set(uint32_t ways, uint64_t granularity_byt
         spec.kind != tierfs::numa::RegionKind::file || stat(spec.path.c_str(), &st) == 0;
   }
   set->storage = Storage::open(config);
-  // A benchmark is often stopped with Ctrl-C, which runs no destructor: drop
-  // the names of the shared-memory objects now (Storage::open's naming); the
-  // mappings and descriptors stay valid and the memory goes when the process does.
-  // Files the configuration let us create go the same way: they are scratch here.
-  for (uint32_t i = 0; i < ways; ++i) {
-    if (tier.regions[i].spec.kind == tierfs::numa::RegionKind::numa)
-      shm_unlink(fmt::format("/tierfs.{}.{}.{}", getpid(), tier.name, i).c_str());
-    else if (!file_existed[i])
+  // A benchmark is often stopped with Ctrl-C, which runs no destructor: files
+  // the configuration let us create are unlinked now (the mappings stay
+  // valid). Shared memory needs nothing: without a MountState it is unnamed.
+  for (uint32_t i = 0; i < ways; ++i)
+    if (tier.regions[i].spec.kind == tierfs::numa::RegionKind::file && !file_existed[i])
       unlink(tier.regions[i].spec.path.c_str());
-  }
 
   std::vector<std::byte> pattern(set->slice_bytes);
   for (size_t i = 0; i < pattern.size(); ++i) pattern[i] = static_cast<std::byte>(i * 131 + 7);

@@ -61,7 +61,7 @@ class MappedRegion final : public Region {
   ~MappedRegion() override {
     if (map_base_ != nullptr) munmap(map_base_, map_length_);
     if (fd_ >= 0) close(fd_);
-    // numa regions are scratch: the shared-memory object goes with the server.
+    // Named shared memory created by a start-up that did not finish.
     if (!shm_name_.empty()) shm_unlink(shm_name_.c_str());
     if (!created_path_.empty()) unlink(created_path_.c_str());
   }
@@ -69,9 +69,14 @@ class MappedRegion final : public Region {
 
   void set_fd(int fd) { fd_ = fd; }
   void set_block_device() { block_device_ = true; }
-  void keep_created_file() const override { created_path_.clear(); }
+  void keep_created_file() const override {
+    created_path_.clear();
+    shm_name_.clear();
+  }
   void set_created_file(const std::string& path) { created_path_ = path; }
   void set_shm_name(const std::string& name) { shm_name_ = name; }
+  void set_adopted() { adopted_ = true; }
+  void set_reservable() { reservable_ = true; }
   void map(uint64_t file_offset, uint64_t length, uint64_t data_skip, uint64_t size, int node) {
     void* base = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd_,
                       static_cast<off_t>(file_offset));
@@ -89,7 +94,7 @@ class MappedRegion final : public Region {
   int fd_ = -1;
   void* map_base_ = nullptr;
   uint64_t map_length_ = 0;
-  std::string shm_name_;
+  mutable std::string shm_name_;
   mutable std::string created_path_;
 };
 
@@ -97,6 +102,55 @@ uint64_t free_huge_pages_bytes() {
   const uint64_t free_pages =
       read_sysfs_u64("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", 0);
   return free_pages * (2u << 20);
+}
+
+// A previous server's object of this name, checked before a byte of it is
+// trusted: -1 when there is none.
+int adopt_shm(const RegionSpec& spec, const std::string& name, uint64_t size_bytes) {
+  const int fd = shm_open(name.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0);
+  if (fd < 0) {
+    if (errno == ENOENT) return -1;
+    fail(spec, fmt::format("cannot open the shared memory /dev/shm{} a previous server left: {}",
+                           name, std::strerror(errno)));
+  }
+  struct stat st {};
+  std::string refusal;
+  if (fstat(fd, &st) != 0)
+    refusal = std::strerror(errno);
+  else if (!S_ISREG(st.st_mode))
+    refusal = "is not a shared-memory object";
+  else if (st.st_uid != geteuid() || (st.st_mode & 07777) != 0600)
+    refusal = fmt::format("is owned by uid {} with mode {:04o}, not by uid {} with 0600", st.st_uid,
+                          st.st_mode & 07777, geteuid());
+  else if (static_cast<uint64_t>(st.st_size) != size_bytes)
+    refusal = fmt::format("is {}, the region is {}", bytes_text(static_cast<uint64_t>(st.st_size)),
+                          bytes_text(size_bytes));
+  if (refusal.empty()) return fd;
+  close(fd);
+  fail(spec, fmt::format("the shared memory /dev/shm{} a previous server left {}; not adopted "
+                         "(`tierfs mount --fresh` discards it)",
+                         name, refusal));
+}
+
+int create_shm(const RegionSpec& spec, const std::string& name, uint64_t size_bytes) {
+  // A region larger than what /dev/shm can still hold would SIGBUS on first touch.
+  struct statvfs shm {};
+  if (statvfs("/dev/shm", &shm) == 0) {
+    const uint64_t avail = static_cast<uint64_t>(shm.f_bavail) * shm.f_frsize;
+    if (avail < size_bytes)
+      fail(spec, fmt::format("/dev/shm has {} free, the region needs {}", bytes_text(avail),
+                             bytes_text(size_bytes)));
+  }
+  const int fd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) fail(spec, fmt::format("shm_open {} failed: {}", name, std::strerror(errno)));
+  try {
+    check_private_shm(fd, "/dev/shm" + name);
+  } catch (const std::runtime_error& e) {
+    close(fd);
+    shm_unlink(name.c_str());
+    fail(spec, e.what());
+  }
+  return fd;
 }
 
 std::unique_ptr<Region> open_numa(const RegionSpec& spec, const RegionOptions& options) {
@@ -109,7 +163,8 @@ std::unique_ptr<Region> open_numa(const RegionSpec& spec, const RegionOptions& o
   int fd = -1;
   if (options.hugepages) {
     if (free_huge_pages_bytes() >= options.size_bytes) {
-      fd = memfd_create(options.shm_name.c_str(), MFD_HUGETLB | MFD_CLOEXEC);
+      // Huge pages come from hugetlbfs, not /dev/shm: scratch, not adoptable.
+      fd = memfd_create("tierfs", MFD_HUGETLB | MFD_CLOEXEC);
     } else {
       std::fprintf(stderr,
                    "tierfs: region \"%s\": %s of free 2MiB huge pages are not enough for %s, using "
@@ -122,32 +177,24 @@ std::unique_ptr<Region> open_numa(const RegionSpec& spec, const RegionOptions& o
     // A name no other user can predict, so none can squat it before us.
     const std::string name = options.shm_name.empty() ? unpredictable_shm_name() : options.shm_name;
     if (name.front() != '/') fail(spec, "internal: shared-memory name must start with '/'");
-    // A region larger than what /dev/shm can still hold would SIGBUS on first touch.
-    struct statvfs shm {};
-    if (statvfs("/dev/shm", &shm) == 0) {
-      const uint64_t avail = static_cast<uint64_t>(shm.f_bavail) * shm.f_frsize;
-      if (avail < options.size_bytes)
-        fail(spec, fmt::format("/dev/shm has {} free, the region needs {}", bytes_text(avail),
-                               bytes_text(options.size_bytes)));
-    }
-    fd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) fail(spec, fmt::format("shm_open {} failed: {}", name, std::strerror(errno)));
-    region->set_fd(fd);
-    if (options.shm_name.empty()) {
-      // Nothing needs to find it by name: unnamed at once, so a crashed server
-      // leaves nothing in /dev/shm (the descriptor and mapping keep the memory).
-      shm_unlink(name.c_str());
+    if (options.adopt) fd = adopt_shm(spec, name, options.size_bytes);
+    if (fd >= 0) {
+      region->set_adopted();
     } else {
-      region->set_shm_name(name);
+      fd = create_shm(spec, name, options.size_bytes);
+      region->set_fd(fd);
+      if (options.shm_name.empty()) {
+        // Nothing needs to find it by name: unnamed at once, so a crash
+        // leaves nothing in /dev/shm (the descriptor and mapping keep the memory).
+        shm_unlink(name.c_str());
+      } else {
+        region->set_shm_name(name);
+      }
     }
-    try {
-      check_private_shm(fd, "/dev/shm" + name);
-    } catch (const std::runtime_error& e) {
-      fail(spec, e.what());
-    }
+    region->set_reservable();
   }
   region->set_fd(fd);
-  if (ftruncate(fd, static_cast<off_t>(options.size_bytes)) != 0)
+  if (!region->adopted() && ftruncate(fd, static_cast<off_t>(options.size_bytes)) != 0)
     fail(spec, fmt::format("cannot size shared memory to {}: {}", bytes_text(options.size_bytes),
                            std::strerror(errno)));
   region->map(0, options.size_bytes, 0, options.size_bytes, spec.node);
@@ -224,6 +271,7 @@ std::unique_ptr<Region> open_file(const RegionSpec& spec, const RegionOptions& o
     if (ioctl(fd, BLKGETSIZE64, &size) != 0)
       fail(spec, fmt::format("cannot read the block device size: {}", std::strerror(errno)));
   } else if (S_ISREG(st.st_mode)) {
+    region->set_reservable();
     size = static_cast<uint64_t>(st.st_size);
     if (size < needed && options.create) {
       if (ftruncate(fd, static_cast<off_t>(needed)) != 0)

@@ -31,9 +31,14 @@ struct RegionOptions {
   uint64_t size_bytes = 0;    // bytes to map, starting at offset_bytes
   bool hugepages = false;     // numa: back with huge pages where available
   bool create = false;        // file: create and size the file when missing
-  // numa: a shared-memory name that stays for the region's life; empty for an
-  // unpredictable one that is unlinked as soon as it is open (the server's way).
+  // numa: the shared-memory object's name, recorded in the mount's state
+  // directory (tierfs/core/mount_state.h) so that the next server finds it;
+  // empty for an unpredictable one unlinked as soon as it is open (tools, tests).
   std::string shm_name;
+  // numa: an existing object of that name (a previous server's) is taken over
+  // with its contents, after checking it is this user's, 0600, a regular
+  // object and exactly size_bytes; without `adopt` it must not exist.
+  bool adopt = false;
 };
 
 class Region {
@@ -59,7 +64,17 @@ class Region {
   // destroyed, unless this is called once the mount is up: then the file is
   // the user's spill space and stays.
   // Const: the mapping does not change, only what happens at destruction.
+  // Named shared memory created here is removed with the region the same way
+  // until the mount is up; after that only MountState removes it (clean
+  // unmount, `tierfs cleanup`), so a killed server's memory is still there.
   virtual void keep_created_file() const {}
+  // The backing object existed with contents a previous server left (numa:
+  // shared memory adopted by name); false for memory created empty here.
+  bool adopted() const { return adopted_; }
+  // The backing object allocates its storage on first write (shared memory,
+  // a regular file): space must be reserved (fallocate) before a block is
+  // written, or exhaustion arrives as SIGBUS instead of ENOSPC.
+  bool reservable() const { return reservable_; }
 
   Region(const Region&) = delete;
   Region& operator=(const Region&) = delete;
@@ -71,6 +86,8 @@ class Region {
   uint64_t size_bytes_ = 0;
   int numa_node_ = -1;
   bool block_device_ = false;
+  bool adopted_ = false;
+  bool reservable_ = false;
 };
 
 }  // namespace tierfs::numa

@@ -14,6 +14,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -340,6 +341,58 @@ void probe_exclusive(int fd, const std::string& path) {
   flock(fd, LOCK_UN);
 }
 
+TrustedDir open_trusted_dir(const std::string& path, bool create) {
+  if (path.empty() || path.front() != '/') refuse(path, "not an absolute path");
+  TrustedDir out;
+  // Each prefix in turn, so that a missing one is made in a parent already
+  // walked under the rules (resolve refuses a missing middle component).
+  std::string prefix;
+  for (const std::string& part : components(path)) {
+    prefix += "/" + part;
+    Resolved r = resolve(prefix);
+    if (r.exists) continue;
+    if (!create) refuse(prefix, "no such directory");
+    check_create_dir(r);
+    if (mkdirat(r.dir.get(), r.name.c_str(), 0700) != 0 && errno != EEXIST)
+      refuse(prefix, fmt::format("cannot create the directory: {}", std::strerror(errno)));
+    out.created = prefix.size() >= path.size() - (path.back() == '/' ? 1 : 0);
+  }
+  Resolved r = resolve(path);
+  if (!r.exists) refuse(path, "no such directory");
+  Fd fd(openat(r.dir.get(), r.name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (fd.get() < 0)
+    refuse(path, fmt::format("cannot open the directory: {}", std::strerror(errno)));
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0) refuse(path, std::strerror(errno));
+  if (st.st_uid != geteuid())
+    refuse(path, fmt::format("is owned by uid {}, not by the mounting user (uid {}); a mount's "
+                             "state directory must be its own",
+                             st.st_uid, geteuid()));
+  if ((st.st_mode & 077) != 0)
+    refuse(path, fmt::format("has mode {}; a mount's state directory must be 0700 (it names the "
+                             "mount's shared memory)",
+                             mode_text(st)));
+  out.fd = fd.release();
+  return out;
+}
+
+bool check_trusted_dir(const std::string& path) {
+  if (path.empty() || path.front() != '/') refuse(path, "not an absolute path");
+  std::string prefix;
+  for (const std::string& part : components(path)) {
+    prefix += "/" + part;
+    Resolved r = resolve(prefix);
+    if (r.exists) {
+      if (!S_ISDIR(r.st.st_mode)) refuse(prefix, "not a directory");
+      continue;
+    }
+    check_create_dir(r);
+    return false;
+  }
+  close(open_trusted_dir(path, false).fd);
+  return true;
+}
+
 std::string unpredictable_shm_name() {
   unsigned char random[16];
   size_t done = 0;
@@ -361,6 +414,16 @@ void check_private_shm(int fd, const std::string& name) {
     refuse(name, fmt::format("shared-memory object is owned by uid {} with mode {}, not by uid {} "
                              "with 0600 (private)",
                              st.st_uid, mode_text(st), geteuid()));
+}
+
+bool is_unpredictable_shm_name(const std::string& name) {
+  const std::string prefix = fmt::format("/tierfs.{}.", geteuid());
+  if (!name.starts_with(prefix) || name.size() != prefix.size() + 32) return false;
+  for (size_t i = prefix.size(); i < name.size(); ++i)
+    if (std::isxdigit(static_cast<unsigned char>(name[i])) == 0 ||
+        std::isupper(static_cast<unsigned char>(name[i])) != 0)
+      return false;
+  return true;
 }
 
 }  // namespace tierfs::numa

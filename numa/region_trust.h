@@ -58,6 +58,23 @@ void lock_exclusive(int fd, const std::string& path);
 // As lock_exclusive but releases the lock at once (for check-config).
 void probe_exclusive(int fd, const std::string& path);
 
+// Opens the directory `path` (absolute) for a mount's private state, under
+// the same walk as open_trusted (no symlink another user could plant is
+// followed). With `create`, missing components are made mode 0700, each in a
+// directory owned by root or the mounter that group and others cannot write
+// unless it is sticky (like mkdir -p, but only where nobody else could have
+// raced it). The directory itself must be owned by the mounter with no access
+// for group or others. Returns an O_DIRECTORY descriptor; `created` says
+// whether the last component was made in this call.
+struct TrustedDir {
+  int fd = -1;
+  bool created = false;
+};
+TrustedDir open_trusted_dir(const std::string& path, bool create);
+// The same rules without creating anything (for the configuration check):
+// false when the directory does not exist yet but could be created.
+bool check_trusted_dir(const std::string& path);
+
 // "/tierfs.<uid>.<32 random hex digits>": a shared-memory name no other user
 // can predict (getrandom), so none can squat it.
 std::string unpredictable_shm_name();
@@ -65,5 +82,9 @@ std::string unpredictable_shm_name();
 // Checks a shared-memory descriptor that this process just created: owned by
 // the effective uid, mode 0600 (nobody else can map it).
 void check_private_shm(int fd, const std::string& name);
+
+// Whether `name` is one unpredictable_shm_name() of this uid could have made:
+// records read back from a state directory name nothing else.
+bool is_unpredictable_shm_name(const std::string& name);
 
 }  // namespace tierfs::numa

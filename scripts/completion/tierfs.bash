@@ -18,10 +18,16 @@ _tierfs() {
   esac
   case "$cmd" in
     "")
-      COMPREPLY=($(compgen -W "mount topology check-config map stats bpf job stage --help --version" -- "$cur")) ;;
+      COMPREPLY=($(compgen -W "mount topology check-config map stats bpf job stage cleanup --help --version" -- "$cur")) ;;
     mount)
       if [[ "$cur" == -* ]]; then
-        COMPREPLY=($(compgen -W "--config --foreground --debug --log-file -o --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "--config --foreground --debug --fresh --log-file -o --help" -- "$cur"))
+      else
+        _filedir -d
+      fi ;;
+    cleanup)
+      if [[ "$cur" == -* ]]; then
+        COMPREPLY=($(compgen -W "--config --help" -- "$cur"))
       else
         _filedir -d
       fi ;;

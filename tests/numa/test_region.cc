@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <numa.h>
 #include <numaif.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -12,6 +14,7 @@
 #include <string>
 
 #include "numa/region.h"
+#include "numa/region_trust.h"
 #include "tests/support/privileged.h"
 
 namespace {
@@ -229,5 +232,76 @@ TEST(RegionSpec, ParsesTheThreeKinds) {
   EXPECT_THROW(parse_region_spec("tape:/dev/st0"), std::invalid_argument);
   EXPECT_THROW(parse_region_spec("numa0"), std::invalid_argument);
 }
+
+namespace adoption {
+
+std::string fresh_name() {
+  return tierfs::numa::unpredictable_shm_name();
+}
+
+// What a killed server leaves: a named object, kept once the mount was up.
+std::string leave_region(uint64_t size, std::byte fill) {
+  const std::string name = fresh_name();
+  auto region = Region::open(parse_region_spec("numa:0"),
+                             RegionOptions{.size_bytes = size, .shm_name = name, .adopt = true});
+  EXPECT_FALSE(region->adopted());
+  EXPECT_TRUE(region->reservable());
+  std::memset(region->data(), static_cast<int>(fill), size);
+  region->keep_created_file();
+  return name;
+}
+
+TEST(NumaRegion, NamedRegionIsAdoptedWithItsContents) {
+  const std::string name = leave_region(1 << 20, std::byte{0x5a});
+  ASSERT_TRUE(fs::exists("/dev/shm" + name)) << "kept after the mount came up";
+  {
+    auto again =
+        Region::open(parse_region_spec("numa:0"),
+                     RegionOptions{.size_bytes = 1 << 20, .shm_name = name, .adopt = true});
+    EXPECT_TRUE(again->adopted());
+    EXPECT_EQ(again->data()[12345], std::byte{0x5a});
+  }
+  EXPECT_TRUE(fs::exists("/dev/shm" + name)) << "an adopted region is removed by MountState only";
+  shm_unlink(name.c_str());
+}
+
+TEST(NumaRegion, CreatedNamedRegionGoesWhenStartUpFails) {
+  const std::string name = fresh_name();
+  {
+    auto region =
+        Region::open(parse_region_spec("numa:0"),
+                     RegionOptions{.size_bytes = 1 << 20, .shm_name = name, .adopt = true});
+    EXPECT_TRUE(fs::exists("/dev/shm" + name));
+  }
+  EXPECT_FALSE(fs::exists("/dev/shm" + name));
+}
+
+TEST(NumaRegion, WrongSizeOrModeIsNotAdopted) {
+  const std::string name = leave_region(1 << 20, std::byte{1});
+  EXPECT_EQ(
+      open_error("numa:0", RegionOptions{.size_bytes = 2 << 20, .shm_name = name, .adopt = true}),
+      "region \"numa:0\": the shared memory /dev/shm" + name +
+          " a previous server left is 1MiB, the region is 2MiB; not adopted (`tierfs mount "
+          "--fresh` discards it)");
+  ASSERT_EQ(chmod(("/dev/shm" + name).c_str(), 0644), 0);
+  EXPECT_EQ(
+      open_error("numa:0", RegionOptions{.size_bytes = 1 << 20, .shm_name = name, .adopt = true}),
+      "region \"numa:0\": the shared memory /dev/shm" + name +
+          " a previous server left is owned by uid " + std::to_string(geteuid()) +
+          " with mode 0644, not by uid " + std::to_string(geteuid()) +
+          " with 0600; not adopted (`tierfs mount --fresh` discards it)");
+  EXPECT_TRUE(fs::exists("/dev/shm" + name)) << "a refused object is left for the admin";
+  shm_unlink(name.c_str());
+}
+
+TEST(NumaRegion, ExistingNameWithoutAdoptIsRefused) {
+  const std::string name = leave_region(1 << 20, std::byte{1});
+  EXPECT_NE(open_error("numa:0", RegionOptions{.size_bytes = 1 << 20, .shm_name = name})
+                .find("File exists"),
+            std::string::npos);
+  shm_unlink(name.c_str());
+}
+
+}  // namespace adoption
 
 }  // namespace

@@ -38,6 +38,7 @@ struct MountArgs {
   std::string log_file;  // also log here (appended), besides stderr or syslog
   bool foreground = false;
   bool debug = false;
+  bool fresh = false;
 };
 
 std::string checked_mountpoint(const std::string& path) {
@@ -167,6 +168,9 @@ void add_mount_command(CLI::App& app, int& status) {
                   "TOML configuration (default: the built-in DRAM tier over every NUMA node)");
   cmd->add_flag("--foreground,-f", args->foreground, "stay in the foreground, log to stderr");
   cmd->add_flag("--debug,-d", args->debug, "log every FUSE request (implies nothing else)");
+  cmd->add_flag("--fresh", args->fresh,
+                "discard what a previous server of this mount left (shared memory, metadata) "
+                "instead of adopting it");
   cmd->add_option("--log-file", args->log_file,
                   "also log to FILE (appended), besides stderr or syslog");
   cmd->add_option("-o", args->options,
@@ -185,6 +189,7 @@ void add_mount_command(CLI::App& app, int& status) {
     session.mountpoint = checked_mountpoint(args->mountpoint);
     session.extra_options = std::move(options);
     session.debug = args->debug;
+    session.fresh = args->fresh;
     session.root_uid = own.root_uid;
     session.root_gid = own.root_gid;
     session.root_mode = own.root_mode;

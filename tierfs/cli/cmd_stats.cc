@@ -74,6 +74,10 @@ void print_stats(const std::string& mountpoint, const inspect::Stats& stats) {
     }
   }
   table.print("  ");
+  for (const auto& tier : stats.tiers)
+    if (tier.bad_bytes > 0)
+      fmt::print("  tier {}: {} bad (a copy took a memory error there), out of use\n", tier.name,
+                 format_size_approx(tier.bad_bytes));
   std::string ops;
   for (const auto& [name, count] : stats.ops)
     if (count > 0) ops += fmt::format(" {}={}", name, count);

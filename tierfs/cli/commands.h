@@ -18,5 +18,6 @@ void add_stats_command(CLI::App& app, int& status);
 void add_bpf_command(CLI::App& app, int& status);
 void add_job_command(CLI::App& app, int& status);
 void add_stage_command(CLI::App& app, int& status);
+void add_cleanup_command(CLI::App& app, int& status);
 
 }  // namespace tierfs

@@ -60,8 +60,8 @@ void refuse_served_mountpoint(const std::string& path) {
     if (served_by_tierfs(point))
       throw std::runtime_error(fmt::format(
           "mount point {} is already served by tierfs; unmount it first with fusermount3 -u {} "
-          "(also when its server has died)",
-          point, point));
+          "(when its server has died: tierfs cleanup {})",
+          point, point, point));
   }
 }
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <regex>
 #include <set>
@@ -30,6 +31,12 @@ const TierConfig* Config::tier(std::string_view name) const {
   for (const TierConfig& t : tiers)
     if (t.name == name) return &t;
   return nullptr;
+}
+
+bool Config::any_persistent() const {
+  for (const TierConfig& t : tiers)
+    if (t.persistent) return true;
+  return false;
 }
 
 int Config::tier_index(std::string_view name) const {
@@ -139,7 +146,7 @@ void parse_mount(const Reader& reader, const toml::node& node, MountOptions& mou
   if (!node.is_table()) reader.fail(pos_of(node.source()), "[mount] must be a table");
   const TableReader t(reader, *node.as_table(), "[mount]");
   t.allow_only({"cache", "allow_other", "default_permissions", "max_io", "threads", "bpf", "fsname",
-                "sandbox"});
+                "sandbox", "state_dir"});
   if (auto cache = t.string("cache")) {
     if (*cache == "none")
       mount.cache = CacheMode::none;
@@ -186,6 +193,16 @@ void parse_mount(const Reader& reader, const toml::node& node, MountOptions& mou
       reader.fail(t.pos("fsname"), "fsname must be a non-empty word without commas or spaces");
     mount.fsname = *v;
   }
+  if (auto v = t.string("state_dir")) {
+    mount.state_dir_pos = t.pos("state_dir");
+    if (v->empty() || v->front() != '/')
+      reader.fail(mount.state_dir_pos,
+                  fmt::format("state_dir \"{}\" must be an absolute path", *v));
+    if (v->find('\0') != std::string::npos || v->size() >= PATH_MAX)
+      reader.fail(mount.state_dir_pos, "state_dir is not a usable path");
+    while (v->size() > 1 && v->back() == '/') v->pop_back();
+    mount.state_dir = *v;
+  }
 }
 
 TierRegion parse_region(const Reader& reader, const toml::node& node, const std::string& tier) {
@@ -220,7 +237,24 @@ TierRegion parse_region(const Reader& reader, const toml::node& node, const std:
   return region;
 }
 
-TierConfig parse_tier(const Reader& reader, const toml::node& node, size_t index) {
+// A persistent tier outlives the server: its regions must, and its metadata needs a home.
+void check_persistent(const Reader& reader, const TableReader& t, const TierConfig& tier,
+                      const MountOptions& mount) {
+  for (const TierRegion& region : tier.regions)
+    if (region.spec.kind == numa::RegionKind::numa)
+      reader.fail(t.pos("persistent"),
+                  fmt::format("tier \"{}\" is persistent but region \"{}\" is memory that goes "
+                              "with the server; only file: and dax: regions can be persistent",
+                              tier.name, region.spec.text));
+  if (mount.state_dir.empty())
+    reader.fail(t.pos("persistent"),
+                fmt::format("tier \"{}\" is persistent: set [mount] state_dir to a directory on "
+                            "persistent storage (e.g. /var/lib/tierfs/NAME) to keep its metadata",
+                            tier.name));
+}
+
+TierConfig parse_tier(const Reader& reader, const toml::node& node, size_t index,
+                      const MountOptions& mount) {
   if (!node.is_table()) reader.fail(pos_of(node.source()), "each [[tier]] must be a table");
   TierConfig tier;
   tier.pos = pos_of(node.source());
@@ -234,7 +268,8 @@ TierConfig parse_tier(const Reader& reader, const toml::node& node, size_t index
                 fmt::format("tier name \"{}\" must be 1-32 letters, digits, '-' or '_'", *name));
   tier.name = *name;
   const TableReader t(reader, *node.as_table(), fmt::format("tier \"{}\"", tier.name));
-  t.allow_only({"name", "regions", "size", "granularity", "weights", "hugepages", "create"});
+  t.allow_only(
+      {"name", "regions", "size", "granularity", "weights", "hugepages", "create", "persistent"});
 
   const toml::node* regions = t.find("regions");
   if (regions == nullptr)
@@ -288,6 +323,8 @@ TierConfig parse_tier(const Reader& reader, const toml::node& node, size_t index
   }
   tier.hugepages = t.boolean("hugepages").value_or(false);
   tier.create_files = t.boolean("create").value_or(false);
+  tier.persistent = t.boolean("persistent").value_or(false);
+  if (tier.persistent) check_persistent(reader, t, tier, mount);
   return tier;
 }
 
@@ -391,7 +428,7 @@ Config parse_document(const Reader& reader, const toml::table& doc) {
   if (tiers->as_array()->empty())
     reader.fail(pos_of(tiers->source()), "no [[tier]]: a configuration needs at least one tier");
   for (const toml::node& t : *tiers->as_array()) {
-    TierConfig tier = parse_tier(reader, t, config.tiers.size());
+    TierConfig tier = parse_tier(reader, t, config.tiers.size(), config.mount);
     if (config.tier(tier.name) != nullptr)
       reader.fail(tier.pos, fmt::format("tier \"{}\" is defined twice", tier.name));
     config.tiers.push_back(std::move(tier));

@@ -38,6 +38,10 @@ struct MountOptions {
   // Least privilege once mounted (tierfs/server/privilege.h); false keeps
   // every capability and no filter, for debugging with strace or gdb.
   bool sandbox = true;
+  // Where the mount keeps its state (lock, shared-memory names, metadata log);
+  // empty: /run/tierfs/<key> (root) or $XDG_RUNTIME_DIR/tierfs/<key>, see MountState.
+  std::string state_dir;
+  SourcePos state_dir_pos;
 };
 
 struct TierRegion {
@@ -54,6 +58,9 @@ struct TierConfig {
   std::vector<uint32_t> weights;  // one per region; empty = equal weights
   bool hugepages = false;
   bool create_files = false;  // file: regions are created and sized when missing
+  // file:/dax: only: the regions keep their contents across unmount (and, with
+  // the metadata in [mount] state_dir, across reboots); never punched or zeroed at unmount.
+  bool persistent = false;
   SourcePos pos;
   SourcePos size_pos;  // where "size" stood, for messages about it
   // Resolved once by validation (size_bytes is then geometry.capacity_bytes);
@@ -76,6 +83,7 @@ struct Config {
   std::string default_tier;
 
   const TierConfig* tier(std::string_view name) const;
+  bool any_persistent() const;
   int tier_index(std::string_view name) const;  // -1 when absent
 };
 

@@ -217,6 +217,14 @@ void refuse_overlaps(const Reader& reader, const Config& config) {
 
 void validate_against_machine(const Reader& reader, Config& config,
                               const numa::Topology& topology) {
+  if (!config.mount.state_dir.empty()) {
+    // The rules MountState::open applies, without creating anything.
+    try {
+      numa::check_trusted_dir(config.mount.state_dir);
+    } catch (const std::runtime_error& e) {
+      reader.fail(config.mount.state_dir_pos, fmt::format("state_dir: {}", e.what()));
+    }
+  }
   for (TierConfig& tier : config.tiers) resolve_tier_size(reader, tier, topology);
   refuse_overlaps(reader, config);
 }
@@ -272,6 +280,7 @@ std::string to_toml(const Config& config) {
       {"fsname", config.mount.fsname},
       {"sandbox", config.mount.sandbox},
   };
+  if (!config.mount.state_dir.empty()) mount.insert("state_dir", config.mount.state_dir);
   toml::array tiers;
   for (const TierConfig& tier : config.tiers) {
     toml::array regions;
@@ -287,7 +296,8 @@ std::string to_toml(const Config& config) {
                   {"size", format_size(tier.size_bytes)},
                   {"granularity", format_size(tier.granularity_bytes)},
                   {"hugepages", tier.hugepages},
-                  {"create", tier.create_files}};
+                  {"create", tier.create_files},
+                  {"persistent", tier.persistent}};
     if (!tier.weights.empty()) {
       toml::array weights;
       for (uint32_t w : tier.weights) weights.push_back(static_cast<int64_t>(w));

@@ -32,6 +32,8 @@
 
 #include "tierfs/core/file_data.h"
 
+#include "tierfs/core/copy_guard.h"
+
 namespace tierfs {
 namespace {
 
@@ -286,23 +288,36 @@ int64_t FileData::write(Storage& storage, uint64_t off, std::span<const iovec> i
   uint64_t piece_off = 0;
   RequestTraffic traffic;
   fresh_ranges.clear();
-  const int64_t done = walk(
-      storage, off, len, true, true,
-      [&](std::byte* data, uint64_t n, uint32_t tier, uint32_t region) {
-        traffic.add(tier, region, n);
-        while (n > 0) {
-          const uint64_t take = std::min<uint64_t>(n, in[piece].iov_len - piece_off);
-          std::memcpy(data, static_cast<const std::byte*>(in[piece].iov_base) + piece_off, take);
-          data += take;
-          n -= take;
-          piece_off += take;
-          if (piece_off == in[piece].iov_len) {
-            ++piece;
-            piece_off = 0;
-          }
-        }
-      });
+  bool faulted = false;
+  const int64_t done =
+      walk(storage, off, len, true, true,
+           [&](std::byte* data, uint64_t n, uint32_t tier, uint32_t region) {
+             traffic.add(tier, region, n);
+             while (n > 0 && !faulted) {
+               const uint64_t take = std::min<uint64_t>(n, in[piece].iov_len - piece_off);
+               // A SIGBUS in the copy (memory error, backing storage gone) fails
+               // this request with EIO and retires the block; the server lives.
+               if (const void* at = guarded_copy(
+                       data, static_cast<const std::byte*>(in[piece].iov_base) + piece_off, take)) {
+                 storage.tier(tier).mark_bad(region, static_cast<const std::byte*>(at));
+                 faulted = true;
+                 break;
+               }
+               data += take;
+               n -= take;
+               piece_off += take;
+               if (piece_off == in[piece].iov_len) {
+                 ++piece;
+                 piece_off = 0;
+               }
+             }
+           });
   traffic.count_writes(storage);
+  if (faulted) {
+    give_back_fresh(storage, 0);  // bad blocks among them stay out of use
+    changed(storage);
+    return -EIO;
+  }
   if (done > 0) requested_end_ = std::max<uint64_t>(requested_end_, off + done);
   // Short or failed: the blocks it took past its last written byte go back.
   if (done < static_cast<int64_t>(len)) give_back_fresh(storage, done > 0 ? off + done : 0);

@@ -110,11 +110,14 @@ struct TierUse {
   uint64_t writes = 0;
   uint64_t bytes_read = 0;
   uint64_t bytes_written = 0;
+  // Blocks retired after a SIGBUS in a copy (memory error), counted in used_bytes.
+  uint64_t bad_bytes = 0;
+  bool persistent = false;  // keeps its contents across unmount
   std::vector<RegionUse> regions;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TierUse, name, granularity_bytes, ways, row_bytes,
                                    capacity_bytes, used_bytes, free_bytes, reads, writes,
-                                   bytes_read, bytes_written, regions)
+                                   bytes_read, bytes_written, bad_bytes, persistent, regions)
 
 // What the iomap BPF path of the mount is doing (docs/bpf.md).
 struct BpfState {

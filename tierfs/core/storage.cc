@@ -17,13 +17,15 @@ std::unique_ptr<Storage> Storage::create(
   std::unique_ptr<Storage> storage(new Storage());
   // Regions were checked against the geometry once, by validation and the
   // Region::open that mapped exactly geometry.regions[i]; no third check here.
-  for (size_t t = 0; t < config.tiers.size(); ++t)
+  for (size_t t = 0; t < config.tiers.size(); ++t) {
     storage->tiers_.push_back(
         std::make_unique<Tier>(config.tiers[t].geometry, std::move(regions[t])));
+    storage->tiers_.back()->set_persistent(config.tiers[t].persistent);
+  }
   return storage;
 }
 
-std::unique_ptr<Storage> Storage::open(const Config& config) {
+std::unique_ptr<Storage> Storage::open(const Config& config, MountState* state) {
   std::vector<std::vector<std::unique_ptr<numa::Region>>> regions;
   for (const TierConfig& tier : config.tiers) {
     regions.emplace_back();
@@ -34,6 +36,10 @@ std::unique_ptr<Storage> Storage::open(const Config& config) {
       options.size_bytes = range.bytes;
       options.hugepages = tier.hugepages;
       options.create = tier.create_files;
+      if (state != nullptr && range.spec.kind == numa::RegionKind::numa) {
+        options.shm_name = state->shm_name(tier.name, i);
+        options.adopt = true;
+      }
       try {
         regions.back().push_back(numa::Region::open(range.spec, options));
       } catch (const std::runtime_error& e) {
@@ -61,6 +67,10 @@ std::vector<TierStats> Storage::stats() const {
   std::vector<TierStats> out;
   for (const auto& tier : tiers_) out.push_back(tier->stats());
   return out;
+}
+
+void Storage::prepare_unmount() {
+  for (const auto& tier : tiers_) tier->prepare_unmount();
 }
 
 uint64_t Storage::capacity_bytes() const {

@@ -10,6 +10,7 @@
 
 #include "bpf/iomap_maps.h"
 #include "tierfs/core/config.h"
+#include "tierfs/core/mount_state.h"
 #include "tierfs/core/tier.h"
 
 namespace tierfs {
@@ -20,8 +21,10 @@ class Storage {
   // Opens every region of every tier as its resolved geometry says (the
   // config is validated, or each tier.geometry set with tier_geometry).
   // Throws std::runtime_error with one line naming the tier and region when
-  // a region cannot be mapped.
-  static std::unique_ptr<Storage> open(const Config& config);
+  // a region cannot be mapped. With `state`, numa: regions are shared memory
+  // under the names recorded there, adopted when a previous server left them;
+  // without, unnamed (tools and tests).
+  static std::unique_ptr<Storage> open(const Config& config, MountState* state = nullptr);
   // Tiers over regions the caller opened: regions[t][i] maps
   // config.tiers[t].geometry.regions[i], at least its bytes.
   static std::unique_ptr<Storage> create(
@@ -30,6 +33,8 @@ class Storage {
   Tier& tier(size_t index);
   int tier_index(std::string_view name) const;
   std::vector<TierStats> stats() const;
+  // Clean unmount from here on: persistent tiers keep the bytes of what is freed.
+  void prepare_unmount();
   uint64_t capacity_bytes() const;
   uint64_t free_bytes() const;
   // The BPF maps told about every change of a file's extents; nullptr when none.

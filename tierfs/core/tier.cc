@@ -2,6 +2,7 @@
 // computes with, block zeroing, statistics.
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -18,8 +19,10 @@ Tier::Tier(const TierGeometry& geometry, std::vector<std::unique_ptr<numa::Regio
   if (regions_.size() != geometry_.regions.size())
     throw std::invalid_argument("Tier: one region per way of the geometry");
   bool fresh_is_zero = true;
-  for (const auto& region : regions_)
-    fresh_is_zero = fresh_is_zero && region->spec().kind == numa::RegionKind::numa;
+  for (size_t i = 0; i < regions_.size(); ++i) {
+    fresh_is_zero = fresh_is_zero && regions_[i]->spec().kind == numa::RegionKind::numa;
+    reservable_[i] = regions_[i]->reservable() && regions_[i]->fd() >= 0;
+  }
   // Devices and files may hold a previous user's bytes: remember which rows still might.
   if (!fresh_is_zero) untouched_.assign((geometry_.rows + 63) / 64, ~uint64_t{0});
 }
@@ -81,16 +84,63 @@ void Tier::zero_untouched(BlockRange range) {
   }
 }
 
+void Tier::mark_touched(BlockRange range) {
+  if (untouched_.empty() || range.count == 0) return;
+  const uint64_t per_row = row_blocks();
+  std::lock_guard guard(untouched_lock_);
+  for (uint64_t row = range.first / per_row; row <= (range.end() - 1) / per_row; ++row)
+    untouched_[row / 64] &= ~(uint64_t{1} << (row % 64));
+}
+
+int Tier::reserve(BlockRange range) {
+  int err = 0;
+  each_region_range(range, [&](uint32_t i, uint64_t device_offset, uint64_t length) {
+    if (err != 0 || !reservable_[i].load(std::memory_order_relaxed)) return;
+    int rc;
+    do {
+      rc = fallocate(regions_[i]->fd(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(device_offset),
+                     static_cast<off_t>(length));
+    } while (rc != 0 && errno == EINTR);
+    if (rc == 0) return;
+    if (errno == EOPNOTSUPP) {
+      // Nothing to reserve with here; say so once.
+      if (reservable_[i].exchange(false))
+        spdlog::warn(
+            "region \"{}\" of tier \"{}\": its file system cannot reserve space "
+            "(fallocate unsupported); a full file system will fail writes with EIO",
+            regions_[i]->spec().text, name());
+      return;
+    }
+    err = -errno;
+  });
+  return err;
+}
+
 std::optional<BlockRange> Tier::allocate_blocks(const BlockRequest& request) {
   auto range = blocks_.allocate(request);
-  if (range) zero_untouched(*range);
+  if (!range) return range;
+  if (reserve(*range) != 0) {
+    // Whatever part was reserved goes back to the system with the blocks.
+    zero_blocks(*range);
+    blocks_.free(*range);
+    return std::nullopt;
+  }
+  zero_untouched(*range);
   return range;
 }
 
 uint64_t Tier::extend_blocks(BlockRange& range, uint64_t count) {
   const uint64_t old_end = range.end();
   const uint64_t got = blocks_.extend(range, count);
-  if (got > 0) zero_untouched(BlockRange{old_end, got});
+  if (got == 0) return 0;
+  const BlockRange added{old_end, got};
+  if (reserve(added) != 0) {
+    zero_blocks(added);
+    blocks_.free(added);
+    range.count -= got;
+    return 0;
+  }
+  zero_untouched(added);
   return got;
 }
 
@@ -105,7 +155,8 @@ void Tier::discard(uint32_t region_index, uint64_t device_offset, uint64_t lengt
   if (!punched) std::memset(at(region_index, device_offset), 0, length);
 }
 
-void Tier::zero_blocks(BlockRange range) {
+void Tier::each_region_range(BlockRange range,
+                             const std::function<void(uint32_t, uint64_t, uint64_t)>& fn) const {
   const uint64_t row = geometry_.row_bytes;
   const uint64_t begin = range.first * kBlockBytes, end = range.end() * kBlockBytes;
   const uint64_t whole_first = std::min(end, (begin + row - 1) / row * row);
@@ -117,8 +168,8 @@ void Tier::zero_blocks(BlockRange range) {
     for (uint64_t off = 0; off < span.length;) {
       tierfs_mapping m{};
       if (tierfs_map_extent(&geometry_.layout, &span, off, &m) != TIERFS_MAP_OK)
-        throw std::logic_error("Tier::zero_blocks: an address outside the tier");
-      discard(m.region, m.region_offset, m.length);
+        throw std::logic_error("Tier: an address outside the tier");
+      fn(m.region, m.region_offset, m.length);
       off += m.length;
     }
   };
@@ -127,17 +178,81 @@ void Tier::zero_blocks(BlockRange range) {
   if (whole_end > whole_first) {
     for (uint32_t i = 0; i < geometry_.layout.ways; ++i) {
       const uint64_t region_row = tierfs_region_row_bytes(&geometry_.layout, i);
-      discard(i, geometry_.layout.base[i] + whole_first / row * region_row,
-              (whole_end - whole_first) / row * region_row);
+      fn(i, geometry_.layout.base[i] + whole_first / row * region_row,
+         (whole_end - whole_first) / row * region_row);
     }
   }
   pieces(whole_end, end);
 }
 
+void Tier::zero_blocks(BlockRange range) {
+  each_region_range(range, [this](uint32_t region, uint64_t device_offset, uint64_t length) {
+    discard(region, device_offset, length);
+  });
+}
+
+std::vector<BlockRange> Tier::good_runs(BlockRange range) const {
+  if (bad_count_.load(std::memory_order_relaxed) == 0) return {range};
+  std::vector<BlockRange> out;
+  std::lock_guard guard(bad_lock_);
+  uint64_t from = range.first;
+  for (auto bad = bad_.lower_bound(range.first); bad != bad_.end() && *bad < range.end(); ++bad) {
+    if (*bad > from) out.push_back(BlockRange{from, *bad - from});
+    from = *bad + 1;
+  }
+  if (from < range.end()) out.push_back(BlockRange{from, range.end() - from});
+  return out;
+}
+
 void Tier::free_blocks(BlockRange range) {
   if (range.count == 0) return;
-  zero_blocks(range);
-  blocks_.free(range);
+  // A persistent tier's files outlive the server: unmount keeps their bytes.
+  const bool keep_bytes = persistent_ && unmounting_.load();
+  // Bad blocks are neither touched again (that could fault outside a guarded
+  // copy) nor handed out again.
+  for (const BlockRange& good : good_runs(range)) {
+    if (!keep_bytes) zero_blocks(good);
+    blocks_.free(good);
+  }
+}
+
+void Tier::set_persistent(bool persistent) {
+  persistent_ = persistent;
+}
+bool Tier::persistent() const {
+  return persistent_;
+}
+void Tier::prepare_unmount() {
+  unmounting_ = true;
+}
+
+bool Tier::mark_bad(uint32_t region, const std::byte* address) {
+  const std::byte* data = region_data(region);
+  if (region >= ways() || address < data || address >= data + geometry_.regions[region].bytes)
+    return false;  // the fault was not in this region (the request's own buffer)
+  const uint64_t device_offset =
+      geometry_.layout.base[region] + static_cast<uint64_t>(address - data);
+  // The inverse mapping over the whole tier: the tier address is the offset.
+  const tierfs_extent everything{0, geometry_.capacity_bytes, 0, 0, 0};
+  __u64 tier_address = 0;
+  if (tierfs_unmap_extent(&geometry_.layout, &everything, region, device_offset, &tier_address) !=
+      TIERFS_MAP_OK)
+    return false;
+  const uint64_t block = tier_address / kBlockBytes;
+  std::lock_guard guard(bad_lock_);
+  if (bad_.insert(block).second) {
+    bad_count_.fetch_add(1, std::memory_order_relaxed);
+    spdlog::error(
+        "tier \"{}\": block {} (region \"{}\" offset {}) is bad: a copy took a SIGBUS "
+        "there; the request failed with EIO and the block is out of use",
+        name(), block, regions_[region]->spec().text, device_offset);
+  }
+  return true;
+}
+
+uint64_t Tier::bad_blocks() const {
+  std::lock_guard guard(bad_lock_);
+  return bad_.size();
 }
 
 namespace {
@@ -193,6 +308,8 @@ TierStats Tier::stats() const {
   const uint64_t used = (blocks_.total_blocks() - blocks_.free_blocks()) * kBlockBytes;
   s.capacity_bytes = geometry_.capacity_bytes;
   s.used_bytes = used;
+  s.bad_bytes = bad_blocks() * kBlockBytes;
+  s.persistent = persistent_;
   // Each region's share of the used bytes by its weight: exact for whole
   // rows, within a row for the partial ones (walking every extent is not worth it).
   const uint32_t units = tierfs_row_units(&geometry_.layout);

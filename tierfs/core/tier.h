@@ -5,9 +5,11 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -35,6 +37,10 @@ struct TierStats {
   uint64_t row_bytes = 0;
   uint64_t capacity_bytes = 0;
   uint64_t used_bytes = 0;
+  // Blocks a data copy took a SIGBUS in (a memory error on a DAX or CXL
+  // device, backing storage gone): kept out of use while the server runs.
+  uint64_t bad_bytes = 0;
+  bool persistent = false;
   std::vector<RegionStats> regions;
   uint64_t bytes_read = 0, bytes_written = 0;
   uint64_t reads = 0, writes = 0;
@@ -64,12 +70,28 @@ class Tier {
 
   // Blocks that read as zeros: fresh rows of memory that does not start out
   // zeroed (dax, files) are zeroed here the first time any block of them is
-  // handed out.
+  // handed out. Their backing space (shared memory, region files) is
+  // reserved first with fallocate: when the backing file system is full the
+  // caller gets nothing (ENOSPC) instead of a SIGBUS on the first write.
   std::optional<BlockRange> allocate_blocks(const BlockRequest& request);
   uint64_t extend_blocks(BlockRange& range, uint64_t count);
   // Zeroes the blocks (hole punching where the backing object allows it,
-  // which also returns shared memory to the system) and gives them back.
+  // which also returns shared memory to the system) and gives them back;
+  // bad blocks are never given back. After prepare_unmount() a persistent
+  // tier gives them back with their bytes, which must outlive the server.
   void free_blocks(BlockRange range);
+  // The rows holding [range) are in use by files a previous server left (a
+  // persistent tier's replay): never zeroed as untouched rows.
+  void mark_touched(BlockRange range);
+  void set_persistent(bool persistent);
+  bool persistent() const;
+  void prepare_unmount();
+  // A data copy into or out of region `region` faulted at `address`: the
+  // block holding it is bad from now on (counted in stats, never zeroed or
+  // handed out again while the server runs). False when `address` is not in
+  // the region.
+  bool mark_bad(uint32_t region, const std::byte* address);
+  uint64_t bad_blocks() const;
   TierStats stats() const;
   // Bytes one request moved in each region of the tier: the tier and every
   // region with bytes count one operation, so ops say how many requests
@@ -83,6 +105,15 @@ class Tier {
   void discard(uint32_t region, uint64_t device_offset, uint64_t length);
   void zero_blocks(BlockRange range);
   void zero_untouched(BlockRange range);
+  // Calls fn(region, device_offset, length) for every piece of [range):
+  // partial rows unit by unit, whole rows as one range per region.
+  void each_region_range(BlockRange range,
+                         const std::function<void(uint32_t, uint64_t, uint64_t)>& fn) const;
+  // fallocate over [range) in every reservable region; -ENOSPC (or -errno)
+  // when the backing storage cannot hold it.
+  int reserve(BlockRange range);
+  // [range) without its bad blocks.
+  std::vector<BlockRange> good_runs(BlockRange range) const;
 
   TierGeometry geometry_;
   std::vector<std::unique_ptr<numa::Region>> regions_;
@@ -91,6 +122,14 @@ class Tier {
   // when every region starts out zeroed (shared memory of numa regions).
   std::mutex untouched_lock_;
   std::vector<uint64_t> untouched_;
+  // Per region: fallocate reserves its backing (cleared when the file system
+  // says it cannot, EOPNOTSUPP: then a guarded copy is the only defence).
+  std::array<std::atomic<bool>, TIERFS_MAX_WAYS> reservable_{};
+  bool persistent_ = false;
+  std::atomic<bool> unmounting_{false};
+  mutable std::mutex bad_lock_;
+  std::set<uint64_t> bad_;
+  std::atomic<uint64_t> bad_count_{0};  // bad_.size(), read without the lock
   struct Traffic {
     std::atomic<uint64_t> bytes_read{0}, bytes_written{0}, reads{0}, writes{0};
   };

@@ -20,8 +20,8 @@
 #include <fstream>
 #include <thread>
 
-#include "tierfs/core/region_names.h"
 #include "tierfs/core/units.h"
+#include "tierfs/jobs/mount_cleanup.h"
 
 namespace tierfs::jobs {
 
@@ -175,9 +175,9 @@ bool wait_for_exit(const JobState& state, std::chrono::milliseconds timeout) {
 }
 
 // Everything stop does, in order; what cannot be removed is named in the error.
-// The server and shared-memory part is what a general `tierfs cleanup` (for
-// any crashed server, planned with crash survival) will do; this function is
-// where job stop will call it, keeping the mount point and records its own.
+// Once the server is gone, `tierfs cleanup`'s code removes what it left (the
+// shared memory named in its state directory, the state directory); the
+// mount point and the job records are stop's own.
 void remove_traces(const NodeConfig& node, const JobState& state) {
   const std::string& mp = state.mountpoint;
   if (mount_type(mp)) {
@@ -196,9 +196,15 @@ void remove_traces(const NodeConfig& node, const JobState& state) {
   }
   std::string left;
   if (server_alive(state)) left += fmt::format(" server pid {} still runs;", state.server_pid);
-  for (const std::string& name : state.shm_names)
-    if (shm_unlink(name.c_str()) != 0 && errno != ENOENT)
-      left += fmt::format(" /dev/shm{}: {};", name, strerror(errno));
+  if (!server_alive(state)) {
+    try {
+      // Job mounts keep their state in the default place: a default Config
+      // says where. What it removed needs no report; what it could not does.
+      cleanup_mount(mp, Config{});
+    } catch (const std::exception& e) {
+      left += fmt::format(" {};", e.what());
+    }
+  }
   if (mount_type(mp)) left += fmt::format(" {} is still mounted;", mp);
   if (rmdir(mp.c_str()) != 0 && errno != ENOENT)
     left += fmt::format(" {}: {};", mp, strerror(errno));
@@ -241,10 +247,6 @@ JobState start_locked(const NodeConfig& node, const numa::Topology& topology,
     const pid_t pid = spawn_server(exe, config_file, mp, log_file);
     state.server_pid = pid;
     state.server_start_ticks = process_start_ticks(pid);
-    for (const TierConfig& tier : config.tiers)
-      for (size_t i = 0; i < tier.regions.size(); ++i)
-        if (tier.regions[i].spec.kind == numa::RegionKind::numa)
-          state.shm_names.push_back(region_shm_name(pid, tier.name, i));
     write_job_state(node.state_dir, state);
     wait_for_mount(pid, mp, log_file);
     // The root of the mount belongs to the job, and only to it.

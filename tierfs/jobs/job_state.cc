@@ -28,7 +28,6 @@ nlohmann::json to_json(const JobState& s) {
                         {"size_bytes", s.size_bytes},
                         {"server_pid", s.server_pid},
                         {"server_start_ticks", s.server_start_ticks},
-                        {"shm_names", s.shm_names},
                         {"usage", s.usage}};
 }
 
@@ -41,7 +40,6 @@ JobState from_json(const nlohmann::json& j) {
   s.size_bytes = j.at("size_bytes").get<uint64_t>();
   s.server_pid = j.at("server_pid").get<pid_t>();
   s.server_start_ticks = j.at("server_start_ticks").get<uint64_t>();
-  s.shm_names = j.at("shm_names").get<std::vector<std::string>>();
   s.usage = j.at("usage").get<std::map<std::string, uint64_t>>();
   return s;
 }

@@ -22,7 +22,6 @@ struct JobState {
   uint64_t size_bytes = 0;                // what the job asked for (its first tier's size)
   pid_t server_pid = 0;                   // 0 until the server was started
   uint64_t server_start_ticks = 0;        // /proc/PID/stat field 22: tells a reused pid apart
-  std::vector<std::string> shm_names;     // the server's shared-memory objects
   std::map<std::string, uint64_t> usage;  // admission key -> bytes this mount holds
 };
 

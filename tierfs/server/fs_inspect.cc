@@ -129,6 +129,8 @@ std::string stats_json(Fs& fs, bool full) {
     use.writes = tier.writes;
     use.bytes_read = tier.bytes_read;
     use.bytes_written = tier.bytes_written;
+    use.bad_bytes = tier.bad_bytes;
+    use.persistent = tier.persistent;
   }
   for (unsigned i = 0; i < static_cast<unsigned>(Op::count_); ++i)
     stats.ops[op_name(static_cast<Op>(i))] = fs.op_count(static_cast<Op>(i));

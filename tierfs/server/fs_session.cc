@@ -16,6 +16,7 @@
 #include <exception>
 #include <memory>
 
+#include "tierfs/core/copy_guard.h"
 #include "tierfs/server/bdi_tuning.h"
 #include "tierfs/server/direct_io_mmap.h"
 #include "tierfs/server/operations.h"
@@ -204,6 +205,30 @@ struct SessionDeleter {
   void operator()(fuse_session* se) const { fuse_session_destroy(se); }
 };
 
+// A start-up that failed on a mount with nothing to adopt leaves no state
+// directory behind; one that found a previous server's state keeps it.
+void forget_new_state(std::unique_ptr<MountState>& state) {
+  if (!state || !state->fresh()) return;
+  try {
+    state->remove_all();
+  } catch (const std::exception& e) {
+    spdlog::warn("{}", e.what());
+  }
+}
+
+// Clean unmount: memory goes back to the system; a scratch mount's state
+// directory goes too, a persistent mount's stays for the next server.
+void release_state(MountState& state, bool persistent) {
+  try {
+    if (persistent)
+      state.remove_shared_memory();
+    else
+      state.remove_all();
+  } catch (const std::exception& e) {
+    spdlog::error("after unmount: {}", e.what());
+  }
+}
+
 }  // namespace
 
 int serve_mount(Config config, const SessionOptions& options, const StartupReport& report) {
@@ -212,9 +237,28 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
     report.failed(error);
     return 1;
   }
+  std::unique_ptr<MountState> state;
   std::unique_ptr<Fs> fs;
+  const bool persistent = config.any_persistent();
+  // Runs on every early return: regions first (they are unmapped with fs),
+  // then the state directory when nothing in it was worth keeping.
+  struct StartupGuard {
+    std::unique_ptr<MountState>& state;
+    std::unique_ptr<Fs>& fs;
+    bool up = false;
+    ~StartupGuard() {
+      if (up) return;
+      fs.reset();
+      forget_new_state(state);
+    }
+  } guard{state, fs};
+  // A SIGBUS in a data copy fails that request with EIO (copy_guard.h).
+  install_copy_fault_handler();
   try {
-    auto storage = Storage::open(config);
+    state = MountState::open(config, options.mountpoint, options.fresh);
+    if (!state->fresh())
+      spdlog::info("adopting what the previous server left in {}", state->path());
+    auto storage = Storage::open(config, state.get());
     fs = std::make_unique<Fs>(std::move(config), std::move(storage));
     // Before the mount exists, so nobody sees the root with other attributes.
     const InodePtr root = fs->find(FUSE_ROOT_ID);
@@ -270,6 +314,7 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
     return 1;
   }
   keep_created_files(fs->storage());
+  guard.up = true;
   spdlog::info("mounted {} on {} ({} tiers, {} free)", fs->config().source, options.mountpoint,
                fs->storage().tier_count(), fs->storage().free_bytes());
   report.mounted();
@@ -284,7 +329,10 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
   fuse_session_unmount(session.get());
   fuse_remove_signal_handlers(session.get());
   session.reset();
+  // Persistent tiers keep their contents: blocks go back without being punched.
+  fs->storage().prepare_unmount();
   fs.reset();  // releases every region
+  release_state(*state, persistent);
   spdlog::info("unmounted {}", options.mountpoint);
   return loop_status < 0 ? 1 : 0;
 }

@@ -23,6 +23,9 @@ struct SessionOptions {
   std::optional<uid_t> root_uid;
   std::optional<gid_t> root_gid;
   std::optional<mode_t> root_mode;
+  // tierfs mount --fresh: discard what a previous server of this mount left
+  // (shared memory, metadata log) instead of adopting it.
+  bool fresh = false;
 };
 
 struct StartupReport {

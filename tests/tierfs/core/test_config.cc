@@ -194,6 +194,41 @@ TEST(Config, FileRegions) {
   EXPECT_FALSE(fs::exists(absent)) << "checking a configuration creates nothing";
 }
 
+TEST(Config, StateDirAndPersistentTiers) {
+  TempDir dir;
+  const std::string spill = (dir.path() / "spill").string();
+  const std::string state = (dir.path() / "state" / "m").string();
+  const std::string file_tier = "[[tier]]\nname = \"s\"\nregions = [\"file:" + spill +
+                                "\"]\nsize = \"8MiB\"\ncreate = true\n";
+  EXPECT_EQ(error_of("[mount]\nstate_dir = \"var/tierfs\"\n" + file_tier),
+            "c.toml:2:13: state_dir \"var/tierfs\" must be an absolute path");
+  EXPECT_EQ(error_of(file_tier + "persistent = true\n"),
+            "c.toml:6:14: tier \"s\" is persistent: set [mount] state_dir to a directory on "
+            "persistent storage (e.g. /var/lib/tierfs/NAME) to keep its metadata");
+  EXPECT_EQ(error_of("[mount]\nstate_dir = \"" + state +
+                     "\"\n[[tier]]\nname = \"d\"\nregions = [\"numa:0\"]\nsize = "
+                     "\"8MiB\"\npersistent = true\n"),
+            "c.toml:7:14: tier \"d\" is persistent but region \"numa:0\" is memory that goes with "
+            "the server; only file: and dax: regions can be persistent");
+  auto c =
+      parse_config("[mount]\nstate_dir = \"" + state + "/\"\n" + file_tier + "persistent = true\n",
+                   "p.toml", fake_topology());
+  EXPECT_EQ(c.mount.state_dir, state);
+  EXPECT_TRUE(c.tiers[0].persistent);
+  EXPECT_TRUE(c.any_persistent());
+  EXPECT_FALSE(fs::exists(state)) << "checking a configuration creates nothing";
+  const auto again = parse_config(tierfs::to_toml(c), "again.toml", fake_topology());
+  EXPECT_EQ(again.mount.state_dir, state);
+  EXPECT_TRUE(again.tiers[0].persistent);
+  // An existing state directory others can read is refused where it is named.
+  fs::create_directories(state);
+  fs::permissions(state, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec);
+  EXPECT_EQ(error_of("[mount]\nstate_dir = \"" + state + "\"\n" + file_tier),
+            "c.toml:2:13: state_dir: " + state +
+                ": has mode 0750; a mount's state directory must be 0700 (it names the mount's "
+                "shared memory)");
+}
+
 TEST(Config, UnreadableFileIsOneLine) {
   try {
     tierfs::load_config("/nonexistent/tierfs.toml", fake_topology());

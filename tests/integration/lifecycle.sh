@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# The life of a mount's state (docs/operations.md, Lifecycle): numa: memory
+# is named shared memory recorded in the mount's state directory; a clean
+# unmount leaves nothing in /dev/shm or /run/tierfs; a killed server's memory
+# stays for the next server until `tierfs cleanup` (which refuses a live
+# server, and says what it removed) or `tierfs mount --fresh`; one server per
+# mount state. Needs root and /dev/fuse.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+CONFIG='[[tier]]
+name = "dram"
+regions = ["numa:0"]
+size = "32MiB"'
+
+# The server's named shared memory and state directory, from its descriptors.
+server_shm() { ls -l "/proc/$SERVER_PID/fd" | grep -o '/dev/shm/tierfs\.[0-9]*\.[0-9a-f]*' | sort -u; }
+server_state() { ls -l "/proc/$SERVER_PID/fd" | grep -o '/run/tierfs/[0-9a-f]*$' | head -n 1; }
+cleanup() { "$TIERFS_BIN" cleanup "$@" 2>&1; }
+
+# 1. Clean unmount: memory back to the system, no state left.
+tierfs_start_mount "$CONFIG"
+shm=$(server_shm)
+state=$(server_state)
+[ -n "$shm" ] || fail "no named shared memory for the numa: region"
+[ -d "$state" ] || fail "no state directory"
+[ "$(stat -c '%a %U' "$state")" = "700 root" ] || fail "state directory is $(stat -c '%a %U' "$state")"
+[ "$(stat -c '%a' "$shm")" = "600" ] || fail "$shm has mode $(stat -c '%a' "$shm")"
+head -c 4194304 /dev/urandom >"$MNT/data"
+tierfs_stop_mount
+[ -e "$shm" ] && fail "clean unmount left $shm"
+[ -e "$state" ] && fail "clean unmount left $state"
+
+# 2. A live server: cleanup refuses in one line and removes nothing.
+tierfs_start_mount "$CONFIG"
+shm=$(server_shm)
+state=$(server_state)
+out=$(cleanup "$MNT")
+rc=$?
+[ "$rc" -ne 0 ] || fail "cleanup of a live mount succeeded: $out"
+[ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] || fail "cleanup refusal is not one line: $out"
+printf '%s' "$out" | grep -q "is served by another tierfs server, pid $SERVER_PID" ||
+  fail "cleanup refusal does not name the server: $out"
+[ -e "$shm" ] && [ -d "$state" ] && mountpoint -q "$MNT" || fail "the refused cleanup removed something"
+
+# 3. A second server for the same state (another mount point) is refused, naming the holder.
+mkdir -p "$WORK/other"
+printf '[mount]\nstate_dir = "%s"\n%s\n' "$WORK/state" "$CONFIG" >"$WORK/shared.toml"
+"$TIERFS_BIN" mount --config "$WORK/shared.toml" "$WORK/other" >"$WORK/first.log" 2>&1 ||
+  fail "mount with state_dir: $(cat "$WORK/first.log")"
+mkdir -p "$WORK/third"
+out=$("$TIERFS_BIN" mount --config "$WORK/shared.toml" "$WORK/third" 2>&1)
+[ $? -ne 0 ] || fail "a second server for one state directory mounted"
+printf '%s' "$out" | grep -q "is served by another tierfs server, pid [0-9]* (" ||
+  fail "second server's refusal: $out"
+fusermount3 -u "$WORK/other"
+for _ in $(seq 1 100); do [ -e "$WORK/state" ] || break; sleep 0.1; done
+[ -e "$WORK/state" ] && fail "clean unmount left the configured state directory of a scratch mount"
+
+# 4. kill -9: the memory survives for the next server; the stale mount is
+# refused with a pointer to cleanup; cleanup removes every trace and says so.
+kill -9 "$SERVER_PID"
+timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+SERVER_PID=
+[ -e "$shm" ] || fail "the killed server's memory is gone: nothing to adopt"
+out=$("$TIERFS_BIN" mount --config "$WORK/tierfs.toml" "$MNT" 2>&1)
+printf '%s' "$out" | grep -q "tierfs cleanup $MNT" || fail "stale mount refusal: $out"
+out=$(cleanup "$MNT")
+[ $? -eq 0 ] || fail "cleanup after kill -9: $out"
+expected="unmounted the stale mount $MNT
+removed shared memory $shm
+removed mount state $state"
+[ "$out" = "$expected" ] || fail "cleanup said: $out"
+[ -e "$shm" ] && fail "cleanup left $shm"
+[ -e "$state" ] && fail "cleanup left $state"
+grep -q " $MNT " /proc/self/mountinfo && fail "cleanup left the stale mount"
+out=$(cleanup "$MNT")
+[ "$out" = "nothing of a mount on $MNT was left" ] || fail "second cleanup said: $out"
+
+# 5. Restart after kill -9 adopts the same memory; --fresh discards it.
+tierfs_start_mount "$CONFIG"
+shm=$(server_shm)
+kill -9 "$SERVER_PID"
+timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT"
+tierfs_start_mount "$CONFIG"
+[ "$(server_shm)" = "$shm" ] || fail "the restarted server did not adopt $shm (has $(server_shm))"
+kill -9 "$SERVER_PID"
+timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT"
+"$TIERFS_BIN" mount --fresh --config "$WORK/tierfs.toml" "$MNT" >"$WORK/fresh.log" 2>&1 ||
+  fail "mount --fresh: $(cat "$WORK/fresh.log")"
+SERVER_PID=$(pgrep -f -- "mount --fresh --config $WORK/tierfs.toml $MNT\$")
+[ -e "$shm" ] && fail "--fresh left the previous server's $shm"
+[ -n "$(server_shm)" ] && [ "$(server_shm)" != "$shm" ] || fail "--fresh reused $shm"
+tierfs_stop_mount
+ls /dev/shm | grep -q "${shm#/dev/shm/}" && fail "$shm left at the end"
+
+# 6. A persistent file: tier keeps its region's contents across a clean
+# unmount (nothing punched or zeroed) and its state directory; a scratch
+# tier punches what it held.
+marker_file() { yes tierfs-persistent-marker | head -c 1048576 >"$1"; }
+for kind in persistent scratch; do
+  rm -rf "$WORK/pstate"
+  printf '[mount]\nstate_dir = "%s"\n[[tier]]\nname = "keep"\nregions = ["file:%s"]\nsize = "8MiB"\ncreate = true\npersistent = %s\n' \
+    "$WORK/pstate" "$WORK/$kind.img" "$([ $kind = persistent ] && echo true || echo false)" >"$WORK/$kind.toml"
+  "$TIERFS_BIN" mount --config "$WORK/$kind.toml" "$MNT" >"$WORK/$kind.log" 2>&1 ||
+    fail "$kind mount: $(cat "$WORK/$kind.log")"
+  SERVER_PID=$(pgrep -f -- "mount --config $WORK/$kind.toml $MNT\$")
+  marker_file "$MNT/marked"
+  tierfs_stop_mount
+  found=$(grep -c tierfs-persistent-marker "$WORK/$kind.img")
+  if [ $kind = persistent ]; then
+    [ "$found" -gt 0 ] || fail "persistent tier: its region lost the file's bytes at unmount"
+    [ -e "$WORK/pstate/lock" ] || fail "persistent tier: its state directory went at unmount"
+    out=$("$TIERFS_BIN" cleanup --config "$WORK/$kind.toml" "$MNT" 2>&1)
+    [ "$out" = "nothing of a mount on $MNT was left" ] || fail "persistent cleanup said: $out"
+    [ -d "$WORK/pstate" ] || fail "cleanup removed a persistent mount's state directory"
+  else
+    [ "$found" -eq 0 ] || fail "scratch tier: its region still holds the file's bytes after unmount"
+    [ -e "$WORK/pstate" ] && fail "scratch tier: the configured state directory is left"
+  fi
+done
+
+[ "$failures" -eq 0 ] && echo "lifecycle: all checks passed"
+exit $((failures > 0))

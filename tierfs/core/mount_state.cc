@@ -1,0 +1,215 @@
+// The per-mount state directory: location, trusted creation, the server
+// lock, shared-memory name records ("shm.<tier>.<index>", one name each) and
+// removal. Everything inside is reached through the directory descriptor,
+// never by path, so nothing can be swapped under the walk that checked it.
+#include "tierfs/core/mount_state.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+#include "numa/region_trust.h"
+
+namespace tierfs {
+namespace {
+
+constexpr const char* kLockFile = "lock";
+constexpr std::string_view kShmPrefix = "shm.";
+
+std::string record_name(const std::string& tier, size_t index) {
+  return fmt::format("{}{}.{}", kShmPrefix, tier, index);
+}
+
+// The name in a record, or "" when the record is missing or names nothing
+// this user's server could have made (then it is not followed).
+std::string read_record(int dir_fd, const std::string& record) {
+  const int fd = openat(dir_fd, record.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return "";
+  char buf[128];
+  const ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return "";
+  std::string name(buf, static_cast<size_t>(n));
+  while (!name.empty() && name.back() == '\n') name.pop_back();
+  return numa::is_unpredictable_shm_name(name) ? name : "";
+}
+
+// Written whole under a temporary name and renamed: a crash leaves the old
+// record or the new one, never half of one.
+void write_record(int dir_fd, const std::string& dir, const std::string& record,
+                  const std::string& text) {
+  const std::string tmp = record + ".tmp";
+  unlinkat(dir_fd, tmp.c_str(), 0);
+  const int fd =
+      openat(dir_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    throw std::runtime_error(
+        fmt::format("{}/{}: cannot create: {}", dir, tmp, std::strerror(errno)));
+  const bool ok =
+      write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && fsync(fd) == 0;
+  const int err = errno;
+  close(fd);
+  if (!ok || renameat(dir_fd, tmp.c_str(), dir_fd, record.c_str()) != 0) {
+    unlinkat(dir_fd, tmp.c_str(), 0);
+    throw std::runtime_error(
+        fmt::format("{}/{}: cannot write: {}", dir, record, std::strerror(ok ? errno : err)));
+  }
+}
+
+// "in use by another mount: held by pid N (cmd)" -> "pid N (cmd)".
+std::string holder_of(const std::string& refusal) {
+  const auto at = refusal.find("held by ");
+  return at == std::string::npos ? refusal : refusal.substr(at + 8);
+}
+
+}  // namespace
+
+std::string MountState::directory_for(const Config& config, const std::string& mountpoint) {
+  if (!config.mount.state_dir.empty()) return config.mount.state_dir;
+  const std::string key = fmt::format("{:016x}", XXH3_64bits(mountpoint.data(), mountpoint.size()));
+  if (geteuid() == 0) return "/run/tierfs/" + key;
+  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+  if (runtime == nullptr || runtime[0] != '/')
+    throw std::runtime_error(
+        "XDG_RUNTIME_DIR is not set: set it or [mount] state_dir, where the mount keeps its lock "
+        "and the names of its shared memory");
+  return fmt::format("{}/tierfs/{}", runtime, key);
+}
+
+void MountState::take_lock(const std::string& what) {
+  lock_fd_ = openat(dir_fd_, kLockFile, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (lock_fd_ < 0)
+    throw std::runtime_error(
+        fmt::format("{}/{}: cannot open: {}", path_, kLockFile, std::strerror(errno)));
+  try {
+    numa::lock_exclusive(lock_fd_, path_ + "/" + kLockFile);
+  } catch (const std::runtime_error& e) {
+    const std::string why = e.what();
+    if (why.find("held by ") == std::string::npos) throw;
+    throw std::runtime_error(fmt::format(
+        "{} is served by another tierfs server, {} (its state: {})", what, holder_of(why), path_));
+  }
+}
+
+std::unique_ptr<MountState> MountState::open(const Config& config, const std::string& mountpoint,
+                                             bool fresh) {
+  std::unique_ptr<MountState> state(new MountState());
+  state->path_ = directory_for(config, mountpoint);
+  try {
+    const numa::TrustedDir dir = numa::open_trusted_dir(state->path_, true);
+    state->dir_fd_ = dir.fd;
+    state->fresh_ = dir.created;
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(fmt::format("mount state: {}", e.what()));
+  }
+  state->take_lock(mountpoint);
+  if (fresh && !state->fresh_) {
+    // --fresh: the shared memory and the metadata a previous server left go
+    // before anything could adopt them; the lock file stays (we hold it).
+    state->remove_shared_memory();
+    for (const std::string& name : state->entries())
+      if (name != kLockFile && unlinkat(state->dir_fd_, name.c_str(), 0) != 0 && errno != ENOENT)
+        throw std::runtime_error(
+            fmt::format("{}/{}: cannot remove: {}", state->path_, name, std::strerror(errno)));
+  }
+  // Nothing but the lock: nothing to adopt (first mount, --fresh, cleaned).
+  const std::vector<std::string> left = state->entries();
+  state->fresh_ = left.empty() || (left.size() == 1 && left.front() == kLockFile);
+  return state;
+}
+
+std::unique_ptr<MountState> MountState::open_existing(const std::string& path) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0 && errno == ENOENT) return nullptr;
+  std::unique_ptr<MountState> state(new MountState());
+  state->path_ = path;
+  state->dir_fd_ = numa::open_trusted_dir(path, false).fd;
+  state->take_lock("the mount with state " + path);
+  const std::vector<std::string> left = state->entries();
+  state->fresh_ = left.size() == 1 && left.front() == kLockFile;
+  return state;
+}
+
+MountState::~MountState() {
+  if (lock_fd_ >= 0) close(lock_fd_);
+  if (dir_fd_ >= 0) close(dir_fd_);
+}
+
+std::vector<std::string> MountState::entries() const {
+  std::vector<std::string> out;
+  // getdents64 on a fresh descriptor rather than opendir: a clean unmount
+  // lists the directory under the server's seccomp filter, which has no
+  // fcntl for fdopendir (tierfs/server/privilege.cc).
+  const int fd = openat(dir_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return out;
+  alignas(dirent64) char buf[8192];
+  ssize_t n;
+  while ((n = getdents64(fd, buf, sizeof buf)) > 0) {
+    for (ssize_t at = 0; at < n;) {
+      const auto* entry = reinterpret_cast<const dirent64*>(buf + at);
+      const std::string name = entry->d_name;
+      if (name != "." && name != "..") out.push_back(name);
+      at += entry->d_reclen;
+    }
+  }
+  close(fd);
+  return out;
+}
+
+std::string MountState::shm_name(const std::string& tier, size_t index) {
+  const std::string record = record_name(tier, index);
+  if (std::string name = read_record(dir_fd_, record); !name.empty()) return name;
+  std::string name = numa::unpredictable_shm_name();
+  write_record(dir_fd_, path_, record, name + "\n");
+  return name;
+}
+
+std::vector<std::string> MountState::shm_names() const {
+  std::vector<std::string> out;
+  for (const std::string& entry : entries())
+    if (entry.starts_with(kShmPrefix) && !entry.ends_with(".tmp"))
+      if (std::string name = read_record(dir_fd_, entry); !name.empty()) out.push_back(name);
+  return out;
+}
+
+std::vector<std::string> MountState::remove_shared_memory() {
+  std::vector<std::string> removed;
+  for (const std::string& entry : entries()) {
+    if (!entry.starts_with(kShmPrefix)) continue;
+    const std::string name = read_record(dir_fd_, entry);
+    if (!name.empty()) {
+      if (shm_unlink(name.c_str()) == 0)
+        removed.push_back(fmt::format("removed shared memory /dev/shm{}", name));
+      else if (errno != ENOENT)
+        throw std::runtime_error(
+            fmt::format("/dev/shm{}: cannot remove: {}", name, std::strerror(errno)));
+    }
+    // The record goes after its object: a failure above leaves it findable.
+    unlinkat(dir_fd_, entry.c_str(), 0);
+  }
+  return removed;
+}
+
+std::vector<std::string> MountState::remove_all() {
+  std::vector<std::string> removed = remove_shared_memory();
+  for (const std::string& name : entries())
+    if (unlinkat(dir_fd_, name.c_str(), 0) != 0 && errno != ENOENT)
+      throw std::runtime_error(
+          fmt::format("{}/{}: cannot remove: {}", path_, name, std::strerror(errno)));
+  if (rmdir(path_.c_str()) != 0 && errno != ENOENT)
+    throw std::runtime_error(fmt::format("{}: cannot remove: {}", path_, std::strerror(errno)));
+  removed.push_back(fmt::format("removed mount state {}", path_));
+  fresh_ = true;
+  return removed;
+}
+
+}  // namespace tierfs

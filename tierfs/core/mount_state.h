@@ -1,0 +1,72 @@
+// MountState: the one directory per mount where a server keeps what the next
+// server for the same mount must find again: the lock that makes a mount
+// point served by one server at a time, the unpredictable names of the numa:
+// regions' shared-memory objects, and the metadata log (journal, checkpoint).
+// It is `[mount] state_dir` when configured (required for persistent tiers),
+// else /run/tierfs/<key> for root or $XDG_RUNTIME_DIR/tierfs/<key>, with key
+// the hex XXH3-64 of the canonical mount point. Created 0700, owned by the
+// mounter, walked with the trust rules of numa/region_trust.h.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tierfs/core/config.h"
+
+namespace tierfs {
+
+class MountState {
+ public:
+  // The state directory of a mount at `mountpoint` (canonical) under `config`.
+  // Throws std::runtime_error (one line) when there is no default location.
+  static std::string directory_for(const Config& config, const std::string& mountpoint);
+
+  // Opens (creating) the state directory and takes its lock for the life of
+  // the object. A second server for the same mount is refused with one line
+  // naming the holder. With `fresh`, what a previous server left (shared
+  // memory, metadata log) is discarded first. Throws std::runtime_error.
+  static std::unique_ptr<MountState> open(const Config& config, const std::string& mountpoint,
+                                          bool fresh);
+  // For `tierfs cleanup`: the existing directory `path`, locked; nullptr when
+  // it does not exist. Refused (one line) while a server holds the lock.
+  static std::unique_ptr<MountState> open_existing(const std::string& path);
+  ~MountState();
+
+  int dir_fd() const { return dir_fd_; }
+  const std::string& path() const { return path_; }
+  // Nothing to adopt: a new directory, --fresh, or one that was cleaned.
+  bool fresh() const { return fresh_; }
+
+  // The shared-memory name of numa: region `index` of tier `tier`: the name a
+  // previous server recorded (its object is adopted if it still exists), or a
+  // new unpredictable one, recorded before the object is created so that a
+  // crash in between leaves nothing `tierfs cleanup` cannot find.
+  std::string shm_name(const std::string& tier, size_t index);
+  // Every recorded shared-memory name, "/tierfs.<uid>.<hex>".
+  std::vector<std::string> shm_names() const;
+
+  // Removes the shared-memory objects and their records (memory back to the
+  // system); the rest stays (a persistent mount's metadata). Returns one line
+  // per thing removed.
+  std::vector<std::string> remove_shared_memory();
+  // Everything: shared memory, every file in the directory, the directory
+  // (clean unmount of a scratch mount, `tierfs cleanup`). The lock is held
+  // until the object goes. Returns one line per thing removed.
+  std::vector<std::string> remove_all();
+
+  MountState(const MountState&) = delete;
+  MountState& operator=(const MountState&) = delete;
+
+ private:
+  MountState() = default;
+  void take_lock(const std::string& what);
+  std::vector<std::string> entries() const;
+
+  std::string path_;
+  int dir_fd_ = -1;
+  int lock_fd_ = -1;
+  bool fresh_ = false;
+};
+
+}  // namespace tierfs
