@@ -60,7 +60,8 @@ void refuse_served_mountpoint(const std::string& path) {
     if (served_by_tierfs(point))
       throw std::runtime_error(fmt::format(
           "mount point {} is already served by tierfs; unmount it first with fusermount3 -u {} "
-          "(when its server has died: tierfs cleanup {})",
+          "(if its server died, the next mount adopts what it left; tierfs cleanup {} discards "
+          "it)",
           point, point, point));
   }
 }

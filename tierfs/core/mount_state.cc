@@ -7,8 +7,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <linux/magic.h>
+#include <spdlog/spdlog.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -112,6 +115,13 @@ std::unique_ptr<MountState> MountState::open(const Config& config, const std::st
     throw std::runtime_error(fmt::format("mount state: {}", e.what()));
   }
   state->take_lock(mountpoint);
+  struct statfs fs {};
+  if (config.any_persistent() && fstatfs(state->dir_fd_, &fs) == 0 &&
+      (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC))
+    spdlog::warn(
+        "state_dir {} is in memory (tmpfs): persistent tiers keep their files across "
+        "unmount, but not across a reboot",
+        state->path_);
   if (fresh && !state->fresh_) {
     // --fresh: the shared memory and the metadata a previous server left go
     // before anything could adopt them; the lock file stays (we hold it).
