@@ -59,7 +59,9 @@ TEST_F(MountStateTest, DefaultDirectoryIsKeyedByTheMountPoint) {
   const std::string b = MountState::directory_for(plain, "/scratch/b");
   EXPECT_NE(a, b);
   EXPECT_EQ(a, MountState::directory_for(plain, "/scratch/a"));
-  if (geteuid() == 0) EXPECT_TRUE(std::regex_match(a, std::regex("/run/tierfs/[0-9a-f]{16}")));
+  if (geteuid() == 0) {
+    EXPECT_TRUE(std::regex_match(a, std::regex("/run/tierfs/[0-9a-f]{16}")));
+  }
   EXPECT_EQ(MountState::directory_for(config_, "/scratch/a"), config_.mount.state_dir);
 }
 
