@@ -142,6 +142,7 @@ template <typename Visit>
 int64_t FileData::walk(Storage& storage, uint64_t off, uint64_t len, bool allocate,
                        bool preallocate, Visit&& visit) {
   if (len > std::numeric_limits<uint64_t>::max() - off) return -EFBIG;
+  if (allocate) note_change(off, off + len);
   uint64_t done = 0;
   size_t i = first_ending_after(extents_, off);
   while (done < len) {
@@ -190,7 +191,7 @@ int FileData::fill_hole(Storage& storage, size_t index, uint64_t pos, uint64_t l
   const uint64_t held = allocated_bytes();
   const size_t tiers = storage.tier_count();
   // The preferred tier first, then down the ranking (spill), then the faster tiers.
-  for (size_t step = 0; step < tiers; ++step) {
+  for (size_t step = 0; step < (spill_ ? tiers : 1); ++step) {
     const uint32_t t = static_cast<uint32_t>((preferred_tier_ + step) % tiers);
     Tier& tier = storage.tier(t);
     uint64_t prealloc = 0;
@@ -379,6 +380,7 @@ void FileData::remove_range(Storage& storage, uint64_t off, uint64_t len) {
   const uint64_t end = len > std::numeric_limits<uint64_t>::max() - off
                            ? std::numeric_limits<uint64_t>::max()
                            : off + len;
+  note_change(off, end);
   std::vector<tierfs_extent> kept;
   kept.reserve(extents_.size() + 1);
   for (const tierfs_extent& e : extents_) {
@@ -437,6 +439,89 @@ void FileData::release(Storage& storage) {
   // A file that never had extents is unknown to the maps: no map delete per unlink.
   if (bpf::IomapMaps* maps = storage.maps(); maps && maps_heard_) maps->remove_inode(ino_);
   maps_heard_ = false;
+}
+
+void FileData::note_change(uint64_t off, uint64_t end) {
+  if (!watching_) return;
+  // Adjacent or overlapping with the last range (sequential writes): one range.
+  if (!changes_.empty() && off <= changes_.back().end && end >= changes_.back().off) {
+    changes_.back().off = std::min(changes_.back().off, off);
+    changes_.back().end = std::max(changes_.back().end, end);
+    return;
+  }
+  // Bounded: past this many, one range that covers them all.
+  constexpr size_t kMaxChanges = 4096;
+  if (changes_.size() == kMaxChanges) {
+    ChangedRange all{off, end};
+    for (const ChangedRange& r : changes_)
+      all = {std::min(all.off, r.off), std::max(all.end, r.end)};
+    changes_.assign(1, all);
+    return;
+  }
+  changes_.push_back({off, end});
+}
+
+void FileData::watch_changes(bool on) {
+  watching_ = on;
+  changes_.clear();
+}
+
+bool FileData::watching_changes() const {
+  return watching_;
+}
+
+std::vector<FileData::ChangedRange> FileData::take_changes() {
+  std::vector<ChangedRange> out;
+  out.swap(changes_);
+  return out;
+}
+
+void FileData::set_spill(bool spill) {
+  spill_ = spill;
+}
+
+int FileData::copy_to(Storage& storage, FileData& target, uint64_t off, uint64_t end,
+                      bool copy_bytes) const {
+  for (size_t i = first_ending_after(extents_, off);
+       i < extents_.size() && extents_[i].file_offset < end; ++i) {
+    const tierfs_extent& e = extents_[i];
+    const Tier& source = storage.tier(e.tier);
+    const uint64_t from = std::max<uint64_t>(off, e.file_offset);
+    const uint64_t to = std::min<uint64_t>(end, end_of(e));
+    uint64_t at = from;  // the source byte the next target run takes
+    bool mapped = true;
+    const int64_t done =
+        target.walk(storage, from, to - from, true, false,
+                    [&](std::byte* data, uint64_t n, uint32_t, uint32_t) {
+                      if (!copy_bytes) return;
+                      while (n > 0 && mapped) {
+                        tierfs_mapping m{};
+                        mapped = tierfs_map_extent(&source.layout(), &e, at, &m) == TIERFS_MAP_OK;
+                        const uint64_t piece = std::min<uint64_t>(m.length, n);
+                        if (mapped) std::memcpy(data, source.at(m.region, m.region_offset), piece);
+                        data += piece;
+                        at += piece;
+                        n -= piece;
+                      }
+                    });
+    if (!mapped) return -EIO;
+    if (done < 0) return static_cast<int>(done);
+    if (static_cast<uint64_t>(done) != to - from) return -ENOSPC;
+  }
+  return 0;
+}
+
+void FileData::discard(Storage& storage, uint64_t off, uint64_t end) {
+  if (end > off) remove_range(storage, off, end - off);
+}
+
+void FileData::adopt_extents(Storage& storage, FileData& target) {
+  std::vector<tierfs_extent> old = std::move(extents_);
+  extents_ = std::move(target.extents_);
+  target.extents_.clear();
+  extents_dirty_ = true;
+  changed(storage);
+  for (const tierfs_extent& e : old) storage.tier(e.tier).free_blocks(blocks_of(e));
 }
 
 int64_t FileData::seek_data(uint64_t off, uint64_t file_size) const {

@@ -57,6 +57,32 @@ class FileData {
   // The key of this file in the BPF maps; the FileData does not know its inode number.
   void set_ino(uint64_t ino);
 
+  // Migration (tierfs/core/migrate.h drives these; it documents the locks).
+  // A file range that a call changed (bytes or extents) while watched.
+  struct ChangedRange {
+    uint64_t off = 0, end = 0;
+  };
+  // While on, every call that changes bytes or extents records the range it
+  // touched, so that a copy taken meanwhile can be brought up to date.
+  void watch_changes(bool on);
+  bool watching_changes() const;
+  std::vector<ChangedRange> take_changes();
+  // A copy target: new blocks come from the preferred tier only, never spill.
+  void set_spill(bool spill);
+  // Gives `target` blocks for the allocated parts of [off, end) of this file
+  // (holes stay holes) and, when `copy_bytes`, copies the bytes into them.
+  // 0, or -ENOSPC when the target's tier ran out (what it got stays, for the
+  // caller to release).
+  int copy_to(Storage& storage, FileData& target, uint64_t off, uint64_t end,
+              bool copy_bytes) const;
+  // Drops a copy target's blocks in [off, end) (block-aligned), quietly: a
+  // target is no file the maps know.
+  void discard(Storage& storage, uint64_t off, uint64_t end);
+  // The switch: this file's extents become `target`'s (left empty). The maps
+  // (and the crash log) hear of it in one changed() before the old blocks go
+  // back to their tiers, so no block is ever owned twice.
+  void adopt_extents(Storage& storage, FileData& target);
+
  private:
   // Calls visit(pointer, bytes, tier, region) for each contiguous run of
   // [off, off+len), with nullptr for holes; allocates the holes first when
@@ -75,6 +101,7 @@ class FileData {
   void zero_bytes(Storage& storage, const tierfs_extent& extent, uint64_t off, uint64_t len);
   void merge_neighbours();
   void changed(Storage& storage);
+  void note_change(uint64_t off, uint64_t end);
 
   std::vector<tierfs_extent> extents_;
   uint32_t preferred_tier_ = 0;
@@ -82,8 +109,11 @@ class FileData {
   // The end of the furthest range that was written, fallocated or zeroed:
   // blocks before it were asked for; blocks past it only by preallocation.
   uint64_t requested_end_ = 0;
-  bool extents_dirty_ = false;  // changed since the maps last heard
-  bool maps_heard_ = false;     // the maps were told of this file's extents
+  bool extents_dirty_ = false;         // changed since the maps last heard
+  bool maps_heard_ = false;            // the maps were told of this file's extents
+  bool spill_ = true;                  // false for a migration's copy target
+  bool watching_ = false;              // a migration is copying this file
+  std::vector<ChangedRange> changes_;  // what changed while watched
 };
 
 }  // namespace tierfs

@@ -1,0 +1,72 @@
+// Migration: moving a file's data to another tier (or another layout over the
+// same regions) while the file stays open for reading and writing. The
+// FileData primitives (copy_to, watch_changes, adopt_extents) do the work;
+// this file holds the protocol around the inode's lock and the rate limit.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <shared_mutex>
+#include <vector>
+
+#include "tierfs/core/file_data.h"
+#include "tierfs/core/storage.h"
+
+namespace tierfs {
+
+// Bytes per second shared by every migration that holds it (the mover's
+// rate limit): a migration asks before each chunk and sleeps until the
+// budget allows it. 0 bytes per second: no limit.
+class RateLimiter {
+ public:
+  explicit RateLimiter(uint64_t bytes_per_s = 0);
+  void set_rate(uint64_t bytes_per_s);
+  uint64_t rate() const;
+  // Waits until `bytes` fit in the budget or `stop` turns true.
+  void take(uint64_t bytes, const std::atomic<bool>* stop);
+
+ private:
+  mutable std::mutex lock_;
+  uint64_t bytes_per_s_ = 0;
+  std::chrono::steady_clock::time_point next_free_{};
+};
+
+struct MigrateOptions {
+  uint64_t chunk_bytes = uint64_t{1} << 20;  // copied per shared-lock hold
+  RateLimiter* rate = nullptr;               // nullptr: as fast as memory goes
+  const std::atomic<bool>* stop = nullptr;   // true: give up (-ECANCELED), file untouched
+  // Bytes copied so far, after each chunk (progress for `tierfs map`).
+  std::atomic<uint64_t>* copied = nullptr;
+  // Changed bytes at most this many left for the final pass under the unique
+  // lock; more, and another pass runs under the shared lock first.
+  uint64_t final_pass_bytes = uint64_t{4} << 20;
+};
+
+struct MigrateResult {
+  uint64_t bytes_moved = 0;               // allocated bytes now on the target
+  uint64_t bytes_copied = 0;              // including re-copies of changed ranges
+  std::vector<uint64_t> bytes_from_tier;  // per tier index: what left it
+  unsigned passes = 0;                    // catch-up passes before the switch
+};
+
+// Moves every extent of `file` to tier `target`.
+//
+// `lock` is the inode's lock: the copy runs in chunks under the shared lock,
+// so readers and writers keep going between (and readers during) chunks;
+// the calls that change the file meanwhile are recorded (watch_changes) and
+// their ranges copied again; the switch runs under the unique lock, in one
+// FileData::adopt_extents. `alive` is called under the lock and says whether
+// the file still has data (an unlinked, closed file has none).
+//
+// Returns 0, -ENOSPC when the target tier cannot hold the file (everything
+// taken on the target is given back, the file stays whole where it was),
+// -EBUSY when another migration is moving the file, -ENOENT when the file
+// lost its data, -ECANCELED when `stop` turned true.
+int migrate_file(Storage& storage, FileData& file, std::shared_mutex& lock, uint32_t target,
+                 const std::function<bool()>& alive, const MigrateOptions& options,
+                 MigrateResult* result);
+
+}  // namespace tierfs
