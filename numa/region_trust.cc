@@ -218,8 +218,8 @@ std::string busy_reason(dev_t device) {
          "mapper or another program)";
 }
 
-// "pid N (command line)" of whoever holds an flock on the inode, from /proc/locks.
-std::string lock_holder(const struct stat& st) {
+// The pid of whoever holds an flock on the inode, from /proc/locks; empty when none is listed.
+std::string lock_holder_pid(const struct stat& st) {
   std::ifstream in("/proc/locks");
   const std::string wanted =
       fmt::format("{:02x}:{:02x}:{}", major(st.st_dev), minor(st.st_dev), st.st_ino);
@@ -228,7 +228,15 @@ std::string lock_holder(const struct stat& st) {
     std::istringstream fields(line);
     std::string id, type, advisory, access, pid, inode;
     fields >> id >> type >> advisory >> access >> pid >> inode;
-    if (type != "FLOCK" || inode != wanted) continue;
+    if (type == "FLOCK" && inode == wanted) return pid;
+  }
+  return "";
+}
+
+// "pid N (command line)" of whoever holds an flock on the inode.
+std::string lock_holder(const struct stat& st) {
+  const std::string pid = lock_holder_pid(st);
+  if (!pid.empty()) {
     std::ifstream cmdline_file("/proc/" + pid + "/cmdline");
     std::string cmdline((std::istreambuf_iterator<char>(cmdline_file)),
                         std::istreambuf_iterator<char>());
@@ -245,8 +253,12 @@ void take_lock(int fd, const std::string& path) {
   if (flock(fd, LOCK_EX | LOCK_NB) == 0) return;
   const int err = errno;
   struct stat st {};
-  if (err == EWOULDBLOCK && fstat(fd, &st) == 0)
+  if (err == EWOULDBLOCK && fstat(fd, &st) == 0) {
+    // Another tier of this mount over the same file or device: validation
+    // keeps their byte ranges apart (tiers carved with offsets), no conflict.
+    if (lock_holder_pid(st) == std::to_string(getpid())) return;
     refuse(path, fmt::format("in use by another mount: held by {}", lock_holder(st)));
+  }
   refuse(path, fmt::format("cannot lock: {}", std::strerror(err)));
 }
 

@@ -20,6 +20,10 @@ void print_map(const std::string& file, const inspect::MapPage& map) {
   fmt::print("{}: size {}, {} allocated, preferred tier {}, {} extent{}\n", file,
              format_size_approx(map.size), format_size_approx(map.allocated_bytes),
              map.preferred_tier, extents.size(), extents.size() == 1 ? "" : "s");
+  if (map.migration)
+    fmt::print("  moving to tier {}: {} of {} copied\n", map.migration->to_tier,
+               format_size_approx(map.migration->copied_bytes),
+               format_size_approx(map.migration->total_bytes));
   if (extents.empty()) return;
   fmt::print("  {:>12} {:>12}  {:<12} {:>14}  {}\n", "file offset", "length", "tier",
              "tier address", "layout");

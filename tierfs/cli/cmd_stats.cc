@@ -1,5 +1,6 @@
 // `tierfs stats MOUNTPOINT [--json]`: per-tier and per-region capacity, use
-// and traffic (requests and bytes), and the server's operation counts. Reads the virtual xattr
+// and traffic (requests and bytes), watermarks and migrations per tier, the
+// mover's state, and the server's operation counts. Reads the virtual xattr
 // user.tierfs.stats on the mount root; needs no ioctl.
 #include <fmt/core.h>
 #include <CLI/CLI.hpp>
@@ -78,6 +79,21 @@ void print_stats(const std::string& mountpoint, const inspect::Stats& stats) {
     if (tier.bad_bytes > 0)
       fmt::print("  tier {}: {} bad (a copy took a memory error there), out of use\n", tier.name,
                  format_size_approx(tier.bad_bytes));
+  TextTable moves({"tier", "watermarks", "moved in", "files in", "moved out", "files out"});
+  for (const auto& tier : stats.tiers)
+    moves.add({tier.name,
+               tier.high_watermark == 0
+                   ? "-"
+                   : fmt::format("{}% / {}%", tier.high_watermark, tier.low_watermark),
+               format_size_approx(tier.bytes_moved_in), std::to_string(tier.files_moved_in),
+               format_size_approx(tier.bytes_moved_out), std::to_string(tier.files_moved_out)});
+  moves.print("  ");
+  const auto& mover = stats.mover;
+  fmt::print(
+      "  mover: {}, rate {}/s, every {} ms, {} migrations, {} failed, {} queued, {} running\n",
+      mover.state,
+      mover.rate_bytes_per_s == 0 ? "unlimited" : format_size_approx(mover.rate_bytes_per_s),
+      mover.interval_ms, mover.migrations, mover.failures, mover.queued, mover.in_flight);
   std::string ops;
   for (const auto& [name, count] : stats.ops)
     if (count > 0) ops += fmt::format(" {}={}", name, count);

@@ -77,6 +77,7 @@ int run_main(int argc, char** argv) {
   tierfs::add_check_config_command(app, status);
   tierfs::add_map_command(app, status);
   tierfs::add_stats_command(app, status);
+  tierfs::add_migrate_command(app, status);
   tierfs::add_bpf_command(app, status);
   tierfs::add_job_command(app, status);
   tierfs::add_stage_command(app, status);

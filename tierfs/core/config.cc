@@ -253,6 +253,47 @@ void check_persistent(const Reader& reader, const TableReader& t, const TierConf
                             tier.name));
 }
 
+// high_watermark alone gets a low mark 10 points under it.
+void parse_watermarks(const Reader& reader, const TableReader& t, TierConfig& tier) {
+  const auto high = t.integer("high_watermark");
+  const auto low = t.integer("low_watermark");
+  if (high && (*high < 1 || *high > 100))
+    reader.fail(t.pos("high_watermark"),
+                fmt::format("high_watermark {} of tier \"{}\" must be a percent from 1 to 100",
+                            *high, tier.name));
+  if (low && !high)
+    reader.fail(t.pos("low_watermark"),
+                fmt::format("low_watermark of tier \"{}\" needs a high_watermark", tier.name));
+  if (low && (*low < 0 || *low >= *high))
+    reader.fail(t.pos("low_watermark"),
+                fmt::format("low_watermark {} of tier \"{}\" must be from 0 to under its "
+                            "high_watermark {}",
+                            *low, tier.name, *high));
+  if (!high) return;
+  tier.high_watermark = static_cast<unsigned>(*high);
+  tier.low_watermark =
+      low ? static_cast<unsigned>(*low) : static_cast<unsigned>(std::max<int64_t>(*high - 10, 0));
+}
+
+void parse_mover(const Reader& reader, const toml::node& node, MoverOptions& mover) {
+  if (!node.is_table()) reader.fail(pos_of(node.source()), "[mover] must be a table");
+  const TableReader t(reader, *node.as_table(), "[mover]");
+  t.allow_only({"rate", "interval_ms", "promote_reads"});
+  if (auto v = t.size("rate")) mover.rate_bytes_per_s = *v;
+  if (auto v = t.integer("interval_ms")) {
+    if (*v < 10 || *v > 3600000)
+      reader.fail(t.pos("interval_ms"),
+                  fmt::format("interval_ms {} in [mover] must be from 10 to 3600000", *v));
+    mover.interval_ms = static_cast<uint64_t>(*v);
+  }
+  if (auto v = t.integer("promote_reads")) {
+    if (*v < 1 || *v > 1000000)
+      reader.fail(t.pos("promote_reads"),
+                  fmt::format("promote_reads {} in [mover] must be from 1 to 1000000", *v));
+    mover.promote_reads = static_cast<unsigned>(*v);
+  }
+}
+
 TierConfig parse_tier(const Reader& reader, const toml::node& node, size_t index,
                       const MountOptions& mount) {
   if (!node.is_table()) reader.fail(pos_of(node.source()), "each [[tier]] must be a table");
@@ -268,8 +309,8 @@ TierConfig parse_tier(const Reader& reader, const toml::node& node, size_t index
                 fmt::format("tier name \"{}\" must be 1-32 letters, digits, '-' or '_'", *name));
   tier.name = *name;
   const TableReader t(reader, *node.as_table(), fmt::format("tier \"{}\"", tier.name));
-  t.allow_only(
-      {"name", "regions", "size", "granularity", "weights", "hugepages", "create", "persistent"});
+  t.allow_only({"name", "regions", "size", "granularity", "weights", "hugepages", "create",
+                "persistent", "high_watermark", "low_watermark"});
 
   const toml::node* regions = t.find("regions");
   if (regions == nullptr)
@@ -325,6 +366,7 @@ TierConfig parse_tier(const Reader& reader, const toml::node& node, size_t index
   tier.create_files = t.boolean("create").value_or(false);
   tier.persistent = t.boolean("persistent").value_or(false);
   if (tier.persistent) check_persistent(reader, t, tier, mount);
+  parse_watermarks(reader, t, tier);
   return tier;
 }
 
@@ -333,7 +375,8 @@ PlacementRule parse_rule(const Reader& reader, const toml::node& node, size_t in
   PlacementRule rule;
   rule.pos = pos_of(node.source());
   const TableReader t(reader, *node.as_table(), fmt::format("[[placement]] number {}", index + 1));
-  t.allow_only({"path", "min_size", "tier"});
+  t.allow_only({"path", "min_size", "tier", "pin"});
+  rule.pin = t.boolean("pin").value_or(false);
   rule.path_glob = t.string("path").value_or("");
   rule.min_size_bytes = t.size("min_size");
   if (rule.path_glob.empty() && !rule.min_size_bytes)
@@ -413,10 +456,10 @@ Config parse_document(const Reader& reader, const toml::table& doc) {
   config.source = reader.source;
   for (auto&& [key, node] : doc) {
     const std::string_view k = key.str();
-    if (k != "mount" && k != "tier" && k != "placement" && k != "defaults")
+    if (k != "mount" && k != "tier" && k != "placement" && k != "defaults" && k != "mover")
       reader.fail(pos_of(key.source()),
                   fmt::format("unknown key \"{}\": expected [mount], [[tier]], "
-                              "[[placement]] or [defaults]",
+                              "[[placement]], [defaults] or [mover]",
                               k));
   }
   if (const toml::node* mount = doc.get("mount")) parse_mount(reader, *mount, config.mount);
@@ -433,6 +476,13 @@ Config parse_document(const Reader& reader, const toml::table& doc) {
       reader.fail(tier.pos, fmt::format("tier \"{}\" is defined twice", tier.name));
     config.tiers.push_back(std::move(tier));
   }
+  if (const toml::node* mover = doc.get("mover")) parse_mover(reader, *mover, config.mover);
+  // Demotion needs a tier below: marks on the last tier could never be acted on.
+  if (config.tiers.back().high_watermark != 0)
+    reader.fail(pos_of(tiers->as_array()->back().as_table()->get("high_watermark")->source()),
+                fmt::format("tier \"{}\" is the last tier: its high_watermark has no tier below "
+                            "to demote to",
+                            config.tiers.back().name));
   if (const toml::node* rules = doc.get("placement")) {
     if (!rules->is_array_of_tables())
       reader.fail(pos_of(rules->source()), "\"placement\" must be written as [[placement]] tables");

@@ -61,6 +61,11 @@ struct TierConfig {
   // file:/dax: only: the regions keep their contents across unmount (and, with
   // the metadata in [mount] state_dir, across reboots); never punched or zeroed at unmount.
   bool persistent = false;
+  // Percent of capacity: past the high mark the mover demotes the coldest
+  // files to the next tier until the tier is under the low mark; under the
+  // low mark it promotes files read often from the next tier. 0: no marks.
+  unsigned high_watermark = 0;
+  unsigned low_watermark = 0;
   SourcePos pos;
   SourcePos size_pos;  // where "size" stood, for messages about it
   // Resolved once by validation (size_bytes is then geometry.capacity_bytes);
@@ -72,7 +77,15 @@ struct PlacementRule {
   std::string path_glob;  // fnmatch(3) pattern against the path from the mount root
   std::optional<uint64_t> min_size_bytes;  // applies when the size hint is at least this
   std::string tier;
+  bool pin = false;  // the mover never moves a file this rule matches
   SourcePos pos;
+};
+
+// [mover]: the background thread that moves files between tiers by watermark.
+struct MoverOptions {
+  uint64_t rate_bytes_per_s = uint64_t{256} << 20;  // its copies together; 0 = no limit
+  uint64_t interval_ms = 1000;  // between looks at the tiers; read scores halve each
+  unsigned promote_reads = 8;   // read score from which a file on a lower tier is hot
 };
 
 struct Config {
@@ -81,6 +94,7 @@ struct Config {
   std::vector<TierConfig> tiers;  // ranked: fastest first; spill goes down the list
   std::vector<PlacementRule> placement;
   std::string default_tier;
+  MoverOptions mover;
 
   const TierConfig* tier(std::string_view name) const;
   bool any_persistent() const;

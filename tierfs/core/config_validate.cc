@@ -298,6 +298,10 @@ std::string to_toml(const Config& config) {
                   {"hugepages", tier.hugepages},
                   {"create", tier.create_files},
                   {"persistent", tier.persistent}};
+    if (tier.high_watermark != 0) {
+      t.insert("high_watermark", static_cast<int64_t>(tier.high_watermark));
+      t.insert("low_watermark", static_cast<int64_t>(tier.low_watermark));
+    }
     if (!tier.weights.empty()) {
       toml::array weights;
       for (uint32_t w : tier.weights) weights.push_back(static_cast<int64_t>(w));
@@ -312,11 +316,16 @@ std::string to_toml(const Config& config) {
       toml::table r{{"tier", rule.tier}};
       if (!rule.path_glob.empty()) r.insert("path", rule.path_glob);
       if (rule.min_size_bytes) r.insert("min_size", format_size(*rule.min_size_bytes));
+      if (rule.pin) r.insert("pin", true);
       rules.push_back(std::move(r));
     }
     root.insert("placement", std::move(rules));
   }
   root.insert("defaults", toml::table{{"tier", config.default_tier}});
+  root.insert("mover",
+              toml::table{{"rate", format_size(config.mover.rate_bytes_per_s)},
+                          {"interval_ms", static_cast<int64_t>(config.mover.interval_ms)},
+                          {"promote_reads", static_cast<int64_t>(config.mover.promote_reads)}});
   std::ostringstream out;
   out << "# tierfs effective configuration of " << config.source << "\n" << root << "\n";
   return out.str();

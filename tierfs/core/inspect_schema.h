@@ -47,6 +47,14 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MapExtent, file_offset, length, tier, tier_in
 // One page of user.tierfs.map: the extents from first_extent on that fit in
 // an xattr value; next_extent, when present, names the page that follows
 // (user.tierfs.map@next_extent). A whole map joined from its pages has neither.
+// A migration copying the file now (`tierfs map` during a move).
+struct MapMigration {
+  std::string to_tier;
+  uint64_t copied_bytes = 0;
+  uint64_t total_bytes = 0;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MapMigration, to_tier, copied_bytes, total_bytes)
+
 struct MapPage {
   uint64_t ino = 0;
   uint64_t size = 0;
@@ -55,6 +63,7 @@ struct MapPage {
   uint64_t extent_count = 0;
   std::optional<uint64_t> first_extent;
   std::optional<uint64_t> next_extent;
+  std::optional<MapMigration> migration;  // absent when no migration runs
   std::vector<MapExtent> extents;
 };
 
@@ -68,6 +77,7 @@ inline void to_json(nlohmann::json& j, const MapPage& page) {
        {"extents", page.extents}};
   if (page.first_extent) j["first_extent"] = *page.first_extent;
   if (page.next_extent) j["next_extent"] = *page.next_extent;
+  if (page.migration) j["migration"] = *page.migration;
 }
 
 inline void from_json(const nlohmann::json& j, MapPage& page) {
@@ -81,6 +91,8 @@ inline void from_json(const nlohmann::json& j, MapPage& page) {
   page.next_extent.reset();
   if (j.contains("first_extent")) page.first_extent = j.at("first_extent").get<uint64_t>();
   if (j.contains("next_extent")) page.next_extent = j.at("next_extent").get<uint64_t>();
+  page.migration.reset();
+  if (j.contains("migration")) page.migration = j.at("migration").get<MapMigration>();
 }
 
 struct RegionUse {
@@ -113,11 +125,34 @@ struct TierUse {
   // Blocks retired after a SIGBUS in a copy (memory error), counted in used_bytes.
   uint64_t bad_bytes = 0;
   bool persistent = false;  // keeps its contents across unmount
+  // Watermarks in percent (0: none) and what migrations moved in and out.
+  unsigned high_watermark = 0;
+  unsigned low_watermark = 0;
+  uint64_t bytes_moved_in = 0;
+  uint64_t bytes_moved_out = 0;
+  uint64_t files_moved_in = 0;
+  uint64_t files_moved_out = 0;
   std::vector<RegionUse> regions;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TierUse, name, granularity_bytes, ways, row_bytes,
                                    capacity_bytes, used_bytes, free_bytes, reads, writes,
-                                   bytes_read, bytes_written, bad_bytes, persistent, regions)
+                                   bytes_read, bytes_written, bad_bytes, persistent, high_watermark,
+                                   low_watermark, bytes_moved_in, bytes_moved_out, files_moved_in,
+                                   files_moved_out, regions)
+
+// The mover ([mover] and tierfs/server/mover.h).
+struct MoverState {
+  std::string state;  // "off", "idle", "demoting", "promoting", "queued", "stopped"
+  uint64_t rate_bytes_per_s = 0;
+  uint64_t interval_ms = 0;
+  unsigned promote_reads = 0;
+  uint64_t queued = 0;
+  uint64_t in_flight = 0;
+  uint64_t migrations = 0;
+  uint64_t failures = 0;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MoverState, state, rate_bytes_per_s, interval_ms, promote_reads,
+                                   queued, in_flight, migrations, failures)
 
 // What the iomap BPF path of the mount is doing (docs/bpf.md).
 struct BpfState {
@@ -143,8 +178,9 @@ struct Stats {
   std::vector<TierUse> tiers;
   std::map<std::string, uint64_t> ops;  // operation name -> count
   BpfState bpf;
+  MoverState mover;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Stats, capacity_bytes, free_bytes, inodes, xattrs, xattr_bytes,
-                                   tiers, ops, bpf)
+                                   tiers, ops, bpf, mover)
 
 }  // namespace tierfs::inspect

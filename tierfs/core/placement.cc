@@ -13,7 +13,8 @@ Placement::Placement(const Config& config) {
   for (const auto& rule : config.placement) {
     int index = config.tier_index(rule.tier);
     if (index < 0) continue;  // the config loader refuses these; never place on a missing tier
-    rules_.push_back(Rule{rule.path_glob, rule.min_size_bytes, static_cast<uint32_t>(index)});
+    rules_.push_back(
+        Rule{rule.path_glob, rule.min_size_bytes, static_cast<uint32_t>(index), rule.pin});
   }
 }
 
@@ -39,6 +40,12 @@ std::optional<uint32_t> Placement::for_size_hint(const std::string& path,
     if (glob_matches(rule.glob, path)) return rule.tier;
   }
   return std::nullopt;
+}
+
+bool Placement::pinned(const std::string& path) const {
+  for (const auto& rule : rules_)
+    if (rule.pin && !rule.glob.empty() && glob_matches(rule.glob, path)) return true;
+  return false;
 }
 
 std::optional<uint32_t> Placement::tier_named(std::string_view name) const {

@@ -27,6 +27,8 @@ class Placement {
   // Tier that a size-hint rule (min_size) picks for `path` once fallocate
   // announces `size_hint_bytes`; nullopt when no such rule matches.
   std::optional<uint32_t> for_size_hint(const std::string& path, uint64_t size_hint_bytes) const;
+  // Whether a path rule with pin = true matches `path`: the mover leaves it alone.
+  bool pinned(const std::string& path) const;
   // Index of a tier by name, nullopt when the configuration has none.
   std::optional<uint32_t> tier_named(std::string_view name) const;
 
@@ -35,6 +37,7 @@ class Placement {
     std::string glob;
     std::optional<uint64_t> min_size_bytes;
     uint32_t tier = 0;
+    bool pin = false;
   };
   static bool glob_matches(const std::string& glob, const std::string& path);
   std::vector<Rule> rules_;

@@ -15,6 +15,7 @@
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "tierfs/core/config.h"
 #include "tierfs/core/placement.h"
@@ -56,6 +57,7 @@ enum class Op : unsigned {
   fallocate,
   lseek,
   readdirplus,
+  ioctl,
   count_
 };
 const char* op_name(Op op);
@@ -71,6 +73,7 @@ struct BpfStatus {
   uint64_t map_update_errors = 0;
 };
 struct BpfPath;  // fs_bpf.cc
+class Mover;     // mover.h
 
 class Fs {
  public:
@@ -91,6 +94,10 @@ class Fs {
   // inode from the table once the kernel forgot it as well.
   void maybe_drop(const InodePtr& inode);
   size_t inode_count() const;
+  // Every regular file in the table (the mover's candidates).
+  std::vector<InodePtr> regular_files() const;
+  // Migrations: by hand (ioctl, user.tierfs.tier) and the watermark mover.
+  Mover& mover() { return *mover_; }
 
   // Path from the mount root ("dir/sub/name"); caller holds namespace_lock.
   std::string path_of(uint64_t parent, const std::string& name) const;
@@ -150,6 +157,7 @@ class Fs {
   std::mutex handles_mutex_;
   std::unordered_map<FileHandle*, std::unique_ptr<FileHandle>> handles_;
   std::shared_ptr<BpfPath> bpf_;  // after storage_: destroyed first
+  std::unique_ptr<Mover> mover_;  // last: stopped before anything it uses goes
 };
 
 }  // namespace tierfs

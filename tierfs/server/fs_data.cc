@@ -157,6 +157,8 @@ void fs_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_fi
     return;
   }
   note_read(inode);
+  inode.access_ns.store(now_ns(), std::memory_order_relaxed);
+  inode.recent_reads.fetch_add(1, std::memory_order_relaxed);
   if (pieces.size() <= 1) {
     fuse_bufvec buf = FUSE_BUFVEC_INIT(pieces.empty() ? 0 : pieces[0].iov_len);
     buf.buf[0].mem = pieces.empty() ? nullptr : pieces[0].iov_base;
@@ -205,6 +207,7 @@ void fs_write_buf(fuse_req_t req, fuse_ino_t /*ino*/, fuse_bufvec* in_buf, off_t
   }
   inode.size = std::max(inode.size, at + static_cast<uint64_t>(written));
   inode.mtime_ns = inode.ctime_ns = now_ns();
+  inode.access_ns.store(inode.mtime_ns, std::memory_order_relaxed);
   if (!fi->writepage) clear_setid_on_write(inode, fuse_req_ctx(req)->uid);
   guard.unlock();
   fuse_reply_write(req, static_cast<size_t>(written));

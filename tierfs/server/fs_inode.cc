@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <ctime>
 
+#include "tierfs/server/mover.h"
 #include "tierfs/server/operations.h"
 
 namespace tierfs {
@@ -23,7 +24,7 @@ const char* op_name(Op op) {
       "unlink",   "rmdir",     "symlink",  "rename",     "link",      "open",        "read",
       "write",    "flush",     "release",  "fsync",      "opendir",   "readdir",     "releasedir",
       "fsyncdir", "statfs",    "setxattr", "getxattr",   "listxattr", "removexattr", "access",
-      "create",   "fallocate", "lseek",    "readdirplus"};
+      "create",   "fallocate", "lseek",    "readdirplus", "ioctl"};
   static_assert(std::size(names) == static_cast<size_t>(Op::count_));
   return names[static_cast<unsigned>(op)];
 }
@@ -66,9 +67,11 @@ Fs::Fs(Config config, std::unique_ptr<Storage> storage)
   root->mtime_ns = root->ctime_ns = root->btime_ns = now;
   root->lookups = 1;  // the kernel holds the root without looking it up
   inodes_.emplace(FUSE_ROOT_ID, std::move(root));
+  mover_ = std::make_unique<Mover>(*this);
 }
 
 Fs::~Fs() {
+  mover_->stop();  // no migration may run while the rows go back below
   // The BPF maps go away with the mount: no point in emptying them file by file.
   storage_->set_maps(nullptr);
   // Unmount: give every file's rows back before the regions go away.
@@ -107,6 +110,7 @@ InodePtr Fs::make_inode(mode_t mode, uid_t uid, gid_t gid) {
   if (S_ISREG(mode)) {
     inode->data = std::make_unique<FileData>();
     inode->data->set_ino(inode->ino);
+    inode->access_ns = now;
   }
   inodes_.emplace(inode->ino, inode);
   return inode;
@@ -153,6 +157,14 @@ void Fs::maybe_drop(const InodePtr& inode) {
       bytes += static_cast<int64_t>(key.size() + value.size());
     count_xattrs(-static_cast<int64_t>(inode->xattrs.size()), -bytes);
   }
+}
+
+std::vector<InodePtr> Fs::regular_files() const {
+  std::vector<InodePtr> files;
+  std::lock_guard guard(table_mutex_);
+  for (const auto& [ino, inode] : inodes_)
+    if (inode->is_regular()) files.push_back(inode);
+  return files;
 }
 
 size_t Fs::inode_count() const {

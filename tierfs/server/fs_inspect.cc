@@ -11,6 +11,7 @@
 
 #include "bpf/tierfs_map.h"
 #include "tierfs/core/inspect_schema.h"
+#include "tierfs/server/mover.h"
 #include "tierfs/server/operations.h"
 
 namespace tierfs {
@@ -85,6 +86,9 @@ std::string extent_map_json(Fs& fs, const Inode& inode, size_t first_extent) {
   page.preferred_tier = fs.storage().tier(inode.data->preferred_tier()).name();
   page.extent_count = all.size();
   page.first_extent = first_extent;
+  if (auto moving = fs.mover().progress(inode.ino))
+    page.migration = inspect::MapMigration{fs.storage().tier(moving->to_tier).name(),
+                                           moving->copied_bytes, moving->total_bytes};
   size_t bytes = nlohmann::json(page).dump().size() + 64;
   for (size_t i = first_extent; i < all.size(); ++i) {
     inspect::MapExtent extent = extent_of(fs.storage(), all[i]);
@@ -105,8 +109,24 @@ std::string stats_json(Fs& fs, bool full) {
   stats.free_bytes = fs.storage().free_bytes();
   stats.inodes = fs.inode_count();
   if (!full) return nlohmann::json(stats).dump();
+  const MoverStatus mover = fs.mover().status();
+  stats.mover = {.state = mover.state,
+                 .rate_bytes_per_s = mover.rate_bytes_per_s,
+                 .interval_ms = mover.interval_ms,
+                 .promote_reads = mover.promote_reads,
+                 .queued = mover.queued,
+                 .in_flight = mover.in_flight,
+                 .migrations = mover.migrations,
+                 .failures = mover.failures};
   for (const TierStats& tier : fs.storage().stats()) {
+    const size_t index = stats.tiers.size();
     inspect::TierUse& use = stats.tiers.emplace_back();
+    use.high_watermark = fs.config().tiers[index].high_watermark;
+    use.low_watermark = fs.config().tiers[index].low_watermark;
+    use.bytes_moved_in = mover.tiers[index].bytes_in;
+    use.bytes_moved_out = mover.tiers[index].bytes_out;
+    use.files_moved_in = mover.tiers[index].files_in;
+    use.files_moved_out = mover.tiers[index].files_out;
     for (const RegionStats& region : tier.regions)
       use.regions.push_back(
           {.spec = region.spec,

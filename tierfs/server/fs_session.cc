@@ -19,6 +19,7 @@
 #include "tierfs/core/copy_guard.h"
 #include "tierfs/server/bdi_tuning.h"
 #include "tierfs/server/direct_io_mmap.h"
+#include "tierfs/server/mover.h"
 #include "tierfs/server/operations.h"
 #include "tierfs/server/privilege.h"
 
@@ -73,6 +74,7 @@ fuse_lowlevel_ops make_operations() {
   ops.getxattr = fs_getxattr;
   ops.listxattr = fs_listxattr;
   ops.removexattr = fs_removexattr;
+  ops.ioctl = fs_ioctl;
   return ops;
 }
 
@@ -120,6 +122,9 @@ void fs_init(void* userdata, fuse_conn_info* conn) {
   else
     privilege_drop.error = drop_privilege(privilege_drop.mode);
   privilege_drop.done = true;
+  // Here, after the drop and not at start-up: a daemon forks after the
+  // session is made, and a thread started before the fork would not exist.
+  fs.mover().start();
 #ifdef FUSE_CAP_DIRECT_IO_ALLOW_MMAP
   // Shared mmap of cache = "none" files (direct_io); older libfuse: direct_io_mmap.cc.
   if (conn->capable & FUSE_CAP_DIRECT_IO_ALLOW_MMAP) {
@@ -141,7 +146,9 @@ void fs_init(void* userdata, fuse_conn_info* conn) {
       (conn->want & FUSE_CAP_WRITEBACK_CACHE) ? "on" : "off", uring);
 }
 
-void fs_destroy(void* /*userdata*/) {
+void fs_destroy(void* userdata) {
+  // Unmount: a migration in progress gives up and leaves its file whole.
+  static_cast<Fs*>(userdata)->mover().stop();
   spdlog::info("FUSE connection closed");
 }
 

@@ -1,5 +1,5 @@
 // Extended attributes: user.* and trusted.* stored per inode, user.tierfs.tier
-// (which steers placement), and the read-only virtual attributes
+// (which steers placement and, set on a file with data, moves the data), and the read-only virtual attributes
 // user.tierfs.map (a file's extents) and user.tierfs.stats (on the mount
 // root) that `tierfs map` and `tierfs stats` read instead of ioctls.
 #include <sys/xattr.h>
@@ -11,6 +11,7 @@
 #include <optional>
 #include <string_view>
 
+#include "tierfs/server/mover.h"
 #include "tierfs/server/operations.h"
 
 namespace tierfs {
@@ -83,6 +84,17 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
     if (!tier_name.empty() && tier_name.back() == '\0') tier_name.remove_suffix(1);
     tier = fs.placement().tier_named(tier_name);
     if (!tier) err = EINVAL;
+  }
+  if (!err && tier && inode->is_regular()) {
+    // The data moves first, so a move that fails (ENOSPC) changes nothing.
+    // Writers of the file wait meanwhile: the kernel holds its inode lock
+    // across setxattr (`tierfs migrate` uses an ioctl, which does not).
+    {
+      std::shared_lock guard(inode->lock);
+      const bool exists = inode->xattrs.contains(name);
+      err = (flags & XATTR_CREATE) && exists ? EEXIST : (flags & XATTR_REPLACE) && !exists ? ENODATA : 0;
+    }
+    if (!err) err = -fs.mover().migrate(inode, *tier);
   }
   if (err) {
     fuse_reply_err(req, err);

@@ -56,6 +56,12 @@ struct Inode {
   dev_t rdev = 0;
   uint64_t size = 0;
   std::atomic<int64_t> atime_ns{0};  // atomic: reads update it under the shared lock
+  // The mover's view (mover.h), kept apart from atime, which relatime and
+  // utimensat move: when the data was last read or written, and reads since
+  // the mover last looked (it folds them into read_score, halving it each look).
+  std::atomic<int64_t> access_ns{0};
+  std::atomic<uint32_t> recent_reads{0};
+  uint32_t read_score = 0;  // the mover thread's own
   int64_t mtime_ns = 0, ctime_ns = 0, btime_ns = 0;
   std::atomic<uint32_t> nlink{0};
   std::atomic<uint32_t> open_handles{0};

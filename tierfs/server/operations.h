@@ -56,6 +56,8 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
 void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size);
 void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name);
+void fs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void* arg, fuse_file_info* fi,
+              unsigned flags, const void* in_buf, size_t in_bufsz, size_t out_bufsz);
 
 // The Fs behind a request.
 inline Fs& fs_of(fuse_req_t req) {

@@ -1,0 +1,57 @@
+// Migration by hand: the TIERFS migrate ioctl (tierfs/core/migrate_ioctl.h)
+// on an open regular file; moves its data to the named tier now, or queues
+// it for the mover with kMigrateAsync. The file's owner, root and the user
+// who mounted may move it.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+
+#include "tierfs/core/migrate_ioctl.h"
+#include "tierfs/server/mover.h"
+#include "tierfs/server/operations.h"
+
+namespace tierfs {
+
+void fs_ioctl(fuse_req_t req, fuse_ino_t /*ino*/, unsigned int cmd, void* /*arg*/,
+              fuse_file_info* fi, unsigned flags, const void* in_buf, size_t in_bufsz,
+              size_t out_bufsz) {
+  Fs& fs = fs_of(req);
+  fs.count(Op::ioctl);
+  if (cmd != kMigrateIoctl || (flags & FUSE_IOCTL_COMPAT) != 0) {
+    fuse_reply_err(req, ENOTTY);
+    return;
+  }
+  if (in_bufsz != sizeof(MigrateRequest) || out_bufsz != sizeof(MigrateRequest)) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  MigrateRequest request{};
+  std::memcpy(&request, in_buf, sizeof request);
+  const std::string_view name(request.tier, strnlen(request.tier, sizeof request.tier));
+  const std::optional<uint32_t> tier = fs.placement().tier_named(name);
+  InodePtr inode = handle_of(fi)->inode;
+  const uid_t caller = fuse_req_ctx(req)->uid;
+  const int err = !tier || name.size() == sizeof request.tier ||
+                          (request.flags & ~kMigrateAsync) != 0 || request.reserved != 0
+                      ? EINVAL
+                  : (caller != 0 && caller != geteuid() && caller != inode->uid) ? EPERM
+                                                                                  : 0;
+  if (err) {
+    fuse_reply_err(req, err);
+    return;
+  }
+  request.bytes_moved = 0;
+  if (request.flags & kMigrateAsync) {
+    fs.mover().enqueue(inode, *tier);
+  } else {
+    if (const int moved = fs.mover().migrate(inode, *tier, false, &request.bytes_moved)) {
+      fuse_reply_err(req, -moved);
+      return;
+    }
+  }
+  fuse_reply_ioctl(req, 0, &request, sizeof request);
+}
+
+}  // namespace tierfs

@@ -1,0 +1,255 @@
+// The Mover (mover.h): migrations by hand and by watermark, their counters,
+// and the thread that looks at the tiers every [mover] interval_ms.
+//
+// Coldness is the server's own access time (the last read or write of the
+// data, Inode::access_ns), not atime, which relatime and utimensat move.
+// Hotness is a read score: the reads since the last look are added to half
+// the previous score, so a file read steadily keeps a high score and one
+// read once fades within a few looks.
+#include "tierfs/server/mover.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "tierfs/server/fs.h"
+
+namespace tierfs {
+
+Mover::Mover(Fs& fs) : fs_(fs), rate_(fs.config().mover.rate_bytes_per_s) {
+  for (const TierConfig& tier : fs.config().tiers) watermarks_ |= tier.high_watermark != 0;
+  moves_.resize(fs.config().tiers.size());
+  state_ = watermarks_ ? "idle" : "off";
+}
+
+Mover::~Mover() {
+  stop();
+}
+
+void Mover::start() {
+  if (thread_.joinable() || stop_.load()) return;
+  thread_ = std::thread([this] { run(); });
+}
+
+void Mover::stop() {
+  {
+    std::lock_guard guard(lock_);
+    stop_.store(true);
+    state_ = "stopped";
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Mover::set_state(const char* state) {
+  std::lock_guard guard(lock_);
+  if (!stop_.load()) state_ = state;
+}
+
+void Mover::enqueue(const InodePtr& inode, uint32_t tier) {
+  {
+    std::lock_guard guard(lock_);
+    queue_.push_back({inode, tier});
+  }
+  wake_.notify_all();
+}
+
+int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited,
+                   uint64_t* bytes_moved) {
+  if (!inode->is_regular()) return -EINVAL;
+  if (tier >= moves_.size()) return -EINVAL;
+  auto flight = std::make_shared<InFlight>();
+  flight->to_tier = tier;
+  {
+    std::shared_lock guard(inode->lock);
+    flight->total_bytes = inode->data_released ? 0 : inode->data->allocated_bytes();
+  }
+  {
+    std::lock_guard guard(lock_);
+    if (!in_flight_.emplace(inode->ino, flight).second) return -EBUSY;
+  }
+  MigrateOptions options;
+  options.rate = rate_limited ? &rate_ : nullptr;
+  options.stop = &stop_;
+  options.copied = &flight->copied;
+  MigrateResult result;
+  const std::function<bool()> alive = [&inode] { return !inode->data_released; };
+  const int err =
+      migrate_file(fs_.storage(), *inode->data, inode->lock, tier, alive, options, &result);
+  if (err == 0) {
+    // The file lives there now: its new data follows it.
+    std::unique_lock guard(inode->lock);
+    if (!inode->data_released) inode->data->set_preferred_tier(tier);
+  }
+  std::lock_guard guard(lock_);
+  in_flight_.erase(inode->ino);
+  if (err != 0) {
+    ++failures_;
+    return err;
+  }
+  uint64_t arrived = 0;
+  for (uint32_t t = 0; t < result.bytes_from_tier.size(); ++t) {
+    if (t == tier || result.bytes_from_tier[t] == 0) continue;
+    moves_[t].bytes_out += result.bytes_from_tier[t];
+    ++moves_[t].files_out;
+    arrived += result.bytes_from_tier[t];
+  }
+  if (bytes_moved != nullptr) *bytes_moved = arrived;
+  if (arrived > 0) {
+    moves_[tier].bytes_in += arrived;
+    ++moves_[tier].files_in;
+    ++migrations_;
+  }
+  return 0;
+}
+
+MoverStatus Mover::status() const {
+  std::lock_guard guard(lock_);
+  const MoverOptions& options = fs_.config().mover;
+  return {.state = state_,
+          .rate_bytes_per_s = rate_.rate(),
+          .interval_ms = options.interval_ms,
+          .promote_reads = options.promote_reads,
+          .queued = queue_.size(),
+          .in_flight = in_flight_.size(),
+          .migrations = migrations_,
+          .failures = failures_,
+          .tiers = moves_};
+}
+
+std::optional<MigrationProgress> Mover::progress(uint64_t ino) const {
+  std::lock_guard guard(lock_);
+  auto it = in_flight_.find(ino);
+  if (it == in_flight_.end()) return std::nullopt;
+  return MigrationProgress{it->second->to_tier, it->second->copied.load(),
+                           it->second->total_bytes};
+}
+
+void Mover::run() {
+  using clock = std::chrono::steady_clock;
+  const auto interval = std::chrono::milliseconds(fs_.config().mover.interval_ms);
+  clock::time_point next_look = clock::now() + interval;
+  while (true) {
+    std::optional<Queued> job;
+    {
+      std::unique_lock guard(lock_);
+      wake_.wait_until(guard, next_look, [&] { return stop_.load() || !queue_.empty(); });
+      if (stop_.load()) return;
+      if (!queue_.empty()) {
+        job = queue_.front();
+        queue_.pop_front();
+      }
+    }
+    if (job) {
+      if (InodePtr inode = job->inode.lock()) {
+        set_state("queued");
+        if (const int err = migrate(inode, job->tier))
+          spdlog::info("mover: inode {} to tier {}: {}", inode->ino, job->tier, strerror(-err));
+      }
+      set_state(watermarks_ ? "idle" : "off");
+    }
+    if (clock::now() >= next_look) {
+      if (watermarks_) balance();
+      next_look = clock::now() + interval;
+    }
+  }
+}
+
+namespace {
+
+struct Candidate {
+  InodePtr inode;
+  uint64_t on_tier = 0;    // bytes on the tier looked at
+  uint64_t allocated = 0;  // bytes of the whole file
+  int64_t access_ns = 0;
+  uint32_t read_score = 0;
+};
+
+uint64_t used_bytes(Tier& tier) {
+  return tier.geometry().capacity_bytes - tier.free_bytes();
+}
+
+uint64_t percent_of(Tier& tier, unsigned percent) {
+  return tier.geometry().capacity_bytes / 100 * percent;
+}
+
+// Files with bytes on `tier`, as they are now.
+std::vector<Candidate> files_on(const std::vector<InodePtr>& files, uint32_t tier) {
+  std::vector<Candidate> out;
+  for (const InodePtr& inode : files) {
+    Candidate c{inode, 0, 0, inode->access_ns.load(), inode->read_score};
+    std::shared_lock guard(inode->lock);
+    if (inode->data_released) continue;
+    for (const tierfs_extent& e : inode->data->extents()) {
+      c.allocated += e.length;
+      if (e.tier == tier) c.on_tier += e.length;
+    }
+    if (c.on_tier > 0) out.push_back(std::move(c));
+  }
+  return out;
+}
+
+}  // namespace
+
+bool Mover::pinned(const Inode& inode) const {
+  std::shared_lock ns(fs_.namespace_lock);
+  return fs_.placement().pinned(fs_.path_of(inode.parent, inode.name));
+}
+
+void Mover::balance() {
+  std::vector<InodePtr> files = fs_.regular_files();
+  for (const InodePtr& inode : files)
+    inode->read_score = inode->read_score / 2 + inode->recent_reads.exchange(0);
+  const std::vector<TierConfig>& tiers = fs_.config().tiers;
+  for (uint32_t t = 0; t + 1 < tiers.size() && !stop_.load(); ++t) {
+    Tier& tier = fs_.storage().tier(t);
+    if (tiers[t].high_watermark != 0 && used_bytes(tier) > percent_of(tier, tiers[t].high_watermark))
+      demote(t);
+  }
+  for (uint32_t u = 0; u + 1 < tiers.size() && !stop_.load(); ++u) {
+    Tier& tier = fs_.storage().tier(u);
+    if (tiers[u].high_watermark != 0 && used_bytes(tier) < percent_of(tier, tiers[u].low_watermark))
+      promote(u);
+  }
+  set_state("idle");
+}
+
+// The coldest first, until the tier is under its low mark.
+void Mover::demote(uint32_t from) {
+  std::vector<Candidate> candidates = files_on(fs_.regular_files(), from);
+  std::sort(candidates.begin(), candidates.end(),
+            [](const Candidate& a, const Candidate& b) { return a.access_ns < b.access_ns; });
+  Tier& tier = fs_.storage().tier(from);
+  Tier& below = fs_.storage().tier(from + 1);
+  const uint64_t low = percent_of(tier, fs_.config().tiers[from].low_watermark);
+  for (const Candidate& c : candidates) {
+    if (stop_.load() || used_bytes(tier) <= low) break;
+    if (below.free_bytes() < c.allocated || pinned(*c.inode)) continue;
+    set_state("demoting");
+    if (const int err = migrate(c.inode, from + 1, true); err != 0 && err != -ECANCELED)
+      spdlog::info("mover: demoting inode {}: {}", c.inode->ino, strerror(-err));
+  }
+}
+
+// The hottest of the tier below first, while they fit under the low mark.
+void Mover::promote(uint32_t into) {
+  const unsigned hot = fs_.config().mover.promote_reads;
+  std::vector<Candidate> candidates = files_on(fs_.regular_files(), into + 1);
+  std::erase_if(candidates, [hot](const Candidate& c) { return c.read_score < hot; });
+  std::sort(candidates.begin(), candidates.end(),
+            [](const Candidate& a, const Candidate& b) { return a.read_score > b.read_score; });
+  Tier& tier = fs_.storage().tier(into);
+  const uint64_t low = percent_of(tier, fs_.config().tiers[into].low_watermark);
+  for (const Candidate& c : candidates) {
+    if (stop_.load()) break;
+    if (used_bytes(tier) + c.allocated > low || pinned(*c.inode)) continue;
+    set_state("promoting");
+    if (const int err = migrate(c.inode, into, true); err != 0 && err != -ECANCELED)
+      spdlog::info("mover: promoting inode {}: {}", c.inode->ino, strerror(-err));
+  }
+}
+
+}  // namespace tierfs

@@ -1,0 +1,106 @@
+// The Mover: every migration of a mount goes through it (by hand from
+// `tierfs migrate` and user.tierfs.tier, queued with --async, and its own
+// watermark moves), so the per-tier counters, the in-flight list that
+// `tierfs map` shows and the rate limit live in one place. Its thread
+// demotes the coldest files of a tier past its high watermark and promotes
+// files read often on the tier below one under its low watermark.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "tierfs/core/migrate.h"
+#include "tierfs/server/inode.h"
+
+namespace tierfs {
+
+class Fs;
+
+// What one tier gained and lost through migrations.
+struct TierMoveCounts {
+  uint64_t bytes_in = 0, bytes_out = 0, files_in = 0, files_out = 0;
+};
+
+struct MoverStatus {
+  std::string state;  // "off" (no watermarks), "idle", "demoting", "promoting", "queued", "stopped"
+  uint64_t rate_bytes_per_s = 0;
+  uint64_t interval_ms = 0;
+  unsigned promote_reads = 0;
+  uint64_t queued = 0;       // --async requests waiting
+  uint64_t in_flight = 0;    // migrations copying now
+  uint64_t migrations = 0;   // finished with the file moved
+  uint64_t failures = 0;     // given up (ENOSPC, file gone, busy, unmount)
+  std::vector<TierMoveCounts> tiers;
+};
+
+// A migration copying now (user.tierfs.map shows it).
+struct MigrationProgress {
+  uint32_t to_tier = 0;
+  uint64_t copied_bytes = 0;
+  uint64_t total_bytes = 0;
+};
+
+class Mover {
+ public:
+  explicit Mover(Fs& fs);
+  ~Mover();
+  Mover(const Mover&) = delete;
+  Mover& operator=(const Mover&) = delete;
+
+  // The thread: started from FUSE_INIT (after a daemon's fork), stopped at
+  // unmount; a migration it is running gives up and leaves the file whole.
+  void start();
+  void stop();
+
+  // Moves one file now on the caller's thread; the file's new data goes to
+  // `tier` from then on. 0 or -errno (migrate_file's). `rate_limited` for the
+  // mover's own moves. `bytes_moved`: what arrived from other tiers.
+  int migrate(const InodePtr& inode, uint32_t tier, bool rate_limited = false,
+              uint64_t* bytes_moved = nullptr);
+  // Queued for the thread (tierfs migrate --async).
+  void enqueue(const InodePtr& inode, uint32_t tier);
+
+  MoverStatus status() const;
+  std::optional<MigrationProgress> progress(uint64_t ino) const;
+
+ private:
+  struct InFlight {
+    uint32_t to_tier;
+    uint64_t total_bytes;
+    std::atomic<uint64_t> copied{0};
+  };
+  struct Queued {
+    std::weak_ptr<Inode> inode;
+    uint32_t tier;
+  };
+  void run();
+  void balance();
+  void demote(uint32_t tier);
+  void promote(uint32_t into);
+  bool pinned(const Inode& inode) const;
+  void set_state(const char* state);
+
+  Fs& fs_;
+  RateLimiter rate_;
+  bool watermarks_ = false;  // some tier has them: the thread balances
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  mutable std::mutex lock_;  // guards everything below
+  std::condition_variable wake_;
+  std::deque<Queued> queue_;
+  std::unordered_map<uint64_t, std::shared_ptr<InFlight>> in_flight_;
+  std::vector<TierMoveCounts> moves_;
+  uint64_t migrations_ = 0, failures_ = 0;
+  const char* state_ = "idle";
+};
+
+}  // namespace tierfs
