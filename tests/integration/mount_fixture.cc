@@ -34,15 +34,18 @@ std::string config_toml(const TestConfig& config) {
       for (size_t i = 0; i < tier.weights.size(); ++i) out << (i ? ", " : "") << tier.weights[i];
       out << "]\n";
     }
+    if (!tier.extra.empty()) out << tier.extra << "\n";
   }
   for (const auto& rule : config.placement) {
     out << "\n[[placement]]\n";
     if (!rule.path_glob.empty()) out << "path = \"" << rule.path_glob << "\"\n";
     if (!rule.min_size.empty()) out << "min_size = \"" << rule.min_size << "\"\n";
     out << "tier = \"" << rule.tier << "\"\n";
+    if (rule.pin) out << "pin = true\n";
   }
   if (!config.default_tier.empty())
     out << "\n[defaults]\ntier = \"" << config.default_tier << "\"\n";
+  if (!config.extra.empty()) out << "\n" << config.extra << "\n";
   return out.str();
 }
 

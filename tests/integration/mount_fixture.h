@@ -24,12 +24,14 @@ struct TestTier {
   bool create_files = false;
   std::vector<std::string> offsets;  // per region, "" or absent: no offset
   std::vector<int> weights;          // empty: equal weights
+  std::string extra;                 // more TOML lines of the tier ("high_watermark = 80")
 };
 
 struct TestPlacement {
   std::string path_glob;
   std::string min_size;  // empty: no size threshold
   std::string tier;
+  bool pin = false;
 };
 
 struct TestConfig {
@@ -38,6 +40,7 @@ struct TestConfig {
   std::string default_tier;
   std::string cache = "none";
   bool allow_other = false;
+  std::string extra;  // more TOML at the end ("[mover]\nrate = ...")
 };
 
 // The TOML text of a test configuration (the one place that knows the schema).

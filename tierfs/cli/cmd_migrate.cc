@@ -88,7 +88,8 @@ std::string why(int err, const std::string& tier) {
   // Say it the way users think of it: a file elsewhere than on tierfs answers ENOTTY.
   if (err == ENOTTY) return "not on a tierfs mount";
   if (err == EINVAL) return fmt::format("\"{}\" is not a tier of this mount", tier);
-  if (err == ENOSPC) return fmt::format("tier {} has no room for it (the file stays where it was)", tier);
+  if (err == ENOSPC)
+    return fmt::format("tier {} has no room for it (the file stays where it was)", tier);
   return std::strerror(err);
 }
 
@@ -124,11 +125,10 @@ int run(const MigrateArgs& args) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (args.json) {
-    nlohmann::json summary{{"tier", args.tier},     {"async", args.async},
-                           {"files", targets.size()}, {"migrated", moved},
-                           {"failed", failures.size()}, {"bytes", total},
-                           {"bytes_moved", moved_bytes}, {"seconds", seconds},
-                           {"failures", failures}};
+    nlohmann::json summary{
+        {"tier", args.tier},          {"async", args.async},       {"files", targets.size()},
+        {"migrated", moved},          {"failed", failures.size()}, {"bytes", total},
+        {"bytes_moved", moved_bytes}, {"seconds", seconds},        {"failures", failures}};
     fmt::print("{}\n", summary.dump(2));
   } else {
     fmt::print("{} {} of {} files ({}) to tier {} in {:.2f} s{}\n",

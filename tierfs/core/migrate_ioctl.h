@@ -13,9 +13,9 @@ namespace tierfs {
 inline constexpr uint32_t kMigrateAsync = 1;  // queue it for the mover, return at once
 
 struct MigrateRequest {
-  char tier[64];       // the target tier's name, NUL-terminated
-  uint32_t flags;      // kMigrateAsync
-  uint32_t reserved;   // 0
+  char tier[64];         // the target tier's name, NUL-terminated
+  uint32_t flags;        // kMigrateAsync
+  uint32_t reserved;     // 0
   uint64_t bytes_moved;  // out: bytes now on the target that came from other tiers
 };
 

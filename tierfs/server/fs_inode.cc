@@ -20,10 +20,10 @@ int64_t now_ns() {
 
 const char* op_name(Op op) {
   static constexpr const char* names[] = {
-      "lookup",   "forget",    "getattr",  "setattr",    "readlink",  "mknod",       "mkdir",
-      "unlink",   "rmdir",     "symlink",  "rename",     "link",      "open",        "read",
-      "write",    "flush",     "release",  "fsync",      "opendir",   "readdir",     "releasedir",
-      "fsyncdir", "statfs",    "setxattr", "getxattr",   "listxattr", "removexattr", "access",
+      "lookup",   "forget",    "getattr",  "setattr",     "readlink",  "mknod",       "mkdir",
+      "unlink",   "rmdir",     "symlink",  "rename",      "link",      "open",        "read",
+      "write",    "flush",     "release",  "fsync",       "opendir",   "readdir",     "releasedir",
+      "fsyncdir", "statfs",    "setxattr", "getxattr",    "listxattr", "removexattr", "access",
       "create",   "fallocate", "lseek",    "readdirplus", "ioctl"};
   static_assert(std::size(names) == static_cast<size_t>(Op::count_));
   return names[static_cast<unsigned>(op)];

@@ -37,7 +37,7 @@ void fs_ioctl(fuse_req_t req, fuse_ino_t /*ino*/, unsigned int cmd, void* /*arg*
                           (request.flags & ~kMigrateAsync) != 0 || request.reserved != 0
                       ? EINVAL
                   : (caller != 0 && caller != geteuid() && caller != inode->uid) ? EPERM
-                                                                                  : 0;
+                                                                                 : 0;
   if (err) {
     fuse_reply_err(req, err);
     return;

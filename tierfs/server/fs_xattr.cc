@@ -1,7 +1,7 @@
 // Extended attributes: user.* and trusted.* stored per inode, user.tierfs.tier
-// (which steers placement and, set on a file with data, moves the data), and the read-only virtual attributes
-// user.tierfs.map (a file's extents) and user.tierfs.stats (on the mount
-// root) that `tierfs map` and `tierfs stats` read instead of ioctls.
+// (which steers placement and, set on a file with data, moves the data), and the read-only virtual
+// attributes user.tierfs.map (a file's extents) and user.tierfs.stats (on the mount root) that
+// `tierfs map` and `tierfs stats` read instead of ioctls.
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -92,7 +92,9 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
     {
       std::shared_lock guard(inode->lock);
       const bool exists = inode->xattrs.contains(name);
-      err = (flags & XATTR_CREATE) && exists ? EEXIST : (flags & XATTR_REPLACE) && !exists ? ENODATA : 0;
+      err = (flags & XATTR_CREATE) && exists     ? EEXIST
+            : (flags & XATTR_REPLACE) && !exists ? ENODATA
+                                                 : 0;
     }
     if (!err) err = -fs.mover().migrate(inode, *tier);
   }

@@ -57,8 +57,7 @@ void Mover::enqueue(const InodePtr& inode, uint32_t tier) {
   wake_.notify_all();
 }
 
-int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited,
-                   uint64_t* bytes_moved) {
+int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint64_t* bytes_moved) {
   if (!inode->is_regular()) return -EINVAL;
   if (tier >= moves_.size()) return -EINVAL;
   auto flight = std::make_shared<InFlight>();
@@ -124,8 +123,7 @@ std::optional<MigrationProgress> Mover::progress(uint64_t ino) const {
   std::lock_guard guard(lock_);
   auto it = in_flight_.find(ino);
   if (it == in_flight_.end()) return std::nullopt;
-  return MigrationProgress{it->second->to_tier, it->second->copied.load(),
-                           it->second->total_bytes};
+  return MigrationProgress{it->second->to_tier, it->second->copied.load(), it->second->total_bytes};
 }
 
 void Mover::run() {
@@ -206,7 +204,8 @@ void Mover::balance() {
   const std::vector<TierConfig>& tiers = fs_.config().tiers;
   for (uint32_t t = 0; t + 1 < tiers.size() && !stop_.load(); ++t) {
     Tier& tier = fs_.storage().tier(t);
-    if (tiers[t].high_watermark != 0 && used_bytes(tier) > percent_of(tier, tiers[t].high_watermark))
+    if (tiers[t].high_watermark != 0 &&
+        used_bytes(tier) > percent_of(tier, tiers[t].high_watermark))
       demote(t);
   }
   for (uint32_t u = 0; u + 1 < tiers.size() && !stop_.load(); ++u) {

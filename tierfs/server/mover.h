@@ -35,10 +35,10 @@ struct MoverStatus {
   uint64_t rate_bytes_per_s = 0;
   uint64_t interval_ms = 0;
   unsigned promote_reads = 0;
-  uint64_t queued = 0;       // --async requests waiting
-  uint64_t in_flight = 0;    // migrations copying now
-  uint64_t migrations = 0;   // finished with the file moved
-  uint64_t failures = 0;     // given up (ENOSPC, file gone, busy, unmount)
+  uint64_t queued = 0;      // --async requests waiting
+  uint64_t in_flight = 0;   // migrations copying now
+  uint64_t migrations = 0;  // finished with the file moved
+  uint64_t failures = 0;    // given up (ENOSPC, file gone, busy, unmount)
   std::vector<TierMoveCounts> tiers;
 };
 

@@ -185,7 +185,7 @@ TEST(Migrate, WritersPunchersAndReadersKeepGoingWhileFilesMoveBackAndForth) {
     MigrateOptions options;
     options.chunk_bytes = 16384;  // many lock holds per move: writes land between them
     options.final_pass_bytes = 8192;
-    for (int round = 0; round < 150; ++round) {
+    for (int round = 0; round < 80; ++round) {
       ModelFile& f = files[rng() % kFiles];
       const int err = migrate_file(*storage, f.data, f.lock, rng() % 3, kAlive, options, nullptr);
       ASSERT_EQ(err, 0) << "round " << round;
@@ -196,7 +196,7 @@ TEST(Migrate, WritersPunchersAndReadersKeepGoingWhileFilesMoveBackAndForth) {
   done.store(true);
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(bad_reads.load(), 0u) << "a reader saw bytes never written at that offset";
-  EXPECT_EQ(migrations.load(), 150u);
+  EXPECT_EQ(migrations.load(), 80u);
   std::vector<const FileData*> all;
   for (uint32_t i = 0; i < kFiles; ++i) {
     ModelFile& f = files[i];
