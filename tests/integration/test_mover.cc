@@ -49,8 +49,8 @@ TEST_F(MoverTest, FillAndDrainDemotesTheColdestAndPromotesWhatIsReadOften) {
   ASSERT_EQ(mkdir(mount_.path("pinned").c_str(), 0755), 0);
   // The coldest of all, but pinned.
   write_all(mount_.path("pinned/p"), pattern(two, 100));
-  std::vector<std::string> names;
-  for (int i = 0; i < 12; ++i) names.push_back("f" + std::to_string(i));
+  std::vector<std::string> names(12);
+  for (int i = 0; i < 12; ++i) names[i] = "f" + std::to_string(i);
   for (int i = 0; i < 10; ++i) write_all(mount_.path(names[i]), pattern(two, i));
   // 22 of 32 MiB (69%): under the high mark. Warm f5..f9, then pass 80%.
   for (int i = 5; i < 10; ++i) EXPECT_EQ(read_all(mount_.path(names[i])).size(), two);

@@ -84,7 +84,7 @@ class Mover {
   };
   void run();
   void balance();
-  void demote(uint32_t tier);
+  void demote(uint32_t from);
   void promote(uint32_t into);
   bool pinned(const Inode& inode) const;
   void set_state(const char* state);
