@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -130,8 +131,8 @@ nlohmann::json migration_bandwidth(const Options& o) {
       there.push_back(gib_per_s(o.size, migrate_seconds(file, to)));
       home.push_back(gib_per_s(o.size, migrate_seconds(file, back)));
     }
-    out[back + "->" + to] = there;
-    out[to + "->" + back] = home;
+    out[fmt::format("{}->{}", back, to)] = there;
+    out[fmt::format("{}->{}", to, back)] = home;
   }
   std::vector<double> warm, cold;
   for (int r = 0; r < o.reps; ++r) {
@@ -180,7 +181,7 @@ nlohmann::json foreground_under_mover(const Options& o) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run_main(int argc, char** argv) {
   CLI::App app{"tierfs migration benchmark"};
   Options o;
   std::string size = "1GiB", rate = "256MiB";
@@ -222,4 +223,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run_main(argc, argv);
+  } catch (...) {
+    std::fputs("bench_migrate: unexpected error\n", stderr);
+    return 1;
+  }
 }
