@@ -221,7 +221,7 @@ std::unique_ptr<Region> open_dax(const RegionSpec& spec, const RegionOptions& op
   auto region = std::make_unique<MappedRegion>(spec);
   try {
     region->set_fd(open_trusted(spec.path, BackingKind::char_device, false).fd);
-    lock_exclusive(region->fd(), spec.path);
+    lock_region(region->fd(), spec.path);
   } catch (const std::runtime_error& e) {
     fail_trust(spec, e);
   }
@@ -255,7 +255,7 @@ std::unique_ptr<Region> open_file(const RegionSpec& spec, const RegionOptions& o
     region->set_fd(opened.fd);
     if (opened.created) region->set_created_file(spec.path);
     // A block device is exclusive through O_EXCL already; a file through the lock.
-    if (!opened.block) lock_exclusive(opened.fd, spec.path);
+    if (!opened.block) lock_region(opened.fd, spec.path);
   } catch (const std::runtime_error& e) {
     fail_trust(spec, e);
   }

@@ -249,14 +249,14 @@ std::string lock_holder(const struct stat& st) {
   return "another process";
 }
 
-void take_lock(int fd, const std::string& path) {
+void take_lock(int fd, const std::string& path, bool same_process_ok) {
   if (flock(fd, LOCK_EX | LOCK_NB) == 0) return;
   const int err = errno;
   struct stat st {};
   if (err == EWOULDBLOCK && fstat(fd, &st) == 0) {
     // Another tier of this mount over the same file or device: validation
     // keeps their byte ranges apart (tiers carved with offsets), no conflict.
-    if (lock_holder_pid(st) == std::to_string(getpid())) return;
+    if (same_process_ok && lock_holder_pid(st) == std::to_string(getpid())) return;
     refuse(path, fmt::format("in use by another mount: held by {}", lock_holder(st)));
   }
   refuse(path, fmt::format("cannot lock: {}", std::strerror(err)));
@@ -345,11 +345,15 @@ TrustedCheck check_trusted(const std::string& path, BackingKind kind, bool creat
 }
 
 void lock_exclusive(int fd, const std::string& path) {
-  take_lock(fd, path);
+  take_lock(fd, path, false);
+}
+
+void lock_region(int fd, const std::string& path) {
+  take_lock(fd, path, true);
 }
 
 void probe_exclusive(int fd, const std::string& path) {
-  take_lock(fd, path);
+  take_lock(fd, path, false);
   flock(fd, LOCK_UN);
 }
 

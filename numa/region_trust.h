@@ -55,6 +55,10 @@ TrustedCheck check_trusted(const std::string& path, BackingKind kind, bool creat
 // When another mount holds it, throws one line naming the holder's pid and
 // command line.
 void lock_exclusive(int fd, const std::string& path);
+// As lock_exclusive, but a lock this process already holds on the object is
+// no conflict: another tier of the same mount carving the same file or device
+// (validation keeps their byte ranges apart).
+void lock_region(int fd, const std::string& path);
 // As lock_exclusive but releases the lock at once (for check-config).
 void probe_exclusive(int fd, const std::string& path);
 
