@@ -7,9 +7,9 @@ runs on each, interleaved round by round so that background load hits both
 alike:
   creates: COUNT files of 4 KiB each (open O_CREAT, one 4 KiB write, close):
            every file takes a fresh block, so every create reserves;
-  4 KiB random writes to a fresh file (fio, psync, direct, overwrite=0):
-           first-touch allocation, one fresh block per write until the
-           file is laid out.
+  4 KiB random writes to a fresh 256 MiB file (fio, psync, direct,
+           overwrite=0, fallocate=none): first-touch allocation, one fresh
+           block per write into the holes.
 Prints each figure's median over --rounds and AFTER / BEFORE.
 Run as root:  bench/reserve_cost.py --before OLD/tierfs --after build/tierfs/cli/tierfs
 """
@@ -29,9 +29,13 @@ def mount(binary, config, mnt):
 
 
 def unmount(mnt):
+    # The next mount of this mount point waits for the server to be gone: it
+    # holds the mount's state lock until it has released its regions.
+    pids = subprocess.run(["pgrep", "-f", f"mount --config .* {mnt}$"], capture_output=True,
+                          text=True).stdout.split()
     subprocess.run(["fusermount3", "-u", mnt], check=True)
-    for _ in range(200):
-        if not os.path.ismount(mnt):
+    for _ in range(400):
+        if not any(os.path.exists(f"/proc/{pid}") for pid in pids):
             return
         time.sleep(0.05)
 

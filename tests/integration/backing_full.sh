@@ -91,6 +91,11 @@ got=$(dd if=/dev/zero of="$MNT/victim" bs=64K count=1 conv=notrunc 2>&1) &&
   fail "sigbus: a write into lost backing succeeded"
 printf '%s' "$got" | grep -q 'Input/output error' || fail "sigbus: the write failed with: $got"
 alive "$SERVER_PID" "$MNT" || fail "sigbus: the server died"
+# A read of the lost bytes: the kernel's copy out of region memory faults.
+got=$(dd if="$MNT/victim" of=/dev/null bs=64K count=1 iflag=direct 2>&1) &&
+  fail "sigbus: a read of lost backing succeeded"
+printf '%s' "$got" | grep -q 'Input/output error' || fail "sigbus: the read failed with: $got"
+alive "$SERVER_PID" "$MNT" || fail "sigbus: the server died on a read"
 "$TIERFS_BIN" stats "$MNT" | grep -q "tier spill: .* bad" || fail "sigbus: stats show no bad blocks: $("$TIERFS_BIN" stats "$MNT")"
 bad=$("$TIERFS_BIN" stats --json "$MNT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tiers"][0]["bad_bytes"])')
 [ "$bad" -ge 4096 ] || fail "sigbus: bad_bytes is $bad"

@@ -8,6 +8,8 @@
 
 #include "tierfs/core/storage.h"
 
+#include "tierfs/core/copy_guard.h"
+
 namespace tierfs {
 
 std::unique_ptr<Storage> Storage::create(
@@ -67,6 +69,25 @@ std::vector<TierStats> Storage::stats() const {
   std::vector<TierStats> out;
   for (const auto& tier : tiers_) out.push_back(tier->stats());
   return out;
+}
+
+size_t Storage::retire_faulting(std::span<const iovec> pieces) {
+  size_t bad = 0;
+  for (const iovec& piece : pieces) {
+    const auto* at = static_cast<const std::byte*>(piece.iov_base);
+    const std::byte* end = at + piece.iov_len;
+    // One probe per page the piece touches.
+    for (; at < end; at = reinterpret_cast<const std::byte*>(
+                         (reinterpret_cast<uintptr_t>(at) / kBlockBytes + 1) * kBlockBytes)) {
+      std::byte probe;
+      const void* fault = guarded_copy(&probe, at, 1);
+      if (fault == nullptr) continue;
+      for (const auto& tier : tiers_)
+        for (uint32_t i = 0; i < tier->ways(); ++i)
+          if (tier->mark_bad(i, static_cast<const std::byte*>(fault))) ++bad;
+    }
+  }
+  return bad;
 }
 
 void Storage::prepare_unmount() {

@@ -3,8 +3,11 @@
 // the low-level API. Hot-path errors are negative errno values.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <atomic>
 #include <memory>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -35,6 +38,10 @@ class Storage {
   std::vector<TierStats> stats() const;
   // Clean unmount from here on: persistent tiers keep the bytes of what is freed.
   void prepare_unmount();
+  // A reply built from `pieces` (pointers into region memory) could not be
+  // copied out: every page of them that faults (guarded, copy_guard.h) marks
+  // its block bad in its tier. Returns the pages found bad.
+  size_t retire_faulting(std::span<const iovec> pieces);
   uint64_t capacity_bytes() const;
   uint64_t free_bytes() const;
   // The BPF maps told about every change of a file's extents; nullptr when none.

@@ -159,17 +159,22 @@ void fs_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_fi
   note_read(inode);
   inode.access_ns.store(now_ns(), std::memory_order_relaxed);
   inode.recent_reads.fetch_add(1, std::memory_order_relaxed);
+  int sent = 0;
   if (pieces.size() <= 1) {
     fuse_bufvec buf = FUSE_BUFVEC_INIT(pieces.empty() ? 0 : pieces[0].iov_len);
     buf.buf[0].mem = pieces.empty() ? nullptr : pieces[0].iov_base;
-    fuse_reply_data(req, &buf, FUSE_BUF_NO_SPLICE);
+    sent = fuse_reply_data(req, &buf, FUSE_BUF_NO_SPLICE);
   } else if (pieces.size() < IOV_MAX) {
     // libfuse 3.14 copies a bufvec of several memory buffers into one before sending
     // (fuse_send_data_iov_fallback); a writev of the pieces copies nothing.
-    fuse_reply_iov(req, pieces.data(), static_cast<int>(pieces.size()));
+    sent = fuse_reply_iov(req, pieces.data(), static_cast<int>(pieces.size()));
   } else {
     fuse_reply_err(req, EIO);  // unreachable with max_read 1 MiB over 4 KiB units
   }
+  // The kernel copies the reply out of region memory: a memory error there
+  // is EFAULT for the writev (the reader gets EIO from the kernel, no SIGBUS
+  // reaches the server). Find the bad pages, as a faulting write copy would.
+  if (sent == -EFAULT) fs.storage().retire_faulting(pieces);
 }
 
 // The request's bytes as iovecs. fs_init turns splice off, so libfuse hands
