@@ -15,10 +15,14 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <sys/file.h>
+
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <thread>
 
 #include "numa/region_trust.h"
 
@@ -88,11 +92,40 @@ std::string MountState::directory_for(const Config& config, const std::string& m
   return fmt::format("{}/tierfs/{}", runtime, key);
 }
 
-void MountState::take_lock(const std::string& what) {
-  lock_fd_ = openat(dir_fd_, kLockFile, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (lock_fd_ < 0)
-    throw std::runtime_error(
-        fmt::format("{}/{}: cannot open: {}", path_, kLockFile, std::strerror(errno)));
+// How long a new server waits for the previous one: a server that was just
+// unmounted holds the lock until it has released its regions and state.
+constexpr auto kLockWait = std::chrono::seconds(10);
+
+bool MountState::lock_current(bool create, const std::string& what) {
+  const auto deadline = std::chrono::steady_clock::now() + kLockWait;
+  for (;;) {
+    close_fds();
+    if (!create) {
+      struct stat st {};
+      if (lstat(path_.c_str(), &st) != 0 && errno == ENOENT) return false;
+    }
+    const numa::TrustedDir dir = numa::open_trusted_dir(path_, create);
+    dir_fd_ = dir.fd;
+    created_ = dir.created;
+    lock_fd_ = openat(dir_fd_, kLockFile, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (lock_fd_ < 0)
+      throw std::runtime_error(
+          fmt::format("{}/{}: cannot open: {}", path_, kLockFile, std::strerror(errno)));
+    if (flock(lock_fd_, LOCK_EX | LOCK_NB) == 0) {
+      // The previous server may have removed the directory while we waited:
+      // then the lock we got is on a file nobody else will find. Start over.
+      struct stat dir_st {
+      }, lock_st{}, entry{};
+      if (fstat(dir_fd_, &dir_st) == 0 && dir_st.st_nlink > 0 && fstat(lock_fd_, &lock_st) == 0 &&
+          fstatat(dir_fd_, kLockFile, &entry, AT_SYMLINK_NOFOLLOW) == 0 &&
+          entry.st_ino == lock_st.st_ino && entry.st_dev == lock_st.st_dev)
+        return true;
+      continue;
+    }
+    if (errno != EWOULDBLOCK || std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  // Held all along: the refusal names the holder.
   try {
     numa::lock_exclusive(lock_fd_, path_ + "/" + kLockFile);
   } catch (const std::runtime_error& e) {
@@ -101,6 +134,13 @@ void MountState::take_lock(const std::string& what) {
     throw std::runtime_error(fmt::format(
         "{} is served by another tierfs server, {} (its state: {})", what, holder_of(why), path_));
   }
+  return true;  // released between the last try and the message
+}
+
+void MountState::close_fds() {
+  if (lock_fd_ >= 0) close(lock_fd_);
+  if (dir_fd_ >= 0) close(dir_fd_);
+  lock_fd_ = dir_fd_ = -1;
 }
 
 std::unique_ptr<MountState> MountState::open(const Config& config, const std::string& mountpoint,
@@ -108,13 +148,12 @@ std::unique_ptr<MountState> MountState::open(const Config& config, const std::st
   std::unique_ptr<MountState> state(new MountState());
   state->path_ = directory_for(config, mountpoint);
   try {
-    const numa::TrustedDir dir = numa::open_trusted_dir(state->path_, true);
-    state->dir_fd_ = dir.fd;
-    state->fresh_ = dir.created;
+    state->lock_current(true, mountpoint);
   } catch (const std::runtime_error& e) {
-    throw std::runtime_error(fmt::format("mount state: {}", e.what()));
+    const std::string what = e.what();
+    if (what.find("served by another") != std::string::npos) throw;
+    throw std::runtime_error(fmt::format("mount state: {}", what));
   }
-  state->take_lock(mountpoint);
   struct statfs fs {};
   if (config.any_persistent() && fstatfs(state->dir_fd_, &fs) == 0 &&
       (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC))
@@ -122,7 +161,7 @@ std::unique_ptr<MountState> MountState::open(const Config& config, const std::st
         "state_dir {} is in memory (tmpfs): persistent tiers keep their files across "
         "unmount, but not across a reboot",
         state->path_);
-  if (fresh && !state->fresh_) {
+  if (fresh && !state->created_) {
     // --fresh: the shared memory and the metadata a previous server left go
     // before anything could adopt them; the lock file stays (we hold it).
     state->remove_shared_memory();
@@ -138,20 +177,16 @@ std::unique_ptr<MountState> MountState::open(const Config& config, const std::st
 }
 
 std::unique_ptr<MountState> MountState::open_existing(const std::string& path) {
-  struct stat st {};
-  if (lstat(path.c_str(), &st) != 0 && errno == ENOENT) return nullptr;
   std::unique_ptr<MountState> state(new MountState());
   state->path_ = path;
-  state->dir_fd_ = numa::open_trusted_dir(path, false).fd;
-  state->take_lock("the mount with state " + path);
+  if (!state->lock_current(false, "the mount with state " + path)) return nullptr;
   const std::vector<std::string> left = state->entries();
   state->fresh_ = left.size() == 1 && left.front() == kLockFile;
   return state;
 }
 
 MountState::~MountState() {
-  if (lock_fd_ >= 0) close(lock_fd_);
-  if (dir_fd_ >= 0) close(dir_fd_);
+  close_fds();
 }
 
 std::vector<std::string> MountState::entries() const {

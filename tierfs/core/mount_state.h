@@ -24,7 +24,8 @@ class MountState {
 
   // Opens (creating) the state directory and takes its lock for the life of
   // the object. A second server for the same mount is refused with one line
-  // naming the holder. With `fresh`, what a previous server left (shared
+  // naming the holder (after waiting up to 10 s for a server that is still
+  // ending its unmount). With `fresh`, what a previous server left (shared
   // memory, metadata log) is discarded first. Throws std::runtime_error.
   static std::unique_ptr<MountState> open(const Config& config, const std::string& mountpoint,
                                           bool fresh);
@@ -60,13 +61,17 @@ class MountState {
 
  private:
   MountState() = default;
-  void take_lock(const std::string& what);
+  // Opens the directory and takes its lock, waiting up to 10 s for a server
+  // that is still ending; false when !create and the directory is gone.
+  bool lock_current(bool create, const std::string& what);
+  void close_fds();
   std::vector<std::string> entries() const;
 
   std::string path_;
   int dir_fd_ = -1;
   int lock_fd_ = -1;
   bool fresh_ = false;
+  bool created_ = false;  // the directory was made by this open
 };
 
 }  // namespace tierfs
