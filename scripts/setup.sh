@@ -8,7 +8,7 @@ packages=(
   # build
   meson ninja-build pkg-config g++ clang llvm lld clang-format clang-tidy bpftool libbpf-dev libcap-dev libelf-dev zlib1g-dev
   libfuse3-dev fuse3 libnuma-dev liburing-dev dpkg-dev libdaxctl-dev libndctl-dev
-  libtomlplusplus-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libxxhash-dev
+  libtomlplusplus-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libxxhash-dev libisal-dev
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev libsqlite3-dev
   libcap-ng-dev libseccomp-dev   # the mounted server's least privilege (tierfs/server/privilege.cc)
   # tests and benchmarks

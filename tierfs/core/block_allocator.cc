@@ -151,6 +151,19 @@ void BlockAllocator::free(BlockRange range) {
   s.free += range.count;
 }
 
+bool BlockAllocator::claim(BlockRange range) {
+  if (range.count == 0) return true;
+  std::lock_guard guard(impl_->lock);
+  Impl& s = *impl_;
+  if (range.end() > s.total || range.end() < range.first) return false;
+  auto at = s.by_first.upper_bound(range.first);
+  if (at == s.by_first.begin()) return false;
+  auto run = std::prev(at);
+  if (run->first + run->second < range.end()) return false;
+  s.take(range.first, range.count);
+  return true;
+}
+
 uint64_t BlockAllocator::total_blocks() const {
   return impl_->total;
 }

@@ -44,6 +44,8 @@ class BlockAllocator {
   // Grows `range` in place by up to `count` blocks when the blocks right after it are free.
   uint64_t extend(BlockRange& range, uint64_t count);
   void free(BlockRange range);
+  // Takes exactly `range` when every block of it is free (replay); else false and nothing taken.
+  bool claim(BlockRange range);
   uint64_t total_blocks() const;
   uint64_t free_blocks() const;
   // Every free run, ascending and coalesced (for tests and stats).

@@ -33,6 +33,7 @@
 #include "tierfs/core/file_data.h"
 
 #include "tierfs/core/copy_guard.h"
+#include "tierfs/core/journal.h"
 
 namespace tierfs {
 namespace {
@@ -207,7 +208,7 @@ int FileData::fill_hole(Storage& storage, size_t index, uint64_t pos, uint64_t l
       if (const uint64_t got = tier.extend_blocks(blocks, want)) {
         note_fresh(end_of(*prev), got * kBlockBytes);
         prev->length += got * kBlockBytes;
-        extents_dirty_ = true;
+        mark_dirty();
         return 0;
       }
     }
@@ -224,7 +225,7 @@ int FileData::fill_hole(Storage& storage, size_t index, uint64_t pos, uint64_t l
     note_fresh(start, added.length);
     extents_.insert(extents_.begin() + static_cast<ptrdiff_t>(index), added);
     merge_neighbours();
-    extents_dirty_ = true;
+    mark_dirty();
     return 0;
   }
   return -ENOSPC;
@@ -243,6 +244,21 @@ void FileData::merge_neighbours() {
       ++i;
     }
   }
+}
+
+void FileData::free_later(Storage& storage, uint32_t tier, BlockRange range) {
+  // A migration's copy target (no inode number) is no file the log knows.
+  if (storage.journal() != nullptr && ino_ != 0)
+    deferred_.push_back({tier, range});
+  else
+    storage.tier(tier).free_blocks(range);
+}
+
+void FileData::free_deferred(Storage& storage) {
+  if (deferred_.empty()) return;
+  crash_point("free.after_log");
+  for (const DeferredFree& f : deferred_) storage.tier(f.tier).free_blocks(f.blocks);
+  deferred_.clear();
 }
 
 void FileData::changed(Storage& storage) {
@@ -290,8 +306,31 @@ int64_t FileData::write(Storage& storage, uint64_t off, std::span<const iovec> i
   RequestTraffic traffic;
   fresh_ranges.clear();
   bool faulted = false;
+  Journal* journal = storage.journal();
+  uint64_t copy_len = len;
+  if (journal != nullptr) {
+    // Blocks first, logged before any byte lands in them: a block that holds
+    // bytes is never free at replay, so no other file can be handed them.
+    const uint64_t version = extents_version_;
+    const int64_t got =
+        walk(storage, off, len, true, true, [](std::byte*, uint64_t, uint32_t, uint32_t) {});
+    if (got < 0) {
+      give_back_fresh(storage, 0);
+      changed(storage);
+      return got;
+    }
+    copy_len = static_cast<uint64_t>(got);
+    if (copy_len < len) give_back_fresh(storage, off + copy_len);
+    if (extents_version_ != version) {
+      thread_local RecordBuilder records;
+      records.clear();
+      records.extents(ino_, extents_.data(), extents_.size());
+      journal->commit(records);
+    }
+    crash_point("write.before_copy");
+  }
   const int64_t done =
-      walk(storage, off, len, true, true,
+      walk(storage, off, copy_len, journal == nullptr, true,
            [&](std::byte* data, uint64_t n, uint32_t tier, uint32_t region) {
              traffic.add(tier, region, n);
              while (n > 0 && !faulted) {
@@ -388,8 +427,7 @@ void FileData::remove_range(Storage& storage, uint64_t off, uint64_t len) {
       kept.push_back(e);
       continue;
     }
-    extents_dirty_ = true;
-    Tier& tier = storage.tier(e.tier);
+    mark_dirty();
     const uint64_t a = std::max<uint64_t>(off, e.file_offset) - e.file_offset;  // relative
     const uint64_t b = std::min<uint64_t>(end, end_of(e)) - e.file_offset;
     const uint64_t left = round_up(a);  // bytes kept before the removed blocks
@@ -401,8 +439,8 @@ void FileData::remove_range(Storage& storage, uint64_t off, uint64_t len) {
     }
     if (a < left) zero_bytes(storage, e, e.file_offset + a, left - a);
     if (right < b) zero_bytes(storage, e, e.file_offset + right, b - right);
-    tier.free_blocks(
-        BlockRange{(e.tier_address + left) / kBlockBytes, (right - left) / kBlockBytes});
+    free_later(storage, e.tier,
+               BlockRange{(e.tier_address + left) / kBlockBytes, (right - left) / kBlockBytes});
     if (left > 0) kept.push_back({e.file_offset, left, e.tier_address, e.tier, e.flags});
     if (right < e.length)
       kept.push_back(
@@ -432,7 +470,8 @@ void FileData::trim_preallocation(Storage& storage, uint64_t file_size) {
 }
 
 void FileData::release(Storage& storage) {
-  for (const tierfs_extent& e : extents_) storage.tier(e.tier).free_blocks(blocks_of(e));
+  for (const tierfs_extent& e : extents_) free_later(storage, e.tier, blocks_of(e));
+  if (!extents_.empty()) ++extents_version_;
   extents_.clear();
   requested_end_ = 0;
   extents_dirty_ = false;
@@ -521,6 +560,15 @@ void FileData::adopt_extents(Storage& storage, FileData& target) {
   target.extents_.clear();
   extents_dirty_ = true;
   changed(storage);
+  mark_dirty();
+  // The switch is logged (one record of the new extent list) before the old
+  // blocks go back: at replay no block is owned twice.
+  if (Journal* journal = storage.journal(); journal != nullptr && ino_ != 0) {
+    thread_local RecordBuilder records;
+    records.clear();
+    records.extents(ino_, extents_.data(), extents_.size());
+    journal->commit(records);
+  }
   for (const tierfs_extent& e : old) storage.tier(e.tier).free_blocks(blocks_of(e));
 }
 

@@ -82,6 +82,19 @@ class FileData {
   // (and the crash log) hear of it in one changed() before the old blocks go
   // back to their tiers, so no block is ever owned twice.
   void adopt_extents(Storage& storage, FileData& target);
+  // With a metadata log (Storage::journal): blocks a call dropped wait here
+  // until the caller has logged the change, then go back to their tiers.
+  void free_deferred(Storage& storage);
+  bool has_deferred_frees() const { return !deferred_.empty(); }
+  // Counts changes of the extent list: the caller logs the file when it moved.
+  uint64_t extents_version() const { return extents_version_; }
+  // Takes over `extents` replayed from the log: claims their blocks in their
+  // tiers. Returns an empty string, or one line saying which extent is not
+  // inside its tier or owns a block another file owns (nothing is kept then).
+  std::string adopt(Storage& storage, std::vector<tierfs_extent> extents);
+  // Makes the file's bytes durable where the region kind can (fsync):
+  // msync of file: regions, cache lines flushed on dax: regions. 0 or -errno.
+  int persist(Storage& storage) const;
 
  private:
   // Calls visit(pointer, bytes, tier, region) for each contiguous run of
@@ -102,6 +115,12 @@ class FileData {
   void merge_neighbours();
   void changed(Storage& storage);
   void note_change(uint64_t off, uint64_t end);
+  void mark_dirty() {
+    extents_dirty_ = true;
+    ++extents_version_;
+  }
+  // Gives blocks back now, or after the caller logged the change (journal).
+  void free_later(Storage& storage, uint32_t tier, BlockRange range);
 
   std::vector<tierfs_extent> extents_;
   uint32_t preferred_tier_ = 0;
@@ -114,6 +133,12 @@ class FileData {
   bool spill_ = true;                  // false for a migration's copy target
   bool watching_ = false;              // a migration is copying this file
   std::vector<ChangedRange> changes_;  // what changed while watched
+  uint64_t extents_version_ = 0;
+  struct DeferredFree {
+    uint32_t tier;
+    BlockRange blocks;
+  };
+  std::vector<DeferredFree> deferred_;
 };
 
 }  // namespace tierfs

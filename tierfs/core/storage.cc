@@ -112,5 +112,11 @@ void Storage::set_maps(bpf::IomapMaps* maps) {
 bpf::IomapMaps* Storage::maps() const {
   return maps_.load();
 }
+void Storage::set_journal(Journal* journal) {
+  journal_ = journal;
+}
+Journal* Storage::journal() const {
+  return journal_;
+}
 
 }  // namespace tierfs

@@ -18,6 +18,8 @@
 
 namespace tierfs {
 
+class Journal;
+
 // All tiers of a mount, ranked as configured (index 0 is the fastest).
 class Storage {
  public:
@@ -47,11 +49,17 @@ class Storage {
   // The BPF maps told about every change of a file's extents; nullptr when none.
   void set_maps(bpf::IomapMaps* maps);
   bpf::IomapMaps* maps() const;
+  // The metadata log: with one, FileData logs blocks it allocates before
+  // copying into them and defers the blocks it drops until the caller has
+  // logged the change (FileData::free_deferred). nullptr: frees are immediate.
+  void set_journal(Journal* journal);
+  Journal* journal() const;
 
  private:
   Storage() = default;
   std::vector<std::unique_ptr<Tier>> tiers_;
   std::atomic<bpf::IomapMaps*> maps_{nullptr};
+  Journal* journal_ = nullptr;  // set before serving, cleared after
 };
 
 }  // namespace tierfs

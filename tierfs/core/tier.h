@@ -93,6 +93,14 @@ class Tier {
   bool mark_bad(uint32_t region, const std::byte* address);
   uint64_t bad_blocks() const;
   TierStats stats() const;
+  // Replay at mount (tier_adopt.cc): takes exactly `range`, which a replayed
+  // extent owns, without zeroing it; false when any block of it is taken or
+  // outside the tier.
+  bool claim_blocks(BlockRange range);
+  // After every claim: zeroes free blocks that may hold bytes from before
+  // the crash (dropped by a logged change whose free never ran, or taken by
+  // a write that was never logged), so a new file never reads them.
+  void scrub_free();
   // Bytes one request moved in each region of the tier: the tier and every
   // region with bytes count one operation, so ops say how many requests
   // reached a region and bytes how the layout spread them.

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "tierfs/core/config.h"
+#include "tierfs/core/journal.h"
 #include "tierfs/core/placement.h"
 #include "tierfs/core/storage.h"
 #include "tierfs/server/inode.h"
@@ -141,6 +142,31 @@ class Fs {
   uint64_t xattr_count() const { return xattr_count_.load(); }
   uint64_t xattr_bytes() const { return xattr_bytes_.load(); }
 
+  // The metadata log (fs_journal.cc). attach_journal rebuilds the namespace
+  // from the journal's replayed image (throws one line when the image cannot
+  // be taken over) and from then on every change is logged.
+  void attach_journal(std::unique_ptr<Journal> journal);
+  Journal* journal() const { return journal_.get(); }
+  // Clean unmount: a persistent mount checkpoints (its files stay), a scratch
+  // mount removes its log (its files go with the regions).
+  void close_journal(bool keep_files, int state_dir_fd);
+  // The inode as the log records it; caller holds its lock.
+  static InodeMeta meta_of(const Inode& inode);
+  // Appends `records` and the current state of `inodes` (null ones skipped)
+  // as one frame, holding the inodes' locks until it is written so that
+  // records of one inode reach the log in the order of its changes. The
+  // caller holds none of those locks. A no-op without a journal.
+  void log_change(RecordBuilder& records, std::initializer_list<Inode*> inodes);
+  // Logs `extra` (may be null) and the inode as one frame (caller holds its
+  // lock uniquely), then gives back the blocks the change dropped.
+  void log_inode_locked(Inode& inode, RecordBuilder* extra = nullptr);
+  // An empty builder of the calling thread for one change.
+  static RecordBuilder& change_records();
+  // The log's `drop` of an inode no name and no handle keeps (caller holds its lock).
+  void log_drop_locked(Inode& inode);
+  // tierfs check of the running mount: the log's image and the allocators.
+  std::vector<std::string> check_problems();
+
   // Shared for lookups and readdir, unique for every change of the tree.
   mutable std::shared_mutex namespace_lock;
 
@@ -157,6 +183,7 @@ class Fs {
   std::mutex handles_mutex_;
   std::unordered_map<FileHandle*, std::unique_ptr<FileHandle>> handles_;
   std::shared_ptr<BpfPath> bpf_;  // after storage_: destroyed first
+  std::unique_ptr<Journal> journal_;
   std::unique_ptr<Mover> mover_;  // last: stopped before anything it uses goes
 };
 

@@ -40,6 +40,7 @@ static void truncate_for_open(Fs& fs, Inode& inode, uid_t caller) {
   inode.size = 0;
   inode.mtime_ns = inode.ctime_ns = now_ns();
   clear_setid_on_write(inode, caller);
+  fs.log_inode_locked(inode);
 }
 
 // Registers the open handle; undoes it when the kernel is no longer waiting for the reply.
@@ -60,7 +61,10 @@ static FileHandle* open_handle(Fs& fs, const InodePtr& inode, fuse_file_info* fi
 // Nobody writes any more: the rows that preallocation took past the end go back.
 static void trim_preallocation(Fs& fs, Inode& inode) {
   std::unique_lock guard(inode.lock);
-  if (!inode.data_released) inode.data->trim_preallocation(fs.storage(), inode.size);
+  if (inode.data_released) return;
+  const uint64_t version = inode.data->extents_version();
+  inode.data->trim_preallocation(fs.storage(), inode.size);
+  if (inode.data->extents_version() != version) fs.log_inode_locked(inode);
 }
 
 static void close_handle(Fs& fs, FileHandle* released) {
@@ -205,8 +209,13 @@ void fs_write_buf(fuse_req_t req, fuse_ino_t /*ino*/, fuse_bufvec* in_buf, off_t
   std::unique_lock guard(inode.lock);
   // Page-cache writebacks (mmap) carry their own offsets even on an O_APPEND handle.
   uint64_t at = handle->append && !fi->writepage ? inode.size : static_cast<uint64_t>(off);
+  const uint64_t old_size = inode.size;
+  const uint64_t version = inode.data->extents_version();
+  const mode_t old_mode = inode.mode;
   int64_t written = inode.data->write(fs.storage(), at, pieces);
   if (written < 0) {
+    if (inode.data->has_deferred_frees()) fs.log_inode_locked(inode);
+    guard.unlock();
     fuse_reply_err(req, static_cast<int>(-written));
     return;
   }
@@ -214,6 +223,11 @@ void fs_write_buf(fuse_req_t req, fuse_ino_t /*ino*/, fuse_bufvec* in_buf, off_t
   inode.mtime_ns = inode.ctime_ns = now_ns();
   inode.access_ns.store(inode.mtime_ns, std::memory_order_relaxed);
   if (!fi->writepage) clear_setid_on_write(inode, fuse_req_ctx(req)->uid);
+  // An overwrite in place changes no metadata the log keeps but mtime: it
+  // costs no log write (fsync logs the times).
+  if (inode.size != old_size || inode.data->extents_version() != version ||
+      inode.mode != old_mode || inode.data->has_deferred_frees())
+    fs.log_inode_locked(inode);
   guard.unlock();
   fuse_reply_write(req, static_cast<size_t>(written));
 }
@@ -232,9 +246,25 @@ void fs_flush(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
   fuse_reply_err(req, 0);
 }
 
-void fs_fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info* /*fi*/) {
-  fs_of(req).count(Op::fsync);
-  fuse_reply_err(req, 0);  // memory tiers: nothing is pending
+// The file's metadata (times included) goes to the log, the log to its
+// storage, and the file's bytes to theirs where the region kind has any
+// (FileData::persist). numa: memory is all there is, done once logged.
+void fs_fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info* fi) {
+  Fs& fs = fs_of(req);
+  fs.count(Op::fsync);
+  Inode& inode = *handle_of(fi)->inode;
+  int err = 0;
+  {
+    std::unique_lock guard(inode.lock);
+    if (inode.data_released) {
+      fuse_reply_err(req, 0);
+      return;
+    }
+    fs.log_inode_locked(inode);
+    err = inode.data->persist(fs.storage());
+  }
+  if (Journal* journal = fs.journal(); journal && !err) err = journal->sync();
+  fuse_reply_err(req, -err);
 }
 
 void fs_release(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
@@ -295,6 +325,7 @@ void fs_fallocate(fuse_req_t req, fuse_ino_t /*ino*/, int mode, off_t offset, of
   std::unique_lock guard(inode->lock);
   int err = fallocate_locked(fs, *inode, mode, static_cast<uint64_t>(offset),
                              static_cast<uint64_t>(length), path);
+  fs.log_inode_locked(*inode);
   guard.unlock();
   fuse_reply_err(req, -err);
 }

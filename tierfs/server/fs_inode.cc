@@ -74,6 +74,8 @@ Fs::~Fs() {
   mover_->stop();  // no migration may run while the rows go back below
   // The BPF maps go away with the mount: no point in emptying them file by file.
   storage_->set_maps(nullptr);
+  // What happens to the log was decided by close_journal; releasing is not a change to log.
+  storage_->set_journal(nullptr);
   // Unmount: give every file's rows back before the regions go away.
   for (auto& [ino, inode] : inodes_)
     if (inode->data && !inode->data_released) inode->data->release(*storage_);
@@ -142,6 +144,7 @@ void Fs::maybe_drop(const InodePtr& inode) {
       inode->data->release(*storage_);
       inode->data_released = true;
       inode->size = 0;
+      log_drop_locked(*inode);  // then the blocks go back
     }
   }
   bool dropped = false;
@@ -347,6 +350,7 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
   inode->ctime_ns = (to_set & FUSE_SET_ATTR_CTIME) ? to_ns(attr->st_ctim) : now;
   struct stat out;
   fs.fill_attr(*inode, out);
+  fs.log_inode_locked(*inode);
   guard.unlock();
   fuse_reply_attr(req, &out, fs.attr_timeout_s());
 }

@@ -59,6 +59,9 @@ int make_node(Fs& fs, fuse_req_t req, fuse_ino_t parent, const char* name, mode_
   dir->dir->add(name, node->ino);
   if (node->is_dir()) dir->nlink.fetch_add(1);
   touch_dir(*dir, node->ctime_ns);
+  RecordBuilder& records = Fs::change_records();
+  records.entry_add(parent, name, node->ino);
+  fs.log_change(records, {dir.get(), node.get()});
   out = std::move(node);
   return 0;
 }
@@ -145,6 +148,9 @@ void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* 
     inode->ctime_ns = now;
     entry = fs.entry_of(*inode);
   }
+  RecordBuilder& records = Fs::change_records();
+  records.entry_add(new_parent, new_name, inode->ino);
+  fs.log_change(records, {dir.get(), inode.get()});
   fs.remember(*inode);
   fuse_reply_entry(req, &entry);
 }
@@ -187,6 +193,9 @@ void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
     dir->dir->remove(name);
     touch_dir(*dir, now);
     drop_link(child, now);
+    RecordBuilder& records = Fs::change_records();
+    records.entry_del(parent, name);
+    fs.log_change(records, {dir.get(), child.get()});
   }
   fs.maybe_drop(child);
   fuse_reply_err(req, 0);
@@ -211,6 +220,9 @@ void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
     dir->nlink.fetch_sub(1);
     touch_dir(*dir, now);
     drop_link(child, now);
+    RecordBuilder& records = Fs::change_records();
+    records.entry_del(parent, name);
+    fs.log_change(records, {dir.get(), child.get()});
   }
   fs.maybe_drop(child);
   fuse_reply_err(req, 0);
@@ -312,13 +324,6 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
         to_dir->dir->add(new_name, src->ino);
       }
       reparent(*src, *from_dir, *to_dir, new_name);
-      // Overlay file systems and container runtimes mark a name an upper
-      // directory hides with a whiteout: a character device 0/0, as tmpfs makes.
-      if (flags & RENAME_WHITEOUT) {
-        InodePtr whiteout;
-        if (int werr = make_node(fs, req, parent, name, S_IFCHR, makedev(0, 0), nullptr, whiteout))
-          spdlog::error("rename: whiteout for \"{}\" not made: {}", name, strerror(werr));
-      }
     }
     {
       std::unique_lock src_guard(src->lock);
@@ -326,6 +331,24 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
     }
     touch_dir(*from_dir, now);
     if (to_dir != from_dir) touch_dir(*to_dir, now);
+    // One frame: replay sees the rename whole or not at all.
+    RecordBuilder& records = Fs::change_records();
+    if (flags & RENAME_EXCHANGE) {
+      records.entry_add(parent, name, dst->ino);
+      records.entry_add(new_parent, new_name, src->ino);
+    } else {
+      records.entry_del(parent, name);
+      records.entry_add(new_parent, new_name, src->ino);
+    }
+    fs.log_change(records, {from_dir.get(), to_dir.get(), src.get(), dst.get()});
+    // Overlay file systems and container runtimes mark a name an upper
+    // directory hides with a whiteout: a character device 0/0, as tmpfs
+    // makes. After the rename's frame, which frees the name in the log.
+    if (flags & RENAME_WHITEOUT) {
+      InodePtr whiteout;
+      if (int werr = make_node(fs, req, parent, name, S_IFCHR, makedev(0, 0), nullptr, whiteout))
+        spdlog::error("rename: whiteout for \"{}\" not made: {}", name, strerror(werr));
+    }
   }
   if (replaced) fs.maybe_drop(replaced);
   fuse_reply_err(req, 0);

@@ -6,6 +6,7 @@
 // releases the regions.
 #include "tierfs/server/fs_session.h"
 
+#include <fmt/format.h>
 #include <fuse_lowlevel.h>
 #include <spdlog/spdlog.h>
 
@@ -223,6 +224,26 @@ void forget_new_state(std::unique_ptr<MountState>& state) {
   }
 }
 
+// Opens the mount's metadata log in its state directory and rebuilds the
+// namespace from it (throws one line when the log cannot be taken over).
+void attach_metadata_log(Fs& fs, const MountState& state) {
+  auto journal = Journal::open(state.dir_fd(), state.path(), state.fresh());
+  const ReplayReport& replay = journal->replay_report();
+  const bool replayed = !state.fresh();
+  fs.attach_journal(std::move(journal));
+  if (!replayed) return;
+  spdlog::info(
+      "metadata log {}: {} inodes from checkpoint generation {} and {} journal frames in {:.3f} "
+      "s{}{}",
+      state.path(), fs.inode_count(), replay.generation, replay.journal_frames, replay.seconds,
+      replay.torn_bytes ? fmt::format(", torn tail of {} bytes ignored ({})", replay.torn_bytes,
+                                      replay.torn_reason)
+                        : std::string(),
+      replay.dropped_unlinked
+          ? fmt::format(", {} unlinked inodes dropped", replay.dropped_unlinked)
+          : std::string());
+}
+
 // Clean unmount: memory goes back to the system; a scratch mount's state
 // directory goes too, a persistent mount's stays for the next server.
 void release_state(MountState& state, bool persistent) {
@@ -267,11 +288,17 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
       spdlog::info("adopting what the previous server left in {}", state->path());
     auto storage = Storage::open(config, state.get());
     fs = std::make_unique<Fs>(std::move(config), std::move(storage));
+    // The metadata log: replayed when the regions were adopted, else started empty.
+    attach_metadata_log(*fs, *state);
     // Before the mount exists, so nobody sees the root with other attributes.
     const InodePtr root = fs->find(FUSE_ROOT_ID);
     if (options.root_uid) root->uid = *options.root_uid;
     if (options.root_gid) root->gid = *options.root_gid;
     if (options.root_mode) root->mode = S_IFDIR | *options.root_mode;
+    {
+      std::unique_lock guard(root->lock);
+      fs->log_inode_locked(*root);
+    }
   } catch (const std::exception& e) {
     report.failed(e.what());
     return 1;
@@ -336,6 +363,9 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
   fuse_session_unmount(session.get());
   fuse_remove_signal_handlers(session.get());
   session.reset();
+  // A persistent mount's files stay: their metadata goes into a checkpoint.
+  // A scratch mount's log goes with its state directory.
+  fs->close_journal(persistent, state->dir_fd());
   // Persistent tiers keep their contents: blocks go back without being punched.
   fs->storage().prepare_unmount();
   fs.reset();  // releases every region

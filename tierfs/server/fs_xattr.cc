@@ -9,6 +9,7 @@
 #include <climits>
 #include <cstring>
 #include <optional>
+#include <nlohmann/json.hpp>
 #include <string_view>
 
 #include "tierfs/server/mover.h"
@@ -20,6 +21,8 @@ namespace {
 
 constexpr std::string_view map_xattr = "user.tierfs.map";
 constexpr std::string_view stats_xattr = "user.tierfs.stats";
+// tierfs check of the running mount: a JSON array of problem lines (root and the mounter only).
+constexpr std::string_view check_xattr = "user.tierfs.check";
 constexpr size_t max_value_bytes = size_t{64} * 1024;  // XATTR_SIZE_MAX
 // Per inode, so that no user can grow the server's memory without bound
 // through attributes (documented in docs/operations.md); ENOSPC past them, as
@@ -28,7 +31,7 @@ constexpr size_t max_xattrs_per_inode = 128;
 constexpr size_t max_xattr_bytes_per_inode = size_t{256} * 1024;  // names and values
 
 bool is_virtual(std::string_view name) {
-  return name.starts_with(map_xattr) || name == stats_xattr;
+  return name.starts_with(map_xattr) || name == stats_xattr || name == check_xattr;
 }
 
 // "user.tierfs.map" is page 0; "user.tierfs.map@N" starts at extent N.
@@ -128,6 +131,9 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
     if (tier && inode->is_regular() && !inode->data_released)
       inode->data->set_preferred_tier(*tier);
     inode->ctime_ns = now_ns();
+    RecordBuilder& records = Fs::change_records();
+    records.xattr_set(inode->ino, name, inode->xattrs[name]);
+    fs.log_inode_locked(*inode, &records);
   }
   guard.unlock();
   fuse_reply_err(req, err);
@@ -164,6 +170,14 @@ void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
   }
   if (key == stats_xattr && ino == FUSE_ROOT_ID) {
     reply_value(req, stats_json(fs, sees_internals(req)), size);
+    return;
+  }
+  if (key == check_xattr && ino == FUSE_ROOT_ID) {
+    if (!sees_internals(req)) {
+      fuse_reply_err(req, EACCES);
+      return;
+    }
+    reply_value(req, nlohmann::json(fs.check_problems()).dump(), size);
     return;
   }
   if (!supported_namespace(key)) {
@@ -217,6 +231,9 @@ void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     fs.count_xattrs(-1, -static_cast<int64_t>(it->first.size() + it->second.size()));
     inode->xattrs.erase(it);
     inode->ctime_ns = now_ns();
+    RecordBuilder& records = Fs::change_records();
+    records.xattr_del(inode->ino, name);
+    fs.log_inode_locked(*inode, &records);
   }
   guard.unlock();
   fuse_reply_err(req, err);

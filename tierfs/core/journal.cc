@@ -1,0 +1,303 @@
+// The metadata log's files: replay (checkpoint, then the journal's frames
+// up to the first damaged one), commit (one pwrite per change), and
+// checkpoints (temporary file, fsync, rename, journal emptied). The
+// journal's first frame names the checkpoint generation it continues, so a
+// crash between the rename and the emptying leaves a journal that replay
+// recognises as already contained in the checkpoint.
+#include "tierfs/core/journal.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+#include "tierfs/core/journal_format.h"
+
+namespace tierfs {
+
+namespace {
+
+constexpr const char* kJournal = "journal";
+constexpr const char* kCheckpoint = "checkpoint";
+constexpr const char* kCheckpointTemp = "checkpoint.tmp";
+// The journal is compacted when it passes max(this, the last checkpoint's size):
+// replay then reads at most about twice the image.
+constexpr uint64_t kMinCheckpointBound = uint64_t{32} << 20;
+constexpr size_t kCheckpointFrameBytes = size_t{1} << 20;
+
+// Testing knob (documented with the crash points): a small bound makes the
+// crash test cross checkpoints.
+uint64_t min_checkpoint_bound() {
+  if (const char* v = getenv("TIERFS_JOURNAL_CHECKPOINT_BYTES"); v && *v)
+    return std::strtoull(v, nullptr, 10);
+  return kMinCheckpointBound;
+}
+
+struct CrashAt {
+  std::string point;
+  std::atomic<int64_t> left{0};
+};
+
+CrashAt& crash_at() {
+  static CrashAt* at = [] {
+    auto* c = new CrashAt;
+    if (const char* v = getenv("TIERFS_CRASH_AT"); v && *v) {
+      std::string_view s = v;
+      const size_t colon = s.rfind(':');
+      c->point = std::string(s.substr(0, colon));
+      c->left = colon == std::string_view::npos
+                    ? 1
+                    : std::strtoll(std::string(s.substr(colon + 1)).c_str(), nullptr, 10);
+    }
+    return c;
+  }();
+  return *at;
+}
+
+// The whole file, or empty when it does not exist.
+std::string read_file(int dir_fd, const char* name, const std::string& dir_path, bool& exists) {
+  exists = false;
+  const int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    if (errno == ENOENT) return {};
+    throw std::runtime_error(fmt::format("{}/{}: {}", dir_path, name, strerror(errno)));
+  }
+  exists = true;
+  std::string bytes;
+  char chunk[1 << 16];
+  for (;;) {
+    const ssize_t n = read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      close(fd);
+      throw std::runtime_error(fmt::format("{}/{}: {}", dir_path, name, strerror(err)));
+    }
+    if (n == 0) break;
+    bytes.append(chunk, static_cast<size_t>(n));
+  }
+  close(fd);
+  return bytes;
+}
+
+}  // namespace
+
+bool crash_due(std::string_view name) {
+  CrashAt& at = crash_at();
+  if (at.point.empty() || at.point != name) return false;
+  return at.left.fetch_sub(1) == 1;
+}
+
+void crash_point(std::string_view name) {
+  if (crash_due(name)) raise(SIGKILL);
+}
+
+MetadataImage replay_state(int dir_fd, const std::string& dir_path, ReplayReport& report) {
+  const auto started = std::chrono::steady_clock::now();
+  MetadataImage image;
+  bool exists = false;
+  const std::string checkpoint = read_file(dir_fd, kCheckpoint, dir_path, exists);
+  uint64_t generation = 0;
+  if (exists) {
+    FrameReader frames(checkpoint);
+    bool first = true, complete = false;
+    while (auto payload = frames.next()) {
+      const ApplyResult r = apply_records(image, *payload);
+      if (!r.ok || (first && r.header_kind != 'C')) break;
+      if (first) generation = r.generation;
+      first = false;
+      if (r.saw_end) {
+        complete = true;
+        break;
+      }
+    }
+    if (!complete)
+      throw std::runtime_error(fmt::format(
+          "{}/{}: damaged at byte {} ({}); `tierfs check` shows the state, `tierfs mount "
+          "--fresh` starts empty",
+          dir_path, kCheckpoint, frames.good_bytes(),
+          frames.stop_reason().empty() ? "no end record" : frames.stop_reason()));
+    report.had_checkpoint = true;
+  }
+  report.generation = generation;
+
+  const std::string journal = read_file(dir_fd, kJournal, dir_path, exists);
+  if (exists) {
+    FrameReader frames(journal);
+    bool first = true;
+    size_t applied_end = 0;
+    while (auto payload = frames.next()) {
+      if (first) {
+        // Only the header decides whether this journal continues the checkpoint.
+        MetadataImage scratch;
+        const ApplyResult r = apply_records(scratch, *payload);
+        if (!r.ok || r.header_kind != 'J') {
+          report.torn_reason = "no journal header";
+          break;
+        }
+        if (r.generation != generation) {
+          report.stale_journal = true;
+          break;
+        }
+        first = false;
+        applied_end = frames.good_bytes();
+        continue;
+      }
+      // A frame that checks out but does not decode is damage too: stop before it.
+      const ApplyResult r = apply_records(image, *payload);
+      if (!r.ok) {
+        report.torn_reason = "undecodable frame";
+        break;
+      }
+      ++report.journal_frames;
+      applied_end = frames.good_bytes();
+    }
+    report.journal_bytes = applied_end;
+    if (!report.stale_journal) {
+      report.torn_bytes = journal.size() - applied_end;
+      if (report.torn_reason.empty()) report.torn_reason = frames.stop_reason();
+    }
+  }
+  report.dropped_unlinked = drop_unlinked(image);
+  for (const auto& [ino, meta] : image.inodes) image.max_ino = std::max(image.max_ino, ino);
+  report.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return image;
+}
+
+Journal::Journal(int dir_fd, std::string dir_path) : dir_fd_(dir_fd), dir_path_(std::move(dir_path)) {}
+
+Journal::~Journal() {
+  if (journal_fd_ >= 0) close(journal_fd_);
+}
+
+std::unique_ptr<Journal> Journal::open(int dir_fd, std::string dir_path, bool fresh) {
+  std::unique_ptr<Journal> j(new Journal(dir_fd, std::move(dir_path)));
+  if (fresh) {
+    unlinkat(dir_fd, kCheckpoint, 0);
+    unlinkat(dir_fd, kCheckpointTemp, 0);
+    unlinkat(dir_fd, kJournal, 0);
+  } else {
+    j->image_ = replay_state(dir_fd, j->dir_path_, j->report_);
+    j->generation_ = j->report_.generation;
+  }
+  j->journal_fd_ = openat(dir_fd, kJournal, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (j->journal_fd_ < 0)
+    throw std::runtime_error(fmt::format("{}/{}: {}", j->dir_path_, kJournal, strerror(errno)));
+  if (int err = j->checkpoint())
+    throw std::runtime_error(
+        fmt::format("{}: cannot write a checkpoint: {}", j->dir_path_, strerror(-err)));
+  return j;
+}
+
+int Journal::write_all(int fd, std::string_view bytes, uint64_t offset) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = pwrite(fd, bytes.data() + done, bytes.size() - done,
+                             static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? -errno : -EIO;
+    done += static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+int Journal::commit(const RecordBuilder& records) {
+  if (records.empty()) return 0;
+  std::lock_guard guard(lock_);
+  if (journal_bytes_ > checkpoint_bound_) checkpoint_locked();
+  frame_.clear();
+  append_frame(frame_, records.bytes());
+  crash_point("journal.before_write");
+  if (crash_due("journal.torn_write")) {
+    // Half a frame reaches the file, then the process dies: replay must stop before it.
+    write_all(journal_fd_, std::string_view(frame_).substr(0, frame_.size() / 2), journal_bytes_);
+    raise(SIGKILL);
+  }
+  if (int err = write_all(journal_fd_, frame_, journal_bytes_)) {
+    // Nothing half-written stays: the next frame starts where this one did.
+    if (ftruncate(journal_fd_, static_cast<off_t>(journal_bytes_)) != 0) err = -errno;
+    if (!write_failed_)
+      spdlog::error("{}/{}: cannot append: {}; changes from now on do not survive a crash",
+                    dir_path_, kJournal, strerror(-err));
+    write_failed_ = true;
+    return err;
+  }
+  journal_bytes_ += frame_.size();
+  apply_records(image_, records.bytes());
+  crash_point("journal.after_write");
+  return 0;
+}
+
+int Journal::sync() {
+  crash_point("journal.before_sync");
+  return fdatasync(journal_fd_) == 0 ? 0 : -errno;
+}
+
+int Journal::checkpoint() {
+  std::lock_guard guard(lock_);
+  return checkpoint_locked();
+}
+
+int Journal::checkpoint_locked() {
+  const uint64_t generation = generation_ + 1;
+  std::string bytes;
+  {
+    RecordBuilder header;
+    header.header('C', generation);
+    append_frame(bytes, header.bytes());
+  }
+  encode_image(image_, bytes, kCheckpointFrameBytes);
+  const int fd = openat(dir_fd_, kCheckpointTemp,
+                        O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return -errno;
+  int err = write_all(fd, bytes, 0);
+  if (!err && fsync(fd) != 0) err = -errno;
+  close(fd);
+  if (err) {
+    unlinkat(dir_fd_, kCheckpointTemp, 0);
+    return err;
+  }
+  crash_point("checkpoint.before_rename");
+  if (renameat(dir_fd_, kCheckpointTemp, dir_fd_, kCheckpoint) != 0) return -errno;
+  fsync(dir_fd_);
+  crash_point("checkpoint.after_rename");
+  // The journal continues the new checkpoint; its old frames are in it.
+  RecordBuilder header;
+  header.header('J', generation);
+  std::string first;
+  append_frame(first, header.bytes());
+  if (ftruncate(journal_fd_, 0) != 0) return -errno;
+  if (int werr = write_all(journal_fd_, first, 0)) return werr;
+  generation_ = generation;
+  journal_bytes_ = first.size();
+  checkpoint_bound_ = std::max<uint64_t>(min_checkpoint_bound(), bytes.size());
+  ++checkpoints_;
+  return 0;
+}
+
+void Journal::with_image(const std::function<void(const MetadataImage&)>& visit) const {
+  std::lock_guard guard(lock_);
+  visit(image_);
+}
+
+uint64_t Journal::journal_bytes() const {
+  std::lock_guard guard(lock_);
+  return journal_bytes_;
+}
+
+uint64_t Journal::checkpoints_written() const {
+  std::lock_guard guard(lock_);
+  return checkpoints_;
+}
+
+}  // namespace tierfs

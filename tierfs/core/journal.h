@@ -1,0 +1,95 @@
+// Journal: the crash-consistent metadata log of one mount, in its state
+// directory. Each change is one frame appended with write(2) to `journal`
+// (the page cache keeps it when the process dies), replayed at the next
+// mount on top of `checkpoint` (a full image written to a temporary file,
+// fsync'd and renamed) and compacted into a new checkpoint when the journal
+// passes a size bound. See docs/architecture.md, "Metadata log".
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "tierfs/core/metadata.h"
+
+namespace tierfs {
+
+// What a replay found (tierfs check and the mount log print it).
+struct ReplayReport {
+  bool had_checkpoint = false;
+  uint64_t generation = 0;         // of the checkpoint (0: none)
+  uint64_t journal_frames = 0;     // frames applied from the journal
+  uint64_t journal_bytes = 0;      // bytes of those frames
+  uint64_t torn_bytes = 0;         // bytes after the last good frame (a torn tail), ignored
+  std::string torn_reason;         // why replay stopped early; empty at a clean end
+  bool stale_journal = false;      // journal of an older generation (checkpoint already has it)
+  size_t dropped_unlinked = 0;     // inodes with no name left (unlinked while open)
+  double seconds = 0;              // reading and applying
+};
+
+// Reads the checkpoint and journal in `dir_fd` without changing them.
+// Throws std::runtime_error (one line naming the file and byte) when the
+// checkpoint is damaged: it was complete when it was renamed into place.
+MetadataImage replay_state(int dir_fd, const std::string& dir_path, ReplayReport& report);
+
+class Journal {
+ public:
+  // Opens the log in the state directory `dir_fd` (path for messages).
+  // fresh: discards any previous log and starts empty; otherwise replays it
+  // (replay_state) and writes a new checkpoint of the result, so the journal
+  // starts empty and a torn tail is gone for good.
+  static std::unique_ptr<Journal> open(int dir_fd, std::string dir_path, bool fresh);
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // The replayed image, for the server to build its inodes from (before it serves).
+  const MetadataImage& image() const { return image_; }
+  const ReplayReport& replay_report() const { return report_; }
+
+  // Appends the records as one frame and applies them to the shadow image;
+  // writes a checkpoint first when the journal has grown past its bound.
+  // Returns 0 or -errno (the log could not be written: the change is in
+  // memory but would not survive a crash; logged once).
+  int commit(const RecordBuilder& records);
+  // fdatasync of the journal (fsync of a file).
+  int sync();
+  // Compacts now: checkpoint, journal emptied (clean unmount of a persistent mount).
+  int checkpoint();
+  // Runs `visit` on the shadow image under the journal's lock (tierfs check on a live mount).
+  void with_image(const std::function<void(const MetadataImage&)>& visit) const;
+  uint64_t journal_bytes() const;
+  uint64_t checkpoints_written() const;
+
+ private:
+  Journal(int dir_fd, std::string dir_path);
+  int checkpoint_locked();
+  int write_all(int fd, std::string_view bytes, uint64_t offset);
+
+  const int dir_fd_;
+  const std::string dir_path_;
+  int journal_fd_ = -1;
+  mutable std::mutex lock_;
+  MetadataImage image_;
+  ReplayReport report_;
+  uint64_t generation_ = 0;
+  uint64_t journal_bytes_ = 0;
+  uint64_t checkpoint_bound_ = 0;  // checkpoint when the journal passes this
+  uint64_t checkpoints_ = 0;
+  bool write_failed_ = false;  // logged once
+  std::string frame_;          // reused for each commit
+};
+
+// Test hook: TIERFS_CRASH_AT=<point>:<count> kills the process (SIGKILL) the
+// count-th time execution reaches the named point. Always compiled (a
+// getenv once at start-up, one compare per call); the points are listed in
+// docs/operations.md.
+void crash_point(std::string_view name);
+// True (once) when the named point is due: for points that do something
+// before dying (a torn write).
+bool crash_due(std::string_view name);
+
+}  // namespace tierfs
