@@ -20,5 +20,6 @@ void add_job_command(CLI::App& app, int& status);
 void add_stage_command(CLI::App& app, int& status);
 void add_cleanup_command(CLI::App& app, int& status);
 void add_migrate_command(CLI::App& app, int& status);
+void add_check_command(CLI::App& app, int& status);
 
 }  // namespace tierfs

@@ -82,6 +82,7 @@ int run_main(int argc, char** argv) {
   tierfs::add_job_command(app, status);
   tierfs::add_stage_command(app, status);
   tierfs::add_cleanup_command(app, status);
+  tierfs::add_check_command(app, status);
 
   std::vector<std::string> names;
   for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))

@@ -1,0 +1,532 @@
+#!/usr/bin/env python3
+"""Crash test of the metadata log (issue 11): random operations against a
+model of what was acknowledged, kill -9 of the server at a random moment or
+at a named point inside a metadata update (TIERFS_CRASH_AT), remount,
+compare with the model, `tierfs check` clean.
+
+What it asserts, per iteration:
+- every operation that returned before the kill is there after the remount:
+  names, hard links (one inode), sizes, bytes, user.* xattrs, symlink targets;
+- the one operation in flight is there whole or not at all, except a write or
+  truncate, whose range may hold old or new bytes (never anything else) and
+  whose size is the old or the new one;
+- a file unlinked while open is gone, its blocks free;
+- `tierfs check --state-dir` of the dead mount and `tierfs check MOUNTPOINT`
+  of the remounted one report nothing.
+fsync'd files are a subset of acknowledged ones: a process crash must keep
+both (the model counts them; power loss is not something a test here can cut).
+
+Usage: crash_test.py [--iterations N] [--seed S] [--layouts a,b]
+(env TIERFS_BIN; CI runs it as the `crash` suite).
+"""
+
+import argparse
+import errno
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
+from tierfs_mount import TierfsMount, MountError, is_mounted  # noqa: E402
+
+CRASH_POINTS = [
+    "journal.before_write",  # change made in memory, its frame not yet written
+    "journal.torn_write",    # half a frame in the file
+    "journal.after_write",   # frame written, reply not sent
+    "journal.before_sync",   # fsync: frame written, fdatasync not done
+    "write.before_copy",     # new blocks logged, data not yet copied into them
+    "free.after_log",        # record that dropped blocks logged, blocks not yet freed
+    "checkpoint.before_rename",
+    "checkpoint.after_rename",  # new checkpoint in place, journal not yet emptied
+]
+
+FILES = ["f0", "f1", "f2", "f3", "d0/g0", "d0/g1", "d0/g2", "d1/h0", "d1/h1"]
+DIRS = ["d0", "d1"]
+XATTRS = ["user.a", "user.b", "user.c"]
+
+
+def layouts(tmp, numa_ok):
+    """name -> TOML text. file: regions live under tmp; numa: ones need adoption (MountState)."""
+    r = lambda name: f'"file:{tmp}/regions/{name}"'  # noqa: E731
+    out = {
+        "file-2way": f"""[[tier]]
+name = "spill"
+regions = [{r('a0')}, {r('a1')}]
+size = "32MiB"
+granularity = "64KiB"
+create = true
+""",
+        "file-3way-weighted": f"""[[tier]]
+name = "spill"
+regions = [{r('b0')}, {r('b1')}, {r('b2')}]
+size = "24MiB"
+granularity = "16KiB"
+weights = [2, 1, 1]
+create = true
+""",
+        "file-1way": f"""[[tier]]
+name = "spill"
+regions = [{r('c0')}]
+size = "32MiB"
+granularity = "4KiB"
+create = true
+""",
+    }
+    if numa_ok:
+        out["numa-1way"] = """[[tier]]
+name = "dram"
+regions = ["numa:0"]
+size = "16MiB"
+granularity = "4KiB"
+"""
+        out["numa+file-weighted"] = f"""[[tier]]
+name = "dram"
+regions = ["numa:0"]
+size = "8MiB"
+granularity = "4KiB"
+
+[[tier]]
+name = "spill"
+regions = [{r('e0')}, {r('e1')}]
+size = "32MiB"
+granularity = "32KiB"
+weights = [3, 1]
+create = true
+
+[[placement]]
+path = "/d1/*"
+tier = "spill"
+"""
+    for name in out:
+        out[name] = '[mount]\ncache = "none"\n\n' + out[name]
+    return out
+
+
+class Model:
+    """What the mount must hold: names -> inode ids, inode id -> bytes and xattrs."""
+
+    def __init__(self):
+        self.names = {}   # path -> inode id
+        self.data = {}    # inode id -> bytearray
+        self.xattrs = {}  # inode id -> {name: bytes}
+        self.next_id = 1
+
+    def copy(self):
+        m = Model()
+        m.names = dict(self.names)
+        m.data = {k: bytearray(v) for k, v in self.data.items()}
+        m.xattrs = {k: dict(v) for k, v in self.xattrs.items()}
+        m.next_id = self.next_id
+        return m
+
+    def new_inode(self, path):
+        ino = self.next_id
+        self.next_id += 1
+        self.names[path] = ino
+        self.data[ino] = bytearray()
+        self.xattrs[ino] = {}
+
+    def unlink(self, path):
+        ino = self.names.pop(path)
+        if ino not in self.names.values():
+            del self.data[ino], self.xattrs[ino]
+
+
+class Op:
+    def __init__(self, kind, apply_model, run, ino=None, what=""):
+        self.kind, self.apply_model, self.run, self.ino = kind, apply_model, run, ino
+        self.what = what
+
+
+def random_op(rng, model, mnt, held_fds):
+    """One operation valid on `model`: its effect on the model and the syscalls doing it."""
+    present = sorted(model.names)
+    absent = [p for p in FILES if p not in model.names]
+    choices = ["create"] * 3 + ["write"] * 6 + ["truncate", "rename", "unlink", "link",
+                                                "setxattr", "removexattr", "fsync", "open_unlink",
+                                                "write_held"]
+    while True:
+        kind = rng.choice(choices)
+        if kind == "create" and absent:
+            path = rng.choice(absent)
+
+            def run():
+                os.close(os.open(f"{mnt}/{path}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            return Op(kind, lambda m: m.new_inode(path), run)
+        if not present:
+            continue
+        path = rng.choice(present)
+        ino = model.names[path]
+        if kind == "write":
+            off = rng.randrange(0, 192 * 1024)
+            if rng.random() < 0.3:
+                off = len(model.data[ino])  # append
+            buf = rng.randbytes(rng.randrange(1, 96 * 1024))
+
+            def apply_write(m):
+                d = m.data[m.names[path]]
+                if len(d) < off + len(buf):
+                    d.extend(bytes(off + len(buf) - len(d)))
+                d[off:off + len(buf)] = buf
+
+            def run():
+                fd = os.open(f"{mnt}/{path}", os.O_WRONLY)
+                try:
+                    if os.pwrite(fd, buf, off) != len(buf):
+                        raise OSError(errno.EIO, "short write")
+                finally:
+                    os.close(fd)
+            return Op(kind, apply_write, run, ino)
+        if kind == "truncate":
+            size = rng.choice([0, rng.randrange(0, 256 * 1024), len(model.data[ino]) // 2 + 1])
+
+            def apply_truncate(m):
+                d = m.data[m.names[path]]
+                if size < len(d):
+                    del d[size:]
+                else:
+                    d.extend(bytes(size - len(d)))
+            return Op(kind, apply_truncate, lambda: os.truncate(f"{mnt}/{path}", size), ino)
+        if kind == "rename":
+            target = rng.choice([p for p in FILES if p != path])
+
+            def apply_rename(m):
+                src = m.names[path]
+                if m.names.get(target) == src:
+                    return  # two names of one file: POSIX says nothing happens
+                if target in m.names:
+                    m.unlink(target)
+                del m.names[path]
+                m.names[target] = src
+            return Op(kind, apply_rename, lambda: os.rename(f"{mnt}/{path}", f"{mnt}/{target}"))
+        if kind == "unlink":
+            return Op(kind, lambda m: m.unlink(path), lambda: os.unlink(f"{mnt}/{path}"))
+        if kind == "link" and absent:
+            target = rng.choice(absent)
+
+            def apply_link(m):
+                m.names[target] = m.names[path]
+            return Op(kind, apply_link, lambda: os.link(f"{mnt}/{path}", f"{mnt}/{target}"))
+        if kind == "setxattr":
+            name, value = rng.choice(XATTRS), rng.randbytes(rng.randrange(1, 200))
+
+            def apply_set(m):
+                m.xattrs[m.names[path]][name] = value
+            return Op(kind, apply_set, lambda: os.setxattr(f"{mnt}/{path}", name, value))
+        if kind == "removexattr" and model.xattrs[ino]:
+            name = rng.choice(sorted(model.xattrs[ino]))
+
+            def apply_remove(m):
+                del m.xattrs[m.names[path]][name]
+            return Op(kind, apply_remove, lambda: os.removexattr(f"{mnt}/{path}", name))
+        if kind == "fsync":
+            def run():
+                fd = os.open(f"{mnt}/{path}", os.O_RDWR)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            return Op(kind, lambda m: None, run)
+        if kind == "open_unlink":
+            # Unlinked while open (held until the crash, at most three at a time).
+            def run():
+                fd = os.open(f"{mnt}/{path}", os.O_RDWR)
+                if len(held_fds) >= 3:  # each keeps its blocks until closed
+                    os.close(held_fds.pop(0)[0])
+                held_fds.append((fd, ino))
+                os.unlink(f"{mnt}/{path}")
+            return Op(kind, lambda m: m.unlink(path), run)
+        if kind == "write_held" and held_fds:
+            # A write through a held descriptor: another name of the inode may still show it.
+            fd, held_ino = rng.choice(held_fds)
+            off, buf = rng.randrange(0, 64 * 1024), rng.randbytes(rng.randrange(1, 64 * 1024))
+
+            def apply_held(m):
+                if held_ino in m.data:
+                    d = m.data[held_ino]
+                    if len(d) < off + len(buf):
+                        d.extend(bytes(off + len(buf) - len(d)))
+                    d[off:off + len(buf)] = buf
+
+            def run():
+                if os.pwrite(fd, buf, off) != len(buf):
+                    raise OSError(errno.EIO, "short write")
+            return Op("write", apply_held, run, held_ino)
+
+
+def observe(mnt):
+    """The mount as the model sees it: names -> st_ino, st_ino -> (bytes, xattrs)."""
+    names, data, xattrs = {}, {}, {}
+    for d in [""] + DIRS:
+        base = f"{mnt}/{d}" if d else mnt
+        for entry in os.listdir(base):
+            rel = f"{d}/{entry}" if d else entry
+            if rel in DIRS:
+                continue
+            st = os.lstat(f"{mnt}/{rel}")
+            names[rel] = st.st_ino
+            if st.st_ino not in data:
+                with open(f"{mnt}/{rel}", "rb") as f:
+                    data[st.st_ino] = f.read()
+                if len(data[st.st_ino]) != st.st_size:
+                    raise AssertionError(f"{rel}: read {len(data[st.st_ino])} bytes of {st.st_size}")
+                xattrs[st.st_ino] = {n: os.getxattr(f"{mnt}/{rel}", n)
+                                     for n in os.listxattr(f"{mnt}/{rel}") if n.startswith("user.")}
+    return names, data, xattrs
+
+
+def same_namespace(model, names):
+    """True when the paths and the grouping of paths into inodes agree."""
+    if set(model.names) != set(names):
+        return False
+    to_real = {}
+    for path, mid in model.names.items():
+        if to_real.setdefault(mid, names[path]) != names[path]:
+            return False
+    return len(set(to_real.values())) == len(to_real)
+
+
+def differs(want, got):
+    """Where two byte strings first and last differ, for messages."""
+    n = min(len(want), len(got))
+    diff = [i for i in range(n) if want[i] != got[i]]
+    if not diff:
+        return ""
+    zeros = sum(1 for i in diff if got[i] == 0)
+    return f"; bytes {diff[0]}..{diff[-1]} differ ({len(diff)} bytes, {zeros} of them read 0)"
+
+
+def matches(model, seen):
+    names, data, xattrs = seen
+    if not same_namespace(model, names):
+        return "names differ"
+    for path, mid in model.names.items():
+        real = names[path]
+        if bytes(model.data[mid]) != data[real]:
+            return f"{path}: {len(data[real])} bytes, model has {len(model.data[mid])}" + \
+                   differs(model.data[mid], data[real])
+        if model.xattrs[mid] != xattrs[real]:
+            return f"{path}: xattrs {sorted(xattrs[real])}, model {sorted(model.xattrs[mid])}"
+    return None
+
+
+def matches_either_bytes(before, after, seen, ino_before):
+    """An uncertain write or truncate: names and other files exact; the file's size
+    old or new and each byte the old or the new one (zero past either end)."""
+    names, data, xattrs = seen
+    if not same_namespace(before, names):
+        return "names differ"
+    for path, mid in before.names.items():
+        real = names[path]
+        if mid != ino_before:
+            if bytes(before.data[mid]) != data[real] or before.xattrs[mid] != xattrs[real]:
+                return f"{path}: not touched by the write in flight, yet changed: " \
+                       f"{len(data[real])} bytes, model {len(before.data[mid])}" + \
+                       differs(before.data[mid], data[real])
+            continue
+        old, new, got = before.data[mid], after.data[mid], data[real]
+        if len(got) not in (len(old), len(new)):
+            return f"{path}: size {len(got)}, neither old {len(old)} nor new {len(new)}"
+        for i, b in enumerate(got):
+            o = old[i] if i < len(old) else 0
+            n = new[i] if i < len(new) else 0
+            if b != o and b != n:
+                return f"{path}: byte {i} is {b}, neither old {o} nor new {n}"
+    return None
+
+
+def run_check(tierfs, args):
+    r = subprocess.run([tierfs, "check", *args], capture_output=True, text=True)
+    if r.returncode != 0 or r.stdout.strip():
+        raise AssertionError(f"tierfs check {' '.join(args)}: exit {r.returncode}\n"
+                             f"{r.stdout}{r.stderr}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--iterations", type=int, default=int(os.environ.get("CRASH_ITERATIONS", 200)))
+    ap.add_argument("--seed", type=int, default=int(os.environ.get("CRASH_SEED", time.time())))
+    ap.add_argument("--layouts", default="")
+    args = ap.parse_args()
+    tierfs = os.environ.get("TIERFS_BIN")
+    if os.geteuid() != 0 or not os.access("/dev/fuse", os.W_OK):
+        reason = "needs root and /dev/fuse"
+        if os.environ.get("TIERFS_REQUIRE_PRIVILEGED") == "1":
+            print(f"FAIL: {reason} and TIERFS_REQUIRE_PRIVILEGED=1 forbids skipping")
+            return 1
+        print(f"SKIP: {reason}")
+        return 77
+    rng = random.Random(args.seed)
+    print(f"seed {args.seed}")
+    tmp = tempfile.mkdtemp(prefix="tierfs-crash-")
+    os.makedirs(f"{tmp}/regions")
+    help_text = subprocess.run([tierfs, "--help"], capture_output=True, text=True).stdout
+    # numa: memory survives its server only with named shared memory (MountState, `cleanup`).
+    numa_ok = "cleanup" in help_text
+    all_layouts = layouts(tmp, numa_ok)
+    if not numa_ok:
+        print("numa: layouts left out: this tierfs does not adopt shared memory across servers")
+    chosen = [n for n in (args.layouts.split(",") if args.layouts else sorted(all_layouts))]
+    stats = {"iterations": 0, "crash_points": 0, "timer_kills": 0, "in_flight": 0}
+    failures = 0
+    try:
+        for li, name in enumerate(chosen):
+            per_layout = args.iterations // len(chosen) + (li < args.iterations % len(chosen))
+            failures += run_layout(tierfs, tmp, name, all_layouts[name], per_layout, rng, stats)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{stats['iterations']} crash iterations ({stats['crash_points']} at named points, "
+          f"{stats['timer_kills']} by timer, {stats['in_flight']} with an operation in flight), "
+          f"{failures} failures")
+    return 1 if failures else 0
+
+
+def mount(tierfs, config, mnt, log, state, rng):
+    """Mounts with a fresh choice of crash point (or none: a timer kills). Returns (mount, point)."""
+    env_crash = None
+    if rng.random() < 0.6:
+        point = rng.choice(CRASH_POINTS)
+        # Count 1 of the journal points is the mount's own root record: start at 2.
+        env_crash = f"{point}:{rng.randrange(2, 40)}"
+    os.environ["TIERFS_STATE_DIR"] = state
+    os.environ["TIERFS_JOURNAL_CHECKPOINT_BYTES"] = str(rng.choice([8192, 65536, 1 << 30]))
+    if env_crash:
+        os.environ["TIERFS_CRASH_AT"] = env_crash
+    m = TierfsMount(tierfs, config, mnt, log)
+    try:
+        m.start()
+    finally:
+        os.environ.pop("TIERFS_CRASH_AT", None)
+    return m, env_crash
+
+
+def run_layout(tierfs, tmp, name, toml, iterations, rng, stats):
+    config = f"{tmp}/{name}.toml"
+    with open(config, "w") as f:
+        f.write(toml)
+    mnt, state, log = f"{tmp}/mnt-{name}", f"{tmp}/state-{name}", f"{tmp}/{name}.log"
+    os.makedirs(mnt)
+    model = Model()
+    failures = 0
+    m, env_crash = mount(tierfs, config, mnt, log, state, rng)
+    for d in DIRS:
+        os.mkdir(f"{mnt}/{d}")
+    try:
+        for it in range(iterations):
+            held = []
+            before, after, in_flight = run_until_killed(m, model, mnt, rng, held,
+                                                        timer=env_crash is None)
+            stats["iterations"] += 1
+            stats["crash_points" if env_crash else "timer_kills"] += 1
+            for fd, _ in held:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            m.stop()
+            what = f"{name} iteration {it} (killed {'at ' + env_crash if env_crash else 'by timer'}"\
+                   f", in flight: {in_flight.kind if in_flight else 'nothing'})"
+            try:
+                run_check(tierfs, ["--state-dir", state, "--config", config])
+                m, env_crash = mount(tierfs, config, mnt, log, state, rng)
+                seen = observe(mnt)
+                if in_flight is None:
+                    why = matches(before, seen)
+                elif in_flight.kind in ("write", "truncate"):
+                    stats["in_flight"] += 1
+                    why = matches_either_bytes(before, after, seen, in_flight.ino)
+                else:
+                    stats["in_flight"] += 1
+                    why = matches(before, seen) and matches(after, seen)
+                if why:
+                    raise AssertionError(why)
+                run_check(tierfs, [mnt])
+                model = rebuild_from(seen)
+            except (AssertionError, MountError) as e:
+                print(f"FAIL {what}: {e}")
+                failures += 1
+                if failures > 3:
+                    break
+                if not is_mounted(mnt):
+                    m, env_crash = mount(tierfs, config, mnt, log, state, rng)
+                model = rebuild_from(observe(mnt))
+    finally:
+        m.stop()
+    return failures
+
+
+def rebuild_from(seen):
+    names, data, xattrs = seen
+    m = Model()
+    ids = {}
+    for path, real in sorted(names.items()):
+        if real not in ids:
+            ids[real] = m.next_id
+            m.next_id += 1
+            m.data[ids[real]] = bytearray(data[real])
+            m.xattrs[ids[real]] = dict(xattrs[real])
+        m.names[path] = ids[real]
+    return m
+
+
+def run_until_killed(m, model, mnt, rng, held, timer):
+    """Runs operations until the server dies. Returns (model before the operation in
+    flight, model after it, that operation or None)."""
+    pid = m.pid
+    if timer:
+        delay = rng.uniform(0.0, 0.25)
+        killer = threading.Timer(delay, lambda: os.kill(pid, signal.SIGKILL))
+        killer.start()
+    history = []
+    for _ in range(400):
+        op = random_op(rng, model, mnt, held)
+        history.append(op.kind + " " + " ".join(
+            f"{k}={v}" for k, v in op.run.__closure__ and
+            zip(op.run.__code__.co_freevars, (c.cell_contents for c in op.run.__closure__))
+            if k in ("path", "target", "off", "size", "name")))
+        after = model.copy()
+        op.apply_model(after)
+        try:
+            op.run()
+        except OSError as e:
+            # A killed server may take a moment to be gone after its requests failed.
+            wait_dead(pid, 2.0)
+            if not alive(pid):
+                return model, after, op
+            diag = subprocess.run([os.environ["TIERFS_BIN"], "stats", mnt], capture_output=True,
+                                  text=True).stdout[-2000:]
+            raise AssertionError(f"{op.kind} failed on a live server: {e}; check: {diag}; operations: "
+                                 + "; ".join(history[-12:]))
+        model = after
+        if not alive(pid):
+            return model, model, None
+    # Nothing killed it (a crash point not reached): kill now, between operations.
+    os.kill(pid, signal.SIGKILL)
+    wait_dead(pid)
+    return model, model, None
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_dead(pid, seconds=5.0):
+    for _ in range(int(seconds * 100)):
+        if not alive(pid):
+            return
+        time.sleep(0.01)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
