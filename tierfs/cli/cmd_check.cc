@@ -48,13 +48,15 @@ std::vector<std::string> check_stopped(const std::string& state_dir,
   for (const TierConfig& tier : config.tiers)
     tier_blocks.push_back(tier.geometry.capacity_bytes / kBlockBytes);
   const int fd = open(state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw std::runtime_error(fmt::format("state directory {}: {}", state_dir, strerror(errno)));
+  if (fd < 0)
+    throw std::runtime_error(fmt::format("state directory {}: {}", state_dir, strerror(errno)));
   std::unique_ptr<int, void (*)(int*)> closer(new int(fd), [](int* p) {
     close(*p);
     delete p;
   });
   if (faccessat(fd, "journal", F_OK, 0) != 0 && faccessat(fd, "checkpoint", F_OK, 0) != 0)
-    throw std::runtime_error(fmt::format("state directory {}: no metadata log (journal or checkpoint)", state_dir));
+    throw std::runtime_error(
+        fmt::format("state directory {}: no metadata log (journal or checkpoint)", state_dir));
   ReplayReport report;
   MetadataImage image;
   try {
@@ -82,8 +84,7 @@ void add_check_command(CLI::App& app, int& status) {
     const bool running = !args->mountpoint.empty();
     const bool stopped = !args->state_dir.empty() || !args->config_file.empty();
     if (running == stopped || (stopped && (args->state_dir.empty() || args->config_file.empty()))) {
-      fmt::print(stderr,
-                 "tierfs check: give MOUNTPOINT, or --state-dir DIR and --config FILE\n");
+      fmt::print(stderr, "tierfs check: give MOUNTPOINT, or --state-dir DIR and --config FILE\n");
       status = 2;
       return;
     }

@@ -1,6 +1,7 @@
 // FileData and the metadata log: taking over replayed extents, and making a
 // file's bytes durable for fsync per region kind (file: msync, dax: cache
 // lines written back; numa: memory is the medium, nothing to do).
+#include <cpuid.h>
 #include <fmt/format.h>
 #include <immintrin.h>
 #include <sys/mman.h>
@@ -24,7 +25,11 @@ __attribute__((target("clflushopt"))) void flush_lines_opt(const std::byte* p, s
 }
 
 void flush_lines(const std::byte* p, size_t n) {
-  static const bool has_opt = __builtin_cpu_supports("clflushopt");
+  // CPUID leaf 7, EBX bit 23: CLFLUSHOPT (compilers disagree on the feature-string name).
+  static const bool has_opt = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) != 0 && (ebx & (1u << 23)) != 0;
+  }();
   if (has_opt) {
     flush_lines_opt(p, n);
   } else {
@@ -76,7 +81,8 @@ std::string FileData::adopt(Storage& storage, std::vector<tierfs_extent> extents
       for (size_t k = 0; k < i; ++k)
         storage.tier(extents[k].tier)
             .blocks()
-            .free(BlockRange{extents[k].tier_address / kBlockBytes, extents[k].length / kBlockBytes});
+            .free(
+                BlockRange{extents[k].tier_address / kBlockBytes, extents[k].length / kBlockBytes});
       return fmt::format("extent {} (file offset {}, tier {}, address {}, {} bytes): {}", i,
                          e.file_offset, e.tier, e.tier_address, e.length, problem);
     }

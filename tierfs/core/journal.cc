@@ -174,7 +174,8 @@ MetadataImage replay_state(int dir_fd, const std::string& dir_path, ReplayReport
   return image;
 }
 
-Journal::Journal(int dir_fd, std::string dir_path) : dir_fd_(dir_fd), dir_path_(std::move(dir_path)) {}
+Journal::Journal(int dir_fd, std::string dir_path)
+    : dir_fd_(dir_fd), dir_path_(std::move(dir_path)) {}
 
 Journal::~Journal() {
   if (journal_fd_ >= 0) close(journal_fd_);
@@ -202,8 +203,8 @@ std::unique_ptr<Journal> Journal::open(int dir_fd, std::string dir_path, bool fr
 int Journal::write_all(int fd, std::string_view bytes, uint64_t offset) {
   size_t done = 0;
   while (done < bytes.size()) {
-    const ssize_t n = pwrite(fd, bytes.data() + done, bytes.size() - done,
-                             static_cast<off_t>(offset + done));
+    const ssize_t n =
+        pwrite(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return n < 0 ? -errno : -EIO;
     done += static_cast<size_t>(n);
@@ -238,7 +239,7 @@ int Journal::commit(const RecordBuilder& records) {
   return 0;
 }
 
-int Journal::sync() {
+int Journal::sync() const {
   crash_point("journal.before_sync");
   return fdatasync(journal_fd_) == 0 ? 0 : -errno;
 }
@@ -257,8 +258,8 @@ int Journal::checkpoint_locked() {
     append_frame(bytes, header.bytes());
   }
   encode_image(image_, bytes, kCheckpointFrameBytes);
-  const int fd = openat(dir_fd_, kCheckpointTemp,
-                        O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  const int fd =
+      openat(dir_fd_, kCheckpointTemp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return -errno;
   int err = write_all(fd, bytes, 0);
   if (!err && fsync(fd) != 0) err = -errno;

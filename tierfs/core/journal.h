@@ -20,14 +20,14 @@ namespace tierfs {
 // What a replay found (tierfs check and the mount log print it).
 struct ReplayReport {
   bool had_checkpoint = false;
-  uint64_t generation = 0;         // of the checkpoint (0: none)
-  uint64_t journal_frames = 0;     // frames applied from the journal
-  uint64_t journal_bytes = 0;      // bytes of those frames
-  uint64_t torn_bytes = 0;         // bytes after the last good frame (a torn tail), ignored
-  std::string torn_reason;         // why replay stopped early; empty at a clean end
-  bool stale_journal = false;      // journal of an older generation (checkpoint already has it)
-  size_t dropped_unlinked = 0;     // inodes with no name left (unlinked while open)
-  double seconds = 0;              // reading and applying
+  uint64_t generation = 0;      // of the checkpoint (0: none)
+  uint64_t journal_frames = 0;  // frames applied from the journal
+  uint64_t journal_bytes = 0;   // bytes of those frames
+  uint64_t torn_bytes = 0;      // bytes after the last good frame (a torn tail), ignored
+  std::string torn_reason;      // why replay stopped early; empty at a clean end
+  bool stale_journal = false;   // journal of an older generation (checkpoint already has it)
+  size_t dropped_unlinked = 0;  // inodes with no name left (unlinked while open)
+  double seconds = 0;           // reading and applying
 };
 
 // Reads the checkpoint and journal in `dir_fd` without changing them.
@@ -56,7 +56,7 @@ class Journal {
   // memory but would not survive a crash; logged once).
   int commit(const RecordBuilder& records);
   // fdatasync of the journal (fsync of a file).
-  int sync();
+  int sync() const;
   // Compacts now: checkpoint, journal emptied (clean unmount of a persistent mount).
   int checkpoint();
   // Runs `visit` on the shadow image under the journal's lock (tierfs check on a live mount).

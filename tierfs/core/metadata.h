@@ -42,15 +42,15 @@ struct MetadataImage {
 
 // Record kinds; the numbers are on disk.
 enum class RecordKind : uint8_t {
-  header = 1,      // file kind ('J'ournal or 'C'heckpoint) and generation
-  inode = 2,       // every field of InodeMeta but xattrs (replaces them)
-  extents = 3,     // a file's extent list alone (blocks allocated before data is copied)
-  entry_add = 4,   // parent, name, inode (replaces an existing name)
-  entry_del = 5,   // parent, name
-  xattr_set = 6,   // inode, key, value
-  xattr_del = 7,   // inode, key
-  drop = 8,        // inode gone: no names, no handles, blocks released
-  end = 9,         // last record of a checkpoint
+  header = 1,     // file kind ('J'ournal or 'C'heckpoint) and generation
+  inode = 2,      // every field of InodeMeta but xattrs (replaces them)
+  extents = 3,    // a file's extent list alone (blocks allocated before data is copied)
+  entry_add = 4,  // parent, name, inode (replaces an existing name)
+  entry_del = 5,  // parent, name
+  xattr_set = 6,  // inode, key, value
+  xattr_del = 7,  // inode, key
+  drop = 8,       // inode gone: no names, no handles, blocks released
+  end = 9,        // last record of a checkpoint
 };
 
 // Builds the records of one metadata change; the journal writes them as one
@@ -59,7 +59,7 @@ class RecordBuilder {
  public:
   void header(char file_kind, uint64_t generation);
   void inode(const InodeMeta& meta);
-  void extents(uint64_t ino, const tierfs_extent* extents, size_t count);
+  void extents(uint64_t ino, const tierfs_extent* list, size_t count);
   void entry_add(uint64_t parent, std::string_view name, uint64_t ino);
   void entry_del(uint64_t parent, std::string_view name);
   void xattr_set(uint64_t ino, std::string_view key, std::string_view value);

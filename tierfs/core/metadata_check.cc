@@ -36,13 +36,14 @@ std::vector<std::vector<Owned>> owned_blocks(const MetadataImage& image, size_t 
 void check_extents(const InodeMeta& m, const std::vector<uint64_t>& tier_blocks,
                    std::vector<std::string>& out) {
   if (!S_ISREG(m.mode) && !m.extents.empty())
-    out.push_back(fmt::format("inode {}: not a regular file but owns {} extents", m.ino,
-                              m.extents.size()));
+    out.push_back(
+        fmt::format("inode {}: not a regular file but owns {} extents", m.ino, m.extents.size()));
   for (size_t i = 0; i < m.extents.size(); ++i) {
     const tierfs_extent& e = m.extents[i];
-    const std::string where = fmt::format("inode {} extent {} (file offset {}, tier {}, address {}, "
-                                          "{} bytes)",
-                                          m.ino, i, e.file_offset, e.tier, e.tier_address, e.length);
+    const std::string where = fmt::format(
+        "inode {} extent {} (file offset {}, tier {}, address {}, "
+        "{} bytes)",
+        m.ino, i, e.file_offset, e.tier, e.tier_address, e.length);
     if (e.tier >= tier_blocks.size()) {
       out.push_back(where + ": no such tier");
       continue;
@@ -52,8 +53,8 @@ void check_extents(const InodeMeta& m, const std::vector<uint64_t>& tier_blocks,
       out.push_back(where + ": not 4KiB-aligned");
     if (e.tier_address / kBlockBytes + e.length / kBlockBytes > tier_blocks[e.tier] ||
         e.tier_address + e.length < e.tier_address)
-      out.push_back(fmt::format("{}: past the end of the tier ({} blocks)", where,
-                                tier_blocks[e.tier]));
+      out.push_back(
+          fmt::format("{}: past the end of the tier ({} blocks)", where, tier_blocks[e.tier]));
     if (i > 0 && m.extents[i - 1].file_offset + m.extents[i - 1].length > e.file_offset)
       out.push_back(where + ": overlaps the extent before it in the file");
   }
@@ -95,8 +96,8 @@ void check_namespace(const MetadataImage& image, std::vector<std::string>& out) 
       if (ino != kRoot && n != 1)
         out.push_back(fmt::format("directory {}: {} names (a directory has one)", ino, n));
       if (meta.nlink != expected)
-        out.push_back(fmt::format("directory {}: link count {}, expected {}", ino, meta.nlink,
-                                  expected));
+        out.push_back(
+            fmt::format("directory {}: link count {}, expected {}", ino, meta.nlink, expected));
     } else if (meta.nlink != n) {
       out.push_back(
           fmt::format("inode {}: link count {}, but {} names point to it", ino, meta.nlink, n));
@@ -162,8 +163,8 @@ std::vector<std::string> check_allocation(const MetadataImage& image, uint32_t t
                                 tier, at, r.first - 1));
     // Two owners of one block are check_image's to report; a free owned block is ours.
     if (r.first < at && (r.ino == 0) != (reach_ino == 0))
-      out.push_back(fmt::format("tier {}: blocks {}-{} of inode {} are free in the allocator",
-                                tier, r.first, std::min(at, r.end) - 1, r.ino ? r.ino : reach_ino));
+      out.push_back(fmt::format("tier {}: blocks {}-{} of inode {} are free in the allocator", tier,
+                                r.first, std::min(at, r.end) - 1, r.ino ? r.ino : reach_ino));
     if (r.end > at) {
       at = r.end;
       reach_ino = r.ino;

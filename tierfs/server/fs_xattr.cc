@@ -8,8 +8,8 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string_view>
 
 #include "tierfs/server/mover.h"

@@ -92,7 +92,8 @@ TEST_F(LoggedStorage, AdoptClaimsExactlyAndRefusesASharedBlock) {
   FileData a, b;
   EXPECT_EQ(a.adopt(*storage_, {{0, 8192, 4 * 4096, 0, 0}}), "");
   EXPECT_EQ(used_blocks(), 2u);
-  const std::string refused = b.adopt(*storage_, {{0, 4096, 0, 0, 0}, {4096, 4096, 5 * 4096, 0, 0}});
+  const std::string refused =
+      b.adopt(*storage_, {{0, 4096, 0, 0, 0}, {4096, 4096, 5 * 4096, 0, 0}});
   EXPECT_NE(refused.find("owned by another file"), std::string::npos) << refused;
   EXPECT_EQ(used_blocks(), 2u);  // b kept nothing
   EXPECT_NE(b.adopt(*storage_, {{0, 4096, 1000 * 4096, 0, 0}}).find("outside the tier"),

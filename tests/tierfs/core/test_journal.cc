@@ -199,7 +199,7 @@ TEST(MetadataCheck, FindsWhatIsWrong) {
   image.inodes[2] = file_meta(2, 1, {{0, 8192, 10 * 4096, 0, 0}});
   image.inodes[3] = file_meta(3, 2, {{0, 4096, 11 * 4096, 0, 0}});  // block 11 twice
   image.inodes[4] = file_meta(4, 1, {{0, 4096, 70 * 4096, 0, 0}});  // past the tier
-  image.entries[1] = {{"a", 2}, {"b", 3}};                           // 3 has one name, not 2
+  image.entries[1] = {{"a", 2}, {"b", 3}};                          // 3 has one name, not 2
   const auto problems = check_image(image, {64});
   auto has = [&](const std::string& what) {
     for (const auto& p : problems)
