@@ -399,9 +399,20 @@ def mount(tierfs, config, mnt, log, state, rng):
     os.environ["TIERFS_JOURNAL_CHECKPOINT_BYTES"] = str(rng.choice([8192, 65536, 1 << 30]))
     if env_crash:
         os.environ["TIERFS_CRASH_AT"] = env_crash
-    m = TierfsMount(tierfs, config, mnt, log)
+    m = TierfsMount(tierfs, config, mnt, log, options=[f"log_file={log}.server"])
     try:
         m.start()
+    except MountError:
+        if not env_crash:
+            raise
+        # The point was reached during start-up (the mount logs its root and
+        # the files it trimmed): a crash like any other, and the next mount
+        # must come up without it.
+        os.environ.pop("TIERFS_CRASH_AT", None)
+        m.stop()
+        m = TierfsMount(tierfs, config, mnt, log, options=[f"log_file={log}.server"])
+        m.start()
+        env_crash = None
     finally:
         os.environ.pop("TIERFS_CRASH_AT", None)
     return m, env_crash
@@ -433,6 +444,9 @@ def run_layout(tierfs, tmp, name, toml, iterations, rng, stats):
             m.stop()
             what = f"{name} iteration {it} (killed {'at ' + env_crash if env_crash else 'by timer'}"\
                    f", in flight: {in_flight.kind if in_flight else 'nothing'})"
+            # What the dead server left, kept for a failure report (the remount compacts it).
+            shutil.rmtree(f"{state}.dead", ignore_errors=True)
+            shutil.copytree(state, f"{state}.dead")
             try:
                 run_check(tierfs, ["--state-dir", state, "--config", config])
                 m, env_crash = mount(tierfs, config, mnt, log, state, rng)
@@ -451,6 +465,14 @@ def run_layout(tierfs, tmp, name, toml, iterations, rng, stats):
                 model = rebuild_from(seen)
             except (AssertionError, MountError) as e:
                 print(f"FAIL {what}: {e}")
+                if os.path.exists(f"{log}.server"):
+                    with open(f"{log}.server") as f:
+                        print("  server log: " + " | ".join(f.read().splitlines()[-4:]))
+                print("  operations of the iteration: " + "; ".join(LAST_HISTORY))
+                keep = os.environ.get("CRASH_KEEP_FAILED")
+                if keep:
+                    shutil.copytree(f"{state}.dead", f"{keep}/{name}-{it}", dirs_exist_ok=True)
+                    shutil.copy(config, f"{keep}/{name}-{it}/config.toml")
                 failures += 1
                 if failures > 3:
                     break
@@ -476,6 +498,10 @@ def rebuild_from(seen):
     return m
 
 
+# The operations of the running iteration, printed when it fails.
+LAST_HISTORY = []
+
+
 def run_until_killed(m, model, mnt, rng, held, timer):
     """Runs operations until the server dies. Returns (model before the operation in
     flight, model after it, that operation or None)."""
@@ -484,7 +510,8 @@ def run_until_killed(m, model, mnt, rng, held, timer):
         delay = rng.uniform(0.0, 0.25)
         killer = threading.Timer(delay, lambda: os.kill(pid, signal.SIGKILL))
         killer.start()
-    history = []
+    history = LAST_HISTORY
+    history.clear()
     for _ in range(400):
         op = random_op(rng, model, mnt, held)
         history.append(op.kind + " " + " ".join(

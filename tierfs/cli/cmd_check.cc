@@ -60,7 +60,9 @@ std::vector<std::string> check_stopped(const std::string& state_dir,
   ReplayReport report;
   MetadataImage image;
   try {
-    image = replay_state(fd, state_dir, report);
+    // Unlinked-while-open inodes stay: the next mount frees their blocks,
+    // which must then be theirs alone.
+    image = replay_state(fd, state_dir, report, true);
   } catch (const std::runtime_error& e) {
     return {e.what()};  // a damaged checkpoint is a problem, not a usage error
   }

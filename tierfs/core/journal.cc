@@ -101,7 +101,8 @@ void crash_point(std::string_view name) {
   if (crash_due(name)) raise(SIGKILL);
 }
 
-MetadataImage replay_state(int dir_fd, const std::string& dir_path, ReplayReport& report) {
+MetadataImage replay_state(int dir_fd, const std::string& dir_path, ReplayReport& report,
+                           bool keep_unlinked) {
   const auto started = std::chrono::steady_clock::now();
   MetadataImage image;
   bool exists = false;
@@ -167,7 +168,7 @@ MetadataImage replay_state(int dir_fd, const std::string& dir_path, ReplayReport
       if (report.torn_reason.empty()) report.torn_reason = frames.stop_reason();
     }
   }
-  report.dropped_unlinked = drop_unlinked(image);
+  if (!keep_unlinked) report.dropped_unlinked = drop_unlinked(image);
   for (const auto& [ino, meta] : image.inodes) image.max_ino = std::max(image.max_ino, ino);
   report.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

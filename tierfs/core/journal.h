@@ -33,7 +33,10 @@ struct ReplayReport {
 // Reads the checkpoint and journal in `dir_fd` without changing them.
 // Throws std::runtime_error (one line naming the file and byte) when the
 // checkpoint is damaged: it was complete when it was renamed into place.
-MetadataImage replay_state(int dir_fd, const std::string& dir_path, ReplayReport& report);
+// keep_unlinked: leave the inodes with link count 0 in the image (tierfs
+// check: their blocks must not be anybody else's either).
+MetadataImage replay_state(int dir_fd, const std::string& dir_path, ReplayReport& report,
+                           bool keep_unlinked = false);
 
 class Journal {
  public:

@@ -35,6 +35,7 @@ InodeMeta Fs::meta_of(const Inode& inode) {
 
 void Fs::attach_journal(std::unique_ptr<Journal> journal) {
   const MetadataImage& image = journal->image();
+  std::vector<InodePtr> trimmed;  // extents cut back to the size: logged once the log is attached
   if (image.inodes.count(FUSE_ROOT_ID)) {
     std::vector<std::pair<InodePtr, const InodeMeta*>> built;
     built.reserve(image.inodes.size());
@@ -79,6 +80,13 @@ void Fs::attach_journal(std::unique_ptr<Journal> journal) {
                                  ": inode " + std::to_string(meta->ino) + " " + problem +
                                  "; `tierfs check` lists every problem, `tierfs mount --fresh` "
                                  "starts empty");
+      // Past the size a file holds zeros (a later extension must read them):
+      // a write in flight at the crash may have copied bytes there whose size
+      // never made it to the log. Its blocks past the size go, the last
+      // block's tail is zeroed.
+      const uint64_t version = node->data->extents_version();
+      node->data->truncate(*storage_, meta->size);
+      if (node->data->extents_version() != version) trimmed.push_back(node);
     }
     count_xattrs(xattrs, xattr_bytes);
     // Names: in name order, so a file with several names keeps a deterministic one for paths.
@@ -98,6 +106,10 @@ void Fs::attach_journal(std::unique_ptr<Journal> journal) {
   }
   journal_ = std::move(journal);
   storage_->set_journal(journal_.get());
+  for (const InodePtr& node : trimmed) {
+    std::unique_lock guard(node->lock);
+    log_inode_locked(*node);
+  }
 }
 
 void Fs::close_journal(bool keep_files, int state_dir_fd) {
