@@ -34,7 +34,7 @@ NUMA = '[mount]\ncache = "none"\n\n[[tier]]\nname = "dram"\nregions = ["numa:0"]
 
 
 def file_config(tmp):
-    return ('[mount]\ncache = "none"\n\n[[tier]]\nname = "spill"\n'
+    return (f'[mount]\ncache = "none"\nstate_dir = "{tmp}/state-r"\n\n[[tier]]\nname = "spill"\n'
             f'regions = ["file:{tmp}/regions/r0", "file:{tmp}/regions/r1"]\n'
             'size = "1GiB"\ngranularity = "64KiB"\ncreate = true\n')
 
@@ -68,7 +68,6 @@ def randwrite(mnt, seconds):
 
 
 def mounted(tierfs, config, mnt, log, state):
-    os.environ["TIERFS_STATE_DIR"] = state
     # The server's own log (replay time) goes to log + ".server".
     m = TierfsMount(tierfs, config, mnt, log, options=[f"log_file={log}.server"])
     m.start()

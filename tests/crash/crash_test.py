@@ -105,7 +105,7 @@ path = "/d1/*"
 tier = "spill"
 """
     for name in out:
-        out[name] = '[mount]\ncache = "none"\n\n' + out[name]
+        out[name] = f'[mount]\ncache = "none"\nstate_dir = "{tmp}/state-{name}"\n\n' + out[name]
     return out
 
 
@@ -395,7 +395,6 @@ def mount(tierfs, config, mnt, log, state, rng):
         point = rng.choice(CRASH_POINTS)
         # Count 1 of the journal points is the mount's own root record: start at 2.
         env_crash = f"{point}:{rng.randrange(2, 40)}"
-    os.environ["TIERFS_STATE_DIR"] = state
     os.environ["TIERFS_JOURNAL_CHECKPOINT_BYTES"] = str(rng.choice([8192, 65536, 1 << 30]))
     if env_crash:
         os.environ["TIERFS_CRASH_AT"] = env_crash
