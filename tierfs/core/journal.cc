@@ -216,6 +216,11 @@ int Journal::write_all(int fd, std::string_view bytes, uint64_t offset) {
 int Journal::commit(const RecordBuilder& records) {
   if (records.empty()) return 0;
   std::lock_guard guard(lock_);
+  if (have_image_) {
+    // The replayed image stops being current with the first change.
+    image_ = MetadataImage{};
+    have_image_ = false;
+  }
   if (journal_bytes_ > checkpoint_bound_) checkpoint_locked();
   frame_.clear();
   append_frame(frame_, records.bytes());
@@ -235,7 +240,6 @@ int Journal::commit(const RecordBuilder& records) {
     return err;
   }
   journal_bytes_ += frame_.size();
-  apply_records(image_, records.bytes());
   crash_point("journal.after_write");
   return 0;
 }
@@ -258,7 +262,14 @@ int Journal::checkpoint_locked() {
     header.header('C', generation);
     append_frame(bytes, header.bytes());
   }
-  encode_image(image_, bytes, kCheckpointFrameBytes);
+  if (have_image_) {
+    encode_image(image_, bytes, kCheckpointFrameBytes);
+  } else {
+    // No image in memory (the server holds the live one): the files are the
+    // image. Inodes unlinked while open stay; replay drops them.
+    ReplayReport report;
+    encode_image(replay_state(dir_fd_, dir_path_, report, true), bytes, kCheckpointFrameBytes);
+  }
   const int fd =
       openat(dir_fd_, kCheckpointTemp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return -errno;
@@ -289,7 +300,14 @@ int Journal::checkpoint_locked() {
 
 void Journal::with_image(const std::function<void(const MetadataImage&)>& visit) const {
   std::lock_guard guard(lock_);
-  visit(image_);
+  ReplayReport report;
+  visit(replay_state(dir_fd_, dir_path_, report, true));
+}
+
+void Journal::release_image() {
+  std::lock_guard guard(lock_);
+  image_ = MetadataImage{};
+  have_image_ = false;
 }
 
 uint64_t Journal::journal_bytes() const {

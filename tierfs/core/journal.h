@@ -49,12 +49,16 @@ class Journal {
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
 
-  // The replayed image, for the server to build its inodes from (before it serves).
+  // The replayed image, for the server to build its inodes from (before it
+  // serves); release_image() frees it: from then on the server's inodes are
+  // the live metadata, and checkpoints and with_image() read the files back
+  // (no second copy of every inode in memory: docs/architecture.md).
   const MetadataImage& image() const { return image_; }
+  void release_image();
   const ReplayReport& replay_report() const { return report_; }
 
-  // Appends the records as one frame and applies them to the shadow image;
-  // writes a checkpoint first when the journal has grown past its bound.
+  // Appends the records as one frame; writes a checkpoint first when the
+  // journal has grown past its bound.
   // Returns 0 or -errno (the log could not be written: the change is in
   // memory but would not survive a crash; logged once).
   int commit(const RecordBuilder& records);
@@ -62,7 +66,8 @@ class Journal {
   int sync() const;
   // Compacts now: checkpoint, journal emptied (clean unmount of a persistent mount).
   int checkpoint();
-  // Runs `visit` on the shadow image under the journal's lock (tierfs check on a live mount).
+  // Runs `visit` on the image the log's files hold, under the journal's lock
+  // (tierfs check on a live mount; inodes unlinked while open included).
   void with_image(const std::function<void(const MetadataImage&)>& visit) const;
   uint64_t journal_bytes() const;
   uint64_t checkpoints_written() const;
@@ -77,6 +82,7 @@ class Journal {
   int journal_fd_ = -1;
   mutable std::mutex lock_;
   MetadataImage image_;
+  bool have_image_ = true;
   ReplayReport report_;
   uint64_t generation_ = 0;
   uint64_t journal_bytes_ = 0;

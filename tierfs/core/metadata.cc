@@ -1,8 +1,8 @@
 // Records of the metadata log: a compact little-endian binary encoding (one
 // kind byte, then fixed-width integers and length-prefixed strings), and
-// applying them to a MetadataImage. Replay and the running server's shadow
-// image go through the same apply_records, so what a restart rebuilds is
-// what the server logged.
+// applying them to a MetadataImage. Replay, checkpoints and tierfs check all
+// go through the same apply_records, so what a restart rebuilds is what the
+// server logged.
 #include "tierfs/core/metadata.h"
 
 #include <sys/stat.h>

@@ -105,6 +105,7 @@ void Fs::attach_journal(std::unique_ptr<Journal> journal) {
     for (size_t t = 0; t < storage_->tier_count(); ++t) storage_->tier(t).scrub_free();
   }
   journal_ = std::move(journal);
+  journal_->release_image();
   storage_->set_journal(journal_.get());
   for (const InodePtr& node : trimmed) {
     std::unique_lock guard(node->lock);
@@ -116,6 +117,21 @@ void Fs::close_journal(bool keep_files, int state_dir_fd) {
   if (!journal_) return;
   storage_->set_journal(nullptr);
   if (keep_files) {
+    // Scratch tiers give their memory back now: the extents there go from
+    // the log, so those files come back with holes (zeros), not stale memory.
+    for (const auto& [ino, inode] : inodes_) {
+      std::unique_lock guard(inode->lock);
+      if (!inode->data || inode->data_released) continue;
+      InodeMeta meta = meta_of(*inode);
+      const size_t before = meta.extents.size();
+      std::erase_if(meta.extents, [&](const tierfs_extent& e) {
+        return e.tier >= storage_->tier_count() || !storage_->tier(e.tier).persistent();
+      });
+      if (meta.extents.size() == before) continue;
+      RecordBuilder& records = change_records();
+      records.inode(meta);
+      journal_->commit(records);
+    }
     if (int err = journal_->checkpoint())
       spdlog::error("unmount: checkpoint not written: {}", strerror(-err));
   } else {
