@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -269,6 +270,8 @@ int Journal::checkpoint_locked() {
     // image. Inodes unlinked while open stay; replay drops them.
     ReplayReport report;
     encode_image(replay_state(dir_fd_, dir_path_, report, true), bytes, kCheckpointFrameBytes);
+    // The image was transient: hand its pages back instead of keeping the heap at its peak.
+    malloc_trim(0);
   }
   const int fd =
       openat(dir_fd_, kCheckpointTemp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -302,6 +305,7 @@ void Journal::with_image(const std::function<void(const MetadataImage&)>& visit)
   std::lock_guard guard(lock_);
   ReplayReport report;
   visit(replay_state(dir_fd_, dir_path_, report, true));
+  malloc_trim(0);
 }
 
 void Journal::release_image() {

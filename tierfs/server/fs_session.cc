@@ -239,9 +239,8 @@ void attach_metadata_log(Fs& fs, const MountState& state) {
       replay.torn_bytes ? fmt::format(", torn tail of {} bytes ignored ({})", replay.torn_bytes,
                                       replay.torn_reason)
                         : std::string(),
-      replay.dropped_unlinked
-          ? fmt::format(", {} unlinked inodes dropped", replay.dropped_unlinked)
-          : std::string());
+      replay.dropped_unlinked ? fmt::format(", {} unlinked inodes dropped", replay.dropped_unlinked)
+                              : std::string());
 }
 
 // Clean unmount: memory goes back to the system; a scratch mount's state
