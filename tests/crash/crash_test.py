@@ -507,8 +507,14 @@ def run_until_killed(m, model, mnt, rng, held, timer):
     pid = m.pid
     if timer:
         delay = rng.uniform(0.0, 0.25)
-        killer = threading.Timer(delay, lambda: os.kill(pid, signal.SIGKILL))
-        killer.start()
+        try:
+            # Through a pidfd: the server may die at a named point first, and its
+            # pid may then belong to another process by the time the timer fires.
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            pidfd = None
+        if pidfd is not None:
+            threading.Timer(delay, kill_through, (pidfd,)).start()
     history = LAST_HISTORY
     history.clear()
     for _ in range(400):
@@ -537,6 +543,16 @@ def run_until_killed(m, model, mnt, rng, held, timer):
     os.kill(pid, signal.SIGKILL)
     wait_dead(pid)
     return model, model, None
+
+
+def kill_through(pidfd):
+    """SIGKILL to the process behind pidfd unless it is gone already."""
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(pidfd)
 
 
 def alive(pid):
