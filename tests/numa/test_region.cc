@@ -241,7 +241,7 @@ std::string fresh_name() {
 
 // What a killed server leaves: a named object, kept once the mount was up.
 std::string leave_region(uint64_t size, std::byte fill) {
-  const std::string name = fresh_name();
+  std::string name = fresh_name();
   auto region = Region::open(parse_region_spec("numa:0"),
                              RegionOptions{.size_bytes = size, .shm_name = name, .adopt = true});
   EXPECT_FALSE(region->adopted());

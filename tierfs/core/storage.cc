@@ -77,8 +77,7 @@ size_t Storage::retire_faulting(std::span<const iovec> pieces) {
     const auto* at = static_cast<const std::byte*>(piece.iov_base);
     const std::byte* end = at + piece.iov_len;
     // One probe per page the piece touches.
-    for (; at < end; at = reinterpret_cast<const std::byte*>(
-                         (reinterpret_cast<uintptr_t>(at) / kBlockBytes + 1) * kBlockBytes)) {
+    for (; at < end; at += kBlockBytes - reinterpret_cast<uintptr_t>(at) % kBlockBytes) {
       std::byte probe;
       const void* fault = guarded_copy(&probe, at, 1);
       if (fault == nullptr) continue;
