@@ -207,6 +207,120 @@ remount_frees_rows() {
 }
 check "unmount and remount leak no rows, and the server exits 0" remount_frees_rows
 
+# --- a persistent tier on the DAX devices ----------------------------------------
+# famfs-style: the tier keeps its files across a clean unmount and a kill -9
+# of the server, in the same boot. The state directory is on the guest's /tmp
+# (tmpfs: it outlives a mount, not a reboot, which is all one boot can show).
+# Files of several sizes, one spanning every device, one fsync'd; after each
+# remount the checksums match, the bytes are on the devices where the new map
+# says, and tierfs check (running and stopped) finds nothing.
+STATE="$T/pstate"
+cat >"$T/tierfs.toml" <<EOF
+[mount]
+state_dir = "$STATE"
+
+[[tier]]
+name = "pmem"
+regions = [$dax_regions]
+granularity = "64KiB"
+persistent = true
+$dax_weights
+EOF
+
+persist_size=$((3 * 1024 * 1024 + 5 * 65536 + 999))
+write_persistent_files() {
+  start_mount || return 1
+  mkdir -p "$MNT/dir" || return 1
+  "$probe" write-pattern "$MNT/dir/striped" "$persist_size" 55 || return 1
+  "$probe" write-pattern "$MNT/small" 4097 56 || return 1
+  "$probe" write-pattern "$MNT/dir/medium" 300000 57 || return 1
+  # conv=fsync: this one is fsync'd (cache lines flushed on dax:).
+  dd if=/dev/urandom of="$MNT/synced" bs=65536 count=5 conv=fsync 2>/dev/null || return 1
+  : >"$MNT/empty"
+  (cd "$MNT" && sha256sum dir/striped small dir/medium synced empty) >"$T/persist.sums" || return 1
+  cat "$T/persist.sums"
+  stats_lines | tee "$T/tiers.txt"
+  grep -q "^pmem used=[1-9][0-9]* regions=$dax_specs region_used=" "$T/tiers.txt"
+}
+check "a persistent tier on the DAX devices takes files of several sizes (one fsync'd)" \
+  write_persistent_files
+
+# Checksums, the striped file's bytes on every device where tierfs map says,
+# and tierfs check of the running mount.
+persistent_files_intact() {
+  (cd "$MNT" && sha256sum -c "$T/persist.sums") || return 1
+  "$probe" check-pattern "$MNT/dir/striped" "$persist_size" 55 || return 1
+  tierfs map --json "$MNT/dir/striped" >"$T/striped.map" || return 1
+  "$probe" verify-dax "$T/striped.map" 55 --min-devices "$VM_DAX" || return 1
+  stats_lines | tee "$T/tiers.txt"
+  grep -q "^pmem used=[1-9][0-9]* regions=$dax_specs region_used=[1-9]" "$T/tiers.txt" || return 1
+  tierfs check "$MNT"
+}
+check "the persistent files read back and sit on the DAX devices where tierfs map says" \
+  persistent_files_intact
+
+# The stopped mount: its state directory keeps the metadata, tierfs check reads it.
+clean_unmount_keeps_state() {
+  stop_mount || return 1
+  ls "$STATE"
+  [ -f "$STATE/checkpoint" ] || [ -f "$STATE/journal" ] || return 1
+  tierfs check --state-dir "$STATE" --config "$T/tierfs.toml"
+}
+check "a clean unmount keeps the persistent tier's metadata, and tierfs check finds it clean" \
+  clean_unmount_keeps_state
+
+remount_finds_files() {
+  start_mount || return 1
+  grep -q "adopting what the previous server left" "$T/server.log" || {
+    cat "$T/server.log"
+    return 1
+  }
+  persistent_files_intact
+}
+check "a second mount in the same boot finds every file of the persistent DAX tier" \
+  remount_finds_files
+
+# kill -9: nothing is unmounted cleanly; tierfs cleanup detaches the dead
+# mount and keeps a persistent mount's metadata; the next mount adopts it.
+kill_remount_finds_files() {
+  "$probe" write-pattern "$MNT/after-remount" 200000 58 || return 1
+  (cd "$MNT" && sha256sum after-remount) >>"$T/persist.sums" || return 1
+  kill -9 "$SERVER_PID" || return 1
+  wait "$SERVER_PID" 2>/dev/null
+  SERVER_PID=
+  tierfs cleanup --config "$T/tierfs.toml" "$MNT" || return 1
+  tierfs check --state-dir "$STATE" --config "$T/tierfs.toml" || return 1
+  start_mount || return 1
+  persistent_files_intact
+}
+check "after kill -9 and tierfs cleanup, a new mount finds every file again" \
+  kill_remount_finds_files
+
+# --fresh discards what the previous server left: an empty tier, no files.
+fresh_leaves_nothing() {
+  stop_mount || return 1
+  tierfs mount -f --fresh --config "$T/tierfs.toml" "$MNT" >"$T/server.log" 2>&1 &
+  SERVER_PID=$!
+  i=0
+  while [ $i -lt 600 ] && ! mounted; do
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+    i=$((i + 1))
+  done
+  mounted || { cat "$T/server.log"; return 1; }
+  left=$(ls -A "$MNT")
+  echo "after --fresh the mount holds: '${left}'"
+  [ -z "$left" ] || return 1
+  stats_lines | tee "$T/tiers.txt"
+  grep -qx "pmem used=0 regions=$dax_specs region_used=0" "$T/tiers.txt" || return 1
+  tierfs check "$MNT" || return 1
+  stop_mount || return 1
+  ls -A /dev/shm
+  [ -z "$(ls -A /dev/shm)" ]
+}
+check "tierfs mount --fresh finds nothing of the persistent tier, and unmount leaves no shared memory" \
+  fresh_leaves_nothing
+
 # --- block-device regions (brd), the kind fuse-iomap can map ------------------------
 # Two brd ramdisks as one 2-way tier: the server claims them exclusively, and
 # after a sync every byte of a file is on the devices where tierfs map says,
