@@ -554,7 +554,8 @@ void FileData::discard(Storage& storage, uint64_t off, uint64_t end) {
   if (end > off) remove_range(storage, off, end - off);
 }
 
-void FileData::adopt_extents(Storage& storage, FileData& target) {
+void FileData::adopt_extents(Storage& storage, FileData& target,
+                             const std::function<void()>& log_switch) {
   std::vector<tierfs_extent> old = std::move(extents_);
   extents_ = std::move(target.extents_);
   target.extents_.clear();
@@ -563,12 +564,15 @@ void FileData::adopt_extents(Storage& storage, FileData& target) {
   mark_dirty();
   // The switch is logged (one record of the new extent list) before the old
   // blocks go back: at replay no block is owned twice.
-  if (Journal* journal = storage.journal(); journal != nullptr && ino_ != 0) {
+  if (log_switch) {
+    log_switch();
+  } else if (Journal* journal = storage.journal(); journal != nullptr && ino_ != 0) {
     thread_local RecordBuilder records;
     records.clear();
     records.extents(ino_, extents_.data(), extents_.size());
     journal->commit(records);
   }
+  crash_point("migrate.after_switch_log");
   for (const tierfs_extent& e : old) storage.tier(e.tier).free_blocks(blocks_of(e));
 }
 

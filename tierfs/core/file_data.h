@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -80,8 +81,11 @@ class FileData {
   void discard(Storage& storage, uint64_t off, uint64_t end);
   // The switch: this file's extents become `target`'s (left empty). The maps
   // (and the crash log) hear of it in one changed() before the old blocks go
-  // back to their tiers, so no block is ever owned twice.
-  void adopt_extents(Storage& storage, FileData& target);
+  // back to their tiers, so no block is ever owned twice. `log_switch`, when
+  // given, logs the switch instead of the default extents record (the server
+  // logs the whole inode, its new preferred tier with it, in one frame).
+  void adopt_extents(Storage& storage, FileData& target,
+                     const std::function<void()>& log_switch = {});
   // With a metadata log (Storage::journal): blocks a call dropped wait here
   // until the caller has logged the change, then go back to their tiers.
   void free_deferred(Storage& storage);

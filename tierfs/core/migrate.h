@@ -10,6 +10,7 @@
 #include <functional>
 #include <mutex>
 #include <shared_mutex>
+#include <span>
 #include <vector>
 
 #include "tierfs/core/file_data.h"
@@ -43,6 +44,15 @@ struct MigrateOptions {
   // Changed bytes at most this many left for the final pass under the unique
   // lock; more, and another pass runs under the shared lock first.
   uint64_t final_pass_bytes = uint64_t{4} << 20;
+  // Called under the unique lock at the switch, after the file took the new
+  // extents and before its old blocks are freed: logs the switch (the server
+  // logs the inode with its new preferred tier, so a crash keeps both or
+  // neither). Empty: FileData::adopt_extents logs the extent list alone.
+  std::function<void()> on_switch;
+  // Called after each step that may have changed the blocks of the copy (the
+  // file's lock held), with the copy's extents: the blocks in transit, which
+  // no record names until the switch (tierfs check of a running mount).
+  std::function<void(std::span<const tierfs_extent>)> on_copy_blocks;
 };
 
 struct MigrateResult {

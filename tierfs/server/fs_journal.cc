@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "tierfs/server/mover.h"
 #include "tierfs/server/operations.h"
 
 namespace tierfs {
@@ -200,8 +201,11 @@ std::vector<std::string> Fs::check_problems() {
     problems = check_image(image, tier_blocks);
     for (size_t t = 0; t < storage_->tier_count(); ++t) {
       BlockAllocator& blocks = storage_->tier(t).blocks();
+      const std::vector<BlockRange> free_runs = blocks.free_runs();
+      // After the free runs: a block a migration took before they were read is listed.
+      const auto transit = mover().blocks_in_transit();
       auto more = check_allocation(image, static_cast<uint32_t>(t), blocks.total_blocks(),
-                                   blocks.free_runs());
+                                   free_runs, transit[t]);
       problems.insert(problems.end(), more.begin(), more.end());
     }
   });

@@ -74,14 +74,29 @@ int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint
   options.rate = rate_limited ? &rate_ : nullptr;
   options.stop = &stop_;
   options.copied = &flight->copied;
+  options.on_copy_blocks = [&](std::span<const tierfs_extent> copy) {
+    std::lock_guard guard(lock_);
+    flight->copy_extents.assign(copy.begin(), copy.end());
+  };
   MigrateResult result;
+  // The file lives there now: its new data follows it. Set at the switch,
+  // under the same lock hold, and logged in the switch's frame: no write
+  // lands on the old tier after the switch, and a crash does not keep the
+  // new extents with the old preferred tier.
+  options.on_switch = [&] {
+    inode->data->set_preferred_tier(tier);
+    fs_.log_inode_locked(*inode);
+  };
   const std::function<bool()> alive = [&inode] { return !inode->data_released; };
   const int err =
       migrate_file(fs_.storage(), *inode->data, inode->lock, tier, alive, options, &result);
   if (err == 0) {
-    // The file lives there now: its new data follows it.
+    // Nothing had to move (already there, or no data): the preferred tier still changes.
     std::unique_lock guard(inode->lock);
-    if (!inode->data_released) inode->data->set_preferred_tier(tier);
+    if (!inode->data_released && inode->data->preferred_tier() != tier) {
+      inode->data->set_preferred_tier(tier);
+      fs_.log_inode_locked(*inode);
+    }
   }
   std::lock_guard guard(lock_);
   in_flight_.erase(inode->ino);
@@ -124,6 +139,16 @@ std::optional<MigrationProgress> Mover::progress(uint64_t ino) const {
   auto it = in_flight_.find(ino);
   if (it == in_flight_.end()) return std::nullopt;
   return MigrationProgress{it->second->to_tier, it->second->copied.load(), it->second->total_bytes};
+}
+
+std::vector<std::vector<BlockRange>> Mover::blocks_in_transit() const {
+  std::vector<std::vector<BlockRange>> out(moves_.size());
+  std::lock_guard guard(lock_);
+  for (const auto& [ino, flight] : in_flight_)
+    for (const tierfs_extent& e : flight->copy_extents)
+      if (e.tier < out.size())
+        out[e.tier].push_back({e.tier_address / kBlockBytes, e.length / kBlockBytes});
+  return out;
 }
 
 void Mover::run() {

@@ -71,12 +71,16 @@ class Mover {
 
   MoverStatus status() const;
   std::optional<MigrationProgress> progress(uint64_t ino) const;
+  // Per tier, the blocks the copies of migrations in flight hold: in use, and
+  // no record names them until the switch (tierfs check of a running mount).
+  std::vector<std::vector<BlockRange>> blocks_in_transit() const;
 
  private:
   struct InFlight {
     uint32_t to_tier;
     uint64_t total_bytes;
     std::atomic<uint64_t> copied{0};
+    std::vector<tierfs_extent> copy_extents;  // guarded by Mover::lock_
   };
   struct Queued {
     std::weak_ptr<Inode> inode;
