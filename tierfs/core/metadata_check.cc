@@ -158,18 +158,17 @@ std::vector<std::string> check_allocation(const MetadataImage& image, uint32_t t
   // The excuse is only that: a migration's list is a snapshot taken after its
   // steps, so it never turns a block into an owned one.
   const auto leaked = [&](uint64_t first, uint64_t end) {
+    const auto report = [&](uint64_t from, uint64_t to) {
+      out.push_back(fmt::format("tier {}: blocks {}-{} are in use but no file owns them (leaked)",
+                                tier, from, to - 1));
+    };
     uint64_t at = first;
     for (const BlockRange& t : transit) {
       if (t.end() <= at || t.first >= end) continue;
-      if (t.first > at)
-        out.push_back(fmt::format(
-            "tier {}: blocks {}-{} are in use but no file owns them (leaked)", tier, at,
-            t.first - 1));
+      if (t.first > at) report(at, t.first);
       at = std::max(at, t.end());
     }
-    if (at < end)
-      out.push_back(fmt::format("tier {}: blocks {}-{} are in use but no file owns them (leaked)",
-                                tier, at, end - 1));
+    if (at < end) report(at, end);
   };
   // Every run in address order, free ones tagged with inode 0: a block is in
   // exactly one of them, or used by nobody (leaked).
