@@ -141,7 +141,7 @@ class Mounts:
                 f"--callgrind-out-file={self.work}/callgrind.%p"]
 
     def _start_server(self, name, argv):
-        """The reference server (tierfs mounts through tierfs_mount.TierfsMount)."""
+        """A server that stays in the foreground: the reference, and tierfs under callgrind."""
         argv = self._wrapper() + argv
         before = device_of(self.dirs[name])
         log = os.path.join(self.work, name + ".log")
@@ -164,7 +164,17 @@ class Mounts:
         config = self.args.tierfs_config
         if not config:
             config = default_like_config(self.bin["tierfs"], self.work, total_mib)
+            if self.args.instructions:
+                # valgrind 3.19 does not know seccomp(2): the sandbox would fail the mount.
+                with open(config, "a") as f:
+                    f.write("\n[mount]\nsandbox = false\n")
             self.default_like = read_text(config)  # for the results: the work dir goes
+        if self.args.instructions:
+            # In the foreground: valgrind's gdbserver, which callgrind_control
+            # talks to, does not follow the daemon's fork.
+            self._start_server("tierfs", [self.bin["tierfs"], "mount", "-f", "--config", config,
+                                          self.dirs["tierfs"]])
+            return
         log = os.path.join(self.work, "tierfs.log")
         server = TierfsMount(self.bin["tierfs"], config, self.dirs["tierfs"], log,
                              wrapper=self._wrapper())
@@ -193,7 +203,8 @@ class Mounts:
                     problems.append(f"{name} exited with {status}: {read_text(log).strip()}")
                 continue
             try:
-                status = proc.wait(timeout=20)
+                # Under callgrind tierfs's unmount (regions given back) takes longer.
+                status = proc.wait(timeout=120 if self.args.instructions else 20)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 status = proc.wait()

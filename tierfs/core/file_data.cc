@@ -124,6 +124,16 @@ size_t first_ending_after(const std::vector<tierfs_extent>& extents, uint64_t of
       extents.begin());
 }
 
+// Whether extents cover every byte of [off, off + len) (an overwrite in place).
+bool covered(const std::vector<tierfs_extent>& extents, uint64_t off, uint64_t len) {
+  uint64_t pos = off;
+  for (size_t i = first_ending_after(extents, off); i < extents.size() && pos < off + len; ++i) {
+    if (extents[i].file_offset > pos) return false;
+    pos = end_of(extents[i]);
+  }
+  return pos >= off + len;
+}
+
 }  // namespace
 
 void FileData::set_preferred_tier(uint32_t tier) {
@@ -308,7 +318,10 @@ int64_t FileData::write(Storage& storage, uint64_t off, std::span<const iovec> i
   bool faulted = false;
   Journal* journal = storage.journal();
   uint64_t copy_len = len;
-  if (journal != nullptr) {
+  if (journal != nullptr && covered(extents_, off, len)) {
+    note_change(off, off + len);  // nothing to allocate or log: straight to the copy
+    crash_point("write.before_copy");
+  } else if (journal != nullptr) {
     // Blocks first, logged before any byte lands in them: a block that holds
     // bytes is never free at replay, so no other file can be handed them.
     const uint64_t version = extents_version_;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -92,6 +93,16 @@ void Tier::mark_touched(BlockRange range) {
     untouched_[row / 64] &= ~(uint64_t{1} << (row % 64));
 }
 
+// Shared memory that fallocate just gave pages to is mapped in one call
+// instead of one minor fault per 4 KiB page in the write's copy (a new file's
+// 1 MiB write took 256). Only numa: regions: on a file: region this would
+// dirty page-cache pages that preallocation may never use. Best effort: a
+// kernel without MADV_POPULATE_WRITE (< 5.14) faults the pages in later.
+void Tier::populate(uint32_t region, uint64_t device_offset, uint64_t length) {
+  if (regions_[region]->spec().kind != numa::RegionKind::numa) return;
+  madvise(at(region, device_offset), length, MADV_POPULATE_WRITE);
+}
+
 int Tier::reserve(BlockRange range) {
   int err = 0;
   each_region_range(range, [&](uint32_t i, uint64_t device_offset, uint64_t length) {
@@ -101,7 +112,10 @@ int Tier::reserve(BlockRange range) {
       rc = fallocate(regions_[i]->fd(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(device_offset),
                      static_cast<off_t>(length));
     } while (rc != 0 && errno == EINTR);
-    if (rc == 0) return;
+    if (rc == 0) {
+      populate(i, device_offset, length);
+      return;
+    }
     if (errno == EOPNOTSUPP) {
       // Nothing to reserve with here; say so once.
       if (reservable_[i].exchange(false))

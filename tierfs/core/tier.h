@@ -120,6 +120,8 @@ class Tier {
   // fallocate over [range) in every reservable region; -ENOSPC (or -errno)
   // when the backing storage cannot hold it.
   int reserve(BlockRange range);
+  // Maps freshly reserved memory of a region into this process in one call.
+  void populate(uint32_t region, uint64_t device_offset, uint64_t length);
   // [range) without its bad blocks.
   std::vector<BlockRange> good_runs(BlockRange range) const;
 

@@ -2,7 +2,8 @@
 // does (read(2), writev(2)); the read hook remembers the unique id of the
 // kernel's FUSE_INIT when the kernel offers FUSE_DIRECT_IO_ALLOW_MMAP, and the
 // writev hook sets the flag in that one reply. Every other request passes
-// through untouched (one compare per request).
+// through untouched (one compare per request). The read hook is also where
+// the request gate (request_gate.h) picks the worker that reads.
 #include "tierfs/server/direct_io_mmap.h"
 
 #include <linux/fuse.h>
@@ -11,6 +12,8 @@
 
 #include <atomic>
 #include <cstdint>
+
+#include "tierfs/server/request_gate.h"
 
 namespace tierfs {
 
@@ -25,7 +28,9 @@ std::atomic<uint64_t> init_unique{0};  // 0: no INIT seen that offered the flag
 std::atomic<bool> granted{false};
 
 ssize_t read_request(int fd, void* buf, size_t len, void* /*userdata*/) {
+  gate_before_read(fd);
   ssize_t res = read(fd, buf, len);
+  gate_after_read(fd, buf, res);
   if (res < static_cast<ssize_t>(sizeof(fuse_in_header) + sizeof(fuse_init_in)) ||
       init_unique.load(std::memory_order_relaxed) != 0 || granted.load(std::memory_order_relaxed))
     return res;

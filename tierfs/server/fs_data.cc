@@ -137,8 +137,7 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 // relatime: a read moves atime only when it is older than the last change or a day old.
-static void note_read(Inode& inode) {
-  int64_t now = now_ns();
+static void note_read(Inode& inode, int64_t now) {
   int64_t atime = inode.atime_ns.load(std::memory_order_relaxed);
   constexpr int64_t day_ns = 24LL * 3600 * 1000000000;
   if (atime <= inode.mtime_ns || atime <= inode.ctime_ns || now - atime > day_ns)
@@ -160,8 +159,9 @@ void fs_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_fi
     fuse_reply_err(req, static_cast<int>(-bytes));
     return;
   }
-  note_read(inode);
-  inode.access_ns.store(now_ns(), std::memory_order_relaxed);
+  const int64_t now = now_ns();
+  note_read(inode, now);
+  inode.access_ns.store(now, std::memory_order_relaxed);
   inode.recent_reads.fetch_add(1, std::memory_order_relaxed);
   int sent = 0;
   if (pieces.size() <= 1) {

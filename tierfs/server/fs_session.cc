@@ -23,6 +23,7 @@
 #include "tierfs/server/mover.h"
 #include "tierfs/server/operations.h"
 #include "tierfs/server/privilege.h"
+#include "tierfs/server/request_gate.h"
 
 namespace tierfs {
 
@@ -203,6 +204,7 @@ bool answer_init(fuse_session* se) {
     if (res == -EINTR) continue;
     if (res <= 0) break;
     fuse_session_process_buf(se, &buf);
+    gate_leave();  // this thread reads no more: the loop's workers take over
     answered = true;
   }
   free(buf.mem);  // NOLINT(cppcoreguidelines-no-malloc): libfuse allocated it with malloc
