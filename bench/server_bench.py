@@ -89,6 +89,11 @@ def parse_args():
                         "libfuse 3.18 build): new-file write, overwrite, read, 4 KiB random, "
                         "creates and stats (bench/speed_table.py)")
     p.add_argument("--jobs", default="1,2,4", help="--table: fio job counts (default 1,2,4)")
+    p.add_argument("--before-bin", default="",
+                   help="--table: another tierfs binary (e.g. main before a change), mounted as "
+                        "tierfs_before with cache = \"none\" beside the others")
+    p.add_argument("--no-kernel-cache", action="store_true",
+                   help="--table: leave out tierfs with cache = \"kernel\"")
     p.add_argument("--fuse318-build", default="",
                    help="--table: a build directory configured with -Dlibfuse_prefix (3.18)")
     args = p.parse_args()

@@ -205,8 +205,16 @@ def run_table(args, tierfs_bin, metadata_bin, work, log=print):
     # slower than its direct one (measured 0.56 against 1.14 GB/s, 1 MiB reads), and the
     # baseline should be the fastest way to the same memory.
     variants = [Variant("tmpfs", direct=True),
-                Variant("tierfs_none", direct=True, binary=tierfs_bin),
-                Variant("tierfs_kernel", direct=False, cache_kernel=True, binary=tierfs_bin)]
+                Variant("tierfs_none", direct=True, binary=tierfs_bin)]
+    if args.before_bin:
+        # The same file system from another build: a change's before and after in one run.
+        if not os.access(args.before_bin, os.X_OK):
+            raise TableError(f"--before-bin {args.before_bin}: not an executable")
+        variants.append(Variant("tierfs_before", direct=True,
+                                binary=os.path.abspath(args.before_bin)))
+    if not args.no_kernel_cache:
+        variants.append(Variant("tierfs_kernel", direct=False, cache_kernel=True,
+                                binary=tierfs_bin))
     saved = {}
     if args.fuse318_build:
         fuse318 = os.path.join(os.path.abspath(args.fuse318_build), "tierfs", "cli", "tierfs")
@@ -242,7 +250,10 @@ def run_table(args, tierfs_bin, metadata_bin, work, log=print):
                 + ("" if rings else ": FUSE over io_uring did not start, /dev/fuse reads instead"))
         for rep in range(args.repeat):
             order = variants[rep % len(variants):] + variants[:rep % len(variants)]
+            only = {w for w in args.only.split(",") if w}
             for name, rw, bs, jobs, kind in workloads(jobs_list):
+                if only and name not in only:
+                    continue
                 for v in order:
                     value = _fio(v, name, rw, bs, jobs, kind, args)
                     figures.setdefault(name, {}).setdefault(v.name, []).append(
@@ -251,6 +262,8 @@ def run_table(args, tierfs_bin, metadata_bin, work, log=print):
                     f"{v.name} {_describe_figure(name, figures[name][v.name][-1][0])}"
                     for v in variants) + f" (load {os.getloadavg()[0]:.1f})")
             for v in order:
+                if only and not only & {"create", "stat"}:
+                    break
                 got = _metadata(metadata_bin, v, args)
                 for phase, value in got.items():
                     figures.setdefault(phase, {}).setdefault(v.name, []).append(
@@ -272,6 +285,7 @@ def run_table(args, tierfs_bin, metadata_bin, work, log=print):
     return {"variants": [v.name for v in variants], "rows": rows,
             "settings": {"tmpfs_o_direct": variants[0].direct, "file_mib": args.file_mib, "runtime_s": args.runtime_s,
                          "repeat": args.repeat, "jobs": jobs_list, "files": args.files,
+                         "tierfs_before": args.before_bin, "only": args.only,
                          "tier": "numa:0, 2MiB granularity",
                          "tierfs_318": f"-o io_uring ({rings} rings), max_io 4MiB"
                          if args.fuse318_build else ""}}
