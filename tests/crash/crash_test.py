@@ -71,7 +71,7 @@ CRASH_POINTS = [
 # chosen in the layouts with more than one tier.
 MIGRATE_POINTS = [
     "migrate.after_allocate",    # the whole target taken, no record names it, nothing copied
-    "migrate.after_chunk",       # a chunk copied (the last one of a small file: copy complete)
+    "migrate.after_chunk",       # a chunk copied (16 KiB to 1 MiB: mid-copy, or the copy done)
     "migrate.before_switch",     # catch-up copied under the unique lock, switch not done
     "migrate.after_switch_log",  # switch logged (extents, preferred tier), old blocks not freed
 ]
@@ -631,13 +631,17 @@ def mount(tierfs, config, mnt, log, state, rng, migrations, arm=True):
     env_crash = None
     if arm and rng.random() < 0.6:
         if migrations and rng.random() < 0.5:
-            # A move reaches each of its points once (small files: one chunk).
-            env_crash = f"{rng.choice(MIGRATE_POINTS)}:{rng.randrange(1, 8)}"
+            # A move reaches each of its points once, but after_chunk once a chunk.
+            point = rng.choice(MIGRATE_POINTS)
+            env_crash = f"{point}:{rng.randrange(1, 20 if point.endswith('chunk') else 8)}"
         else:
             point = rng.choice(CRASH_POINTS)
             # Count 1 of the journal points is the mount's own root record: start at 2.
             env_crash = f"{point}:{rng.randrange(2, 40)}"
     os.environ["TIERFS_JOURNAL_CHECKPOINT_BYTES"] = str(rng.choice([8192, 65536, 1 << 30]))
+    # Small chunks: a move of these small files is many copies under the shared
+    # lock, so the kill and the writes land between them, not only before or after.
+    os.environ["TIERFS_MIGRATE_CHUNK_BYTES"] = str(rng.choice([16384, 65536, 1 << 20]))
     if env_crash:
         os.environ["TIERFS_CRASH_AT"] = env_crash
     m = TierfsMount(tierfs, config, mnt, log, options=[f"log_file={log}.server"])

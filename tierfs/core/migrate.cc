@@ -131,21 +131,27 @@ class Migration {
         changed_bytes += r.end - r.off;
       }
       if (changed_bytes <= options_.final_pass_bytes || pass >= kMaxSharedPasses) {
-        for (const FileData::ChangedRange& r : changes) {
-          copy_.discard(storage_, r.off, r.end);
-          if (int err = file_.copy_to(storage_, copy_, r.off, r.end, true)) {
-            file_.watch_changes(false);
-            guard.unlock();
-            copy_.release(storage_);
-            return err;
+        // The last copies and the switch in one step: a check sees the new
+        // blocks in transit or owned, the old ones owned or free, never unowned.
+        const int err = reporting([&] {
+          for (const FileData::ChangedRange& r : changes) {
+            copy_.discard(storage_, r.off, r.end);
+            if (int failed = file_.copy_to(storage_, copy_, r.off, r.end, true)) return failed;
+            copied_ += r.end - r.off;
           }
-          copied_ += r.end - r.off;
+          result.bytes_from_tier.assign(storage_.tier_count(), 0);
+          for (const tierfs_extent& e : file_.extents()) result.bytes_from_tier[e.tier] += e.length;
+          result.bytes_moved = copy_.allocated_bytes();
+          crash_point("migrate.before_switch");
+          file_.adopt_extents(storage_, copy_, options_.on_switch);
+          return 0;
+        });
+        if (err) {
+          file_.watch_changes(false);
+          guard.unlock();
+          copy_.release(storage_);
+          return err;
         }
-        result.bytes_from_tier.assign(storage_.tier_count(), 0);
-        for (const tierfs_extent& e : file_.extents()) result.bytes_from_tier[e.tier] += e.length;
-        result.bytes_moved = copy_.allocated_bytes();
-        crash_point("migrate.before_switch");
-        file_.adopt_extents(storage_, copy_, options_.on_switch);
         file_.watch_changes(false);
         result.bytes_copied = copied_;
         result.passes = pass;
@@ -170,6 +176,16 @@ class Migration {
     if (options_.stop != nullptr && options_.stop->load()) return -ECANCELED;
     std::shared_lock guard(lock_);
     if (!alive_()) return -ENOENT;
+    return reporting(step);
+  }
+
+  // Runs `step`, which may take blocks for the copy (or switch to them), and
+  // reports the copy's blocks, under options_.transit_lock: a check never
+  // sees a block taken and not yet reported, nor a switch half done.
+  template <typename Step>
+  int reporting(Step&& step) {
+    std::shared_lock<std::shared_mutex> transit;
+    if (options_.transit_lock != nullptr) transit = std::shared_lock(*options_.transit_lock);
     const int err = step();
     if (options_.on_copy_blocks) options_.on_copy_blocks(copy_.extents());
     return err;

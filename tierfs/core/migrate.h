@@ -53,6 +53,11 @@ struct MigrateOptions {
   // file's lock held), with the copy's extents: the blocks in transit, which
   // no record names until the switch (tierfs check of a running mount).
   std::function<void(std::span<const tierfs_extent>)> on_copy_blocks;
+  // Held shared from each such step until on_copy_blocks has reported it,
+  // and across the switch (its record logged, the old blocks freed): a check
+  // that holds it exclusively sees each block free, owned by a file, or
+  // reported. Taken after the file's lock and before the log's.
+  std::shared_mutex* transit_lock = nullptr;
 };
 
 struct MigrateResult {

@@ -197,15 +197,16 @@ std::vector<std::string> Fs::check_problems() {
   std::vector<uint64_t> tier_blocks;
   for (size_t t = 0; t < storage_->tier_count(); ++t)
     tier_blocks.push_back(storage_->tier(t).blocks().total_blocks());
+  // Migrations neither take blocks for their copies nor switch meanwhile
+  // (their steps take this lock before the log's).
+  std::unique_lock transit_guard(mover().transit_lock());
   journal_->with_image([&](const MetadataImage& image) {
     problems = check_image(image, tier_blocks);
+    const auto transit = mover().blocks_in_transit();
     for (size_t t = 0; t < storage_->tier_count(); ++t) {
       BlockAllocator& blocks = storage_->tier(t).blocks();
-      const std::vector<BlockRange> free_runs = blocks.free_runs();
-      // After the free runs: a block a migration took before they were read is listed.
-      const auto transit = mover().blocks_in_transit();
       auto more = check_allocation(image, static_cast<uint32_t>(t), blocks.total_blocks(),
-                                   free_runs, transit[t]);
+                                   blocks.free_runs(), transit[t]);
       problems.insert(problems.end(), more.begin(), more.end());
     }
   });

@@ -13,11 +13,28 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 
 #include "tierfs/server/fs.h"
 
 namespace tierfs {
+
+namespace {
+
+// Testing knob (documented with the crash points): smaller chunks make a
+// small file's copy many lock holds, so a crash point or a write lands
+// between them. Whole blocks, at least one.
+uint64_t chunk_bytes() {
+  static const uint64_t bytes = [] {
+    const char* v = getenv("TIERFS_MIGRATE_CHUNK_BYTES");
+    const uint64_t asked = v && *v ? std::strtoull(v, nullptr, 10) : MigrateOptions{}.chunk_bytes;
+    return std::max(asked / kBlockBytes, uint64_t{1}) * kBlockBytes;
+  }();
+  return bytes;
+}
+
+}  // namespace
 
 Mover::Mover(Fs& fs) : fs_(fs), rate_(fs.config().mover.rate_bytes_per_s) {
   for (const TierConfig& tier : fs.config().tiers) watermarks_ |= tier.high_watermark != 0;
@@ -71,9 +88,11 @@ int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint
     if (!in_flight_.emplace(inode->ino, flight).second) return -EBUSY;
   }
   MigrateOptions options;
+  options.chunk_bytes = chunk_bytes();
   options.rate = rate_limited ? &rate_ : nullptr;
   options.stop = &stop_;
   options.copied = &flight->copied;
+  options.transit_lock = &transit_lock_;
   options.on_copy_blocks = [&](std::span<const tierfs_extent> copy) {
     std::lock_guard guard(lock_);
     flight->copy_extents.assign(copy.begin(), copy.end());

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -74,6 +75,10 @@ class Mover {
   // Per tier, the blocks the copies of migrations in flight hold: in use, and
   // no record names them until the switch (tierfs check of a running mount).
   std::vector<std::vector<BlockRange>> blocks_in_transit() const;
+  // Held exclusively, no migration takes blocks for its copy, reports them or
+  // switches: hold it (before the log's lock) while reading the log, the
+  // allocators and blocks_in_transit().
+  std::shared_mutex& transit_lock() { return transit_lock_; }
 
  private:
   struct InFlight {
@@ -98,7 +103,8 @@ class Mover {
   bool watermarks_ = false;  // some tier has them: the thread balances
   std::atomic<bool> stop_{false};
   std::thread thread_;
-  mutable std::mutex lock_;  // guards everything below
+  std::shared_mutex transit_lock_;  // MigrateOptions::transit_lock
+  mutable std::mutex lock_;         // guards everything below
   std::condition_variable wake_;
   std::deque<Queued> queue_;
   std::unordered_map<uint64_t, std::shared_ptr<InFlight>> in_flight_;

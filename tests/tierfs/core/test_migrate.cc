@@ -108,9 +108,12 @@ TEST(Migrate, TheCallerLogsTheSwitchBeforeTheOldBlocksGoBack) {
     in_transit = 0;
     for (const tierfs_extent& e : copy) in_transit += e.tier == 1 ? e.length : 0;
   };
+  std::shared_mutex transit;
+  options.transit_lock = &transit;
   int switches = 0;
   options.on_switch = [&] {
     ++switches;
+    EXPECT_FALSE(transit.try_lock()) << "a check waits for the switch to end";
     // The file has its new extents, the old ones are still taken: a crash
     // here replays the new list and finds the old blocks nobody's (free).
     EXPECT_TRUE(all_on(file, 1));
