@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "tierfs/server/operations.h"
+#include "tierfs/server/request_gate.h"
 
 namespace tierfs {
 
@@ -151,7 +152,11 @@ void fs_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_fi
   thread_local std::vector<iovec> pieces;
   pieces.clear();
   // The lock stays held until the reply is sent: the kernel copies from region memory.
-  std::shared_lock guard(inode.lock);
+  std::shared_lock guard(inode.lock, std::try_to_lock);
+  if (!guard.owns_lock()) {
+    gate_hand_over();  // a writer, truncate or migration has it: others go on meanwhile
+    guard.lock();
+  }
   int64_t bytes = inode.data_released ? 0
                                       : inode.data->read(fs.storage(), static_cast<uint64_t>(off),
                                                          size, inode.size, pieces);
@@ -206,7 +211,11 @@ void fs_write_buf(fuse_req_t req, fuse_ino_t /*ino*/, fuse_bufvec* in_buf, off_t
     fuse_reply_err(req, err);
     return;
   }
-  std::unique_lock guard(inode.lock);
+  std::unique_lock guard(inode.lock, std::try_to_lock);
+  if (!guard.owns_lock()) {
+    gate_hand_over();  // another request has the file: others go on meanwhile
+    guard.lock();
+  }
   // Page-cache writebacks (mmap) carry their own offsets even on an O_APPEND handle.
   uint64_t at = handle->append && !fi->writepage ? inode.size : static_cast<uint64_t>(off);
   const uint64_t old_size = inode.size;

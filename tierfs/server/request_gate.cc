@@ -88,6 +88,16 @@ void gate_leave() {
   worker.leave();
 }
 
+void gate_hand_over() {
+  if (!worker.held) return;
+  worker.held = false;
+  if (!worker.counted) {
+    worker.counted = true;
+    processing.fetch_add(1, std::memory_order_relaxed);
+  }
+  sem_post(&token.sem);
+}
+
 void gate_before_read(int fuse_fd) {
   if (worker.counted) {
     worker.counted = false;

@@ -28,6 +28,9 @@ void gate_before_read(int fuse_fd);
 // passes the reading on unless this thread keeps serving.
 void gate_after_read(int fuse_fd, const void* buf, ssize_t res);
 
+// A request this thread kept the reading for is about to wait (a lock that
+// another request holds): another worker reads meanwhile.
+void gate_hand_over();
 // The calling thread reads no more requests (the thread that answered FUSE_INIT).
 void gate_leave();
 

@@ -88,6 +88,23 @@ TEST(RequestGate, LoneClientIsServedByOneWorkerUntilASlowRequest) {
   gate_leave();
 }
 
+// A kept request that is about to wait for a lock lets another worker read.
+TEST(RequestGate, HandOverLetsAnotherWorkerRead) {
+  Pipe dev;
+  dev.send(FUSE_WRITE, 4096);
+  dev.serve_one();  // kept: a lone client's quick request
+  gate_hand_over();
+  std::atomic<bool> other_reads{false};
+  std::thread other([&] {
+    gate_before_read(dev.read_end());
+    other_reads = true;
+    gate_leave();
+  });
+  other.join();  // would wait for ever (test timeout) without the hand-over
+  EXPECT_TRUE(other_reads.load());
+  gate_leave();
+}
+
 // Requests queued behind the one read: the reading goes on to another worker.
 TEST(RequestGate, QueuedRequestsHandOver) {
   Pipe dev;
