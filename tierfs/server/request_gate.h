@@ -3,7 +3,7 @@
 // libfuse's multithreaded loop has every idle worker blocked in read(2) of
 // /dev/fuse, and the kernel wakes them in turn (first come, first woken). One
 // process doing synchronous I/O therefore gets each reply from a different
-// worker, usually one that last ran on another CPU: every request pays a
+// worker, often one that last ran on another CPU: such a request pays a
 // cross-CPU wake-up (an IPI, costly in a VM) and a cold thread. The gate lets
 // one worker read at a time and lets it keep reading while its requests are
 // quick and nobody else is queued, so a lone synchronous client is served by
@@ -11,7 +11,8 @@
 // target 4). Requests that may take long (fsync, ioctl, xattrs, fallocate,
 // large reads and writes, ...) and a busy queue (poll(2) says more requests are
 // waiting) hand the reading over to the next worker first, so concurrent
-// clients still get as many workers as libfuse starts. It runs in the read
+// clients still get as many workers as libfuse starts; so does a quick
+// request that is about to wait for its file's lock (gate_hand_over). It runs in the read
 // hook that direct_io_mmap.cc installs, so with libfuse < 3.16 (Debian 12's
 // 3.14); a libfuse 3.18 build reads without it.
 #pragma once
