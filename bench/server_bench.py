@@ -194,7 +194,7 @@ class Mounts:
         """Unmounts everything this run mounted; returns the servers' exit problems."""
         problems = []
         for name in reversed(self.mounted):
-            if name == "tierfs":
+            if isinstance(self.servers.get(name, (None,))[0], TierfsMount):
                 continue  # stopped below, with its exit status
             cmd = ["umount", self.dirs[name]] if name == "tmpfs" else \
                 ["fusermount3", "-u", self.dirs[name]]
