@@ -42,7 +42,6 @@ copy.
 
 import argparse
 import errno
-import json
 import os
 import random
 import shutil
@@ -56,6 +55,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
 from tierfs_mount import TierfsMount, MountError, is_mounted  # noqa: E402
+sys.path.insert(0, HERE)
+from crash_layouts import SHARE, TIERS, layouts  # noqa: E402
+from crash_moves import MIGRATE_POINTS, Moves, NoEffect, check_tiers, migrate_op  # noqa: E402
 
 CRASH_POINTS = [
     "journal.before_write",  # change made in memory, its frame not yet written
@@ -68,135 +70,9 @@ CRASH_POINTS = [
     "checkpoint.after_rename",  # new checkpoint in place, journal not yet emptied
 ]
 
-# Inside a migration (tierfs/core/migrate.cc), in the order a move reaches them;
-# chosen in the layouts with more than one tier.
-MIGRATE_POINTS = [
-    "migrate.after_allocate",    # the whole target taken, no record names it, nothing copied
-    "migrate.after_chunk",       # a chunk copied (16 KiB to 1 MiB: mid-copy, or the copy done)
-    "migrate.before_switch",     # catch-up copied under the unique lock, switch not done
-    "migrate.after_switch_log",  # switch logged (extents, preferred tier), old blocks not freed
-]
-
 FILES = ["f0", "f1", "f2", "f3", "d0/g0", "d0/g1", "d0/g2", "d1/h0", "d1/h1"]
 DIRS = ["d0", "d1"]
 XATTRS = ["user.a", "user.b", "user.c"]
-
-
-def layouts(tmp, numa_ok):
-    """name -> TOML text. file: regions live under tmp; numa: ones need adoption (MountState)."""
-    r = lambda name: f'"file:{tmp}/regions/{name}"'  # noqa: E731
-    out = {
-        "file-2way": f"""[[tier]]
-name = "spill"
-regions = [{r('a0')}, {r('a1')}]
-size = "32MiB"
-granularity = "64KiB"
-create = true
-""",
-        "file-3way-weighted": f"""[[tier]]
-name = "spill"
-regions = [{r('b0')}, {r('b1')}, {r('b2')}]
-size = "24MiB"
-granularity = "16KiB"
-weights = [2, 1, 1]
-create = true
-""",
-        "file-1way": f"""[[tier]]
-name = "spill"
-regions = [{r('c0')}]
-size = "32MiB"
-granularity = "4KiB"
-create = true
-""",
-    }
-    # Re-striping: two tiers carved from one region file (4 KiB units 2:1 and
-    # 64 KiB units), and a third file; moves go between all three.
-    out["file-restripe"] = f"""[[tier]]
-name = "wide"
-regions = [{r('p0')}, {{ region = {r('p0')}, offset = "8MiB" }}]
-size = "12MiB"
-granularity = "4KiB"
-weights = [2, 1]
-create = true
-
-[[tier]]
-name = "narrow"
-regions = [{{ region = {r('p0')}, offset = "16MiB" }}]
-size = "16MiB"
-granularity = "64KiB"
-create = true
-
-[[tier]]
-name = "spill"
-regions = [{r('q0')}, {r('q1')}]
-size = "16MiB"
-granularity = "16KiB"
-create = true
-"""
-    # The mover at work when the kill lands: a fast tier past its high mark
-    # almost always (demotes), under its low mark often (promotes what the
-    # comparison after each remount read), copies slowed by the rate limit so
-    # that timer kills land inside them and writes to the file meet them.
-    out["file-mover"] = f"""[mover]
-rate = "2MiB"
-interval_ms = 10
-promote_reads = 1
-
-[[tier]]
-name = "fast"
-regions = [{r('m0')}]
-size = "16MiB"
-granularity = "4KiB"
-high_watermark = 3
-low_watermark = 1
-create = true
-
-[[tier]]
-name = "slow"
-regions = [{r('n0')}, {r('n1')}]
-size = "32MiB"
-granularity = "64KiB"
-create = true
-"""
-    if numa_ok:
-        out["numa-1way"] = """[[tier]]
-name = "dram"
-regions = ["numa:0"]
-size = "16MiB"
-granularity = "4KiB"
-"""
-        out["numa+file-weighted"] = f"""[[tier]]
-name = "dram"
-regions = ["numa:0"]
-size = "16MiB"
-granularity = "4KiB"
-
-[[tier]]
-name = "spill"
-regions = [{r('e0')}, {r('e1')}]
-size = "32MiB"
-granularity = "32KiB"
-weights = [3, 1]
-create = true
-
-[[placement]]
-path = "/d1/*"
-tier = "spill"
-"""
-    for name in out:
-        out[name] = f'[mount]\ncache = "none"\nstate_dir = "{tmp}/state-{name}"\n\n' + out[name]
-    return out
-
-
-# The tiers a `migrate` operation may name, per layout (none: no migrations).
-TIERS = {
-    "file-restripe": ["wide", "narrow", "spill"],
-    "file-mover": ["fast", "slow"],
-    "numa+file-weighted": ["dram", "spill"],
-}
-# Share of the iterations per layout: the multi-tier ones, where migrations
-# run, take twice the share of the others.
-SHARE = {name: 2 for name in TIERS}
 
 
 class Model:
@@ -235,96 +111,6 @@ class Op:
         self.what = what
 
 
-class NoEffect(Exception):
-    """An operation refused as it may be (a move of a file another move holds, EBUSY;
-    a target tier without room, ENOSPC): the model stays as it was."""
-
-
-# What a move may answer on a live server without anything being wrong: the
-# file renamed or unlinked since the command started (background moves), moved
-# by another request or the mover now (EBUSY), no room on the target.
-MOVE_REFUSALS = ("No such file or directory", "Device or resource busy", "has no room for it")
-
-
-class Moves:
-    """The migrations of one layout: its tiers, and `tierfs migrate` commands left
-    running in the background while the next operations (writes to the same file
-    first) go on. A move never changes a file's bytes, so the model ignores them;
-    only a failure on a live server is an error."""
-
-    def __init__(self, tierfs, tiers):
-        self.tierfs, self.tiers = tierfs, tiers
-        self.background = []  # (Popen, what)
-        self.focus = None     # (path, operations left): writes to the file a move holds
-        self.count = {"migrate": 0, "migrate --async": 0, "migrate in background": 0,
-                      "setfattr user.tierfs.tier": 0}
-
-    def command(self, path, tier, extra=()):
-        return [self.tierfs, "migrate", path, "--tier", tier, *extra]
-
-    def finished(self, proc, what, pid):
-        """Checks a background move that ended (raises on a failure while the server lives)."""
-        err = proc.stderr.read()
-        proc.stderr.close()
-        if proc.returncode != 0 and alive(pid) and not any(r in err for r in MOVE_REFUSALS):
-            raise AssertionError(f"{what} failed on a live server: {err.strip()}")
-
-    def reap(self, pid, wait=False):
-        still = []
-        for proc, what in self.background:
-            if wait:
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-                    raise AssertionError(f"{what} still running 30 s after the server died")
-            if proc.poll() is None:
-                still.append((proc, what))
-            else:
-                self.finished(proc, what, pid)
-        self.background = still
-
-
-def migrate_op(rng, moves, model, mnt, path, ino):
-    """A move of `path` to a random tier: `tierfs migrate` waiting, --async, left running
-    in the background, or user.tierfs.tier (which the model stores as an xattr)."""
-    tier = rng.choice(moves.tiers)
-    how = rng.choice(["migrate", "migrate", "migrate --async", "migrate in background",
-                      "setfattr user.tierfs.tier"])
-    moves.count[how] += 1
-    if how == "setfattr user.tierfs.tier":
-        def apply_tier(m):
-            m.xattrs[m.names[path]]["user.tierfs.tier"] = tier.encode()
-
-        def run_xattr():
-            try:
-                os.setxattr(f"{mnt}/{path}", "user.tierfs.tier", tier.encode())
-            except OSError as e:
-                if e.errno in (errno.EBUSY, errno.ENOSPC):
-                    raise NoEffect() from e
-                raise
-        return Op("migrate", apply_tier, run_xattr, ino, how)
-    if how == "migrate in background":
-        def run_background():
-            proc = subprocess.Popen(moves.command(f"{mnt}/{path}", tier), text=True,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            moves.background.append((proc, f"tierfs migrate {path} --tier {tier} (background)"))
-            moves.focus = (path, rng.randrange(1, 5))
-        return Op("migrate", lambda m: None, run_background, ino, how)
-
-    def run_command():
-        r = subprocess.run(moves.command(f"{mnt}/{path}", tier,
-                                         ["--async"] if how.endswith("--async") else []),
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            if any(refusal in r.stderr for refusal in MOVE_REFUSALS[1:]):
-                return
-            # The server died under it (ENOTCONN), or a real failure: the caller tells.
-            raise OSError(errno.EIO, r.stderr.strip())
-    return Op("migrate", lambda m: None, run_command, ino, how)
-
-
 def random_op(rng, model, mnt, held_fds, moves=None):
     """One operation valid on `model`: its effect on the model and the syscalls doing it."""
     present = sorted(model.names)
@@ -356,7 +142,8 @@ def random_op(rng, model, mnt, held_fds, moves=None):
         path = focus if focus else rng.choice(present)
         ino = model.names[path]
         if kind == "migrate":
-            return migrate_op(rng, moves, model, mnt, path, ino)
+            apply_model, run, how = migrate_op(rng, moves, mnt, path)
+            return Op(kind, apply_model, run, ino, how)
         if kind == "write":
             off = rng.randrange(0, 192 * 1024)
             if rng.random() < 0.3:
@@ -560,24 +347,6 @@ def run_check(tierfs, args):
                              f"{r.stdout}{r.stderr}")
 
 
-def check_tiers(tierfs, mnt, names):
-    """Every file's extents in one tier, the one its new data goes to (`tierfs map
-    --json`): a move interrupted by the kill leaves the file in the tier it left or
-    in the one it went to, never in both. Returns why not, or None."""
-    for path in sorted(names):
-        r = subprocess.run([tierfs, "map", "--json", f"{mnt}/{path}"], capture_output=True,
-                           text=True)
-        if r.returncode != 0:
-            return f"tierfs map {path}: exit {r.returncode}: {r.stderr.strip()}"
-        page = json.loads(r.stdout)
-        on = sorted({e["tier"] for e in page["extents"]})
-        if len(on) > 1:
-            return f"{path}: extents on tiers {', '.join(on)}"
-        if on and page["preferred_tier"] != on[0]:
-            return f"{path}: extents on tier {on[0]}, its new data goes to {page['preferred_tier']}"
-    return None
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--iterations", type=int, default=int(os.environ.get("CRASH_ITERATIONS", 200)))
@@ -673,7 +442,7 @@ def run_layout(tierfs, tmp, name, toml, iterations, rng, stats):
     model = Model()
     failures = 0
     tiers = TIERS.get(name, [])
-    moves = Moves(tierfs, tiers)
+    moves = Moves(tierfs, tiers, alive)
     # Unarmed: a journal point counted 2 or 3 would kill the server in the
     # mkdirs below, which expect it alive (the first iteration is killed by timer).
     m, env_crash = mount(tierfs, config, mnt, log, state, rng, bool(tiers), arm=False)
