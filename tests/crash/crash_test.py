@@ -33,8 +33,8 @@ Usage: crash_test.py [--iterations N] [--seed S] [--layouts a,b]
 Figures (2 shared cores, niced, other builds running): 200 iterations over
 the 7 layouts, 120 of them in the 3 with several tiers, take 93-96 s alone
 and 115-140 s beside the rest of the suite; a run kills about 120 times at
-named points (35-48 of them inside a migration) and 80 times by timer, 35-50
-times with a move in flight, with some 1500 moves started. Two deliberate bugs, tried by
+named points (30-50 of them inside a migration) and 80 times by timer, 30-50
+times with a move in flight, with some 1200-1600 moves started. Two deliberate bugs, tried by
 hand, fail it within 20 iterations of the tiered layouts: the old blocks
 freed (zeroed) before the switch is logged, and the switch logged before the
 copy.
