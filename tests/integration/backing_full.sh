@@ -6,7 +6,12 @@
 #     the same for numa: regions, in a private mount namespace;
 #  3. a SIGBUS inside a copy (the region file cut short under the server):
 #     that write fails with EIO, the block shows as bad in tierfs stats, the
-#     server lives and serves new writes once the backing is back.
+#     server lives and serves new writes once the backing is back;
+#  4. the same for every path that zeroes region memory or copies between
+#     regions: fresh rows zeroed for an allocation (fallocate), the new last
+#     block's tail (truncate), the edges of a punched hole, FALLOC_FL_ZERO_RANGE,
+#     a migration's copy: each request gets EIO, changes nothing it reports
+#     failed, and the bad bytes grow.
 # Needs root and /dev/fuse.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -103,6 +108,74 @@ truncate -s 16M "$WORK/region.img"
 head -c 1048576 /dev/urandom >"$WORK/later"
 cp "$WORK/later" "$MNT/later" || fail "sigbus: a write after the backing came back failed"
 [ "$(sum "$MNT/later")" = "$(sum "$WORK/later")" ] || fail "sigbus: later data reads back wrong"
+tierfs_stop_mount
+
+# 4. SIGBUS in the zeroing paths and a migration's copy, the region file cut short.
+spill_tier='[[tier]]
+name = "spill"
+granularity = "64KiB"
+size = "16MiB"
+create = true'
+bad_bytes() {
+  "$TIERFS_BIN" stats --json "$MNT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tiers"][0]["bad_bytes"])'
+}
+# expect_eio WHAT COMMAND...: the command fails with EIO, the server lives, bad bytes grow.
+expect_eio() {
+  local what=$1 before out
+  shift
+  before=$(bad_bytes)
+  out=$("$@" 2>&1) && fail "zeroing: $what into lost backing succeeded"
+  printf '%s' "$out" | grep -q 'Input/output error' || fail "zeroing: $what failed with: $out"
+  alive "$SERVER_PID" "$MNT" || { fail "zeroing: the server died on $what"; return; }
+  [ "$(bad_bytes)" -gt "$before" ] || fail "zeroing: $what left bad_bytes at $before"
+}
+write_files() {
+  local f got
+  for f in "$@"; do
+    got=$(write_file "$MNT/$f" 1)
+    [ "$got" = ok ] || fail "zeroing: writing $f got: $got"
+  done
+}
+tierfs_start_mount "$spill_tier
+regions = [\"file:$WORK/zero.img\"]"
+write_files victim spare
+truncate -s 0 "$WORK/zero.img"
+# Rows never used before are zeroed when first handed out (8 MiB: past the
+# rows the two files and their preallocation touched).
+expect_eio "fallocate of fresh rows" fallocate -l 8M "$MNT/fresh"
+[ "$(stat -c %b "$MNT/fresh")" = 0 ] || fail "zeroing: the failed fallocate kept blocks"
+expect_eio "truncate inside a block" truncate -s 5000 "$MNT/victim"
+[ "$(stat -c %s "$MNT/victim")" = 1048576 ] || fail "zeroing: the failed truncate changed the size"
+expect_eio "a punched hole's edges" fallocate -p -o 8292 -l 10000 "$MNT/victim"
+expect_eio "fallocate --zero-range" fallocate -z -o 65536 -l 65536 "$MNT/victim"
+"$TIERFS_BIN" stats "$MNT" | grep -q "tier spill: .* bad" || fail "zeroing: stats show no bad blocks"
+truncate -s 16M "$WORK/zero.img"
+head -c 1048576 /dev/urandom >"$WORK/later"
+cp "$WORK/later" "$MNT/later" || fail "zeroing: a write after the backing came back failed"
+[ "$(sum "$MNT/later")" = "$(sum "$WORK/later")" ] || fail "zeroing: later data reads back wrong"
+truncate -s 5000 "$MNT/later" || fail "zeroing: a truncate after the backing came back failed"
+[ "$(head -c 5000 "$WORK/later" | sha256sum | cut -d' ' -f1)" = "$(sum "$MNT/later")" ] ||
+  fail "zeroing: the truncated file reads back wrong"
+tierfs_stop_mount
+
+# With a second tier: a migration that reads lost bytes fails with EIO; fresh
+# rows that fault are retired and the allocation spills to the next tier.
+rm -f "$WORK/zero.img"
+tierfs_start_mount "$spill_tier
+regions = [\"file:$WORK/zero.img\"]
+
+[[tier]]
+name = \"dram\"
+regions = [\"numa:0\"]
+size = \"16MiB\""
+write_files spare
+truncate -s 0 "$WORK/zero.img"
+expect_eio "a migration" "$TIERFS_BIN" migrate --tier dram "$MNT/spare"
+before=$(bad_bytes)
+fallocate -l 8M "$MNT/spilled" || fail "zeroing: fallocate did not spill to the next tier"
+"$TIERFS_BIN" map "$MNT/spilled" | grep -q ' dram ' || fail "zeroing: the fallocate is not on dram"
+[ "$(bad_bytes)" -gt "$before" ] || fail "zeroing: fresh rows that faulted are not bad"
+alive "$SERVER_PID" "$MNT" || fail "zeroing: the server died"
 tierfs_stop_mount
 
 [ "$failures" -eq 0 ] && echo "backing_full: all checks passed"

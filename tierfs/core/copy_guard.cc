@@ -1,4 +1,4 @@
-// The SIGBUS guard around data copies: a thread-local jump buffer per copy
+// The SIGBUS guard around data copies and zeroing: a thread-local jump buffer per copy
 // and one handler. See copy_guard.h for why.
 #include "tierfs/core/copy_guard.h"
 
@@ -45,16 +45,39 @@ void install_copy_fault_handler() {
   });
 }
 
-const void* guarded_copy(void* dst, const void* src, size_t n) {
+namespace {
+
+// One armed window around Access::run, instantiated per access so that the
+// memcpy or memset is inlined into it (a function that calls sigsetjmp is
+// never inlined itself). Returns the faulting address or nullptr.
+template <typename Access>
+const void* run_guarded(void* dst, const void* src, size_t n) {
   sigjmp_buf jump;
   if (sigsetjmp(jump, 0) != 0) return fault_address;
   armed = &jump;
-  // The compiler must not move the copy outside the armed window.
+  // The compiler must not move the access outside the armed window.
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  std::memcpy(dst, src, n);
+  Access::run(dst, src, n);
   std::atomic_signal_fence(std::memory_order_seq_cst);
   armed = nullptr;
   return nullptr;
+}
+
+struct Copy {
+  static void run(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
+};
+struct Zero {
+  static void run(void* dst, const void* /*src*/, size_t n) { std::memset(dst, 0, n); }
+};
+
+}  // namespace
+
+const void* guarded_copy(void* dst, const void* src, size_t n) {
+  return run_guarded<Copy>(dst, src, n);
+}
+
+const void* guarded_zero(void* dst, size_t n) {
+  return run_guarded<Zero>(dst, nullptr, n);
 }
 
 }  // namespace tierfs

@@ -1,4 +1,4 @@
-// Data copies into region memory that survive a SIGBUS. The kernel delivers
+// Data copies and zeroing of region memory that survive a SIGBUS. The kernel delivers
 // SIGBUS for a load or store that hits a hardware memory error (poison on a
 // DAX or CXL device) or backing storage that is gone (a region file cut
 // short under the server). Without a guard that kills the server and every
@@ -8,8 +8,9 @@
 // handler (SA_SIGINFO, for si_addr) jumps back out of the copy when one is
 // armed on the faulting thread and otherwise restores the default action, so
 // a SIGBUS anywhere else still ends the process as it would have. The copy is
-// a plain memcpy: it holds no lock and allocates nothing, so leaving it
-// half-way leaves nothing inconsistent but the destination bytes.
+// a plain memcpy (the zeroing a plain memset): it holds no lock and allocates
+// nothing, so leaving it half-way leaves nothing inconsistent but the
+// destination bytes.
 #pragma once
 
 #include <cstddef>
@@ -24,5 +25,9 @@ void install_copy_fault_handler();
 // or src) when the copy took a SIGBUS; then only part of dst was written.
 // Without the handler installed a SIGBUS kills the process as before.
 const void* guarded_copy(void* dst, const void* src, size_t n);
+
+// memset(dst, 0, n), guarded the same way: nullptr, or the address that
+// faulted (bytes before it are zero, bytes from it on untouched).
+const void* guarded_zero(void* dst, size_t n);
 
 }  // namespace tierfs

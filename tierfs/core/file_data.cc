@@ -34,6 +34,7 @@
 
 #include "tierfs/core/copy_guard.h"
 #include "tierfs/core/journal.h"
+#include "tierfs/core/request_traffic.h"
 
 namespace tierfs {
 namespace {
@@ -42,45 +43,6 @@ constexpr uint64_t kMaxPreallocBytes = uint64_t{64} << 20;
 constexpr size_t kZeroBytes = size_t{1} << 20;
 // Holes are answered with pointers into this; the kernel only reads it.
 alignas(4096) const std::byte kZeros[kZeroBytes] = {};
-
-// Bytes one request moved per tier and region, counted when the request is
-// done, so a region it reached through several runs counts one operation.
-class RequestTraffic {
- public:
-  void add(uint32_t tier, uint32_t region, uint64_t bytes) {
-    bytes_of(tier)[region % TIERFS_MAX_WAYS] += bytes;
-  }
-  void count_reads(Storage& storage) const {
-    each([&](uint32_t tier, const Tier::RegionBytes& b) { storage.tier(tier).count_read(b); });
-  }
-  void count_writes(Storage& storage) const {
-    each([&](uint32_t tier, const Tier::RegionBytes& b) { storage.tier(tier).count_write(b); });
-  }
-
- private:
-  struct Slot {
-    uint32_t tier;
-    Tier::RegionBytes bytes;
-  };
-  static constexpr uint32_t kNoTier = std::numeric_limits<uint32_t>::max();
-  Tier::RegionBytes& bytes_of(uint32_t tier) {
-    if (first_.tier == kNoTier || first_.tier == tier) {
-      first_.tier = tier;
-      return first_.bytes;
-    }
-    for (Slot& slot : more_)
-      if (slot.tier == tier) return slot.bytes;
-    return more_.emplace_back(Slot{tier, {}}).bytes;
-  }
-  template <typename Visit>
-  void each(Visit&& visit) const {
-    if (first_.tier != kNoTier) visit(first_.tier, first_.bytes);
-    for (const Slot& slot : more_) visit(slot.tier, slot.bytes);
-  }
-  // A request nearly always stays in one tier: no allocation for that one.
-  Slot first_{kNoTier, {}};
-  std::vector<Slot> more_;
-};
 
 uint64_t end_of(const tierfs_extent& e) {
   return e.file_offset + e.length;
@@ -201,6 +163,7 @@ int FileData::fill_hole(Storage& storage, size_t index, uint64_t pos, uint64_t l
   const uint64_t needed = (round_up(pos + len) - start) / kBlockBytes;
   const uint64_t held = allocated_bytes();
   const size_t tiers = storage.tier_count();
+  int err = -ENOSPC;  // -EIO once a tier's fresh blocks faulted when zeroed
   // The preferred tier first, then down the ranking (spill), then the faster tiers.
   for (size_t step = 0; step < (spill_ ? tiers : 1); ++step) {
     const uint32_t t = static_cast<uint32_t>((preferred_tier_ + step) % tiers);
@@ -215,12 +178,14 @@ int FileData::fill_hole(Storage& storage, size_t index, uint64_t pos, uint64_t l
     if (same_tier && end_of(*prev) == start) {
       // Grow the extent before the hole: its blocks continue in the tier when they are free.
       BlockRange blocks = blocks_of(*prev);
-      if (const uint64_t got = tier.extend_blocks(blocks, want)) {
+      int grow_err = 0;
+      if (const uint64_t got = tier.extend_blocks(blocks, want, &grow_err)) {
         note_fresh(end_of(*prev), got * kBlockBytes);
         prev->length += got * kBlockBytes;
         mark_dirty();
         return 0;
       }
+      if (grow_err == -EIO) err = -EIO;
     }
     // A file that is or will be larger than a row gets runs that start on a
     // row at its offset's phase: its rows interleave as row allocation's did.
@@ -228,8 +193,12 @@ int FileData::fill_hole(Storage& storage, size_t index, uint64_t pos, uint64_t l
     const bool large = start + want * kBlockBytes >= row;
     BlockRequest request{want, same_tier ? blocks_of(*prev).end() : BlockRequest::kNoHint,
                          large ? tier.row_blocks() : 1, large ? start % row / kBlockBytes : 0};
-    auto blocks = tier.allocate_blocks(request);
-    if (!blocks) continue;
+    int tier_err = 0;
+    auto blocks = tier.allocate_blocks(request, &tier_err);
+    if (!blocks) {
+      if (tier_err == -EIO) err = -EIO;
+      continue;
+    }
     const tierfs_extent added{start, blocks->count * kBlockBytes, blocks->first * kBlockBytes, t,
                               0};
     note_fresh(start, added.length);
@@ -238,7 +207,7 @@ int FileData::fill_hole(Storage& storage, size_t index, uint64_t pos, uint64_t l
     mark_dirty();
     return 0;
   }
-  return -ENOSPC;
+  return err;
 }
 
 // Joins extents that continue each other in the file and in the tier's address space.
@@ -403,29 +372,54 @@ int FileData::allocate(Storage& storage, uint64_t off, uint64_t len) {
 
 int FileData::zero_range(Storage& storage, uint64_t off, uint64_t len) {
   fresh_ranges.clear();
-  const int64_t done =
-      walk(storage, off, len, true, false,
-           [](std::byte* data, uint64_t n, uint32_t, uint32_t) { std::memset(data, 0, n); });
-  if (done < 0 || static_cast<uint64_t>(done) != len) {
+  bool faulted = false;
+  const int64_t done = walk(storage, off, len, true, false,
+                            [&](std::byte* data, uint64_t n, uint32_t tier, uint32_t region) {
+                              // A SIGBUS fails the request with EIO (copy_guard.h).
+                              if (!faulted && !storage.tier(tier).zero_memory(region, data, n))
+                                faulted = true;
+                            });
+  if (faulted || done < 0 || static_cast<uint64_t>(done) != len) {
     give_back_fresh(storage, 0);
     changed(storage);
-    return done < 0 ? static_cast<int>(done) : -ENOSPC;
+    return faulted ? -EIO : done < 0 ? static_cast<int>(done) : -ENOSPC;
   }
   requested_end_ = std::max<uint64_t>(requested_end_, off + len);
   changed(storage);
   return 0;
 }
 
-void FileData::zero_bytes(Storage& storage, const tierfs_extent& extent, uint64_t off,
+bool FileData::zero_bytes(Storage& storage, const tierfs_extent& extent, uint64_t off,
                           uint64_t len) {
   Tier& tier = storage.tier(extent.tier);
+  bool ok = true;
   for (uint64_t at = off; at < off + len;) {
     tierfs_mapping m{};
-    if (tierfs_map_extent(&tier.layout(), &extent, at, &m) != TIERFS_MAP_OK) return;
+    if (tierfs_map_extent(&tier.layout(), &extent, at, &m) != TIERFS_MAP_OK) return false;
     const uint64_t n = std::min<uint64_t>(m.length, off + len - at);
-    std::memset(tier.at(m.region, m.region_offset), 0, n);
+    ok = tier.zero_memory(m.region, tier.at(m.region, m.region_offset), n) && ok;
     at += n;
   }
+  return ok;
+}
+
+int FileData::zero_partial_blocks(Storage& storage, uint64_t off, uint64_t end) {
+  bool ok = true;
+  auto zero = [&](uint64_t from, uint64_t to) {
+    if (from >= to) return;
+    const size_t i = first_ending_after(extents_, from);
+    if (i < extents_.size() && extents_[i].file_offset < to) {
+      const tierfs_extent& e = extents_[i];
+      const uint64_t a = std::max<uint64_t>(from, e.file_offset), b = std::min(to, end_of(e));
+      if (a < b) ok = zero_bytes(storage, e, a, b - a) && ok;
+    }
+  };
+  // The blocks at either edge that the removal keeps: at most one extent each
+  // (an edge lies inside one block, and extents are block-granular).
+  const uint64_t head_end = std::min(end, round_up(off));
+  zero(off, head_end);
+  if (end != std::numeric_limits<uint64_t>::max()) zero(std::max(head_end, round_down(end)), end);
+  return ok ? 0 : -EIO;
 }
 
 void FileData::remove_range(Storage& storage, uint64_t off, uint64_t len) {
@@ -445,13 +439,11 @@ void FileData::remove_range(Storage& storage, uint64_t off, uint64_t len) {
     const uint64_t b = std::min<uint64_t>(end, end_of(e)) - e.file_offset;
     const uint64_t left = round_up(a);  // bytes kept before the removed blocks
     const uint64_t right = b >= e.length ? e.length : round_down(b);  // kept from here on
-    if (left >= right) {  // no whole block inside: the bytes become zeros, the block stays
-      zero_bytes(storage, e, e.file_offset + a, b - a);
+    // The partial blocks at the edges were zeroed first (zero_partial_blocks).
+    if (left >= right) {  // no whole block inside: the block stays
       kept.push_back(e);
       continue;
     }
-    if (a < left) zero_bytes(storage, e, e.file_offset + a, left - a);
-    if (right < b) zero_bytes(storage, e, e.file_offset + right, b - right);
     free_later(storage, e.tier,
                BlockRange{(e.tier_address + left) / kBlockBytes, (right - left) / kBlockBytes});
     if (left > 0) kept.push_back({e.file_offset, left, e.tier_address, e.tier, e.flags});
@@ -463,15 +455,23 @@ void FileData::remove_range(Storage& storage, uint64_t off, uint64_t len) {
 }
 
 int FileData::punch_hole(Storage& storage, uint64_t off, uint64_t len) {
+  const uint64_t end = len > std::numeric_limits<uint64_t>::max() - off
+                           ? std::numeric_limits<uint64_t>::max()
+                           : off + len;
+  // Zeroing the edges can fault (copy_guard.h): then nothing is removed.
+  if (int err = zero_partial_blocks(storage, off, end)) return err;
   remove_range(storage, off, len);
   changed(storage);
   return 0;
 }
 
-void FileData::truncate(Storage& storage, uint64_t new_size) {
+int FileData::truncate(Storage& storage, uint64_t new_size) {
+  if (int err = zero_partial_blocks(storage, new_size, std::numeric_limits<uint64_t>::max()))
+    return err;
   remove_range(storage, new_size, std::numeric_limits<uint64_t>::max() - new_size);
   requested_end_ = std::min(requested_end_, new_size);
   changed(storage);
+  return 0;
 }
 
 void FileData::trim_preallocation(Storage& storage, uint64_t file_size) {
@@ -541,22 +541,31 @@ int FileData::copy_to(Storage& storage, FileData& target, uint64_t off, uint64_t
     const uint64_t from = std::max<uint64_t>(off, e.file_offset);
     const uint64_t to = std::min<uint64_t>(end, end_of(e));
     uint64_t at = from;  // the source byte the next target run takes
-    bool mapped = true;
+    bool mapped = true, faulted = false;
     const int64_t done =
         target.walk(storage, from, to - from, true, false,
-                    [&](std::byte* data, uint64_t n, uint32_t, uint32_t) {
+                    [&](std::byte* data, uint64_t n, uint32_t tier, uint32_t region) {
                       if (!copy_bytes) return;
-                      while (n > 0 && mapped) {
+                      while (n > 0 && mapped && !faulted) {
                         tierfs_mapping m{};
                         mapped = tierfs_map_extent(&source.layout(), &e, at, &m) == TIERFS_MAP_OK;
                         const uint64_t piece = std::min<uint64_t>(m.length, n);
-                        if (mapped) std::memcpy(data, source.at(m.region, m.region_offset), piece);
+                        // A SIGBUS on either side fails the move with EIO (copy_guard.h).
+                        if (mapped)
+                          if (const void* fault =
+                                  guarded_copy(data, source.at(m.region, m.region_offset), piece)) {
+                            const auto* at_fault = static_cast<const std::byte*>(fault);
+                            if (!storage.tier(e.tier).mark_bad(m.region, at_fault))
+                              storage.tier(tier).mark_bad(region, at_fault);
+                            faulted = true;
+                            return;
+                          }
                         data += piece;
                         at += piece;
                         n -= piece;
                       }
                     });
-    if (!mapped) return -EIO;
+    if (!mapped || faulted) return -EIO;
     if (done < 0) return static_cast<int>(done);
     if (static_cast<uint64_t>(done) != to - from) return -ENOSPC;
   }

@@ -37,12 +37,15 @@ class FileData {
   // Makes [off, off+len) allocated (fallocate mode 0 / KEEP_SIZE); on ENOSPC
   // every block it took is given back.
   int allocate(Storage& storage, uint64_t off, uint64_t len);
-  // Frees whole blocks inside [off, off+len) and zeroes the partial edges.
+  // Frees whole blocks inside [off, off+len) and zeroes the partial edges;
+  // -EIO (and nothing changed) when zeroing an edge faulted (copy_guard.h).
   int punch_hole(Storage& storage, uint64_t off, uint64_t len);
-  // [off, off+len) reads as zeros afterwards and stays allocated.
+  // [off, off+len) reads as zeros afterwards and stays allocated; -EIO when
+  // the zeroing faulted (the faulting blocks are bad, blocks it added go back).
   int zero_range(Storage& storage, uint64_t off, uint64_t len);
-  // Drops everything at and past new_size (blocks freed, partial tail zeroed).
-  void truncate(Storage& storage, uint64_t new_size);
+  // Drops everything at and past new_size (blocks freed, partial tail
+  // zeroed); -EIO (and nothing changed) when zeroing the tail faulted.
+  int truncate(Storage& storage, uint64_t new_size);
   // Releases every block (unlink of the last link, after the last close).
   void release(Storage& storage);
   // Gives back the blocks that sequential-write preallocation took past the
@@ -113,9 +116,13 @@ class FileData {
                 bool preallocate);
   // Gives back what the running call allocated at and past file offset `from`.
   void give_back_fresh(Storage& storage, uint64_t from);
-  // Drops [off, off+len): whole blocks are freed, partial blocks zeroed.
+  // Drops [off, off+len): whole blocks are freed, partial blocks stay (the
+  // caller zeroes their bytes in the range first with zero_partial_blocks).
   void remove_range(Storage& storage, uint64_t off, uint64_t len);
-  void zero_bytes(Storage& storage, const tierfs_extent& extent, uint64_t off, uint64_t len);
+  // Zeroes the bytes of [off, end) in the blocks at its edges that it only
+  // partly covers; -EIO when that faulted (those blocks are then bad).
+  int zero_partial_blocks(Storage& storage, uint64_t off, uint64_t end);
+  bool zero_bytes(Storage& storage, const tierfs_extent& extent, uint64_t off, uint64_t len);
   void merge_neighbours();
   void changed(Storage& storage);
   void note_change(uint64_t off, uint64_t end);

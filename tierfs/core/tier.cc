@@ -11,6 +11,8 @@
 
 #include "tierfs/core/tier.h"
 
+#include "tierfs/core/copy_guard.h"
+
 namespace tierfs {
 
 Tier::Tier(const TierGeometry& geometry, std::vector<std::unique_ptr<numa::Region>> regions)
@@ -68,21 +70,28 @@ uint64_t Tier::free_bytes() const {
 }
 
 // A row is zeroed whole the first time any block of it is handed out: every
-// other block of it is free then, and free blocks read as zeros.
-void Tier::zero_untouched(BlockRange range) {
-  if (untouched_.empty() || range.count == 0) return;
+// other block of it is free then, and free blocks read as zeros. Bad blocks
+// of the row are skipped; one that faults now becomes bad. False when a
+// block of `range` itself faulted: the caller's blocks are not all zeros.
+bool Tier::zero_untouched(BlockRange range) {
+  if (untouched_.empty() || range.count == 0) return true;
   const uint64_t per_row = row_blocks();
+  bool ok = true;
   std::lock_guard guard(untouched_lock_);
   for (uint64_t row = range.first / per_row; row <= (range.end() - 1) / per_row; ++row) {
     uint64_t& word = untouched_[row / 64];
     const uint64_t bit = uint64_t{1} << (row % 64);
     if ((word & bit) == 0) continue;
     word &= ~bit;
-    for (uint32_t i = 0; i < geometry_.layout.ways; ++i) {
-      const uint64_t region_row = tierfs_region_row_bytes(&geometry_.layout, i);
-      std::memset(region_data(i) + row * region_row, 0, region_row);
-    }
+    const uint64_t before = bad_count_.load(std::memory_order_relaxed);
+    // A memset, not discard(): punching would give back the space reserve() just took.
+    for (const BlockRange& good : good_runs(BlockRange{row * per_row, per_row}))
+      each_region_range(good, [this](uint32_t region, uint64_t device_offset, uint64_t length) {
+        zero_memory(region, at(region, device_offset), length);
+      });
+    if (bad_count_.load(std::memory_order_relaxed) != before && any_bad(range)) ok = false;
   }
+  return ok;
 }
 
 void Tier::mark_touched(BlockRange range) {
@@ -130,31 +139,40 @@ int Tier::reserve(BlockRange range) {
   return err;
 }
 
-std::optional<BlockRange> Tier::allocate_blocks(const BlockRequest& request) {
+std::optional<BlockRange> Tier::allocate_blocks(const BlockRequest& request, int* error) {
   auto range = blocks_.allocate(request);
-  if (!range) return range;
-  if (reserve(*range) != 0) {
+  if (!range) {
+    if (error != nullptr) *error = -ENOSPC;
+    return range;
+  }
+  if (int err = reserve(*range); err != 0) {
     // Whatever part was reserved goes back to the system with the blocks.
-    zero_blocks(*range);
-    blocks_.free(*range);
+    free_blocks(*range);
+    if (error != nullptr) *error = err;
     return std::nullopt;
   }
-  zero_untouched(*range);
+  if (!zero_untouched(*range)) {
+    // Backing storage gone or a memory error: EIO, the bad blocks stay out of use.
+    free_blocks(*range);
+    if (error != nullptr) *error = -EIO;
+    return std::nullopt;
+  }
   return range;
 }
 
-uint64_t Tier::extend_blocks(BlockRange& range, uint64_t count) {
+uint64_t Tier::extend_blocks(BlockRange& range, uint64_t count, int* error) {
   const uint64_t old_end = range.end();
   const uint64_t got = blocks_.extend(range, count);
   if (got == 0) return 0;
   const BlockRange added{old_end, got};
-  if (reserve(added) != 0) {
-    zero_blocks(added);
-    blocks_.free(added);
+  int err = reserve(added);
+  if (err == 0 && !zero_untouched(added)) err = -EIO;
+  if (err != 0) {
+    free_blocks(added);
     range.count -= got;
+    if (error != nullptr) *error = err;
     return 0;
   }
-  zero_untouched(added);
   return got;
 }
 
@@ -166,7 +184,35 @@ void Tier::discard(uint32_t region_index, uint64_t device_offset, uint64_t lengt
       region.spec().kind != numa::RegionKind::dax && region.fd() >= 0 &&
       fallocate(region.fd(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                 static_cast<off_t>(device_offset), static_cast<off_t>(length)) == 0;
-  if (!punched) std::memset(at(region_index, device_offset), 0, length);
+  if (!punched) zero_memory(region_index, at(region_index, device_offset), length);
+}
+
+bool Tier::zero_memory(uint32_t region, std::byte* data, uint64_t length) {
+  struct Span {
+    std::byte *begin, *end;
+  };
+  // memset may store out of order (glibc writes the tail first): after a
+  // fault both sides of the faulting page are zeroed again, each guarded.
+  std::vector<Span> pending{{data, data + length}};
+  bool ok = true;
+  while (!pending.empty()) {
+    const Span span = pending.back();
+    pending.pop_back();
+    if (span.begin >= span.end) continue;
+    const auto* fault = static_cast<const std::byte*>(
+        guarded_zero(span.begin, static_cast<size_t>(span.end - span.begin)));
+    if (fault == nullptr) continue;
+    ok = false;
+    // Outside the span (cannot be: nothing else is touched): stop rather than loop.
+    if (fault < span.begin || fault >= span.end || !mark_bad(region, fault)) break;
+    const uint64_t in_page = reinterpret_cast<uintptr_t>(fault) % kBlockBytes;
+    std::byte* page =
+        span.begin + (fault - span.begin) - std::min<uint64_t>(in_page, fault - span.begin);
+    std::byte* next = span.begin + (fault - span.begin) + (kBlockBytes - in_page);
+    pending.push_back({span.begin, page});
+    pending.push_back({std::min(next, span.end), span.end});
+  }
+  return ok;
 }
 
 void Tier::each_region_range(BlockRange range,
@@ -205,6 +251,17 @@ void Tier::zero_blocks(BlockRange range) {
   });
 }
 
+void Tier::zero_good_blocks(BlockRange range) {
+  for (const BlockRange& good : good_runs(range)) zero_blocks(good);
+}
+
+bool Tier::any_bad(BlockRange range) const {
+  if (bad_count_.load(std::memory_order_relaxed) == 0) return false;
+  std::lock_guard guard(bad_lock_);
+  const auto bad = bad_.lower_bound(range.first);
+  return bad != bad_.end() && *bad < range.end();
+}
+
 std::vector<BlockRange> Tier::good_runs(BlockRange range) const {
   if (bad_count_.load(std::memory_order_relaxed) == 0) return {range};
   std::vector<BlockRange> out;
@@ -223,11 +280,9 @@ void Tier::free_blocks(BlockRange range) {
   // A persistent tier's files outlive the server: unmount keeps their bytes.
   const bool keep_bytes = persistent_ && unmounting_.load();
   // Bad blocks are neither touched again (that could fault outside a guarded
-  // copy) nor handed out again.
-  for (const BlockRange& good : good_runs(range)) {
-    if (!keep_bytes) zero_blocks(good);
-    blocks_.free(good);
-  }
+  // copy) nor handed out again; a block whose zeroing faults now joins them.
+  if (!keep_bytes) zero_good_blocks(range);
+  for (const BlockRange& good : good_runs(range)) blocks_.free(good);
 }
 
 void Tier::set_persistent(bool persistent) {
@@ -253,14 +308,19 @@ bool Tier::mark_bad(uint32_t region, const std::byte* address) {
       TIERFS_MAP_OK)
     return false;
   const uint64_t block = tier_address / kBlockBytes;
-  std::lock_guard guard(bad_lock_);
-  if (bad_.insert(block).second) {
+  {
+    std::lock_guard guard(bad_lock_);
+    if (!bad_.insert(block).second) return true;
     bad_count_.fetch_add(1, std::memory_order_relaxed);
-    spdlog::error(
-        "tier \"{}\": block {} (region \"{}\" offset {}) is bad: a copy took a SIGBUS "
-        "there; the request failed with EIO and the block is out of use",
-        name(), block, regions_[region]->spec().text, device_offset);
   }
+  spdlog::error(
+      "tier \"{}\": block {} (region \"{}\" offset {}) is bad: a copy or zeroing took a "
+      "SIGBUS there; the request failed with EIO and the block is out of use",
+      name(), block, regions_[region]->spec().text, device_offset);
+  // A free block (a neighbour in a row being zeroed, scrubbed at replay) is
+  // taken out of the allocator so it is never handed out; a block a file or
+  // the caller holds stays held, and free_blocks never gives it back.
+  blocks_.claim(BlockRange{block, 1});
   return true;
 }
 

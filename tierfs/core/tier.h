@@ -73,12 +73,14 @@ class Tier {
   // handed out. Their backing space (shared memory, region files) is
   // reserved first with fallocate: when the backing file system is full the
   // caller gets nothing (ENOSPC) instead of a SIGBUS on the first write.
-  std::optional<BlockRange> allocate_blocks(const BlockRequest& request);
-  uint64_t extend_blocks(BlockRange& range, uint64_t count);
+  // A failure sets *error (when given) to -ENOSPC, or -EIO when zeroing a
+  // fresh row faulted (copy_guard.h): the faulting blocks are then bad.
+  std::optional<BlockRange> allocate_blocks(const BlockRequest& request, int* error = nullptr);
+  uint64_t extend_blocks(BlockRange& range, uint64_t count, int* error = nullptr);
   // Zeroes the blocks (hole punching where the backing object allows it,
   // which also returns shared memory to the system) and gives them back;
-  // bad blocks are never given back. After prepare_unmount() a persistent
-  // tier gives them back with their bytes, which must outlive the server.
+  // bad blocks, and blocks whose zeroing faults, are never given back. After prepare_unmount() a
+  // persistent tier gives them back with their bytes, which must outlive the server.
   void free_blocks(BlockRange range);
   // The rows holding [range) are in use by files a previous server left (a
   // persistent tier's replay): never zeroed as untouched rows.
@@ -86,11 +88,14 @@ class Tier {
   void set_persistent(bool persistent);
   bool persistent() const;
   void prepare_unmount();
-  // A data copy into or out of region `region` faulted at `address`: the
-  // block holding it is bad from now on (counted in stats, never zeroed or
-  // handed out again while the server runs). False when `address` is not in
-  // the region.
+  // A data copy into or out of region `region` (or zeroing of it) faulted at
+  // `address`: the block holding it is bad from now on (counted in stats,
+  // never zeroed or handed out again while the server runs; taken out of the
+  // allocator when it was free). False when `address` is not in the region.
   bool mark_bad(uint32_t region, const std::byte* address);
+  // memset(data, 0, length) of region memory, guarded (copy_guard.h): each
+  // page that faults is marked bad and skipped. False when any faulted.
+  bool zero_memory(uint32_t region, std::byte* data, uint64_t length);
   uint64_t bad_blocks() const;
   TierStats stats() const;
   // Replay at mount (tier_adopt.cc): takes exactly `range`, which a replayed
@@ -112,7 +117,10 @@ class Tier {
   // Zeroes or punches `length` bytes of region `region` from its device offset.
   void discard(uint32_t region, uint64_t device_offset, uint64_t length);
   void zero_blocks(BlockRange range);
-  void zero_untouched(BlockRange range);
+  // zero_blocks over [range) without its bad blocks.
+  void zero_good_blocks(BlockRange range);
+  bool any_bad(BlockRange range) const;
+  bool zero_untouched(BlockRange range);
   // Calls fn(region, device_offset, length) for every piece of [range):
   // partial rows unit by unit, whole rows as one range per region.
   void each_region_range(BlockRange range,

@@ -323,6 +323,14 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
     fuse_reply_err(req, inode->is_dir() ? EISDIR : EINVAL);
     return;
   }
+  // Shrinking first: zeroing the new last block's tail can fail (EIO, a
+  // SIGBUS there, copy_guard.h), and then nothing of the request is applied.
+  if ((to_set & FUSE_SET_ATTR_SIZE) && static_cast<uint64_t>(attr->st_size) < inode->size)
+    if (int err = inode->data->truncate(fs.storage(), static_cast<uint64_t>(attr->st_size))) {
+      guard.unlock();
+      fuse_reply_err(req, -err);
+      return;
+    }
   int64_t now = now_ns();
   if (to_set & FUSE_SET_ATTR_MODE) inode->mode = (inode->mode & S_IFMT) | (attr->st_mode & 07777);
   if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
@@ -333,7 +341,6 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
   }
   if (to_set & FUSE_SET_ATTR_SIZE) {
     auto new_size = static_cast<uint64_t>(attr->st_size);
-    if (new_size < inode->size) inode->data->truncate(fs.storage(), new_size);
     if (new_size != inode->size) inode->mtime_ns = now;
     inode->size = new_size;
     if (!(to_set & FUSE_SET_ATTR_MODE)) clear_setid_bits(*inode, ctx->uid);

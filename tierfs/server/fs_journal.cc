@@ -86,7 +86,9 @@ void Fs::attach_journal(std::unique_ptr<Journal> journal) {
       // never made it to the log. Its blocks past the size go, the last
       // block's tail is zeroed.
       const uint64_t version = node->data->extents_version();
-      node->data->truncate(*storage_, meta->size);
+      // A tail that cannot be zeroed (its block faults) keeps its block; the rest goes.
+      if (node->data->truncate(*storage_, meta->size) != 0)
+        node->data->truncate(*storage_, (meta->size + kBlockBytes - 1) / kBlockBytes * kBlockBytes);
       if (node->data->extents_version() != version) trimmed.push_back(node);
     }
     count_xattrs(xattrs, xattr_bytes);
