@@ -123,5 +123,42 @@ for kind in persistent scratch; do
   fi
 done
 
+# 7. A stop request (SIGTERM) in the middle of the unmount or of start-up:
+# the server ends the orderly way and leaves no state directory and no
+# shared memory (before, `fusermount3 -u; kill` left both every time).
+# Other mounts of the machine come and go in /dev/shm: only this server's
+# objects count (the state directory records them, and goes after them).
+state=
+shm=
+no_leftovers() {  # no_leftovers WHEN
+  local object
+  for object in $shm; do [ -e "$object" ] && fail "$1: left shared memory $object"; done
+  [ -n "$state" ] && [ -e "$state" ] && fail "$1: left $state: $(ls -A "$state" | tr '\n' ' ')"
+  grep -q " $MNT " /proc/mounts && fail "$1: left the mount"
+  return 0
+}
+for i in 1 2 3; do
+  tierfs_start_mount "$CONFIG"
+  state=$(server_state)
+  shm=$(server_shm)
+  head -c 16777216 /dev/zero >"$MNT/data"
+  fusermount3 -u "$MNT"
+  kill -TERM "$SERVER_PID" 2>/dev/null
+  kill -TERM "$SERVER_PID" 2>/dev/null
+  timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+  SERVER_PID=
+  no_leftovers "SIGTERM during unmount $i"
+done
+# During start-up, at several points of it (the mount may also come up first).
+shm=
+for delay in 0.01 0.03 0.06 0.1 0.2; do
+  "$TIERFS_BIN" mount -f --config "$WORK/tierfs.toml" "$MNT" >"$WORK/startup.log" 2>&1 &
+  pid=$!
+  sleep "$delay"
+  kill -TERM "$pid"
+  wait "$pid"
+  no_leftovers "SIGTERM $delay s into start-up"
+done
+
 [ "$failures" -eq 0 ] && echo "lifecycle: all checks passed"
 exit $((failures > 0))

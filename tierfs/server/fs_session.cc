@@ -10,7 +10,10 @@
 #include <fuse_lowlevel.h>
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
+
 #include <cerrno>
+#include <csignal>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -211,6 +214,39 @@ bool answer_init(fuse_session* se) {
   return answered && fuse_session_exited(se) == 0;
 }
 
+// SIGINT, SIGTERM and SIGHUP (the stop requests libfuse's handlers turn into
+// the end of the session) are held back while the mount is set up and
+// ignored once the session is over: by default they would end the process
+// with its state half made or half released, leaving a state directory and
+// shared memory behind for `tierfs cleanup` (a script's `fusermount3 -u;
+// kill` did, every time). Held back, a stop request during start-up reaches
+// libfuse's handler and ends the start-up the orderly way.
+class StopSignals {
+ public:
+  StopSignals() {
+    sigemptyset(&stops_);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&stops_, sig);
+    pthread_sigmask(SIG_BLOCK, &stops_, &previous_);
+  }
+  ~StopSignals() { deliver(); }
+  // From here on libfuse's handlers take them (a pending one arrives now).
+  void deliver() {
+    if (!held_) return;
+    held_ = false;
+    pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
+  }
+  // The session is over: the server is already stopping.
+  static void ignore() {
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) std::signal(sig, SIG_IGN);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+ private:
+  sigset_t stops_{}, previous_{};
+  bool held_ = true;
+};
+
 struct SessionDeleter {
   void operator()(fuse_session* se) const { fuse_session_destroy(se); }
 };
@@ -266,6 +302,7 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
     report.failed(error);
     return 1;
   }
+  StopSignals stop_signals;  // destroyed after the guard below has cleaned up
   std::unique_ptr<MountState> state;
   std::unique_ptr<Fs> fs;
   const bool persistent = config.any_persistent();
@@ -322,6 +359,7 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
     report.failed("cannot install signal handlers");
     return 1;
   }
+  stop_signals.deliver();
   if (fuse_session_mount(session.get(), options.mountpoint.c_str()) != 0) {
     fuse_remove_signal_handlers(session.get());
     report.failed("cannot mount on " + options.mountpoint + ": " + last_fuse_error);
@@ -361,6 +399,7 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
   int loop_status = fuse_session_loop_mt(session.get(), loop);
   fuse_loop_cfg_destroy(loop);
 
+  StopSignals::ignore();  // before libfuse's handlers go: no window with the default action
   fuse_session_unmount(session.get());
   fuse_remove_signal_handlers(session.get());
   session.reset();
