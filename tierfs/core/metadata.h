@@ -109,7 +109,8 @@ std::vector<std::string> check_image(const MetadataImage& image,
 // A running mount's allocator against the image: every block is either free
 // or owned by exactly one extent (a used block nobody owns is leaked).
 // `in_transit`: blocks that migrations in flight hold for their copies (no
-// record names them until the switch): in use and owned by nobody, yet not leaked.
+// record names them until the switch), and blocks retired as bad after a
+// SIGBUS (Tier::bad_runs): in use and owned by nobody, yet not leaked.
 std::vector<std::string> check_allocation(const MetadataImage& image, uint32_t tier,
                                           uint64_t total_blocks,
                                           const std::vector<BlockRange>& free_runs,

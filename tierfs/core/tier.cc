@@ -329,6 +329,18 @@ uint64_t Tier::bad_blocks() const {
   return bad_.size();
 }
 
+std::vector<BlockRange> Tier::bad_runs() const {
+  std::vector<BlockRange> out;
+  std::lock_guard guard(bad_lock_);
+  for (const uint64_t block : bad_) {
+    if (!out.empty() && out.back().end() == block)
+      ++out.back().count;
+    else
+      out.push_back(BlockRange{block, 1});
+  }
+  return out;
+}
+
 namespace {
 
 // Adds one request to `ops` and `bytes` of the tier and of each region it reached.

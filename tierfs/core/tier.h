@@ -97,6 +97,9 @@ class Tier {
   // page that faults is marked bad and skipped. False when any faulted.
   bool zero_memory(uint32_t region, std::byte* data, uint64_t length);
   uint64_t bad_blocks() const;
+  // The bad blocks as coalesced runs, ascending (held by the tier, owned by
+  // no file: `tierfs check` must not call them leaked).
+  std::vector<BlockRange> bad_runs() const;
   TierStats stats() const;
   // Replay at mount (tier_adopt.cc): takes exactly `range`, which a replayed
   // extent owns, without zeroing it; false when any block of it is taken or

@@ -207,8 +207,12 @@ std::vector<std::string> Fs::check_problems() {
     const auto transit = mover().blocks_in_transit();
     for (size_t t = 0; t < storage_->tier_count(); ++t) {
       BlockAllocator& blocks = storage_->tier(t).blocks();
+      // Blocks retired after a SIGBUS are held by the tier, not leaked.
+      std::vector<BlockRange> held = transit[t];
+      const std::vector<BlockRange> bad = storage_->tier(t).bad_runs();
+      held.insert(held.end(), bad.begin(), bad.end());
       auto more = check_allocation(image, static_cast<uint32_t>(t), blocks.total_blocks(),
-                                   blocks.free_runs(), transit[t]);
+                                   blocks.free_runs(), held);
       problems.insert(problems.end(), more.begin(), more.end());
     }
   });
