@@ -32,10 +32,16 @@ apt_private=(-o "Dir::Etc::SourceList=$work/apt/sources.list" -o "Dir::Etc::Sour
   -o "Dir::State::Lists=$work/apt/lists" -o "Dir::Cache=$work/apt/cache"
   -o "APT::Sandbox::User=root" -o "Debug::NoLocking=1")
 apt-get "${apt_private[@]}" -qq update
-version=$(apt-cache "${apt_private[@]}" showsrc fuse3 | awk '/^Version:/ { print $2 }' |
-  grep "^$want" | sort -V | tail -1 || true)
+versions=$(apt-cache "${apt_private[@]}" showsrc fuse3 | awk '/^Version:/ { print $2 }' | sort -V)
+# The wanted release if the suite still has it, else the newest one after it.
+version=$(grep "^$want" <<<"$versions" | tail -1 || true)
 if [ -z "$version" ]; then
-  echo "fetch_libfuse: no fuse3 $want source in $uri $suite" >&2
+  for v in $versions; do
+    dpkg --compare-versions "$v" gt "$want" && version=$v
+  done
+fi
+if [ -z "$version" ]; then
+  echo "fetch_libfuse: no fuse3 $want or newer source in $uri $suite" >&2
   exit 1
 fi
 cd "$work/src"

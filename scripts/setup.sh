@@ -33,8 +33,28 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 
+# libfuse 3.18 where the system's is older than 3.16 (Debian 12 has 3.14):
+# FUSE over io_uring and requests above 1 MiB, 1.5-4x on one job
+# (docs/benchmarks.md). Built from the distribution's own source package into
+# /opt/tierfs/libfuse, which meson picks up (-Dlibfuse_prefix=auto).
+# TIERFS_LIBFUSE=system skips it; a failure is one line and the build then
+# uses the system's libfuse, except in CI (CI=true), where it fails the run.
+libfuse_private() {
+  local prefix=/opt/tierfs/libfuse
+  [ "${TIERFS_LIBFUSE:-}" = system ] && return 0
+  if pkg-config --atleast-version=3.16 fuse3 2>/dev/null; then return 0; fi
+  [ -f "$prefix/lib/libfuse3.a" ] && { echo "setup: libfuse $(sed -n 's/^Version: //p' "$prefix/lib/pkgconfig/fuse3.pc") in $prefix"; return 0; }
+  echo "setup: building libfuse 3.18 from Debian's source package into $prefix"
+  if ! "${sudo_cmd[@]}" "$(dirname "$0")/build_libfuse.sh" "$prefix" /var/tmp/tierfs-libfuse-build; then
+    [ "${CI:-}" = true ] && { echo "setup: libfuse 3.18 build failed" >&2; return 1; }
+    echo "setup: libfuse 3.18 build failed; tierfs builds against the system's $(pkg-config --modversion fuse3) (no FUSE over io_uring)" >&2
+  fi
+  "${sudo_cmd[@]}" rm -rf /var/tmp/tierfs-libfuse-build
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages already installed"
+  libfuse_private
   exit 0
 fi
 
@@ -50,4 +70,5 @@ else
   "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" |
     awk '/^Setting up/ { print "setup: " $0; fflush() }'
 fi
+libfuse_private
 echo "setup: done in ${SECONDS}s"

@@ -1,7 +1,8 @@
 # Sourced by the integration shell tests (the shell's mount kit; C++ has
 # tests/support/tierfs_mount.h): start a tierfs mount in daemon mode on a
 # configuration and stop it again, with cleanup on any exit.
-#   tierfs_start_mount "TOML text"   sets MNT, WORK, SERVER_PID ("": the built-in default)
+#   tierfs_start_mount "TOML text" [OPTION...]   sets MNT, WORK, SERVER_PID ("": the
+#                                    built-in default); options go to `tierfs mount`
 #   tierfs_stop_mount                unmounts and waits for the server to exit
 source "${TIERFS_SOURCE_ROOT:?}/tests/support/privileged.sh"
 tierfs_require "$(tierfs_missing_root)"
@@ -31,6 +32,8 @@ tierfs_start_mount() {
     printf '%s\n' "$1" >"$WORK/tierfs.toml"
     config=(--config "$WORK/tierfs.toml")
   fi
+  shift
+  config+=("$@")  # more `tierfs mount` options, e.g. --log-file FILE
   # Daemon mode: returns once the mount is live, or prints the one line that says why not.
   if ! "$TIERFS_BIN" mount "${config[@]}" "$MNT" >"$WORK/server.log" 2>&1; then
     echo "FAIL: the server did not mount:" >&2

@@ -142,11 +142,21 @@ class TableReader {
   std::string where_;
 };
 
+std::optional<FeatureMode> feature_mode(const Reader& reader, const TableReader& t,
+                                        const char* key) {
+  auto text = t.string(key);
+  if (!text) return std::nullopt;
+  for (FeatureMode mode : {FeatureMode::automatic, FeatureMode::off, FeatureMode::required})
+    if (*text == feature_mode_name(mode)) return mode;
+  reader.fail(t.pos(key),
+              fmt::format("{} \"{}\" is not \"auto\", \"off\" or \"required\"", key, *text));
+}
+
 void parse_mount(const Reader& reader, const toml::node& node, MountOptions& mount) {
   if (!node.is_table()) reader.fail(pos_of(node.source()), "[mount] must be a table");
   const TableReader t(reader, *node.as_table(), "[mount]");
-  t.allow_only({"cache", "allow_other", "default_permissions", "max_io", "threads", "bpf", "fsname",
-                "sandbox", "state_dir"});
+  t.allow_only({"cache", "allow_other", "default_permissions", "max_io", "threads", "bpf", "io_uring",
+                "fsname", "sandbox", "state_dir"});
   if (auto cache = t.string("cache")) {
     if (*cache == "none")
       mount.cache = CacheMode::none;
@@ -177,17 +187,8 @@ void parse_mount(const Reader& reader, const toml::node& node, MountOptions& mou
       reader.fail(t.pos("threads"), fmt::format("threads {} must be from 0 to 1024", *v));
     mount.threads = static_cast<unsigned>(*v);
   }
-  if (auto bpf = t.string("bpf")) {
-    if (*bpf == "auto")
-      mount.bpf = BpfMode::automatic;
-    else if (*bpf == "off")
-      mount.bpf = BpfMode::off;
-    else if (*bpf == "required")
-      mount.bpf = BpfMode::required;
-    else
-      reader.fail(t.pos("bpf"),
-                  fmt::format("bpf \"{}\" is not \"auto\", \"off\" or \"required\"", *bpf));
-  }
+  if (auto v = feature_mode(reader, t, "bpf")) mount.bpf = *v;
+  if (auto v = feature_mode(reader, t, "io_uring")) mount.io_uring = *v;
   if (auto v = t.string("fsname")) {
     if (v->empty() || v->find_first_of(", \t\n") != std::string::npos)
       reader.fail(t.pos("fsname"), "fsname must be a non-empty word without commas or spaces");

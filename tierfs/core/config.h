@@ -23,9 +23,10 @@ struct SourcePos {
 };
 
 enum class CacheMode { none, kernel };
-enum class BpfMode { automatic, off, required };
+// A kernel feature the mount uses when it can ("auto"), never, or insists on.
+enum class FeatureMode { automatic, off, required };
 // The spelling of a mode in the configuration: "auto", "off" or "required".
-const char* bpf_mode_name(BpfMode mode);
+const char* feature_mode_name(FeatureMode mode);
 
 struct MountOptions {
   CacheMode cache = CacheMode::none;
@@ -33,7 +34,10 @@ struct MountOptions {
   bool default_permissions = true;
   uint64_t max_io_bytes = 1 << 20;  // max_read / max_write
   unsigned threads = 0;             // FUSE worker threads, 0 = libfuse default
-  BpfMode bpf = BpfMode::automatic;
+  FeatureMode bpf = FeatureMode::automatic;
+  // FUSE over io_uring (libfuse 3.18 and the kernel's fuse.enable_uring):
+  // requests and replies through per-core rings instead of /dev/fuse reads.
+  FeatureMode io_uring = FeatureMode::automatic;
   std::string fsname = "tierfs";
   // Least privilege once mounted (tierfs/server/privilege.h); false keeps
   // every capability and no filter, for debugging with strace or gdb.

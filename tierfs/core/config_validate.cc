@@ -257,13 +257,13 @@ Config default_config(const numa::Topology& topology) {
   return config;
 }
 
-const char* bpf_mode_name(BpfMode mode) {
+const char* feature_mode_name(FeatureMode mode) {
   switch (mode) {
-    case BpfMode::off:
+    case FeatureMode::off:
       return "off";
-    case BpfMode::required:
+    case FeatureMode::required:
       return "required";
-    case BpfMode::automatic:
+    case FeatureMode::automatic:
       break;
   }
   return "auto";
@@ -276,7 +276,8 @@ std::string to_toml(const Config& config) {
       {"default_permissions", config.mount.default_permissions},
       {"max_io", format_size(config.mount.max_io_bytes)},
       {"threads", static_cast<int64_t>(config.mount.threads)},
-      {"bpf", bpf_mode_name(config.mount.bpf)},
+      {"bpf", feature_mode_name(config.mount.bpf)},
+      {"io_uring", feature_mode_name(config.mount.io_uring)},
       {"fsname", config.mount.fsname},
       {"sandbox", config.mount.sandbox},
   };

@@ -65,7 +65,7 @@ const char* op_name(Op op);
 
 // What the iomap BPF path of a mount is doing (user.tierfs.stats "bpf").
 struct BpfStatus {
-  BpfMode mode = BpfMode::automatic;
+  FeatureMode mode = FeatureMode::automatic;
   bool maps_loaded = false;        // twin and maps loaded, maps follow every extent change
   bool program_attached = false;   // fuse_iomap_bpf_ops answers iomap_begin in the kernel
   std::string server_path_reason;  // why not attached (one line); empty when attached

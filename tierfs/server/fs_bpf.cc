@@ -41,11 +41,11 @@ struct BpfPath {
 std::string Fs::attach_iomap_program(int fuse_fd) {
   bpf_ = std::make_shared<BpfPath>();
   BpfStatus& status = bpf_->status;
-  const BpfMode mode = config_.mount.bpf;
+  const FeatureMode mode = config_.mount.bpf;
   status.mode = mode;
-  const bool required = mode == BpfMode::required;
+  const bool required = mode == FeatureMode::required;
   const std::string prefix = required ? "mount.bpf = \"required\", but " : "";
-  if (mode == BpfMode::off) {
+  if (mode == FeatureMode::off) {
     status.server_path_reason = "mount.bpf = \"off\"";
     spdlog::info("iomap BPF path off (mount.bpf = \"off\"): the server path serves all I/O");
     return "";

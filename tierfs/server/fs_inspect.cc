@@ -65,7 +65,7 @@ inspect::MapExtent extent_of(Storage& storage, const tierfs_extent& extent) {
 }
 
 inspect::BpfState bpf_state(const BpfStatus& bpf) {
-  return {.mode = bpf_mode_name(bpf.mode),
+  return {.mode = feature_mode_name(bpf.mode),
           .maps_loaded = bpf.maps_loaded,
           .program_attached = bpf.program_attached,
           .server_path_reason = bpf.server_path_reason,

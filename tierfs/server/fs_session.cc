@@ -23,6 +23,7 @@
 #include "tierfs/core/copy_guard.h"
 #include "tierfs/server/bdi_tuning.h"
 #include "tierfs/server/direct_io_mmap.h"
+#include "tierfs/server/fuse_uring.h"
 #include "tierfs/server/mover.h"
 #include "tierfs/server/operations.h"
 #include "tierfs/server/privilege.h"
@@ -39,6 +40,9 @@ struct PrivilegeDrop {
   bool done = false;
   std::string error;  // fails the mount
 } privilege_drop;
+
+// Whether the kernel offered FUSE over io_uring at FUSE_INIT (fs_init).
+bool uring_offered = false;
 
 }  // namespace
 
@@ -139,7 +143,8 @@ void fs_init(void* userdata, fuse_conn_info* conn) {
 #endif
 #ifdef FUSE_CAP_OVER_IO_URING
   // libfuse 3.18: used when the kernel offers it (fuse.enable_uring) and -o io_uring asks.
-  const char* uring = (conn->capable_ext & FUSE_CAP_OVER_IO_URING) ? "offered" : "not offered";
+  uring_offered = (conn->capable_ext & FUSE_CAP_OVER_IO_URING) != 0;
+  const char* uring = uring_offered ? "offered" : "not offered";
 #else
   const char* uring = "not in this libfuse";
 #endif
@@ -171,17 +176,37 @@ void log_from_libfuse(enum fuse_log_level level, const char* fmt, va_list ap) {
   if (pending_fuse_line.empty() || pending_fuse_line.back() != '\n') return;
   pending_fuse_line.pop_back();
   if (level <= FUSE_LOG_ERR) last_fuse_error = pending_fuse_line;
+  if (level <= FUSE_LOG_INFO) note_uring_log_line(pending_fuse_line);
   spdlog::debug("libfuse: {}", pending_fuse_line);
   pending_fuse_line.clear();
 }
 
-std::string mount_options(const Config& config, const SessionOptions& options) {
+std::string mount_options(const Config& config, const SessionOptions& options, bool io_uring) {
   std::string opts = "fsname=" + config.mount.fsname + ",subtype=tierfs";
+  if (io_uring) opts += ",io_uring";
   opts += ",max_read=" + std::to_string(config.mount.max_io_bytes);
   if (config.mount.default_permissions) opts += ",default_permissions";
   if (config.mount.allow_other) opts += ",allow_other";
   for (const auto& extra : options.extra_options) opts += "," + extra;
   return opts;
+}
+
+// After FUSE_INIT: did the rings start? A failure fails a mount that
+// requires them (returned) and is one warning otherwise: the mount then
+// serves through /dev/fuse.
+std::string check_uring_started(FeatureMode mode) {
+  std::string why;
+  if (!uring_offered)
+    why = "the kernel did not offer FUSE over io_uring at FUSE_INIT";
+  else if (!uring_start_failure().empty())
+    why = "libfuse could not start its rings: " + uring_start_failure();
+  if (why.empty()) {
+    spdlog::info("FUSE over io_uring: on");
+    return "";
+  }
+  if (mode == FeatureMode::required) return "io_uring = \"required\": " + why;
+  spdlog::warn("FUSE over io_uring: off, {}; serving through /dev/fuse", why);
+  return "";
 }
 
 // Region files created for this mount are the user's spill space once it is
@@ -342,7 +367,13 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
     return 1;
   }
 
-  std::string opts = mount_options(fs->config(), options);
+  const UringChoice uring = choose_io_uring(fs->config().mount.io_uring);
+  if (!uring.use && fs->config().mount.io_uring == FeatureMode::required) {
+    report.failed("io_uring = \"required\": " + uring.why_not);
+    return 1;
+  }
+  if (!uring.why_not.empty()) spdlog::info("{}", uring.why_not);
+  std::string opts = mount_options(fs->config(), options, uring.use);
   std::vector<const char*> argv = {"tierfs", "-o", opts.c_str()};
   if (options.debug) argv.push_back("-d");
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), const_cast<char**>(argv.data()));
@@ -380,6 +411,7 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
     error = "the mount ended before FUSE_INIT was answered";
   else
     error = privilege_drop.error;
+  if (error.empty() && uring.use) error = check_uring_started(fs->config().mount.io_uring);
   if (!error.empty()) {
     fuse_session_unmount(session.get());
     fuse_remove_signal_handlers(session.get());

@@ -82,6 +82,13 @@ constexpr const char* kAllowed[] = {
     // The log, measured: syslog(3) connects to /dev/log (socket limited to
     // AF_UNIX below) and sends each line.
     "connect", "sendto",
+    // FUSE over io_uring (libfuse 3.18, fuse_uring.h), measured with
+    // TIERFS_SECCOMP=log: the rings start after FUSE_INIT, so after the drop.
+    // Per core, a thread pinned to its core (sched_setaffinity of itself) sets
+    // up a ring (io_uring_setup, _register for /dev/fuse, _enter to submit and
+    // wait) with an eventfd that wakes it at teardown; its buffers come from
+    // numa_alloc_local (mmap + mbind, above).
+    "io_uring_setup", "io_uring_enter", "io_uring_register", "eventfd2", "sched_setaffinity",
 };
 // clang-format on
 
@@ -149,6 +156,9 @@ std::string install_filter(SeccompMode mode) {
   // syslog(3) talks to /dev/log: local sockets only, no network.
   const scmp_arg_cmp local = SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(AF_UNIX));
   if (std::string error = allow(ctx, "socket", 1, &local); !error.empty()) return error;
+  // libfuse 3.18 names its threads ("fuse_worker", "fuse-ring-N"); no other prctl.
+  const scmp_arg_cmp set_name = SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(PR_SET_NAME));
+  if (std::string error = allow(ctx, "prctl", 1, &set_name); !error.empty()) return error;
   if (int rc = seccomp_load(ctx.get()); rc != 0)
     return fmt::format("seccomp: cannot load the filter: {}", std::strerror(-rc));
   return "";

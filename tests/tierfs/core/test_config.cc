@@ -72,7 +72,7 @@ tier = "dram"
   EXPECT_EQ(c.mount.cache, tierfs::CacheMode::kernel);
   EXPECT_EQ(c.mount.max_io_bytes, 4u << 20);
   EXPECT_EQ(c.mount.threads, 8u);
-  EXPECT_EQ(c.mount.bpf, tierfs::BpfMode::off);
+  EXPECT_EQ(c.mount.bpf, tierfs::FeatureMode::off);
   ASSERT_EQ(c.tiers.size(), 2u);
   EXPECT_EQ(c.tiers[0].size_bytes, uint64_t{8} << 30);  // 8GiB is a whole number of 16KiB rows
   EXPECT_EQ(c.tiers[0].geometry.row_bytes, 16u << 10);
