@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "tierfs/core/copy_guard.h"
 #include "tierfs/server/operations.h"
 #include "tierfs/server/request_gate.h"
 
@@ -145,6 +146,34 @@ static void note_read(Inode& inode, int64_t now) {
     inode.atime_ns.store(now, std::memory_order_relaxed);
 }
 
+#ifdef FUSE_CAP_OVER_IO_URING
+// FUSE over io_uring: a reply goes into the request's ring buffer, which
+// libfuse fills with a plain memcpy from the iovecs, so a SIGBUS in region
+// memory (a memory error, a region file cut short) would end the server
+// there. Copied into that buffer here under the guard instead, a fault fails
+// only this read with EIO and retires the pages. Same one copy as libfuse's.
+static bool reply_into_ring(Fs& fs, fuse_req_t req, const std::vector<iovec>& pieces) {
+  char* payload = nullptr;
+  size_t room = 0;
+  if (!fuse_req_is_uring(req) || fuse_req_get_payload(req, &payload, &room, nullptr) != 0)
+    return false;
+  size_t total = 0;
+  for (const iovec& piece : pieces) total += piece.iov_len;
+  if (total > room) return false;  // libfuse's own path reports it
+  size_t at = 0;
+  for (const iovec& piece : pieces) {
+    if (guarded_copy(payload + at, piece.iov_base, piece.iov_len) != nullptr) {
+      fs.storage().retire_faulting(pieces);
+      fuse_reply_err(req, EIO);
+      return true;
+    }
+    at += piece.iov_len;
+  }
+  fuse_reply_buf(req, payload, at);  // libfuse sees its own buffer and copies nothing
+  return true;
+}
+#endif
+
 void fs_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_info* fi) {
   Fs& fs = fs_of(req);
   fs.count(Op::read);
@@ -168,6 +197,9 @@ void fs_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_fi
   note_read(inode, now);
   inode.access_ns.store(now, std::memory_order_relaxed);
   inode.recent_reads.fetch_add(1, std::memory_order_relaxed);
+#ifdef FUSE_CAP_OVER_IO_URING
+  if (reply_into_ring(fs, req, pieces)) return;
+#endif
   int sent = 0;
   if (pieces.size() <= 1) {
     fuse_bufvec buf = FUSE_BUFVEC_INIT(pieces.empty() ? 0 : pieces[0].iov_len);

@@ -75,7 +75,9 @@ constexpr const char* kAllowed[] = {
     // Time (clock_gettime is the vDSO's fallback) and the mover's timed sleeps (coming).
     "clock_gettime", "clock_nanosleep",
     // libfuse's unmount asks geteuid whether to unmount itself; measured.
-    "geteuid",
+    // libfuse 3.18's also asks whether /etc/mtab needs an update (getuid,
+    // access on /etc/mtab and /run/mount/utab), measured in log mode.
+    "geteuid", "getuid", "access",
     // The daemon's detach once the mount is reported live, measured:
     // chdir("/") and standard input, output and error onto /dev/null.
     "chdir", "dup2",
