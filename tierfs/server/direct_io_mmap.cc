@@ -31,7 +31,8 @@ ssize_t read_request(int fd, void* buf, size_t len, void* /*userdata*/) {
   gate_before_read(fd);
   ssize_t res = read(fd, buf, len);
   gate_after_read(fd, buf, res);
-  if (res < static_cast<ssize_t>(sizeof(fuse_in_header) + sizeof(fuse_init_in)) ||
+  if (libfuse_has_direct_io_allow_mmap ||
+      res < static_cast<ssize_t>(sizeof(fuse_in_header) + sizeof(fuse_init_in)) ||
       init_unique.load(std::memory_order_relaxed) != 0 || granted.load(std::memory_order_relaxed))
     return res;
   const auto* in = static_cast<const fuse_in_header*>(buf);
@@ -44,7 +45,7 @@ ssize_t read_request(int fd, void* buf, size_t len, void* /*userdata*/) {
 
 ssize_t write_reply(int fd, iovec* iov, int count, void* /*userdata*/) {
   uint64_t unique = init_unique.load(std::memory_order_relaxed);
-  if (unique != 0 && count >= 2 && iov[0].iov_len >= sizeof(fuse_out_header) &&
+  if (!libfuse_has_direct_io_allow_mmap && unique != 0 && count >= 2 && iov[0].iov_len >= sizeof(fuse_out_header) &&
       static_cast<const fuse_out_header*>(iov[0].iov_base)->unique == unique &&
       iov[1].iov_len >= sizeof(fuse_init_out)) {
     auto* out = static_cast<fuse_init_out*>(iov[1].iov_base);
@@ -61,11 +62,14 @@ ssize_t write_reply(int fd, iovec* iov, int count, void* /*userdata*/) {
 }  // namespace
 
 const char* ask_direct_io_allow_mmap(fuse_session* session) {
-  if (libfuse_has_direct_io_allow_mmap) return "";
+  // Installed with every libfuse: the request gate runs in the read hook. A
+  // libfuse that asks for the flag itself (3.16+) leaves the INIT reply alone.
   static const fuse_custom_io io = {write_reply, read_request, nullptr, nullptr};
   // Same fd as the mount's: libfuse now reads and replies through the hooks.
   if (fuse_session_custom_io(session, &io, fuse_session_fd(session)) != 0)
-    return "libfuse refused the I/O hooks; shared mmap needs cache = \"kernel\"";
+    return libfuse_has_direct_io_allow_mmap
+               ? "libfuse refused the I/O hooks; requests are read without the request gate"
+               : "libfuse refused the I/O hooks; shared mmap needs cache = \"kernel\"";
   return "";
 }
 

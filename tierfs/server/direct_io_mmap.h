@@ -16,8 +16,9 @@ inline constexpr bool libfuse_has_direct_io_allow_mmap = true;
 inline constexpr bool libfuse_has_direct_io_allow_mmap = false;
 #endif
 
-// Installs the I/O hooks on a mounted session (libfuse < 3.16 only). Returns
-// an empty string or one line saying why it could not.
+// Installs the I/O hooks on a mounted session: the request gate
+// (request_gate.h) with every libfuse, the INIT flag with libfuse < 3.16.
+// Returns an empty string or one line saying why it could not.
 const char* ask_direct_io_allow_mmap(fuse_session* session);
 
 // True once the kernel offered FUSE_DIRECT_IO_ALLOW_MMAP and the INIT reply

@@ -12,9 +12,10 @@
 // large reads and writes, ...) and a busy queue (poll(2) says more requests are
 // waiting) hand the reading over to the next worker first, so concurrent
 // clients still get as many workers as libfuse starts; so does a quick
-// request that is about to wait for its file's lock (gate_hand_over). It runs in the read
-// hook that direct_io_mmap.cc installs, so with libfuse < 3.16 (Debian 12's
-// 3.14); a libfuse 3.18 build reads without it.
+// request that is about to wait for its file's lock (gate_hand_over). It runs
+// in the read hook that direct_io_mmap.cc installs, with every libfuse; with
+// FUSE over io_uring (libfuse 3.18) requests come through the rings instead
+// and the gated workers only see what the kernel still sends through /dev/fuse.
 #pragma once
 
 #include <sys/types.h>
