@@ -155,8 +155,8 @@ std::optional<FeatureMode> feature_mode(const Reader& reader, const TableReader&
 void parse_mount(const Reader& reader, const toml::node& node, MountOptions& mount) {
   if (!node.is_table()) reader.fail(pos_of(node.source()), "[mount] must be a table");
   const TableReader t(reader, *node.as_table(), "[mount]");
-  t.allow_only({"cache", "allow_other", "default_permissions", "max_io", "threads", "bpf", "io_uring",
-                "fsname", "sandbox", "state_dir"});
+  t.allow_only({"cache", "allow_other", "default_permissions", "max_io", "threads", "bpf",
+                "io_uring", "fsname", "sandbox", "state_dir"});
   if (auto cache = t.string("cache")) {
     if (*cache == "none")
       mount.cache = CacheMode::none;

@@ -45,7 +45,8 @@ ssize_t read_request(int fd, void* buf, size_t len, void* /*userdata*/) {
 
 ssize_t write_reply(int fd, iovec* iov, int count, void* /*userdata*/) {
   uint64_t unique = init_unique.load(std::memory_order_relaxed);
-  if (!libfuse_has_direct_io_allow_mmap && unique != 0 && count >= 2 && iov[0].iov_len >= sizeof(fuse_out_header) &&
+  if (!libfuse_has_direct_io_allow_mmap && unique != 0 && count >= 2 &&
+      iov[0].iov_len >= sizeof(fuse_out_header) &&
       static_cast<const fuse_out_header*>(iov[0].iov_base)->unique == unique &&
       iov[1].iov_len >= sizeof(fuse_init_out)) {
     auto* out = static_cast<fuse_init_out*>(iov[1].iov_base);

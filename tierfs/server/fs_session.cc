@@ -403,8 +403,7 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
     report.failed(error);
     return 1;
   }
-  if (const char* why = ask_direct_io_allow_mmap(session.get()); *why != 0)
-    spdlog::warn("{}", why);
+  if (const char* why = ask_direct_io_allow_mmap(session.get()); *why != 0) spdlog::warn("{}", why);
   tune_bdi(options.mountpoint, fs->config().mount);
   std::string error;
   if (!answer_init(session.get()) || !privilege_drop.done)

@@ -18,8 +18,7 @@ UringChoice choose_io_uring(FeatureMode mode) {
 #ifndef FUSE_CAP_OVER_IO_URING
   return {.use = false,
           .why_not = "FUSE over io_uring: off, tierfs was built against libfuse " +
-                     std::to_string(FUSE_MAJOR_VERSION) + "." +
-                     std::to_string(FUSE_MINOR_VERSION) +
+                     std::to_string(FUSE_MAJOR_VERSION) + "." + std::to_string(FUSE_MINOR_VERSION) +
                      ", which has none (build against 3.18: scripts/build_libfuse.sh)"};
 #else
   std::ifstream parameter(kEnableUring);
@@ -30,9 +29,10 @@ UringChoice choose_io_uring(FeatureMode mode) {
                        std::string(kEnableUring) + ")"};
   if (enabled != 'Y')
     return {.use = false,
-            .why_not = "FUSE over io_uring: off, the kernel's fuse.enable_uring is N (an "
-                       "administrator enables it: echo Y > " +
-                       std::string(kEnableUring) + ")"};
+            .why_not =
+                "FUSE over io_uring: off, the kernel's fuse.enable_uring is N (an "
+                "administrator enables it: echo Y > " +
+                std::string(kEnableUring) + ")"};
   return {.use = true, .why_not = {}};
 #endif
 }
@@ -46,6 +46,8 @@ void note_uring_log_line(const std::string& line) {
   if (about_rings && line.find("ail") != std::string::npos) start_failure = line;
 }
 
-const std::string& uring_start_failure() { return start_failure; }
+const std::string& uring_start_failure() {
+  return start_failure;
+}
 
 }  // namespace tierfs
