@@ -28,11 +28,18 @@ fi
 setup_args=()
 # In CI a missing qemu or clang fails the build instead of dropping the vm or fuzz suite.
 [ "${CI:-}" = true ] && setup_args+=(-Dwerror=true -Dvm_tests=enabled -Dfuzz=enabled)
-if [ -d "$build_dir/meson-private" ]; then
-  meson setup --reconfigure "$build_dir" "${setup_args[@]}" >/dev/null
-else
-  meson setup "$build_dir" "${setup_args[@]}" >/dev/null
-fi
+# configure DIR [OPTION...]: a new build directory, or an existing one with these options.
+configure() {
+  local dir=$1
+  shift
+  if [ -d "$dir/meson-private" ]; then
+    meson setup --reconfigure "$dir" "$@" >/dev/null
+  else
+    meson setup "$dir" "$@" >/dev/null
+  fi
+}
+
+configure "$build_dir" "${setup_args[@]}"
 ninja -C "$build_dir"
 
 status=0
@@ -46,11 +53,7 @@ if [ "${CI:-}" = true ] && [ $# -eq 0 ]; then
   echo "test: the suites that mount, again against the system's libfuse ($system_build_dir)"
   system_args=(-Dlibfuse_prefix=system -Dwerror=true -Dvm_tests=disabled -Dfuzz=disabled
     -Dbenchmarks=disabled)
-  if [ -d "$system_build_dir/meson-private" ]; then
-    meson setup --reconfigure "$system_build_dir" "${system_args[@]}" >/dev/null
-  else
-    meson setup "$system_build_dir" "${system_args[@]}" >/dev/null
-  fi
+  configure "$system_build_dir" "${system_args[@]}"
   ninja -C "$system_build_dir"
   meson test -C "$system_build_dir" --print-errorlogs --num-processes "$(nproc)" \
     --suite integration --suite security --suite jobs || status=$?
