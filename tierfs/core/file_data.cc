@@ -19,6 +19,11 @@
 // preallocation took by trim_preallocation() when the last writable handle
 // closes (requested_end_ tells them from fallocate's).
 //
+// Blocks no write has touched yet (fresh, or taken by preallocation) get a
+// write's bytes by pwritev on the region's shared-memory object
+// (Tier::write_through_file): the kernel then fills whole pages without
+// zeroing them first. Everything else is a guarded copy through the mapping.
+//
 // A call that fails gives back what it took: fallocate and zero_range every
 // block they added, a short write the blocks past its last written byte.
 //
@@ -76,6 +81,13 @@ void note_fresh(uint64_t off, uint64_t len) {
     fresh_ranges.back().len += len;
   else
     fresh_ranges.push_back({off, len});
+}
+
+// Whether the running operation allocated all of [off, off + len).
+bool is_fresh(uint64_t off, uint64_t len) {
+  return std::any_of(fresh_ranges.begin(), fresh_ranges.end(), [&](const FileRange& r) {
+    return r.off <= off && off + len <= r.off + r.len;
+  });
 }
 
 // Index of the first extent that ends after `off`.
@@ -280,8 +292,16 @@ int64_t FileData::write(Storage& storage, uint64_t off, std::span<const iovec> i
   uint64_t len = 0;
   for (const iovec& v : in) len += v.iov_len;
   if (len == 0) return 0;
+  // Where the copy is in `in`.
   size_t piece = 0;
   uint64_t piece_off = 0;
+  auto advance = [&](uint64_t bytes) {
+    piece_off += bytes;
+    while (piece < in.size() && piece_off >= in[piece].iov_len) {
+      piece_off -= in[piece].iov_len;
+      ++piece;
+    }
+  };
   RequestTraffic traffic;
   fresh_ranges.clear();
   bool faulted = false;
@@ -311,10 +331,33 @@ int64_t FileData::write(Storage& storage, uint64_t off, std::span<const iovec> i
     }
     crash_point("write.before_copy");
   }
+  // Blocks no write has touched since they were handed out: the ones this
+  // call allocated, and those past every range ever written, fallocated or
+  // zeroed (append preallocation). They take the bytes by write(2) on the
+  // region's object (Tier::write_through_file), everything else by a copy.
+  const uint64_t untouched_from = round_up(requested_end_);
+  uint64_t at_file = off;
   const int64_t done =
       walk(storage, off, copy_len, journal == nullptr, true,
            [&](std::byte* data, uint64_t n, uint32_t tier, uint32_t region) {
              traffic.add(tier, region, n);
+             const bool untouched = at_file >= untouched_from || is_fresh(at_file, n);
+             at_file += n;
+             if (untouched && !faulted) {
+               thread_local std::vector<iovec> parts;
+               parts.clear();
+               size_t p = piece;
+               uint64_t p_off = piece_off;
+               for (uint64_t left = n; left > 0; ++p, p_off = 0) {
+                 const uint64_t take = std::min<uint64_t>(left, in[p].iov_len - p_off);
+                 parts.push_back({static_cast<std::byte*>(in[p].iov_base) + p_off, take});
+                 left -= take;
+               }
+               const uint64_t wrote = storage.tier(tier).write_through_file(region, data, parts);
+               data += wrote;
+               n -= wrote;
+               advance(wrote);
+             }
              while (n > 0 && !faulted) {
                const uint64_t take = std::min<uint64_t>(n, in[piece].iov_len - piece_off);
                // A SIGBUS in the copy (memory error, backing storage gone) fails
@@ -327,11 +370,7 @@ int64_t FileData::write(Storage& storage, uint64_t off, std::span<const iovec> i
                }
                data += take;
                n -= take;
-               piece_off += take;
-               if (piece_off == in[piece].iov_len) {
-                 ++piece;
-                 piece_off = 0;
-               }
+               advance(take);
              }
            });
   traffic.count_writes(storage);

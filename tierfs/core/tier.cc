@@ -6,6 +6,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstring>
 #include <stdexcept>
 
@@ -25,6 +27,8 @@ Tier::Tier(const TierGeometry& geometry, std::vector<std::unique_ptr<numa::Regio
   for (size_t i = 0; i < regions_.size(); ++i) {
     fresh_is_zero = fresh_is_zero && regions_[i]->spec().kind == numa::RegionKind::numa;
     reservable_[i] = regions_[i]->reservable() && regions_[i]->fd() >= 0;
+    // Reservable numa: regions are /dev/shm objects (hugetlbfs has no write(2)).
+    writes_through_file_[i] = reservable_[i] && regions_[i]->spec().kind == numa::RegionKind::numa;
   }
   // Devices and files may hold a previous user's bytes: remember which rows still might.
   if (!fresh_is_zero) untouched_.assign((geometry_.rows + 63) / 64, ~uint64_t{0});
@@ -102,16 +106,6 @@ void Tier::mark_touched(BlockRange range) {
     untouched_[row / 64] &= ~(uint64_t{1} << (row % 64));
 }
 
-// Shared memory that fallocate just gave pages to is mapped in one call
-// instead of one minor fault per 4 KiB page in the write's copy (a new file's
-// 1 MiB write took 256). Only numa: regions: on a file: region this would
-// dirty page-cache pages that preallocation may never use. Best effort: a
-// kernel without MADV_POPULATE_WRITE (< 5.14) faults the pages in later.
-void Tier::populate(uint32_t region, uint64_t device_offset, uint64_t length) {
-  if (regions_[region]->spec().kind != numa::RegionKind::numa) return;
-  madvise(at(region, device_offset), length, MADV_POPULATE_WRITE);
-}
-
 int Tier::reserve(BlockRange range) {
   int err = 0;
   each_region_range(range, [&](uint32_t i, uint64_t device_offset, uint64_t length) {
@@ -121,10 +115,7 @@ int Tier::reserve(BlockRange range) {
       rc = fallocate(regions_[i]->fd(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(device_offset),
                      static_cast<off_t>(length));
     } while (rc != 0 && errno == EINTR);
-    if (rc == 0) {
-      populate(i, device_offset, length);
-      return;
-    }
+    if (rc == 0) return;
     if (errno == EOPNOTSUPP) {
       // Nothing to reserve with here; say so once.
       if (reservable_[i].exchange(false))
@@ -213,6 +204,38 @@ bool Tier::zero_memory(uint32_t region, std::byte* data, uint64_t length) {
     pending.push_back({std::min(next, span.end), span.end});
   }
   return ok;
+}
+
+uint64_t Tier::write_through_file(uint32_t region, const std::byte* data,
+                                  std::span<const iovec> parts) {
+  if (!writes_through_file_[region].load(std::memory_order_relaxed)) return 0;
+  const numa::Region& r = *regions_[region];
+  // The mapping of a numa: region starts at offset 0 of its object.
+  off_t offset = static_cast<off_t>(data - r.data());
+  uint64_t done = 0;
+  while (!parts.empty()) {
+    const size_t count = std::min<size_t>(parts.size(), IOV_MAX);
+    uint64_t asked = 0;
+    for (size_t i = 0; i < count; ++i) asked += parts[i].iov_len;
+    const ssize_t n = pwritev(r.fd(), parts.data(), static_cast<int>(count), offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EFAULT && errno != ENOSPC && errno != EIO &&
+        writes_through_file_[region].exchange(false)) {
+      // Refused, not failed (a seccomp filter, an object that takes no
+      // write(2)): copies from now on, slower for new files; say so once.
+      spdlog::warn(
+          "region \"{}\" of tier \"{}\": new blocks are copied through the mapping, "
+          "pwritev failed: {}",
+          r.spec().text, name(), std::strerror(errno));
+    }
+    if (n > 0) done += static_cast<uint64_t>(n);
+    // Failed or short (shared memory that was reserved does neither but on
+    // a signal or a region cut short): the caller's guarded copy does the rest.
+    if (n < 0 || static_cast<uint64_t>(n) < asked) break;
+    offset += n;
+    parts = parts.subspan(count);
+  }
+  return done;
 }
 
 void Tier::each_region_range(BlockRange range,

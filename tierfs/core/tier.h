@@ -2,6 +2,8 @@
 // allocator over its interleaved address space) and its statistics.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -96,6 +98,17 @@ class Tier {
   // memset(data, 0, length) of region memory, guarded (copy_guard.h): each
   // page that faults is marked bad and skipped. False when any faulted.
   bool zero_memory(uint32_t region, std::byte* data, uint64_t length);
+  // Writes `parts` to region memory at `data` (a run inside region `region`)
+  // with pwritev(2) on the region's shared-memory object instead of a copy
+  // through the mapping, for blocks never written since they were handed
+  // out: the kernel's write path fills whole pages without zeroing them
+  // first, where a store through the mapping first faults in a zeroed page
+  // (a new file's 1 MiB write spent most of its time there). Only numa:
+  // regions backed by /dev/shm (huge pages, devices and files keep the
+  // copy). Returns the bytes written: 0 when the region cannot be written
+  // this way, short when the write failed part way (the caller copies the
+  // rest, guarded).
+  uint64_t write_through_file(uint32_t region, const std::byte* data, std::span<const iovec> parts);
   uint64_t bad_blocks() const;
   // The bad blocks as coalesced runs, ascending (held by the tier, owned by
   // no file: `tierfs check` must not call them leaked).
@@ -131,8 +144,6 @@ class Tier {
   // fallocate over [range) in every reservable region; -ENOSPC (or -errno)
   // when the backing storage cannot hold it.
   int reserve(BlockRange range);
-  // Maps freshly reserved memory of a region into this process in one call.
-  void populate(uint32_t region, uint64_t device_offset, uint64_t length);
   // [range) without its bad blocks.
   std::vector<BlockRange> good_runs(BlockRange range) const;
 
@@ -146,6 +157,9 @@ class Tier {
   // Per region: fallocate reserves its backing (cleared when the file system
   // says it cannot, EOPNOTSUPP: then a guarded copy is the only defence).
   std::array<std::atomic<bool>, TIERFS_MAX_WAYS> reservable_{};
+  // Per region: new blocks are written with pwritev on its shared memory
+  // (cleared, with one log line, when the call is refused).
+  std::array<std::atomic<bool>, TIERFS_MAX_WAYS> writes_through_file_{};
   bool persistent_ = false;
   std::atomic<bool> unmounting_{false};
   mutable std::mutex bad_lock_;

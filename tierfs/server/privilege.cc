@@ -68,6 +68,9 @@ constexpr const char* kAllowed[] = {
     // unlinkat, unlink, rmdir).
     "openat", "newfstatat", "pread64", "pwrite64", "lseek", "fdatasync", "fsync", "ftruncate",
     "rename", "renameat", "renameat2", "getdents64", "unlinkat", "unlink", "rmdir",
+    // New blocks of numa: regions take a write's bytes by pwritev on the
+    // shared-memory object (Tier::write_through_file), measured.
+    "pwritev",
     // Signals, measured: libfuse's SIGTERM/SIGINT/SIGHUP handler ends the
     // loop; the SIGBUS handler (coming: a page the backing store cannot give
     // becomes EIO) runs on an alternate stack; an interrupted sleep restarts.

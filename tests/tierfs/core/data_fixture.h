@@ -21,8 +21,10 @@
 
 namespace tierfs::data_testing {
 
-// A region over a memfd. "numa:N" specs start out zeroed; "file:" specs are
-// filled with garbage first, like a device or file a previous user wrote.
+// A region over a memfd. "numa:N" specs start out zeroed and are reservable
+// like /dev/shm objects (fallocate, new blocks written with pwritev);
+// "file:" specs are filled with garbage first, like a device or file a
+// previous user wrote.
 class MemfdRegion final : public numa::Region {
  public:
   MemfdRegion(const std::string& spec_text, uint64_t size) {
@@ -34,6 +36,7 @@ class MemfdRegion final : public numa::Region {
     data_ = static_cast<std::byte*>(base);
     size_bytes_ = size;
     if (spec_.kind == numa::RegionKind::file) std::memset(data_, 0xa5, size);
+    reservable_ = spec_.kind == numa::RegionKind::numa;
   }
   ~MemfdRegion() override {
     munmap(data_, size_bytes_);

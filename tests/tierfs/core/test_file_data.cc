@@ -2,6 +2,7 @@
 // needed: round trips across interleave boundaries and tiers, holes, truncate,
 // punch, zero range, fallocate, SEEK_DATA/SEEK_HOLE, release, ENOSPC and
 // short writes, extent shape, and a randomized comparison with a byte vector.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -366,6 +367,71 @@ TEST(FileData, SequentialAppendsKeepOneExtent) {
   EXPECT_EQ(read_at(file, *storage, 0, expected.size(), expected.size()), expected);
   file.truncate(*storage, expected.size());
   EXPECT_LT(storage.used_bytes(0) - expected.size(), 4096u * 4) << "preallocation is given back";
+}
+
+// Whether the page holding `address` is mapped into this process (the
+// present bit of /proc/self/pagemap): pwritev on the region's object fills
+// page-cache pages without mapping them, a copy through the mapping maps them.
+bool page_mapped(const void* address) {
+  const int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return true;
+  uint64_t entry = 0;
+  const auto page = reinterpret_cast<uintptr_t>(address) / 4096;
+  const bool ok = pread(fd, &entry, sizeof entry, static_cast<off_t>(page * sizeof entry)) ==
+                  static_cast<ssize_t>(sizeof entry);
+  close(fd);
+  return !ok || (entry >> 63) != 0;
+}
+
+// The region memory behind [off, off + size) of `file`, without touching it.
+std::vector<iovec> memory_of(FileData& file, Storage& storage, uint64_t off, uint64_t size) {
+  std::vector<iovec> iov;
+  EXPECT_EQ(file.read(storage, off, size, off + size, iov), static_cast<int64_t>(size));
+  return iov;
+}
+
+TEST(FileData, NewBlocksAreWrittenThroughTheRegionObjectAndOldOnesCopied) {
+  TestStorage storage({{.ways = 2, .granularity_bytes = 8192, .rows = 1024}});
+  FileData file;
+  // A new file, written in pieces (one empty) that straddle interleave units.
+  const std::string a = pattern(10000, 41), b = pattern(30001, 42);
+  iovec parts[] = {{const_cast<char*>(a.data()), a.size()},
+                   {nullptr, 0},
+                   {const_cast<char*>(b.data()), b.size()}};
+  ASSERT_EQ(file.write(*storage, 4096, std::span<const iovec>(parts)), 40001);
+  for (const iovec& v : memory_of(file, *storage, 4096, 40001))
+    for (uint64_t at = 0; at < v.iov_len; at += 4096)
+      EXPECT_FALSE(page_mapped(static_cast<std::byte*>(v.iov_base) + at))
+          << "a new block was copied through the mapping";
+  // The bytes around it in its first and last blocks read as zeros.
+  const std::string expected = std::string(4096, '\0') + a + b;
+  EXPECT_EQ(read_at(file, *storage, 0, expected.size(), expected.size()), expected);
+  const uint64_t tail_end = (4096 + 40001 + 4095) / 4096 * 4096;
+  EXPECT_TRUE(
+      all_zero(read_at(file, *storage, expected.size(), tail_end - expected.size(), tail_end)));
+
+  // An overwrite of written blocks is a copy through the mapping.
+  const std::string patch = pattern(8192, 43);
+  ASSERT_EQ(write_at(file, *storage, 16384, patch), 8192);
+  for (const iovec& v : memory_of(file, *storage, 16384, 8192))
+    EXPECT_TRUE(page_mapped(v.iov_base));
+  std::string now = expected;
+  now.replace(16384, patch.size(), patch);
+  EXPECT_EQ(read_at(file, *storage, 0, now.size(), now.size()), now);
+
+  // Appends land in blocks preallocation took: never written, so written
+  // through the object; a 1 MiB append at a time as a sequential writer does.
+  FileData log;
+  std::string appended;
+  for (int i = 0; i < 6; ++i) {
+    const std::string chunk = pattern(1 << 20, 50 + i);
+    ASSERT_EQ(write_at(log, *storage, appended.size(), chunk), 1 << 20);
+    for (const iovec& v : memory_of(log, *storage, appended.size(), chunk.size()))
+      EXPECT_FALSE(page_mapped(v.iov_base)) << "append " << i;
+    appended += chunk;
+  }
+  EXPECT_EQ(read_at(log, *storage, 0, appended.size(), appended.size()), appended);
+  check_extents(*storage, {&file, &log});
 }
 
 TEST(FileData, TrimPreallocationGivesBackOnlyWhatPreallocationTook) {
