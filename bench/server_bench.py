@@ -94,6 +94,9 @@ def parse_args():
                         "tierfs_before with cache = \"none\" beside the others")
     p.add_argument("--no-kernel-cache", action="store_true",
                    help="--table: leave out tierfs with cache = \"kernel\"")
+    p.add_argument("--bind-jobs", action="store_true",
+                   help="--table: bind each fio job to its own CPU (fio cpus_allowed_policy="
+                        "split), as Slurm's task affinity binds a job's tasks")
     p.add_argument("--fuse318-build", default="",
                    help="--table: a build directory configured with -Dlibfuse_prefix (3.18)")
     args = p.parse_args()

@@ -145,6 +145,9 @@ def _fio(variant, name, rw, bs, jobs, kind, args):
             f"--rw={rw}", f"--bs={bs}", f"--size={args.file_mib}M", f"--numjobs={jobs}",
             "--group_reporting", "--ioengine=psync", f"--direct={1 if variant.direct else 0}",
             "--fallocate=none", "--output-format=json", "--thread"]
+    if args.bind_jobs:
+        # Job j on CPU j (mod the CPU count), on every file system alike.
+        argv += [f"--cpus_allowed=0-{os.cpu_count() - 1}", "--cpus_allowed_policy=split"]
     if rw in ("write", "randwrite") and not variant.direct:
         argv.append("--end_fsync=1")
     if kind == "new":
@@ -286,6 +289,7 @@ def run_table(args, tierfs_bin, metadata_bin, work, log=print):
             "settings": {"tmpfs_o_direct": variants[0].direct, "file_mib": args.file_mib, "runtime_s": args.runtime_s,
                          "repeat": args.repeat, "jobs": jobs_list, "files": args.files,
                          "tierfs_before": args.before_bin, "only": args.only,
+                         "bind_jobs": args.bind_jobs,
                          "tier": "numa:0, 2MiB granularity",
                          "tierfs_318": f"-o io_uring ({rings} rings), max_io 4MiB"
                          if args.fuse318_build else ""}}
