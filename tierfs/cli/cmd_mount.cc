@@ -7,7 +7,9 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -19,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <string_view>
 
 #include "numa/topology.h"
 #include "tierfs/cli/commands.h"
@@ -41,6 +44,28 @@ struct MountArgs {
   bool fresh = false;
 };
 
+// The file systems through which the kernel and its services are driven
+// (/proc, /sys, cgroups, BPF objects, ...): a directory there is no place for
+// scratch, and covering one hides what every process on the node relies on.
+const char* kernel_file_system(const char* directory) {
+  struct statfs fs {};
+  if (statfs(directory, &fs) != 0) return nullptr;
+  switch (static_cast<uint64_t>(fs.f_type)) {
+    case PROC_SUPER_MAGIC: return "proc";
+    case SYSFS_MAGIC: return "sysfs";
+    case CGROUP_SUPER_MAGIC:
+    case CGROUP2_SUPER_MAGIC: return "cgroupfs";
+    case DEBUGFS_MAGIC: return "debugfs";
+    case TRACEFS_MAGIC: return "tracefs";
+    case SECURITYFS_MAGIC: return "securityfs";
+    case BPF_FS_MAGIC: return "bpffs";
+    case DEVPTS_SUPER_MAGIC: return "devpts";
+    case EFIVARFS_MAGIC: return "efivarfs";
+    case PSTOREFS_MAGIC: return "pstore";
+    default: return nullptr;
+  }
+}
+
 std::string checked_mountpoint(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0)
@@ -50,6 +75,12 @@ std::string checked_mountpoint(const std::string& path) {
   char resolved[PATH_MAX];
   if (!realpath(path.c_str(), resolved))
     throw std::runtime_error(fmt::format("mount point {}: {}", path, strerror(errno)));
+  if (std::string_view(resolved) == "/")
+    throw std::runtime_error(fmt::format("mount point {}: the root directory", path));
+  if (const char* kind = kernel_file_system(resolved))
+    throw std::runtime_error(fmt::format(
+        "mount point {}: on {}, the kernel's own interface; a mount there would hide it", path,
+        kind));
   return resolved;
 }
 

@@ -14,8 +14,14 @@
 #include "tierfs/core/tier.h"
 
 #include "tierfs/core/copy_guard.h"
+#include "tierfs/core/units.h"
 
 namespace tierfs {
+
+namespace {
+// Bad blocks a tier logs one by one before it logs only each doubling of the count.
+constexpr uint64_t kBadBlocksLogged = 16;
+}  // namespace
 
 Tier::Tier(const TierGeometry& geometry, std::vector<std::unique_ptr<numa::Region>> regions)
     : geometry_(geometry),
@@ -331,15 +337,26 @@ bool Tier::mark_bad(uint32_t region, const std::byte* address) {
       TIERFS_MAP_OK)
     return false;
   const uint64_t block = tier_address / kBlockBytes;
+  uint64_t count = 0;
   {
     std::lock_guard guard(bad_lock_);
     if (!bad_.insert(block).second) return true;
-    bad_count_.fetch_add(1, std::memory_order_relaxed);
+    count = bad_count_.fetch_add(1, std::memory_order_relaxed) + 1;
   }
-  spdlog::error(
-      "tier \"{}\": block {} (region \"{}\" offset {}) is bad: a copy or zeroing took a "
-      "SIGBUS there; the request failed with EIO and the block is out of use",
-      name(), block, regions_[region]->spec().text, device_offset);
+  // A failing device or a backing file cut short can fault block after
+  // block: the first ones are logged one by one, then only each doubling.
+  if (count <= kBadBlocksLogged) {
+    spdlog::error(
+        "tier \"{}\": block {} (region \"{}\" offset {}) is bad: a copy or zeroing took a "
+        "SIGBUS there; the request failed with EIO and the block is out of use{}",
+        name(), block, regions_[region]->spec().text, device_offset,
+        count == kBadBlocksLogged ? " (further bad blocks are counted in `tierfs stats`; the "
+                                    "log says so again at each doubling)"
+                                  : "");
+  } else if ((count & (count - 1)) == 0) {
+    spdlog::error("tier \"{}\": {} bad blocks ({}), the latest in region \"{}\"", name(),
+                  count, format_size_approx(count * kBlockBytes), regions_[region]->spec().text);
+  }
   // A free block (a neighbour in a row being zeroed, scrubbed at replay) is
   // taken out of the allocator so it is never handed out; a block a file or
   // the caller holds stays held, and free_blocks never gives it back.

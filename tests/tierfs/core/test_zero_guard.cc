@@ -6,8 +6,11 @@
 // between regions (a migration) fails with EIO or retires the blocks, marks
 // them bad, and the process lives.
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -129,6 +132,25 @@ TEST_F(ZeroGuard, FreeingOnADeviceTierRetiresBlocksThatFault) {
 
 // Only the last block's backing is gone: the blocks before it are zeroed
 // even when memset stores the tail first and faults there before them.
+TEST_F(ZeroGuard, ManyBadBlocksAreLoggedOneByOneOnlyAtFirst) {
+  TestStorage storage({{.ways = 1, .granularity_bytes = 4096, .rows = 256, .garbage = true}});
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
+  const auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("test", sink));
+  cut_backing(*storage, 0, true);
+  Tier& tier = storage->tier(0);
+  // 100 pages that all fault: 100 bad blocks.
+  EXPECT_FALSE(tier.zero_memory(0, tier.region_data(0), 100 * kBlockBytes));
+  spdlog::set_default_logger(previous);
+  EXPECT_EQ(tier.bad_blocks(), 100u);
+  const std::vector<std::string> lines = sink->last_formatted();
+  // 16 one by one, the 16th saying what comes next; then at 32 and 64.
+  ASSERT_EQ(lines.size(), 18u);
+  EXPECT_NE(lines[15].find("further bad blocks are counted"), std::string::npos) << lines[15];
+  EXPECT_NE(lines[16].find("32 bad blocks"), std::string::npos) << lines[16];
+  EXPECT_NE(lines[17].find("64 bad blocks"), std::string::npos) << lines[17];
+}
+
 TEST_F(ZeroGuard, FreeingZeroesEveryBlockThatDoesNotFault) {
   auto storage = device_storage("dax:/dev/dax0.0", 4);
   FileData file;
