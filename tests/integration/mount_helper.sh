@@ -2,7 +2,8 @@
 # The system plumbing: `mount -t fuse.tierfs` and an fstab line (mount.fuse3
 # runs `tierfs SOURCE MOUNTPOINT -o OPTS`), the uid=, gid=, mode= options for
 # the root directory, log_file= / --log-file, a bad option refused in one
-# line with nothing mounted, and `meson install` putting every file in place.
+# line with nothing mounted, fresh (a killed server's files adopted without
+# it, discarded with it), and `meson install` putting every file in place.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/../support/privileged.sh"
@@ -78,7 +79,36 @@ grep -q " $MP " /proc/self/mountinfo && { grep -q . "$D/daemon.log" || fail "the
 fusermount3 -u "$MP" 2>/dev/null || umount "$MP"
 wait_gone
 
-# 5. meson install puts everything in its place
+# 5. -o fresh: what a killed server left is adopted without it, discarded with it
+server_of() { pgrep -f -- "tierfs .*$MP" | head -1; }
+kill_server() {
+  local pid
+  pid=$(server_of)
+  [ -n "$pid" ] || { fail "fresh: no server process for $MP"; return; }
+  kill -9 "$pid"
+  timeout 10 tail --pid="$pid" -f /dev/null
+  umount -l "$MP" 2>/dev/null
+  wait_gone
+}
+if mount -t fuse.tierfs scratch "$MP" -o "config=$D/scratch.toml"; then
+  echo kept >"$MP/f"
+  kill_server
+  mount -t fuse.tierfs scratch "$MP" -o "config=$D/scratch.toml" || fail "fresh: the remount failed"
+  [ "$(cat "$MP/f" 2>&1)" = kept ] || fail "fresh: without it the killed server's file is not adopted"
+  kill_server
+  mount -t fuse.tierfs scratch "$MP" -o "config=$D/scratch.toml,fresh" || fail "fresh: mount -o fresh failed"
+  [ -e "$MP/f" ] && fail "fresh: -o fresh kept the killed server's file"
+  umount "$MP"
+  wait_gone
+else
+  fail "fresh: the first mount failed"
+fi
+err=$(mount -t fuse.tierfs scratch "$MP" -o "config=$D/scratch.toml,fresh=1" 2>&1) &&
+  fail "fresh=1 was accepted"
+echo "$err" | grep -q "fresh takes no value" || fail "fresh=1: $err"
+grep -q " $MP " /proc/self/mountinfo && fail "mounted despite fresh=1"
+
+# 6. meson install puts everything in its place
 if meson install -C "$TIERFS_BUILD_ROOT" --no-rebuild --destdir "$D/inst" >"$D/install.log" 2>&1; then
   for f in bin/tierfs share/man/man1/tierfs.1 share/bash-completion/completions/tierfs \
     lib/systemd/system/tierfs@.service share/tierfs/slurm/prolog.sh share/tierfs/slurm/epilog.sh \
@@ -99,4 +129,4 @@ else
 fi
 
 [ "$failures" -eq 0 ] || exit 1
-echo "PASS: mount helper, root owner and mode, log file, install"
+echo "PASS: mount helper, root owner and mode, log file, fresh, install"

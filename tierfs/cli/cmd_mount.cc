@@ -3,11 +3,11 @@
 // with -f or else as a daemon whose parent exits only once the mount is live
 // (or prints the one line that says why it is not).
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
-#include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -51,18 +51,29 @@ const char* kernel_file_system(const char* directory) {
   struct statfs fs {};
   if (statfs(directory, &fs) != 0) return nullptr;
   switch (static_cast<uint64_t>(fs.f_type)) {
-    case PROC_SUPER_MAGIC: return "proc";
-    case SYSFS_MAGIC: return "sysfs";
+    case PROC_SUPER_MAGIC:
+      return "proc";
+    case SYSFS_MAGIC:
+      return "sysfs";
     case CGROUP_SUPER_MAGIC:
-    case CGROUP2_SUPER_MAGIC: return "cgroupfs";
-    case DEBUGFS_MAGIC: return "debugfs";
-    case TRACEFS_MAGIC: return "tracefs";
-    case SECURITYFS_MAGIC: return "securityfs";
-    case BPF_FS_MAGIC: return "bpffs";
-    case DEVPTS_SUPER_MAGIC: return "devpts";
-    case EFIVARFS_MAGIC: return "efivarfs";
-    case PSTOREFS_MAGIC: return "pstore";
-    default: return nullptr;
+    case CGROUP2_SUPER_MAGIC:
+      return "cgroupfs";
+    case DEBUGFS_MAGIC:
+      return "debugfs";
+    case TRACEFS_MAGIC:
+      return "tracefs";
+    case SECURITYFS_MAGIC:
+      return "securityfs";
+    case BPF_FS_MAGIC:
+      return "bpffs";
+    case DEVPTS_SUPER_MAGIC:
+      return "devpts";
+    case EFIVARFS_MAGIC:
+      return "efivarfs";
+    case PSTOREFS_MAGIC:
+      return "pstore";
+    default:
+      return nullptr;
   }
 }
 
@@ -206,7 +217,7 @@ void add_mount_command(CLI::App& app, int& status) {
                   "also log to FILE (appended), besides stderr or syslog");
   cmd->add_option("-o", args->options,
                   "mount options, comma-separated: config=FILE, uid=, gid=, mode= of the root "
-                  "directory, log_file=FILE, and FUSE's (e.g. ro)");
+                  "directory, log_file=FILE, fresh (as --fresh), and FUSE's (e.g. ro)");
   cmd->add_option("MOUNTPOINT", args->mountpoint, "directory to mount on")->required();
   cmd->callback([args, &status] {
     std::vector<std::string> options = split_options(args->options);
@@ -220,7 +231,7 @@ void add_mount_command(CLI::App& app, int& status) {
     session.mountpoint = checked_mountpoint(args->mountpoint);
     session.extra_options = std::move(options);
     session.debug = args->debug;
-    session.fresh = args->fresh;
+    session.fresh = args->fresh || own.fresh;
     session.root_uid = own.root_uid;
     session.root_gid = own.root_gid;
     session.root_mode = own.root_mode;

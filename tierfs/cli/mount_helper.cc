@@ -65,6 +65,12 @@ TierfsMountOptions take_tierfs_options(std::vector<std::string>& options) {
     const size_t eq = option.find('=');
     const std::string key = option.substr(0, eq);
     const std::string value = eq == std::string::npos ? "" : option.substr(eq + 1);
+    if (key == "fresh") {
+      if (eq != std::string::npos)
+        throw std::runtime_error("mount option fresh takes no value (fresh, not fresh=...)");
+      out.fresh = true;
+      continue;
+    }
     const bool known =
         key == "config" || key == "uid" || key == "gid" || key == "mode" || key == "log_file";
     if (!known) {

@@ -31,6 +31,7 @@ struct TierfsMountOptions {
   std::optional<gid_t> root_gid;
   std::optional<mode_t> root_mode;
   std::string log_file;
+  bool fresh = false;  // as --fresh: discard what a previous server left
 };
 
 // Throws std::runtime_error naming the option that is wrong.

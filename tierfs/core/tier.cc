@@ -354,8 +354,8 @@ bool Tier::mark_bad(uint32_t region, const std::byte* address) {
                                     "log says so again at each doubling)"
                                   : "");
   } else if ((count & (count - 1)) == 0) {
-    spdlog::error("tier \"{}\": {} bad blocks ({}), the latest in region \"{}\"", name(),
-                  count, format_size_approx(count * kBlockBytes), regions_[region]->spec().text);
+    spdlog::error("tier \"{}\": {} bad blocks ({}), the latest in region \"{}\"", name(), count,
+                  format_size_approx(count * kBlockBytes), regions_[region]->spec().text);
   }
   // A free block (a neighbour in a row being zeroed, scrubbed at replay) is
   // taken out of the allocator so it is never handed out; a block a file or
