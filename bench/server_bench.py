@@ -302,13 +302,16 @@ def metadata(binary, directory, args):
     return json.loads(r.stdout)
 
 
-def machine():
+def machine(tierfs_bin):
     model = ""
     for line in read_text("/proc/cpuinfo").splitlines():
         if line.startswith("model name"):
             model = line.split(":", 1)[1].strip()
             break
-    fuse = run(["pkg-config", "--modversion", "fuse3"]).stdout.strip()
+    # The libfuse the measured binary runs on ("tierfs X, libfuse Y"), not the system's.
+    version = run([tierfs_bin, "--version"]).stdout.strip()
+    fuse = version.split("libfuse ", 1)[1] if "libfuse " in version else \
+        run(["pkg-config", "--modversion", "fuse3"]).stdout.strip()
     return {"cpu": model, "cores": os.cpu_count(), "kernel": platform.release(),
             "memory_gib": round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30),
             "libfuse": fuse, "fio": run(["fio", "--version"]).stdout.strip()}
@@ -540,7 +543,7 @@ def main():
     result = {
         "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
         "mode": "instructions (callgrind)" if args.instructions else "timed",
-        "machine": machine(),
+        "machine": machine(binaries["tierfs"]),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "seconds": round(time.time() - started, 1),
@@ -582,7 +585,8 @@ def main_table(args, binaries):
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = {"command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
-              "mode": "table", "machine": machine(), "load_average_before": load_before,
+              "mode": "table", "machine": machine(binaries["tierfs"]),
+              "load_average_before": load_before,
               "load_average_after": os.getloadavg(), "seconds": round(time.time() - started, 1),
               **table}
     with open(args.out, "w") as f:

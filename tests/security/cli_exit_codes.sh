@@ -75,5 +75,7 @@ fi
 "$TIERFS_BIN" --help >"$WORK/out" || fail "--help exits non-zero"
 grep -q "check-config" "$WORK/out" || fail "--help does not list the commands"
 "$TIERFS_BIN" mount --help >/dev/null || fail "mount --help exits non-zero"
-"$TIERFS_BIN" --version >/dev/null || fail "--version exits non-zero"
+version=$("$TIERFS_BIN" --version) || fail "--version exits non-zero"
+printf '%s\n' "$version" | grep -qx "tierfs [0-9][0-9.]*, libfuse ${TIERFS_LIBFUSE_VERSION:-3}[0-9.]*" ||
+  fail "--version says '$version', not 'tierfs VERSION, libfuse ${TIERFS_LIBFUSE_VERSION:-VERSION}'"
 echo PASS

@@ -4,6 +4,7 @@
 // getopt-style tools do), 1 any other failure; a few commands document more
 // (tierfs job, tierfs stage).
 #include <fmt/core.h>
+#include <fuse_lowlevel.h>
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -69,7 +70,9 @@ int usage_error(const std::string& what, const CommandPath& path) {
 
 int run_main(int argc, char** argv) {
   CLI::App app{"tierfs: interleaved memory tiers exported as a file system"};
-  app.set_version_flag("--version", TIERFS_VERSION);
+  // The libfuse a binary runs on decides FUSE over io_uring (docs/operations.md).
+  app.set_version_flag("--version",
+                       fmt::format("tierfs {}, libfuse {}", TIERFS_VERSION, fuse_pkgversion()));
   app.require_subcommand(1);
   int status = 0;
   tierfs::add_mount_command(app, status);
