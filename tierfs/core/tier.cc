@@ -66,6 +66,9 @@ std::byte* Tier::region_data(uint32_t region) const {
 std::byte* Tier::at(uint32_t region, uint64_t device_offset) const {
   return regions_[region]->data() + (device_offset - geometry_.layout.base[region]);
 }
+uint64_t Tier::device_offset_of(uint32_t region, const std::byte* address) const {
+  return geometry_.layout.base[region] + static_cast<uint64_t>(address - regions_[region]->data());
+}
 const numa::Region& Tier::region(uint32_t index) const {
   return *regions_.at(index);
 }
@@ -216,8 +219,8 @@ uint64_t Tier::write_through_file(uint32_t region, const std::byte* data,
                                   std::span<const iovec> parts) {
   if (!writes_through_file_[region].load(std::memory_order_relaxed)) return 0;
   const numa::Region& r = *regions_[region];
-  // The mapping of a numa: region starts at offset 0 of its object.
-  off_t offset = static_cast<off_t>(data - r.data());
+  // Device offsets are offsets in the region's object (as for reserve's fallocate).
+  auto offset = static_cast<off_t>(device_offset_of(region, data));
   uint64_t done = 0;
   while (!parts.empty()) {
     const size_t count = std::min<size_t>(parts.size(), IOV_MAX);
@@ -328,8 +331,7 @@ bool Tier::mark_bad(uint32_t region, const std::byte* address) {
   const std::byte* data = region_data(region);
   if (region >= ways() || address < data || address >= data + geometry_.regions[region].bytes)
     return false;  // the fault was not in this region (the request's own buffer)
-  const uint64_t device_offset =
-      geometry_.layout.base[region] + static_cast<uint64_t>(address - data);
+  const uint64_t device_offset = device_offset_of(region, address);
   // The inverse mapping over the whole tier: the tier address is the offset.
   const tierfs_extent everything{0, geometry_.capacity_bytes, 0, 0, 0};
   __u64 tier_address = 0;

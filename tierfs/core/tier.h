@@ -64,6 +64,8 @@ class Tier {
   std::byte* region_data(uint32_t region) const;  // the region's row 0
   // The byte at `device_offset` (a tierfs_map_extent answer) of region `region`.
   std::byte* at(uint32_t region, uint64_t device_offset) const;
+  // The inverse: the device offset of `address`, which lies in region `region`'s mapping.
+  uint64_t device_offset_of(uint32_t region, const std::byte* address) const;
   const numa::Region& region(uint32_t index) const;
   uint32_t ways() const;
   BlockAllocator& blocks();
