@@ -15,6 +15,7 @@ packages=(
   fio stress-ng dbench attr numactl gnuplot-nox python3 util-linux valgrind
   # Slurm suite (tests/slurm): munge, slurmctld and slurmd on localhost; rsync for the staging benchmark
   slurmctld slurmd slurm-client munge rsync
+  iproute2   # the multi-node Slurm suite: a bridge and a network namespace per node
   seccomp bpftrace   # scripts/seccomp-audit.sh: syscall names, and the calls sandboxed servers make
   groff-base   # the man page check (tests/integration/mount_helper.sh)
   # VM harness (kernel/vm)

@@ -24,8 +24,11 @@ case "$size" in
   *) set -- --size "$size" ;;
 esac
 
+# The Comment starts with a fixed phrase and names the node: in a multi-node
+# job the TaskProlog of every other node finds it there and fails the job too.
 if ! out=$("$TIERFS" job --node-config "$TIERFS_NODE_CONFIG" start "$@" 2>&1); then
   logger -t tierfs-prolog -- "job $SLURM_JOB_ID: $out"
-  scontrol update JobId="$SLURM_JOB_ID" Comment="$out" >/dev/null 2>&1 || true
+  scontrol update JobId="$SLURM_JOB_ID" \
+    Comment="tierfs scratch failed on node ${SLURMD_NODENAME:-$(hostname)}: $out" >/dev/null 2>&1 || true
 fi
 exit 0

@@ -16,4 +16,17 @@ if [ "$status" -ne 0 ]; then
   echo "print $out"
   exit "$status"
 fi
+# A multi-node job fails as a whole when any node's prolog could not mount:
+# that prolog put its reason into the job's Comment (one query per task, and
+# only for jobs of several nodes). Slurm starts no task before every node's
+# prolog has ended (PrologFlags=Alloc), so the Comment is there in time.
+if [ "${SLURM_JOB_NUM_NODES:-1}" -gt 1 ]; then
+  comment=$(squeue -h -j "$SLURM_JOB_ID" -o %k 2>/dev/null)
+  case "$comment" in
+    "tierfs scratch failed on node "*)
+      echo "print $comment"
+      exit 1
+      ;;
+  esac
+fi
 echo "$out"
