@@ -180,7 +180,7 @@ std::vector<tierfs_twin_request> ScenarioGenerator::requests(size_t count) {
     // Mostly the op sets the kernel sends; now and then any mix of the known bits.
     r.opflags = rng_() % 4 != 0
                     ? kernel::kIomapOpSets[rng_() % kernel::kIomapOpSetCount].opflags
-                    : static_cast<uint32_t>(rng_() & (0x7ff | TIERFS_IOMAP_OP_WRITEBACK));
+                    : static_cast<uint32_t>(rng_() & (0x7ff | TIERFS_FEB26_IOMAP_OP_WRITEBACK));
   }
   return out;
 }

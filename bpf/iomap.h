@@ -97,7 +97,7 @@ static inline void tierfs_iomap_set(struct tierfs_iomap_io *io, __u64 offset, __
 /* The kernel's own test (fuse_is_iomap_file_write): writeback and unshare write too. */
 static inline int tierfs_iomap_is_write(__u32 opflags)
 {
-	return (opflags & TIERFS_IOMAP_OP_WRITE_MASK) != 0;
+	return (opflags & TIERFS_FEB26_IOMAP_OP_WRITE_MASK) != 0;
 }
 
 #define TIERFS_IOMAP_BLOCK_MASK (TIERFS_IOMAP_BLOCK_SIZE - 1)
@@ -152,7 +152,7 @@ static inline int tierfs_iomap_fill(const struct tierfs_inode_value *v,
 		tierfs_iomap_set(&out->read, start, end - start, TIERFS_IOMAP_NULL_ADDR,
 				 TIERFS_IOMAP_TYPE_HOLE, TIERFS_IOMAP_DEV_NULL);
 		tierfs_iomap_set(&out->write, start, end - start, TIERFS_IOMAP_NULL_ADDR,
-				 TIERFS_IOMAP_TYPE_PURE_OVERWRITE, TIERFS_IOMAP_DEV_NULL);
+				 TIERFS_FEB26_IOMAP_TYPE_PURE_OVERWRITE, TIERFS_IOMAP_DEV_NULL);
 		return TIERFS_IOMAP_HANDLED;
 	}
 	if (!tier)
@@ -190,7 +190,7 @@ static inline int tierfs_iomap_fill(const struct tierfs_inode_value *v,
 							      : TIERFS_IOMAP_TYPE_MAPPED,
 			 dev);
 	tierfs_iomap_set(&out->write, start, end - start, TIERFS_IOMAP_NULL_ADDR,
-			 TIERFS_IOMAP_TYPE_PURE_OVERWRITE, TIERFS_IOMAP_DEV_NULL);
+			 TIERFS_FEB26_IOMAP_TYPE_PURE_OVERWRITE, TIERFS_IOMAP_DEV_NULL);
 	return TIERFS_IOMAP_HANDLED;
 }
 

@@ -3,14 +3,19 @@
 // checks after the server or a BPF program answered, and what
 // fuse_iomap_begin then does with a write. The kernel fails the I/O with
 // EFSCORRUPTED, without falling back to the server, when an answer breaks
-// one; the tests run every answer of the BPF program and of its C++ compile
-// through this. Written from reading the tree, not copied.
+// one; the tests run every answer of the BPF program, of its C++ compile and
+// of the server's own answer through this. Both generations: the Feb 2026
+// one (the BPF hook) and the May 2026 one (stripes, renumbered types and op
+// flags, fs/fuse/fuse_iomap.c at 0d91ba1028c4). Written from reading the
+// tree, not copied.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "kernel/fuse_iomap_abi.h"
+#include "kernel/iomap_generation.h"
 
 namespace tierfs::kernel {
 
@@ -32,6 +37,7 @@ struct IomapBeginOut {
 static_assert(sizeof(IomapIo) == 32 && sizeof(IomapBeginOut) == 64, "uapi layout");
 
 struct IomapRules {
+  const IomapGeneration* generation = &kFeb2026;  // whose numbers the answer uses
   uint64_t block_size = TIERFS_IOMAP_BLOCK_SIZE;  // i_blocksize(inode)
   uint64_t max_bytes = TIERFS_IOMAP_MAX_BYTES;    // inode->i_sb->s_maxbytes
   bool mapping_cache = false;  // the inode caches mappings (RETRY_CACHE allowed); tierfs: no
@@ -55,7 +61,10 @@ struct IomapOpSet {
   const char* name;
   uint32_t opflags;
 };
+// The Feb 2026 generation's (the BPF program's) sets.
 extern const IomapOpSet kIomapOpSets[];
 extern const size_t kIomapOpSetCount;
+// The same sets in a generation's numbers (writeback differs).
+std::vector<IomapOpSet> iomap_op_sets(const IomapGeneration& generation);
 
 }  // namespace tierfs::kernel

@@ -82,7 +82,7 @@ void expect_io(const tierfs_iomap_io& io, uint64_t offset, uint64_t length, uint
 // The write half of every answer: the kernel's pure overwrite (null address and device).
 void expect_pure_overwrite(const tierfs_iomap_pair& out) {
   expect_io(out.write, out.read.offset, out.read.length, TIERFS_IOMAP_NULL_ADDR,
-            TIERFS_IOMAP_TYPE_PURE_OVERWRITE, TIERFS_IOMAP_DEV_NULL);
+            TIERFS_FEB26_IOMAP_TYPE_PURE_OVERWRITE, TIERFS_IOMAP_DEV_NULL);
 }
 
 // Four ways of 4 KiB, cookies 100..103; extents: written [0, 64K) from row 0,
@@ -196,7 +196,8 @@ TEST(IomapFill, UnwrittenReadsMapButWritesFallBack) {
   expect_io(a.out.read, 128 * KiB, 4 * KiB, 10 * 4 * KiB, TIERFS_IOMAP_TYPE_UNWRITTEN, 100);
   EXPECT_EQ(fill(maps, 128 * KiB, GiB, TIERFS_IOMAP_OP_WRITE).verdict, TIERFS_IOMAP_FALLBACK);
   EXPECT_EQ(fill(maps, 128 * KiB, GiB, TIERFS_IOMAP_OP_ZERO).verdict, TIERFS_IOMAP_FALLBACK);
-  EXPECT_EQ(fill(maps, 128 * KiB, GiB, TIERFS_IOMAP_OP_WRITEBACK).verdict, TIERFS_IOMAP_FALLBACK);
+  EXPECT_EQ(fill(maps, 128 * KiB, GiB, TIERFS_FEB26_IOMAP_OP_WRITEBACK).verdict,
+            TIERFS_IOMAP_FALLBACK);
 }
 
 TEST(IomapFill, OverwriteOfWrittenDataIsAnsweredInTheKernel) {
@@ -226,7 +227,7 @@ TEST(IomapFill, EveryOpSetTheKernelSendsGetsAnAnswerItAccepts) {
         << "the extent's last block is partly a hole: the server answers it";
     EXPECT_EQ(fill(maps, 306 * KiB, 1, set.opflags).verdict, TIERFS_IOMAP_HANDLED);
   }
-  EXPECT_TRUE(tierfs_iomap_is_write(TIERFS_IOMAP_OP_WRITEBACK));
+  EXPECT_TRUE(tierfs_iomap_is_write(TIERFS_FEB26_IOMAP_OP_WRITEBACK));
   EXPECT_TRUE(tierfs_iomap_is_write(TIERFS_IOMAP_OP_UNSHARE));
   EXPECT_FALSE(tierfs_iomap_is_write(TIERFS_IOMAP_OP_REPORT | TIERFS_IOMAP_OP_DIRECT));
 }
@@ -235,7 +236,8 @@ TEST(IomapFill, FallsBackWhereTheServerMustAnswer) {
   Maps maps = four_way();
   EXPECT_EQ(fill(maps, 64 * KiB, 4096, TIERFS_IOMAP_OP_WRITE).verdict, TIERFS_IOMAP_FALLBACK)
       << "an allocating write: the server allocates rows";
-  EXPECT_EQ(fill(maps, 64 * KiB, 4096, TIERFS_IOMAP_OP_WRITEBACK).verdict, TIERFS_IOMAP_FALLBACK)
+  EXPECT_EQ(fill(maps, 64 * KiB, 4096, TIERFS_FEB26_IOMAP_OP_WRITEBACK).verdict,
+            TIERFS_IOMAP_FALLBACK)
       << "writeback of dirty pages over a hole: the server allocates rows";
   EXPECT_EQ(fill(maps, 0, 4096, TIERFS_IOMAP_OP_WRITE | TIERFS_IOMAP_OP_ATOMIC).verdict,
             TIERFS_IOMAP_FALLBACK)
@@ -289,23 +291,25 @@ TEST(KernelRules, CatchTheAnswersTheProgramGaveBefore) {
   tierfs_iomap_pair old{};
   // Read at pos 4 KiB + 100 of unit 1 with count 10: offset = pos, length cut at count.
   old.read = {4 * KiB + 100, 10, 100, TIERFS_IOMAP_TYPE_MAPPED, 0, 101};
-  old.write = {4 * KiB + 100, 10, TIERFS_IOMAP_NULL_ADDR, TIERFS_IOMAP_TYPE_PURE_OVERWRITE, 0, 0};
+  old.write = {
+      4 * KiB + 100, 10, TIERFS_IOMAP_NULL_ADDR, TIERFS_FEB26_IOMAP_TYPE_PURE_OVERWRITE, 0, 0};
   EXPECT_NE(violation(old, 0, 4 * KiB + 100).find("read mapping: offset"), std::string::npos);
   // Block-aligned but cut at a count of 10 bytes.
   old.read = {4 * KiB, 10, 0, TIERFS_IOMAP_TYPE_MAPPED, 0, 101};
-  old.write = {4 * KiB, 10, TIERFS_IOMAP_NULL_ADDR, TIERFS_IOMAP_TYPE_PURE_OVERWRITE, 0, 0};
+  old.write = {4 * KiB, 10, TIERFS_IOMAP_NULL_ADDR, TIERFS_FEB26_IOMAP_TYPE_PURE_OVERWRITE, 0, 0};
   EXPECT_NE(violation(old, 0, 4 * KiB).find("read mapping: length"), std::string::npos);
   // Writeback over a hole answered HOLE (the old is_write tested WRITE and ZERO only).
   tierfs_iomap_pair hole{};
   hole.read = {64 * KiB, 64 * KiB, TIERFS_IOMAP_NULL_ADDR, TIERFS_IOMAP_TYPE_HOLE, 0, 0};
-  hole.write = {64 * KiB, 64 * KiB, TIERFS_IOMAP_NULL_ADDR, TIERFS_IOMAP_TYPE_PURE_OVERWRITE, 0, 0};
+  hole.write = {64 * KiB, 64 * KiB, TIERFS_IOMAP_NULL_ADDR, TIERFS_FEB26_IOMAP_TYPE_PURE_OVERWRITE,
+                0,        0};
   EXPECT_EQ(violation(hole, 0, 64 * KiB), "") << "a read of a hole is fine";
   EXPECT_EQ(violation(hole, TIERFS_IOMAP_OP_ZERO, 64 * KiB), "") << "zeroing a hole is a no-op";
-  EXPECT_NE(violation(hole, TIERFS_IOMAP_OP_WRITEBACK, 64 * KiB), "");
+  EXPECT_NE(violation(hole, TIERFS_FEB26_IOMAP_OP_WRITEBACK, 64 * KiB), "");
   EXPECT_NE(violation(hole, TIERFS_IOMAP_OP_WRITE, 64 * KiB), "");
   // The other rules, one each.
   tierfs_iomap_pair bad = hole;
-  bad.read.type = TIERFS_IOMAP_TYPE_PURE_OVERWRITE;
+  bad.read.type = TIERFS_FEB26_IOMAP_TYPE_PURE_OVERWRITE;
   EXPECT_NE(violation(bad, 0, 64 * KiB), "") << "PURE_OVERWRITE as the read mapping";
   bad = hole;
   bad.read.dev = 3;
@@ -317,7 +321,7 @@ TEST(KernelRules, CatchTheAnswersTheProgramGaveBefore) {
   EXPECT_NE(violation(bad, 0, 128 * KiB), "") << "the mapping must cover pos";
   EXPECT_NE(violation(bad, 0, 60 * KiB), "") << "the mapping must start at or before pos";
   bad.read = {0, 4 * KiB, TIERFS_IOMAP_NULL_ADDR, TIERFS_IOMAP_TYPE_MAPPED, 0, 1};
-  bad.write = {0, 4 * KiB, TIERFS_IOMAP_NULL_ADDR, TIERFS_IOMAP_TYPE_PURE_OVERWRITE, 0, 0};
+  bad.write = {0, 4 * KiB, TIERFS_IOMAP_NULL_ADDR, TIERFS_FEB26_IOMAP_TYPE_PURE_OVERWRITE, 0, 0};
   EXPECT_NE(violation(bad, 0, 0), "") << "mapped without an address";
   bad.read.addr = 0;
   EXPECT_EQ(violation(bad, 0, 0), "");
