@@ -50,6 +50,8 @@ bool read_iomap_types(const btf* types, const char* where, KernelFeatures& f) {
   f.iomap_btf = where;
   f.fuse_iomap_bpf_ops = has_struct(types, "fuse_iomap_bpf_ops");
   f.fuse_bpf_inode = has_struct(types, "fuse_bpf_inode");
+  f.fuse_iomap_stripe =
+      has_struct(types, "fuse_iomap_backing_stripe") || has_struct(types, "fuse_backing_stripe");
   return true;
 }
 
@@ -108,14 +110,30 @@ KernelFeatures probe_kernel() {
   return f;
 }
 
+IomapKernel iomap_kernel(const KernelFeatures& f) {
+  if (!f.btf || !f.fuse_iomap) return IomapKernel::none;
+  if (f.fuse_iomap_bpf_ops) return IomapKernel::feb2026;
+  if (f.fuse_iomap_stripe) return IomapKernel::may2026;
+  return IomapKernel::unknown_revision;
+}
+
 std::string iomap_generation(const KernelFeatures& f) {
   if (!f.btf) return "unknown (no BTF)";
-  if (!f.fuse_iomap) return "none (no fuse-iomap type in " + where_looked(f) + ")";
-  if (f.fuse_iomap_bpf_ops)
-    return "Feb 2026 (BPF struct_ops hook fuse_iomap_bpf_ops" +
-           std::string(f.fuse_bpf_inode ? ", opaque fuse_bpf_inode" : ", without fuse_bpf_inode") +
-           ") in " + f.iomap_btf + " BTF";
-  return "fuse-iomap without the BPF hook (the May 2026 stripe generation or an earlier one) in " +
+  switch (iomap_kernel(f)) {
+    case IomapKernel::none:
+      return "none (no fuse-iomap type in " + where_looked(f) + ")";
+    case IomapKernel::feb2026:
+      return "Feb 2026 (BPF struct_ops hook fuse_iomap_bpf_ops" +
+             std::string(f.fuse_bpf_inode ? ", opaque fuse_bpf_inode"
+                                          : ", without fuse_bpf_inode") +
+             ") in " + f.iomap_btf + " BTF";
+    case IomapKernel::may2026:
+      return "May 2026 (in-kernel striping: fuse_iomap_backing_stripe, no BPF hook) in " +
+             f.iomap_btf + " BTF";
+    case IomapKernel::unknown_revision:
+      break;
+  }
+  return "fuse-iomap of a revision tierfs does not speak (neither the BPF hook nor stripes) in " +
          f.iomap_btf + " BTF";
 }
 

@@ -20,7 +20,11 @@ struct KernelFeatures {
   bool fuse_iomap = false;          // BTF has the fuse-iomap types (struct fuse_iomap_io)
   bool fuse_iomap_bpf_ops = false;  // ... and the Feb 2026 BPF hook (struct fuse_iomap_bpf_ops)
   bool fuse_bpf_inode = false;      // ... with the opaque inode type its kfuncs take
-  std::string iomap_btf;            // where the types are: "vmlinux", "fuse module" or ""
+  // ... and the May 2026 stripes (struct fuse_iomap_backing_stripe, the
+  // FUSE_DEV_IOC_IOMAP_BACKING_STRIPE_CONFIG argument, or the kernel's own
+  // struct fuse_backing_stripe)
+  bool fuse_iomap_stripe = false;
+  std::string iomap_btf;  // where the types are: "vmlinux", "fuse module" or ""
   // /sys/module/fuse/parameters/enable_iomap; nullopt when the parameter does not exist.
   std::optional<bool> enable_iomap;
   bool cap_sys_rawio = false;  // fuse_iomap_enabled() requires it of the server
@@ -33,6 +37,13 @@ struct KernelFeatures {
 };
 
 KernelFeatures probe_kernel();
+
+// Which generation of fuse-iomap the kernel speaks, told apart by BTF: the
+// Feb 2026 one has the BPF hook, the May 2026 one the stripe types; a kernel
+// with fuse-iomap types and neither is an earlier revision tierfs does not
+// speak to.
+enum class IomapKernel { none, unknown_revision, feb2026, may2026 };
+IomapKernel iomap_kernel(const KernelFeatures& features);
 
 // Which generation of the fuse-iomap interface the kernel has, one line.
 std::string iomap_generation(const KernelFeatures& features);

@@ -15,6 +15,7 @@
 #include "bpf/equivalence.h"
 #include "bpf/stripe.h"
 #include "kernel/iomap_stripe_rules.h"
+#include "tests/bpf/placement_check.h"
 
 namespace {
 
@@ -49,24 +50,9 @@ IomapIo stripe_io(const tierfs_stripe_answer& a, uint32_t stripe_id, bool unwrit
                  0,        stripe_id};
 }
 
-// Empty when every byte of the kernel's mapping `io` (already adjusted) is
-// where tierfs_map_extent puts it: its first byte on the right device and
-// offset, and the whole mapping inside the run tierfs_map_extent says is
-// contiguous in both the file and that region (so every later byte follows).
 std::string misplaced(const tierfs_layout& l, const std::vector<uint32_t>& cookies,
                       const tierfs_extent& e, const IomapIo& io) {
-  tierfs_mapping m{};
-  if (tierfs_map_extent(&l, &e, io.offset, &m) != TIERFS_MAP_OK)
-    return "tierfs_map_extent cannot map the first byte";
-  if (io.dev != cookies[m.region]) return "first byte on the wrong device";
-  if (io.addr != m.region_offset) return "first byte at the wrong device offset";
-  if (io.length > m.length) return "mapping runs past tierfs's contiguous run";
-  tierfs_mapping last{};
-  const uint64_t end = io.offset + io.length - 1;
-  if (tierfs_map_extent(&l, &e, end, &last) != TIERFS_MAP_OK || last.region != m.region ||
-      last.region_offset != io.addr + io.length - 1)
-    return "last byte misplaced";
-  return "";
+  return tierfs::test::misplaced(l, cookies.data(), e, io);
 }
 
 TEST(StripeArgument, LayoutAndNumberAsTheTreeHasThem) {
@@ -332,6 +318,82 @@ TEST(StripeKernelRules, EveryByteOfEveryEqualWeightLayoutLandsWhereTierfsMapsIt)
       static_cast<unsigned long long>(cases), static_cast<unsigned long long>(answers),
       static_cast<unsigned long long>(layouts), static_cast<unsigned long long>(not_stripes),
       static_cast<unsigned long long>(no_answer), seconds);
+}
+
+}  // namespace
+
+namespace {
+
+// A weighted tier written as a stripe (region i gets w_i strips of width G,
+// each a slice of the region) against the tier's own placement and the
+// server's per-run answers: the same spread over regions, other offsets in
+// them, and how many kernel mappings (each one iomap iteration, and without
+// the kernel's mapping cache one FUSE_IOMAP_BEGIN round trip) cover one
+// extent either way. The figures are the ones docs/bpf.md gives.
+TEST(WeightedStripes, SameSpreadOtherPlacementAndMoreMappings) {
+  struct Shape {
+    uint32_t shift;
+    std::vector<uint8_t> weights;
+  };
+  const std::vector<Shape> shapes = {{16, {3, 1}}, {12, {2, 1, 1, 1}}, {21, {5, 3}}, {16, {1, 1}}};
+  for (const Shape& shape : shapes) {
+    tierfs_layout l{};
+    l.ways = static_cast<uint32_t>(shape.weights.size());
+    l.granularity_shift = shape.shift;
+    const uint64_t g = uint64_t{1} << shape.shift;
+    const uint64_t rows = 64;  // the tier's size in rows
+    uint32_t strips = 0;
+    for (uint32_t i = 0; i < l.ways; ++i) {
+      l.weights[i] = shape.weights[i];
+      l.base[i] = uint64_t{i} << 40;
+      strips += shape.weights[i];
+    }
+    KernelBackings kernel;
+    std::vector<uint32_t> cookies(l.ways);
+    for (auto& c : cookies) c = static_cast<uint32_t>(kernel.open_device());
+    // Strip k of a row is the row's unit k: region i's j-th strip is the
+    // j-th slice (rows * G bytes) of region i.
+    tierfs::kernel::KernelStripe weighted{g, {}, false};
+    for (uint32_t i = 0; i < l.ways; ++i)
+      for (uint32_t j = 0; j < l.weights[i]; ++j)
+        weighted.strips.push_back({cookies[i], l.base[i] + j * rows * g});
+    const int stripe = kernel.add_stripe_unchecked(weighted);
+    const tierfs_extent e{0, rows * strips * g, 0, 0, 0};
+
+    uint64_t stripe_mappings = 0, run_mappings = 0, other_offset = 0;
+    for (uint64_t pos = 0; pos < e.length;) {
+      IomapIo io{0, e.length, 0, kMay2026.mapped_stripe, 0, static_cast<uint32_t>(stripe)};
+      ASSERT_EQ(tierfs::kernel::adjust_stripe(kernel, kBlock, pos, io), 0);
+      tierfs_mapping m{};
+      ASSERT_EQ(tierfs_map_extent(&l, &e, pos, &m), TIERFS_MAP_OK);
+      EXPECT_EQ(io.dev, cookies[m.region]) << "same region for every byte";
+      other_offset += io.addr != m.region_offset;
+      ++stripe_mappings;
+      pos = io.offset + io.length;
+    }
+    for (uint64_t pos = 0; pos < e.length; ++run_mappings) {
+      tierfs_mapping m{};
+      ASSERT_EQ(tierfs_map_extent(&l, &e, pos, &m), TIERFS_MAP_OK);
+      pos += m.length;
+    }
+    const bool equal = strips == l.ways;
+    if (equal) {
+      EXPECT_EQ(stripe_mappings, run_mappings);
+      EXPECT_EQ(other_offset, 0u) << "an equal-weight stripe is the tier's own placement";
+    } else {
+      EXPECT_EQ(stripe_mappings * l.ways, run_mappings * strips) << "sum(w) / ways times more";
+      EXPECT_GT(other_offset, 0u) << "a weighted stripe places bytes elsewhere in a region";
+    }
+    std::printf("weighted stripe: G 2^%u, weights", shape.shift);
+    for (uint8_t w : shape.weights) std::printf(" %u", w);
+    std::printf(
+        ": extent of %llu MiB: %llu stripe mappings of G (%llu at another offset), "
+        "%llu tierfs runs\n",
+        static_cast<unsigned long long>(e.length >> 20),
+        static_cast<unsigned long long>(stripe_mappings),
+        static_cast<unsigned long long>(other_offset),
+        static_cast<unsigned long long>(run_mappings));
+  }
 }
 
 }  // namespace

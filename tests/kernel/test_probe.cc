@@ -72,10 +72,17 @@ TEST(Probe, TheFirstMissingPieceIsNamedInOneLine) {
   EXPECT_EQ(iomap_program_unloadable(f), "") << "libbpf 1.4 handles module types";
   f.fuse_bpf_inode = false;
   EXPECT_TRUE(names(iomap_program_unloadable(f), "without fuse_bpf_inode"));
+  EXPECT_EQ(iomap_kernel(f), IomapKernel::feb2026);
   f.fuse_iomap_bpf_ops = false;
   EXPECT_TRUE(names(iomap_program_unloadable(f), "without the BPF hook"));
+  // Without the hook and without stripes: an older revision, not May's.
+  EXPECT_EQ(iomap_kernel(f), IomapKernel::unknown_revision);
+  EXPECT_NE(iomap_generation(f).find("does not speak"), std::string::npos);
+  f.fuse_iomap_stripe = true;
+  EXPECT_EQ(iomap_kernel(f), IomapKernel::may2026);
   EXPECT_NE(iomap_generation(f).find("May 2026"), std::string::npos);
   f.fuse_iomap = false;
+  EXPECT_EQ(iomap_kernel(f), IomapKernel::none);
   EXPECT_TRUE(names(iomap_program_unloadable(f), "has no fuse_iomap_bpf_ops"));
   EXPECT_NE(iomap_generation(f).find("fuse module"), std::string::npos);
   f.btf = false;

@@ -101,11 +101,24 @@ int run_check(const BpfCheckArgs& args) {
     reason.resize(cut);
   say(unavailable.empty() ? std::string("path: the iomap BPF program, attached after FUSE_INIT")
                           : "path: server, because " + reason);
-  // The May 2026 generation maps equal-weight tiers itself (bpf/stripe.h builds
-  // and tests the stripe); its uapi was not available, so nothing registers one.
-  if (features.fuse_iomap && !features.fuse_iomap_bpf_ops)
-    say("stripe path: this kernel may take equal-weight tiers as stripes, but tierfs does not "
-        "register them yet (the May 2026 uapi is not wired); weighted tiers need the BPF hook");
+  // Which generation, and what each tier would take on it (docs/bpf.md has the table).
+  switch (kernel::iomap_kernel(features)) {
+    case kernel::IomapKernel::may2026:
+      doc["iomap_kernel"] = "may2026";
+      say("stripe path: May 2026 kernel: equal-weight tiers on block devices register as "
+          "stripes (FUSE_DEV_IOC_IOMAP_BACKING_STRIPE_CONFIG), weighted ones get the server's "
+          "FUSE_IOMAP_BEGIN answers; both need a libfuse that negotiates FUSE_IOMAP");
+      break;
+    case kernel::IomapKernel::feb2026:
+      doc["iomap_kernel"] = "feb2026";
+      break;
+    case kernel::IomapKernel::unknown_revision:
+      doc["iomap_kernel"] = "unknown_revision";
+      break;
+    case kernel::IomapKernel::none:
+      doc["iomap_kernel"] = "none";
+      break;
+  }
   int status = 0;
 
   std::string error;
