@@ -261,7 +261,7 @@ TEST(IomapAnswer, AMillionAnswersPassTheKernelRulesAndLandWhereTierfsMapsThem) {
         if (!first_failure.empty()) break;
       }
       if (std::string why = violation(a, opflags, pos, gen); !why.empty()) {
-        fail(where + "kernel rules: " + why);
+        fail(where + "kernel rules: " += why);
         break;
       }
       IomapIo io = a.out.read;
@@ -281,7 +281,7 @@ TEST(IomapAnswer, AMillionAnswersPassTheKernelRulesAndLandWhereTierfsMapsThem) {
       if (gen.is_stripe_type(io.type)) {
         std::string why;
         if (tierfs::kernel::adjust_stripe(r.kernel, kBlock, pos, io, &why) != 0) {
-          fail(where + "adjust_stripe: " + why);
+          fail(where + "adjust_stripe: " += why);
           break;
         }
         ++stripes;
