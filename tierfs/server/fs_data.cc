@@ -15,6 +15,7 @@
 #include "tierfs/core/copy_guard.h"
 #include "tierfs/server/operations.h"
 #include "tierfs/server/request_gate.h"
+#include "tierfs/server/setid_rules.h"
 
 namespace tierfs {
 
@@ -29,19 +30,13 @@ static void set_cache_mode(const Fs& fs, fuse_file_info* fi) {
   }
 }
 
-static void clear_setid_on_write(Inode& inode, uid_t writer) {
-  if (writer == 0) return;
-  inode.mode &= ~S_ISUID;
-  if (inode.mode & S_IXGRP) inode.mode &= ~S_ISGID;
-}
-
 // O_TRUNC arrives here because init asks for FUSE_CAP_ATOMIC_O_TRUNC.
-static void truncate_for_open(Fs& fs, Inode& inode, uid_t caller) {
+static void truncate_for_open(Fs& fs, fuse_req_t req, Inode& inode) {
   std::unique_lock guard(inode.lock);
   if (inode.size > 0) inode.data->truncate(fs.storage(), 0);
   inode.size = 0;
   inode.mtime_ns = inode.ctime_ns = now_ns();
-  clear_setid_on_write(inode, caller);
+  drop_setid_bits(req, inode, SetidChange::modify);
   fs.log_inode_locked(inode);
 }
 
@@ -106,7 +101,7 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
       return;
     }
   }
-  if (existed && (fi->flags & O_TRUNC)) truncate_for_open(fs, *inode, fuse_req_ctx(req)->uid);
+  if (existed && (fi->flags & O_TRUNC)) truncate_for_open(fs, req, *inode);
   fuse_entry_param entry;
   {
     std::shared_lock guard(inode->lock);
@@ -131,7 +126,7 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     return;
   }
   if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY)
-    truncate_for_open(fs, *inode, fuse_req_ctx(req)->uid);
+    truncate_for_open(fs, req, *inode);
   set_cache_mode(fs, fi);
   FileHandle* handle = open_handle(fs, inode, fi);
   fi->fh = reinterpret_cast<uint64_t>(handle);
@@ -263,7 +258,9 @@ void fs_write_buf(fuse_req_t req, fuse_ino_t /*ino*/, fuse_bufvec* in_buf, off_t
   inode.size = std::max(inode.size, at + static_cast<uint64_t>(written));
   inode.mtime_ns = inode.ctime_ns = now_ns();
   inode.access_ns.store(inode.mtime_ns, std::memory_order_relaxed);
-  if (!fi->writepage) clear_setid_on_write(inode, fuse_req_ctx(req)->uid);
+  // Page-cache writebacks carry no caller: the kernel asked for the bits to go
+  // (an empty SETATTR, fs_setattr) when the page was dirtied.
+  if (!fi->writepage) drop_setid_bits(req, inode, SetidChange::modify);
   // An overwrite in place changes no metadata the log keeps but mtime: it
   // costs no log write (fsync logs the times).
   if (inode.size != old_size || inode.data->extents_version() != version ||
@@ -366,6 +363,7 @@ void fs_fallocate(fuse_req_t req, fuse_ino_t /*ino*/, int mode, off_t offset, of
   std::unique_lock guard(inode->lock);
   int err = fallocate_locked(fs, *inode, mode, static_cast<uint64_t>(offset),
                              static_cast<uint64_t>(length), path);
+  if (err == 0) drop_setid_bits(req, *inode, SetidChange::modify);
   fs.log_inode_locked(*inode);
   guard.unlock();
   fuse_reply_err(req, -err);

@@ -9,6 +9,7 @@
 
 #include "tierfs/server/mover.h"
 #include "tierfs/server/operations.h"
+#include "tierfs/server/setid_rules.h"
 
 namespace tierfs {
 
@@ -302,12 +303,13 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
   fuse_reply_attr(req, &attr, fs.attr_timeout_s());
 }
 
-// The writer or truncater is not root: POSIX says drop setuid, and setgid when group-executable.
-static void clear_setid_bits(Inode& inode, uid_t caller) {
-  if (caller == 0 || !inode.is_regular()) return;
-  inode.mode &= ~S_ISUID;
-  if (inode.mode & S_IXGRP) inode.mode &= ~S_ISGID;
-}
+// The attributes a SETATTR can ask to change. One that asks for none of them
+// is the kernel's remove-privileges request (file_remove_privs, after
+// fuse_setattr took out ATTR_KILL_SUID/SGID under FUSE_HANDLE_KILLPRIV): a
+// cached write, fallocate or chown(-1, -1) of a set-ID file.
+constexpr int kAttributeBits = FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
+                               FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+                               FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW;
 
 void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
   Fs& fs = fs_of(req);
@@ -317,7 +319,6 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
     fuse_reply_err(req, ENOENT);
     return;
   }
-  const fuse_ctx* ctx = fuse_req_ctx(req);
   std::unique_lock guard(inode->lock);
   if ((to_set & FUSE_SET_ATTR_SIZE) && !inode->is_regular()) {
     fuse_reply_err(req, inode->is_dir() ? EISDIR : EINVAL);
@@ -332,18 +333,20 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
       return;
     }
   int64_t now = now_ns();
-  if (to_set & FUSE_SET_ATTR_MODE) inode->mode = (inode->mode & S_IFMT) | (attr->st_mode & 07777);
-  if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-    if (to_set & FUSE_SET_ATTR_UID) inode->uid = attr->st_uid;
-    if (to_set & FUSE_SET_ATTR_GID) inode->gid = attr->st_gid;
-    // The kernel sends the mode with setid bits already cleared when it asks for that.
-    if (!(to_set & FUSE_SET_ATTR_MODE)) clear_setid_bits(*inode, ctx->uid);
-  }
+  // A mode in the request is a chmod's (under FUSE_HANDLE_KILLPRIV the kernel
+  // never sends one to clear set-ID bits): it is taken as it is.
+  if (to_set & FUSE_SET_ATTR_MODE)
+    inode->mode = (inode->mode & S_IFMT) | (attr->st_mode & 07777);
+  else if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+    drop_setid_bits(req, *inode, SetidChange::owner);  // by the old group, before it changes
+  else if ((to_set & FUSE_SET_ATTR_SIZE) || (to_set & kAttributeBits) == 0)
+    drop_setid_bits(req, *inode, SetidChange::modify);
+  if (to_set & FUSE_SET_ATTR_UID) inode->uid = attr->st_uid;
+  if (to_set & FUSE_SET_ATTR_GID) inode->gid = attr->st_gid;
   if (to_set & FUSE_SET_ATTR_SIZE) {
     auto new_size = static_cast<uint64_t>(attr->st_size);
     if (new_size != inode->size) inode->mtime_ns = now;
     inode->size = new_size;
-    if (!(to_set & FUSE_SET_ATTR_MODE)) clear_setid_bits(*inode, ctx->uid);
   }
   if (to_set & FUSE_SET_ATTR_ATIME_NOW)
     inode->atime_ns = now;
