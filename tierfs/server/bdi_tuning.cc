@@ -5,8 +5,10 @@
 // (strictlimit): writeback is a memory copy in the server, never a disk.
 #include "tierfs/server/bdi_tuning.h"
 
+#include <fuse_lowlevel.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -59,6 +61,25 @@ bool write_sysfs(const std::string& path, const std::string& value) {
 
 uint64_t readahead_bytes(const MountOptions& mount) {
   return readahead_requests * mount.max_io_bytes;
+}
+
+// The most pages the kernel puts in one request: fs.fuse.max_pages_limit
+// (256 unless the administrator raised it), and libfuse before 3.17 sizes its
+// buffer for 256.
+static uint64_t request_page_limit() {
+  uint64_t limit = 256;
+  std::ifstream sysctl("/proc/sys/fs/fuse/max_pages_limit");
+  if (uint64_t value = 0; sysctl >> value && value > 0) limit = value;
+  if (FUSE_VERSION < FUSE_MAKE_VERSION(3, 17)) limit = std::min<uint64_t>(limit, 256);
+  return limit;
+}
+
+uint64_t read_request_bytes(const MountOptions& mount) {
+  constexpr uint64_t page_bytes = 4096;
+  const uint64_t pages = std::min(mount.max_io_bytes / page_bytes, request_page_limit());
+  // One-page requests (max_io 4 KiB) cannot be made smaller.
+  if (mount.cache == CacheMode::kernel || pages < 2) return mount.max_io_bytes;
+  return (pages - 1) * page_bytes;
 }
 
 void tune_bdi(const std::string& mountpoint, const MountOptions& mount) {

@@ -90,10 +90,10 @@ fuse_lowlevel_ops make_operations() {
 void fs_init(void* userdata, fuse_conn_info* conn) {
   auto& fs = *static_cast<Fs*>(userdata);
   const MountOptions& mount = fs.config().mount;
-  auto max_io = static_cast<unsigned>(mount.max_io_bytes);
   // libfuse caps max_write at its buffer (1 MiB of pages in 3.14) and says so in the log.
-  conn->max_write = max_io;
-  conn->max_read = max_io;  // must equal the max_read mount option
+  conn->max_write = static_cast<unsigned>(mount.max_io_bytes);
+  // Must equal the max_read mount option; a page less than max_io with cache = "none".
+  conn->max_read = static_cast<unsigned>(read_request_bytes(mount));
   conn->max_readahead = static_cast<unsigned>(readahead_bytes(mount));  // see bdi_tuning.cc
   // O_TRUNC comes with open, saving a setattr round trip.
   if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
@@ -193,7 +193,7 @@ void log_from_libfuse(enum fuse_log_level level, const char* fmt, va_list ap) {
 std::string mount_options(const Config& config, const SessionOptions& options, bool io_uring) {
   std::string opts = "fsname=" + config.mount.fsname + ",subtype=tierfs";
   if (io_uring) opts += ",io_uring";
-  opts += ",max_read=" + std::to_string(config.mount.max_io_bytes);
+  opts += ",max_read=" + std::to_string(read_request_bytes(config.mount));
   if (config.mount.default_permissions) opts += ",default_permissions";
   if (config.mount.allow_other) opts += ",allow_other";
   for (const auto& extra : options.extra_options) opts += "," + extra;
