@@ -2,7 +2,7 @@
 // MAP_SHARED on a FOPEN_DIRECT_IO file only when the server answered FUSE_INIT
 // with FUSE_DIRECT_IO_ALLOW_MMAP. libfuse 3.16+ has a capability bit for it;
 // libfuse 3.14 (Debian 12) has none, so this module adds the flag to the INIT
-// reply through libfuse's custom-I/O hooks.
+// reply through libfuse's custom-I/O hooks (and HANDLE_KILLPRIV, below).
 #pragma once
 
 #include <fuse_lowlevel.h>
@@ -25,5 +25,10 @@ const char* ask_direct_io_allow_mmap(fuse_session* session);
 // carried it (either through libfuse or through the hooks).
 bool direct_io_allow_mmap_granted();
 void note_direct_io_allow_mmap_granted();
+
+// The INIT reply carries FUSE_HANDLE_KILLPRIV when the kernel offered it
+// (setid_rules.h): libfuse 3.14 never puts it there, whatever `want` says.
+// With libfuse 3.18 (no hooks) libfuse's own reply carries it.
+void ask_handle_killpriv();
 
 }  // namespace tierfs

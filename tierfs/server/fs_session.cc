@@ -110,11 +110,13 @@ void fs_init(void* userdata, fuse_conn_info* conn) {
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
   // Set-ID bits are the server's to clear, by the kernel's rules
-  // (setid_rules.h), the same with every libfuse: libfuse 3.14 asks for
-  // HANDLE_KILLPRIV by default and 3.18 does not, and without it the kernel
+  // (setid_rules.h), the same with every libfuse; without HANDLE_KILLPRIV the kernel
   // keeps setgid that a writer outside the file's group must lose. Version 2
   // would only add flags 3.14 cannot pass on.
-  if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV) conn->want |= FUSE_CAP_HANDLE_KILLPRIV;
+  if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV) {
+    conn->want |= FUSE_CAP_HANDLE_KILLPRIV;
+    ask_handle_killpriv();  // libfuse 3.14's reply leaves it out
+  }
 #ifdef FUSE_CAP_HANDLE_KILLPRIV_V2
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV_V2;
 #endif
