@@ -169,10 +169,42 @@ static bool reply_into_ring(Fs& fs, fuse_req_t req, const std::vector<iovec>& pi
 }
 #endif
 
+// With cache = "none" a read(2) comes as a READ from the reader itself
+// (direct I/O, with its lock owner); a READ without one fills the page cache
+// for a mapping (a fault, or readahead around one). Through a writable
+// handle that may be a shared writable map, whose stores reach the server
+// only at writeback: the kernel makes the page writable with no upcall
+// (fuse_page_mkwrite). So the holes of such a fill get blocks now, while the
+// faulting process can still be told: ENOSPC here is SIGBUS at its fault, as
+// on tmpfs. Unbacked, the store was taken and then lost at writeback, and
+// the next reader of the file got that writeback's ENOSPC (fuse_direct_io
+// writes a mapping's dirty pages back before it reads).
+static int back_page_cache_fill(Fs& fs, const FileHandle& handle, const fuse_file_info& fi,
+                                uint64_t off, uint64_t size) {
+  if (fs.config().mount.cache != CacheMode::none || fi.lock_owner != 0 || !handle.writable)
+    return 0;
+  Inode& inode = *handle.inode;
+  std::unique_lock guard(inode.lock);
+  const uint64_t end = std::min(off + size, (inode.size + 4095) / 4096 * 4096);
+  if (inode.data_released || off >= end) return 0;
+  const int64_t hole = inode.data->seek_hole(off, end);
+  if (hole < 0 || static_cast<uint64_t>(hole) >= end) return 0;  // all backed already
+  const uint64_t version = inode.data->extents_version();
+  const int err = inode.data->allocate(fs.storage(), static_cast<uint64_t>(hole),
+                                       end - static_cast<uint64_t>(hole));
+  if (inode.data->extents_version() != version || inode.data->has_deferred_frees())
+    fs.log_inode_locked(inode);
+  return err;
+}
+
 void fs_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_info* fi) {
   Fs& fs = fs_of(req);
   fs.count(Op::read);
   Inode& inode = *handle_of(fi)->inode;
+  if (int err = back_page_cache_fill(fs, *handle_of(fi), *fi, static_cast<uint64_t>(off), size)) {
+    fuse_reply_err(req, -err);
+    return;
+  }
   thread_local std::vector<iovec> pieces;
   pieces.clear();
   // The lock stays held until the reply is sent: the kernel copies from region memory.
