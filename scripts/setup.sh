@@ -16,6 +16,7 @@ packages=(
   # Slurm suite (tests/slurm): munge, slurmctld and slurmd on localhost; rsync for the staging benchmark
   slurmctld slurmd slurm-client munge rsync
   iproute2   # the multi-node Slurm suite: a bridge and a network namespace per node
+  moosefs-master moosefs-chunkserver moosefs-client   # job-wide scratch (examples/slurm/shared_scratch.sh)
   seccomp bpftrace   # scripts/seccomp-audit.sh: syscall names, and the calls sandboxed servers make
   groff-base   # the man page check (tests/integration/mount_helper.sh)
   # VM harness (kernel/vm)

@@ -35,6 +35,12 @@ if [ -n "$scratch" ] && [ -d "$scratch/stage-out" ] && [ -n "${SLURM_JOB_WORK_DI
     "$scratch/stage-out" "$SLURM_JOB_WORK_DIR/tierfs-stage-out.$SLURM_JOB_ID"
 fi
 
+# Job-wide scratch first: its chunkserver keeps files open on the scratch.
+if [ -n "$scratch" ] && [ -r "${0%/*}/shared_scratch.sh" ] && . "${0%/*}/shared_scratch.sh" &&
+  [ -d "$TIERFS_SHARED_STATE/$SLURM_JOB_ID" ]; then
+  shared_stop "$scratch" || logger -t tierfs-epilog -- "job $SLURM_JOB_ID: shared scratch not fully removed"
+fi
+
 out=$("$TIERFS" job --node-config "$TIERFS_NODE_CONFIG" stop 2>&1)
 status=$?
 if [ "$status" -ne 0 ]; then

@@ -17,8 +17,8 @@ PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 
 # The job's --tmp per node as Slurm spells it ("8G", "500M"; "0" when not asked).
-size=$(scontrol show job -o "$SLURM_JOB_ID" 2>/dev/null | tr ' ' '\n' |
-  sed -n 's/^MinTmpDiskNode=//p')
+job=$(scontrol show job -o "$SLURM_JOB_ID" 2>/dev/null)
+size=$(echo "$job" | tr ' ' '\n' | sed -n 's/^MinTmpDiskNode=//p')
 case "$size" in
   "" | 0) set -- ;;
   *) set -- --size "$size" ;;
@@ -26,9 +26,26 @@ esac
 
 # The Comment starts with a fixed phrase and names the node: in a multi-node
 # job the TaskProlog of every other node finds it there and fails the job too.
-if ! out=$("$TIERFS" job --node-config "$TIERFS_NODE_CONFIG" start "$@" 2>&1); then
-  logger -t tierfs-prolog -- "job $SLURM_JOB_ID: $out"
+# The first failure of the job is kept: later ones are often its consequence
+# (no master, so no mount elsewhere).
+failed() {
+  logger -t tierfs-prolog -- "job $SLURM_JOB_ID: $1"
+  case "$(squeue -h -j "$SLURM_JOB_ID" -o %k 2>/dev/null)" in
+    "tierfs scratch failed on node "*) return ;;
+  esac
   scontrol update JobId="$SLURM_JOB_ID" \
-    Comment="tierfs scratch failed on node ${SLURMD_NODENAME:-$(hostname)}: $out" >/dev/null 2>&1 || true
+    Comment="tierfs scratch failed on node ${SLURMD_NODENAME:-$(hostname)}: $1" >/dev/null 2>&1 || true
+}
+if ! out=$("$TIERFS" job --node-config "$TIERFS_NODE_CONFIG" start "$@" 2>&1); then
+  failed "$out"
+  exit 0
+fi
+
+# Job-wide scratch (shared_scratch.sh) for a job of several nodes that asks.
+# Sourced only when installed: a missing file must not fail the prolog (and drain the node).
+if [ -r "${0%/*}/shared_scratch.sh" ] && . "${0%/*}/shared_scratch.sh" && shared_wanted "$job"; then
+  scratch=$("$TIERFS" job --node-config "$TIERFS_NODE_CONFIG" env 2>/dev/null |
+    sed -n 's/^export TIERFS_SCRATCH=//p')
+  out=$(shared_start "$scratch") || failed "$out"
 fi
 exit 0

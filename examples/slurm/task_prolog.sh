@@ -30,3 +30,8 @@ if [ "${SLURM_JOB_NUM_NODES:-1}" -gt 1 ]; then
   esac
 fi
 echo "$out"
+if [ -r "${0%/*}/shared_scratch.sh" ] && . "${0%/*}/shared_scratch.sh" &&
+  grep -q " $TIERFS_SHARED_BASE/$SLURM_JOB_ID fuse" /proc/self/mounts; then
+  echo "export TIERFS_SHARED=$TIERFS_SHARED_BASE/$SLURM_JOB_ID"
+fi
+exit 0

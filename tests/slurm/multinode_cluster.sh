@@ -90,7 +90,7 @@ Epilog=$scripts/epilog.sh
 TaskProlog=$scripts/task_prolog.sh
 CONF
     for node in $MN_NODES; do
-      echo "NodeName=$node NodeHostname=$node NodeAddr=$(mn_addr "$node") CPUs=2 RealMemory=1000 TmpDisk=$tmp_mib State=UNKNOWN"
+      echo "NodeName=$node NodeHostname=$node NodeAddr=$(mn_addr "$node") CPUs=2 RealMemory=1000 TmpDisk=$tmp_mib Features=tierfs_shared State=UNKNOWN"
     done
     echo "PartitionName=debug Nodes=ALL Default=YES MaxTime=10 State=UP"
   } >"$dir/slurm.conf"

@@ -14,6 +14,7 @@
 #   5. per-node allowances: a --tmp that n2 cannot admit fails the job as a
 #      whole, with n2's reason in its output, while the same --tmp on n1+n3
 #      passes
+#   6, 7. job-wide scratch (multinode_shared.sh)
 # After each: every node idle (not drained), and on no node a mount,
 # shared-memory object, directory, server or record of the job.
 # The slurmctld port is the first free pair in 47100-47199 (the one-node
@@ -25,9 +26,10 @@ here="$(cd "$(dirname "$0")" && pwd)"
 
 tierfs_require "$(tierfs_missing_root)"
 tierfs_require "$(tierfs_missing_fuse)"
-for tool in munged slurmctld slurmd sbatch salloc srun scontrol setpriv ip nsenter unshare; do
+for tool in munged slurmctld slurmd sbatch salloc srun scontrol setpriv ip nsenter unshare ss \
+  mfsmaster mfschunkserver mfsmount; do
   command -v "$tool" >/dev/null ||
-    tierfs_require "needs $tool (scripts/setup.sh installs slurmctld slurmd slurm-client munge iproute2)"
+    tierfs_require "needs $tool (scripts/setup.sh installs slurmctld slurmd slurm-client munge iproute2 moosefs-*)"
 done
 ip link add "tfmnprobe$$" type bridge 2>/dev/null && ip link del "tfmnprobe$$" ||
   tierfs_require "needs network namespaces and bridges (ip link add type bridge failed)"
@@ -53,7 +55,7 @@ fail() {
 
 mkdir -p "$D/scripts" "$OUT" "$D/bin"
 chmod 1777 "$OUT"
-for s in prolog epilog task_prolog; do
+for s in prolog epilog task_prolog shared_scratch; do
   ln -s "$TIERFS_SOURCE_ROOT/examples/slurm/$s.sh" "$D/scripts/$s.sh"
 done
 cp "$TIERFS_BIN" "$D/bin/tierfs"
@@ -62,6 +64,11 @@ cp "$TIERFS_BIN" "$D/bin/tierfs"
 cat >"$D/scripts/tierfs-slurm.env" <<ENV
 TIERFS=$D/bin/tierfs
 TIERFS_NODE_CONFIG=$D/nodes/\${SLURMD_NODENAME}/node.toml
+# The nodes share one mount namespace here, so the job-wide mount's base
+# differs per node (on a real cluster it is the same path everywhere).
+TIERFS_SHARED_BASE=$D/nodes/\${SLURMD_NODENAME}/shared
+TIERFS_SHARED_STATE=$D/nodes/\${SLURMD_NODENAME}/shared-state
+TIERFS_SHARED_PORT_BASE=47400
 ENV
 for node in $MN_NODES; do
   mkdir -p "$D/nodes/$node"
@@ -280,6 +287,8 @@ grep -q "tierfs scratch failed on node n2: .*job $id refused on node n2: numa:0 
 ls "$OUT" | grep -q "^ran-$id-" && fail "job $id ran tasks although n2 refused it: $(ls "$OUT" | grep "^ran-$id-")"
 echo "job $id: $(grep -o 'tierfs scratch failed.*' "$out" | head -1)"
 check_clean "$id"
+
+. "$here/multinode_shared.sh"
 
 grep -i "drain" "$D/slurmctld.log" && fail "slurmctld drained a node"
 echo "multi-node suite: $(($(date +%s) - started)) s"

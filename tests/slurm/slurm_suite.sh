@@ -46,7 +46,7 @@ fail() {
 # points them at this build and this node configuration.
 mkdir -p "$D/scripts" "$OUT" "$D/bin"
 chmod 1777 "$OUT"
-for s in prolog epilog task_prolog; do
+for s in prolog epilog task_prolog shared_scratch; do
   ln -s "$TIERFS_SOURCE_ROOT/examples/slurm/$s.sh" "$D/scripts/$s.sh"
 done
 cp "$TIERFS_BIN" "$D/bin/tierfs"  # the job's user must be able to run it
