@@ -119,9 +119,11 @@ int mode_after(const std::string& dir, const std::string& name, const Case& c) {
   const int status = c.by_root ? apply(c.change, path)
                                : as_nobody(c.caller_gid, [&] { return apply(c.change, path); });
   if (status != 0) return -100 - status;
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0) return -1;
-  return static_cast<int>(st.st_mode & 07777);
+  // The mode alone, as `stat -c %a` and exec see it: the kernel refreshes
+  // a cached mode only when it was told it changed.
+  struct statx stx {};
+  if (statx(AT_FDCWD, path.c_str(), 0, STATX_MODE, &stx) != 0) return -1;
+  return static_cast<int>(stx.stx_mode & 07777);
 }
 
 class SetidTest : public ::testing::TestWithParam<const char*> {

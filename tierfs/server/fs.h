@@ -99,6 +99,9 @@ class Fs {
   std::vector<InodePtr> regular_files() const;
   // Migrations: by hand (ioctl, user.tierfs.tier) and the watermark mover.
   Mover& mover() { return *mover_; }
+  // The mount's session, for notifications to the kernel (null until mounted).
+  void set_session(fuse_session* session) { session_ = session; }
+  fuse_session* session() const { return session_; }
 
   // Path from the mount root ("dir/sub/name"); caller holds namespace_lock.
   std::string path_of(uint64_t parent, const std::string& name) const;
@@ -184,6 +187,7 @@ class Fs {
   std::unordered_map<FileHandle*, std::unique_ptr<FileHandle>> handles_;
   std::shared_ptr<BpfPath> bpf_;  // after storage_: destroyed first
   std::unique_ptr<Journal> journal_;
+  fuse_session* session_ = nullptr;
   std::unique_ptr<Mover> mover_;  // last: stopped before anything it uses goes
 };
 

@@ -30,14 +30,24 @@ static void set_cache_mode(const Fs& fs, fuse_file_info* fi) {
   }
 }
 
+// The kernel keeps a file's mode for the attribute timeout, and a WRITE,
+// OPEN or FALLOCATE reply carries none: when such a request dropped set-ID
+// bits, the kernel forgets the cached attributes before the caller's call
+// returns (an exec right after would honour a cached set-user-ID bit).
+static void forget_cached_mode(Fs& fs, uint64_t ino) {
+  if (fuse_session* session = fs.session()) fuse_lowlevel_notify_inval_inode(session, ino, -1, 0);
+}
+
 // O_TRUNC arrives here because init asks for FUSE_CAP_ATOMIC_O_TRUNC.
 static void truncate_for_open(Fs& fs, fuse_req_t req, Inode& inode) {
   std::unique_lock guard(inode.lock);
   if (inode.size > 0) inode.data->truncate(fs.storage(), 0);
   inode.size = 0;
   inode.mtime_ns = inode.ctime_ns = now_ns();
-  drop_setid_bits(req, inode, SetidChange::modify);
+  const bool dropped = drop_setid_bits(req, inode, SetidChange::modify);
   fs.log_inode_locked(inode);
+  guard.unlock();
+  if (dropped) forget_cached_mode(fs, inode.ino);
 }
 
 // Registers the open handle; undoes it when the kernel is no longer waiting for the reply.
@@ -292,13 +302,14 @@ void fs_write_buf(fuse_req_t req, fuse_ino_t /*ino*/, fuse_bufvec* in_buf, off_t
   inode.access_ns.store(inode.mtime_ns, std::memory_order_relaxed);
   // Page-cache writebacks carry no caller: the kernel asked for the bits to go
   // (an empty SETATTR, fs_setattr) when the page was dirtied.
-  if (!fi->writepage) drop_setid_bits(req, inode, SetidChange::modify);
+  const bool dropped = !fi->writepage && drop_setid_bits(req, inode, SetidChange::modify);
   // An overwrite in place changes no metadata the log keeps but mtime: it
   // costs no log write (fsync logs the times).
   if (inode.size != old_size || inode.data->extents_version() != version ||
       inode.mode != old_mode || inode.data->has_deferred_frees())
     fs.log_inode_locked(inode);
   guard.unlock();
+  if (dropped) forget_cached_mode(fs, inode.ino);
   fuse_reply_write(req, static_cast<size_t>(written));
 }
 
@@ -395,9 +406,10 @@ void fs_fallocate(fuse_req_t req, fuse_ino_t /*ino*/, int mode, off_t offset, of
   std::unique_lock guard(inode->lock);
   int err = fallocate_locked(fs, *inode, mode, static_cast<uint64_t>(offset),
                              static_cast<uint64_t>(length), path);
-  if (err == 0) drop_setid_bits(req, *inode, SetidChange::modify);
+  const bool dropped = err == 0 && drop_setid_bits(req, *inode, SetidChange::modify);
   fs.log_inode_locked(*inode);
   guard.unlock();
+  if (dropped) forget_cached_mode(fs, inode->ino);
   fuse_reply_err(req, -err);
 }
 

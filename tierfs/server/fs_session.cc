@@ -397,6 +397,7 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
     report.failed("bad mount options '" + opts + "': " + last_fuse_error);
     return 1;
   }
+  fs->set_session(session.get());
   if (fuse_set_signal_handlers(session.get()) != 0) {
     report.failed("cannot install signal handlers");
     return 1;
