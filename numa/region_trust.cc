@@ -16,12 +16,15 @@
 
 #include <cctype>
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <fstream>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 
 namespace tierfs::numa {
@@ -249,17 +252,36 @@ std::string lock_holder(const struct stat& st) {
   return "another process";
 }
 
-void take_lock(int fd, const std::string& path, bool same_process_ok) {
-  if (flock(fd, LOCK_EX | LOCK_NB) == 0) return;
-  const int err = errno;
-  struct stat st {};
-  if (err == EWOULDBLOCK && fstat(fd, &st) == 0) {
+// How long a mount waits for a region's holder to let go: a server that was
+// just unmounted keeps its regions until it has written its state (umount
+// returns before that), so `umount; mount` would otherwise fail under load.
+constexpr auto kHolderWait = std::chrono::seconds(10);
+
+void take_lock(int fd, const std::string& path, bool same_process_ok, bool wait) {
+  const auto start = std::chrono::steady_clock::now();
+  std::string holder;
+  for (;;) {
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) break;
+    const int err = errno;
+    struct stat st {};
+    if (err != EWOULDBLOCK || fstat(fd, &st) != 0)
+      refuse(path, fmt::format("cannot lock: {}", std::strerror(err)));
     // Another tier of this mount over the same file or device: validation
     // keeps their byte ranges apart (tiers carved with offsets), no conflict.
     if (same_process_ok && lock_holder_pid(st) == std::to_string(getpid())) return;
-    refuse(path, fmt::format("in use by another mount: held by {}", lock_holder(st)));
+    holder = lock_holder(st);
+    if (!wait) refuse(path, fmt::format("in use by another mount: held by {}", holder));
+    if (std::chrono::steady_clock::now() - start >= kHolderWait)
+      refuse(path, fmt::format("in use by another mount: held by {} (waited {} s for it to end)",
+                               holder, kHolderWait.count()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  refuse(path, fmt::format("cannot lock: {}", std::strerror(err)));
+  if (!holder.empty()) {
+    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
+    std::fprintf(stderr, "tierfs: %s: waited %.1f s for %s to release it\n", path.c_str(),
+                 static_cast<double>(waited.count()) / 1000, holder.c_str());
+  }
 }
 
 // Whether the file system takes a file of `bytes`, tried on an unnamed file.
@@ -345,15 +367,15 @@ TrustedCheck check_trusted(const std::string& path, BackingKind kind, bool creat
 }
 
 void lock_exclusive(int fd, const std::string& path) {
-  take_lock(fd, path, false);
+  take_lock(fd, path, false, false);
 }
 
 void lock_region(int fd, const std::string& path) {
-  take_lock(fd, path, true);
+  take_lock(fd, path, true, true);
 }
 
 void probe_exclusive(int fd, const std::string& path) {
-  take_lock(fd, path, false);
+  take_lock(fd, path, false, true);
   flock(fd, LOCK_UN);
 }
 

@@ -57,9 +57,13 @@ TrustedCheck check_trusted(const std::string& path, BackingKind kind, bool creat
 void lock_exclusive(int fd, const std::string& path);
 // As lock_exclusive, but a lock this process already holds on the object is
 // no conflict: another tier of the same mount carving the same file or device
-// (validation keeps their byte ranges apart).
+// (validation keeps their byte ranges apart). A lock another process holds
+// is waited for, up to 10 s, since `umount` returns before the server it
+// ends has let go of its regions; after a wait one line on stderr says how
+// long and for whom, and the refusal says it waited.
 void lock_region(int fd, const std::string& path);
-// As lock_exclusive but releases the lock at once (for check-config).
+// As lock_region (the same wait) but releases the lock at once (for the
+// configuration check that check-config and mount share).
 void probe_exclusive(int fd, const std::string& path);
 
 // Opens the directory `path` (absolute) for a mount's private state, under

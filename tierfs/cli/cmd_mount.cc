@@ -16,6 +16,7 @@
 
 #include <fmt/core.h>
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -201,6 +202,22 @@ int run_daemon(Config config, const SessionOptions& session) {
   return serve_mount(std::move(config), session, report);
 }
 
+// `mount -o remount,...` runs the helper on a live mount: the kernel switches
+// ro/rw in place and the server stays; what tierfs itself reads at start-up
+// cannot change without a new server.
+void remount_mount(const std::string& mountpoint, const std::vector<std::string>& options,
+                   const TierfsMountOptions& own, const std::string& config_file) {
+  if (!config_file.empty() || !own.config_file.empty() || own.root_uid || own.root_gid ||
+      own.root_mode || !own.log_file.empty() || own.fresh)
+    throw std::runtime_error(
+        "remount changes only ro and rw; config=, uid=, gid=, mode=, log_file= and fresh take "
+        "a new mount (unmount, then mount)");
+  bool read_only = false;
+  for (const std::string& option : options)
+    if (option == "ro" || option == "rw") read_only = option == "ro";
+  remount_served(mountpoint, read_only);
+}
+
 }  // namespace
 
 void add_mount_command(CLI::App& app, int& status) {
@@ -222,6 +239,10 @@ void add_mount_command(CLI::App& app, int& status) {
   cmd->callback([args, &status] {
     std::vector<std::string> options = split_options(args->options);
     const TierfsMountOptions own = take_tierfs_options(options);
+    if (std::find(options.begin(), options.end(), "remount") != options.end()) {
+      remount_mount(args->mountpoint, options, own, args->config_file);
+      return;
+    }
     std::string config_file = args->config_file.empty() ? own.config_file : args->config_file;
     numa::Topology topology = numa::discover_topology();
     Config config =

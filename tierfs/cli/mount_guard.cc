@@ -3,6 +3,11 @@
 #include "tierfs/cli/mount_guard.h"
 
 #include <fmt/core.h>
+#include <sys/mount.h>
+#include <sys/statvfs.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <fstream>
@@ -63,6 +68,33 @@ void refuse_served_mountpoint(const std::string& path) {
           "(if its server died, the next mount adopts what it left; tierfs cleanup {} discards "
           "it)",
           point, point, point));
+  }
+}
+
+void remount_served(const std::string& path, bool read_only) {
+  std::error_code error;
+  std::string point = std::filesystem::absolute(path, error).lexically_normal().string();
+  if (point.size() > 1 && point.back() == '/') point.pop_back();
+  if (!served_by_tierfs(point))
+    throw std::runtime_error(
+        fmt::format("remount: {} is not a tierfs mount point; mount it first", point));
+  struct statvfs st {};
+  if (statvfs(point.c_str(), &st) != 0)
+    throw std::runtime_error(fmt::format("remount: {}: {}", point, std::strerror(errno)));
+  // MS_REMOUNT sets every per-mount flag from this call: carry the current ones over.
+  unsigned long flags = MS_REMOUNT;
+  if (read_only) flags |= MS_RDONLY;
+  const std::pair<unsigned long, unsigned long> kept[] = {
+      {ST_NOSUID, MS_NOSUID},          {ST_NODEV, MS_NODEV},           {ST_NOEXEC, MS_NOEXEC},
+      {ST_NOATIME, MS_NOATIME},        {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME},
+      {ST_SYNCHRONOUS, MS_SYNCHRONOUS}};
+  for (const auto& [have, keep] : kept)
+    if (st.f_flag & have) flags |= keep;
+  if (mount(nullptr, point.c_str(), nullptr, flags, nullptr) != 0) {
+    const int err = errno;
+    throw std::runtime_error(
+        fmt::format("remount {} {}: {}{}", read_only ? "ro" : "rw", point, std::strerror(err),
+                    err == EBUSY && read_only ? " (a file is open for writing)" : ""));
   }
 }
 

@@ -11,4 +11,13 @@ namespace tierfs {
 // is the mount point of a tierfs mount in this mount namespace.
 void refuse_served_mountpoint(const std::string& path);
 
+// `mount -o remount,ro|rw DIR` (mount(8) runs the helper with "remount" among
+// the options): switches the live tierfs mount at `path` between read-only
+// and read-write with the kernel's own remount, which keeps the server and
+// every other flag of the mount (nosuid, nodev, ...) as it is; the kernel
+// refuses ro while a file is open for writing (EBUSY). Throws
+// std::runtime_error with one line when `path` is no tierfs mount or the
+// kernel refuses.
+void remount_served(const std::string& path, bool read_only);
+
 }  // namespace tierfs

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <climits>
 #include <cstring>
 #include <regex>
@@ -124,6 +125,24 @@ class TableReader {
     if (node == nullptr) return std::nullopt;
     if (!node->is_integer()) wrong_type(key, *node, "an integer");
     return node->as_integer()->get();
+  }
+
+  // A percent: an integer (80) or a string with a percent sign ("80%"), as an
+  // administrator writes a watermark. The range is the caller's to check.
+  std::optional<int64_t> percent(std::string_view key) const {
+    const toml::node* node = find(key);
+    if (node == nullptr) return std::nullopt;
+    if (node->is_integer()) return node->as_integer()->get();
+    if (!node->is_string()) wrong_type(key, *node, "a percent (80 or \"80%\")");
+    const std::string& text = node->as_string()->get();
+    int64_t value = 0;
+    const char* end = text.data() + text.size();
+    const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+    if (text.empty() || ec != std::errc() || ptr + 1 != end || *ptr != '%')
+      reader_.fail(pos_of(node->source()),
+                   fmt::format("\"{}\" in {} must be a percent such as 80 or \"80%\", not \"{}\"",
+                               key, where_, text));
+    return value;
   }
 
   // A size: a string with a binary unit ("2MiB") or a plain non-negative integer of bytes.
@@ -256,8 +275,8 @@ void check_persistent(const Reader& reader, const TableReader& t, const TierConf
 
 // high_watermark alone gets a low mark 10 points under it.
 void parse_watermarks(const Reader& reader, const TableReader& t, TierConfig& tier) {
-  const auto high = t.integer("high_watermark");
-  const auto low = t.integer("low_watermark");
+  const auto high = t.percent("high_watermark");
+  const auto low = t.percent("low_watermark");
   if (high && (*high < 1 || *high > 100))
     reader.fail(t.pos("high_watermark"),
                 fmt::format("high_watermark {} of tier \"{}\" must be a percent from 1 to 100",

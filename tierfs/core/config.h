@@ -93,7 +93,7 @@ struct MoverOptions {
 };
 
 struct Config {
-  std::string source;  // file name, or "<built-in default>"
+  std::string source;  // file name, or kBuiltinDefaultSource
   MountOptions mount;
   std::vector<TierConfig> tiers;  // ranked: fastest first; spill goes down the list
   std::vector<PlacementRule> placement;
@@ -118,6 +118,9 @@ class ConfigError : public std::runtime_error {
 
 // Parses and validates text as a tierfs configuration. Checks that need the
 // machine (NUMA nodes exist, devices exist and are large enough) use topology.
+// Config::source of default_config(): no file behind it.
+inline constexpr const char* kBuiltinDefaultSource = "<built-in default>";
+
 Config parse_config(std::string_view text, const std::string& source_name,
                     const numa::Topology& topology);
 Config load_config(const std::string& path, const numa::Topology& topology);

@@ -233,7 +233,7 @@ void validate_against_machine(const Reader& reader, Config& config,
 
 Config default_config(const numa::Topology& topology) {
   Config config;
-  config.source = "<built-in default>";
+  config.source = kBuiltinDefaultSource;
   TierConfig tier;
   tier.name = "dram";
   uint64_t free_bytes = 0;

@@ -18,6 +18,7 @@
 #include <sys/file.h>
 
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -25,11 +26,14 @@
 #include <thread>
 
 #include "numa/region_trust.h"
+#include "tierfs/core/units.h"
 
 namespace tierfs {
 namespace {
 
 constexpr const char* kLockFile = "lock";
+// The built-in default tier's row count, as the first server chose it.
+constexpr const char* kDefaultRowsRecord = "default_rows";
 constexpr std::string_view kShmPrefix = "shm.";
 
 std::string record_name(const std::string& tier, size_t index) {
@@ -38,15 +42,20 @@ std::string record_name(const std::string& tier, size_t index) {
 
 // The name in a record, or "" when the record is missing or names nothing
 // this user's server could have made (then it is not followed).
-std::string read_record(int dir_fd, const std::string& record) {
+std::string read_text(int dir_fd, const std::string& record) {
   const int fd = openat(dir_fd, record.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return "";
   char buf[128];
   const ssize_t n = read(fd, buf, sizeof buf - 1);
   close(fd);
   if (n <= 0) return "";
-  std::string name(buf, static_cast<size_t>(n));
-  while (!name.empty() && name.back() == '\n') name.pop_back();
+  std::string text(buf, static_cast<size_t>(n));
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  return text;
+}
+
+std::string read_record(int dir_fd, const std::string& record) {
+  std::string name = read_text(dir_fd, record);
   return numa::is_unpredictable_shm_name(name) ? name : "";
 }
 
@@ -208,6 +217,31 @@ std::vector<std::string> MountState::entries() const {
   }
   close(fd);
   return out;
+}
+
+void MountState::keep_default_size(Config& config) {
+  if (config.source != kBuiltinDefaultSource || config.tiers.size() != 1) return;
+  TierConfig& tier = config.tiers.front();
+  const std::string text = fresh_ ? "" : read_text(dir_fd_, kDefaultRowsRecord);
+  if (text.empty()) {
+    write_record(dir_fd_, path_, kDefaultRowsRecord, fmt::format("{}\n", tier.geometry.rows));
+    return;
+  }
+  uint64_t rows = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), rows);
+  if (ec != std::errc() || end != text.data() + text.size() || rows == 0)
+    throw std::runtime_error(fmt::format(
+        "{}/{}: \"{}\" is not a row count; `tierfs mount --fresh` discards what the previous "
+        "server left",
+        path_, kDefaultRowsRecord, text));
+  if (rows == tier.geometry.rows) return;
+  const TierGeometry chosen = tier_geometry(tier, rows);
+  spdlog::info(
+      "built-in default: tier {} keeps the {} the previous server chose (free memory now suggests "
+      "{})",
+      tier.name, format_size(chosen.capacity_bytes), format_size(tier.size_bytes));
+  tier.geometry = chosen;
+  tier.size_bytes = chosen.capacity_bytes;
 }
 
 std::string MountState::shm_name(const std::string& tier, size_t index) {

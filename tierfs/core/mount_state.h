@@ -39,6 +39,13 @@ class MountState {
   // Nothing to adopt: a new directory, --fresh, or one that was cleaned.
   bool fresh() const { return fresh_; }
 
+  // The built-in default sizes its tier from the memory free at mount time,
+  // so a restart would compute another size and could not adopt what the
+  // previous server left. The first server records the size it chose; a
+  // later one (state not fresh) takes the recorded size instead. Explicit
+  // configurations are left as they are. Throws std::runtime_error.
+  void keep_default_size(Config& config);
+
   // The shared-memory name of numa: region `index` of tier `tier`: the name a
   // previous server recorded (its object is adopted if it still exists), or a
   // new unpredictable one, recorded before the object is created so that a

@@ -358,6 +358,7 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
   install_copy_fault_handler();
   try {
     state = MountState::open(config, options.mountpoint, options.fresh);
+    state->keep_default_size(config);
     if (!state->fresh())
       spdlog::info("adopting what the previous server left in {}", state->path());
     auto storage = Storage::open(config, state.get());

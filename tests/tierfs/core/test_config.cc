@@ -1,6 +1,7 @@
 // The configuration loader: good files give the values they say, the
 // effective configuration reads back to itself, every file of the bad corpus
 // gives exactly its expected one-line message, and the command prints them.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -103,6 +104,45 @@ granularity = "2MiB"
 )",
                               "r.toml", fake_topology());
   EXPECT_EQ(c.tiers[0].size_bytes, 4u << 20);
+}
+
+// An administrator writes a watermark as a percent: "80%" means what 80 means.
+TEST(Config, WatermarksTakeThePercentForm) {
+  const std::string two_tiers = R"(
+[[tier]]
+name = "fast"
+regions = ["numa:0"]
+size = "4MiB"
+HIGH
+LOW
+
+[[tier]]
+name = "slow"
+regions = ["numa:1"]
+size = "4MiB"
+)";
+  auto with = [&](const std::string& high, const std::string& low) {
+    std::string text = two_tiers;
+    text.replace(text.find("HIGH"), 4, high);
+    text.replace(text.find("LOW"), 3, low);
+    return text;
+  };
+  const auto percent = parse_config(with(R"(high_watermark = "80%")", R"(low_watermark = "65%")"),
+                                    "c.toml", fake_topology());
+  EXPECT_EQ(percent.tiers[0].high_watermark, 80U);
+  EXPECT_EQ(percent.tiers[0].low_watermark, 65U);
+  const auto mixed = parse_config(with(R"(high_watermark = "100%")", "low_watermark = 0"), "c.toml",
+                                  fake_topology());
+  EXPECT_EQ(mixed.tiers[0].high_watermark, 100U);
+  EXPECT_EQ(mixed.tiers[0].low_watermark, 0U);
+  EXPECT_EQ(error_of(with(R"(high_watermark = "150%")", "")),
+            "c.toml:6:18: high_watermark 150 of tier \"fast\" must be a percent from 1 to 100");
+  for (const char* bad : {"abc%", "80", "80 %", "%", "8.5%", "80%%", ""})
+    EXPECT_EQ(error_of(with(fmt::format(R"(high_watermark = "{}")", bad), "")),
+              fmt::format("c.toml:6:18: \"high_watermark\" in tier \"fast\" must be a percent "
+                          "such as 80 or \"80%\", not \"{}\"",
+                          bad))
+        << bad;
 }
 
 TEST(Config, EffectiveConfigurationReadsBackToItself) {
