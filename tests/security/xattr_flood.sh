@@ -40,5 +40,28 @@ rm "$MNT/home/f"
 "$TIERFS_BIN" stats --json "$MNT" >"$WORK/stats.json"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["xattrs"] == 0 and d["xattr_bytes"] == 0, d' "$WORK/stats.json" ||
   fail "a deleted file's attributes are still counted"
+# Small attributes are bounded by bytes, not by count: 1000 fit, as on tmpfs
+# and ext4 (before: the 127th user.* attribute failed with ENOSPC).
+touch "$MNT/many"
+fitted=$(python3 - "$MNT/many" <<'PY'
+import errno, os, sys
+n = 0
+for i in range(5000):
+    try:
+        os.setxattr(sys.argv[1], f"user.a{i:04d}", f"v{i:04d}".encode())
+        n += 1
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        break
+names = [x for x in os.listxattr(sys.argv[1]) if x.startswith("user.a")]
+assert len(names) == n, (len(names), n)
+assert all(os.getxattr(sys.argv[1], f"user.a{i:04d}") == f"v{i:04d}".encode() for i in range(n))
+print(n)
+PY
+) || fail "small attributes: $fitted"
+echo "small attributes that fit one inode: $fitted"
+[ "$fitted" -ge 1000 ] || fail "only $fitted small attributes fit one inode"
+[ "$fitted" -lt 5000 ] || fail "5000 small attributes fit: no bound"
 tierfs_stop_mount
 echo PASS

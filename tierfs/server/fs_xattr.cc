@@ -27,8 +27,11 @@ constexpr size_t max_value_bytes = size_t{64} * 1024;  // XATTR_SIZE_MAX
 // Per inode, so that no user can grow the server's memory without bound
 // through attributes (documented in docs/operations.md); ENOSPC past them, as
 // ext4 answers when an inode's attribute space is full.
-constexpr size_t max_xattrs_per_inode = 128;
-constexpr size_t max_xattr_bytes_per_inode = size_t{256} * 1024;  // names and values
+// Bytes, not entries: about a thousand small attributes fit, as on tmpfs and
+// ext4. Each entry is charged its map node too, so a flood of empty ones is
+// bounded by the memory it really takes.
+constexpr size_t max_xattr_bytes_per_inode = size_t{256} * 1024;
+constexpr size_t xattr_entry_overhead_bytes = 64;
 
 bool is_virtual(std::string_view name) {
   return name.starts_with(map_xattr) || name == stats_xattr || name == check_xattr;
@@ -119,7 +122,8 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
     const size_t old_bytes = it == inode->xattrs.end() ? 0 : it->first.size() + it->second.size();
     const size_t new_bytes = key.size() + stored.size();
     const size_t count = inode->xattrs.size() + (it == inode->xattrs.end() ? 1 : 0);
-    if (count > max_xattrs_per_inode || bytes - old_bytes + new_bytes > max_xattr_bytes_per_inode) {
+    const size_t charged = bytes - old_bytes + new_bytes + count * xattr_entry_overhead_bytes;
+    if (charged > max_xattr_bytes_per_inode) {
       guard.unlock();
       fuse_reply_err(req, ENOSPC);
       return;
