@@ -417,8 +417,22 @@ void fs_lseek(fuse_req_t req, fuse_ino_t /*ino*/, off_t off, int whence, fuse_fi
   Fs& fs = fs_of(req);
   fs.count(Op::lseek);
   Inode& inode = *handle_of(fi)->inode;
-  if ((whence != SEEK_DATA && whence != SEEK_HOLE) || off < 0) {
+  if (whence != SEEK_DATA && whence != SEEK_HOLE) {
     fuse_reply_err(req, EINVAL);
+    return;
+  }
+  // With cache = "kernel" the newest bytes and size may be dirty pages the
+  // server has not seen, and the kernel sends FUSE_LSEEK without writing them
+  // back: an answer from here would say ENXIO inside the file. ENOSYS makes
+  // the kernel answer itself from its own size, the whole file as data
+  // (lseek(2) allows that), for the rest of this connection.
+  if (fs.config().mount.cache == CacheMode::kernel) {
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
+  // lseek(2) and tmpfs: ENXIO for any offset outside [0, size).
+  if (off < 0) {
+    fuse_reply_err(req, ENXIO);
     return;
   }
   std::shared_lock guard(inode.lock);
