@@ -166,6 +166,74 @@ TEST_F(FileTest, SeekDataAndSeekHoleFindTheWrittenRange) {
   close(fd);
 }
 
+// open_by_handle_at after the kernel dropped the inode from its cache asks
+// the server to look up "." of the handle's node (before: ESTALE, with or
+// without a hard link). Handles survive links, renames, the loss of the
+// original name; a removed file's handle is stale. Both cache modes.
+TEST_F(FileTest, FileHandlesSurviveLinksRenamesAndTheInodeCache) {
+  for (const char* cache : {"none", "kernel"}) {
+    TestConfig config = small_config();
+    config.cache = cache;
+    ASSERT_TRUE(remount(config)) << mount_.failure();
+    const std::string data = pattern(64 << 10, 3);
+    write_all(mount_.path("h"), data);
+    ASSERT_EQ(mkdir(mount_.path("d").c_str(), 0755), 0);
+    struct Handle {
+      file_handle head;
+      unsigned char bytes[MAX_HANDLE_SZ];
+    };
+    auto handle_of = [](const std::string& path) {
+      Handle h{};
+      h.head.handle_bytes = MAX_HANDLE_SZ;
+      int mount_id = 0;
+      EXPECT_EQ(name_to_handle_at(AT_FDCWD, path.c_str(), &h.head, &mount_id, 0), 0)
+          << path << ": " << strerror(errno);
+      return h;
+    };
+    Handle file = handle_of(mount_.path("h"));
+    Handle dir = handle_of(mount_.path("d"));
+    const int mount_fd = open(mount_.dir().c_str(), O_RDONLY | O_DIRECTORY);
+    ASSERT_GE(mount_fd, 0);
+    auto drop_inode_cache = [] {
+      sync();
+      const int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+      ASSERT_GE(fd, 0) << strerror(errno);
+      ASSERT_EQ(write(fd, "2", 1), 1);
+      close(fd);
+    };
+    auto opens = [&](Handle& h, int flags) {
+      const int fd = open_by_handle_at(mount_fd, &h.head, flags);
+      const int err = errno;
+      if (fd >= 0) close(fd);
+      return fd >= 0 ? 0 : err;
+    };
+    for (const char* step : {"start", "link", "unlink", "rename"}) {
+      const std::string what = std::string(cache) + " after " + step;
+      if (std::string(step) == "link") {
+        ASSERT_EQ(link(mount_.path("h").c_str(), mount_.path("h2").c_str()), 0);
+      } else if (std::string(step) == "unlink") {
+        ASSERT_EQ(unlink(mount_.path("h").c_str()), 0);
+      } else if (std::string(step) == "rename") {
+        ASSERT_EQ(rename(mount_.path("h2").c_str(), mount_.path("d/h3").c_str()), 0);
+      }
+      drop_inode_cache();
+      EXPECT_EQ(opens(file, O_RDONLY), 0) << what;
+      EXPECT_EQ(opens(dir, O_RDONLY | O_DIRECTORY), 0) << what;
+      const int fd = open_by_handle_at(mount_fd, &file.head, O_RDONLY);
+      if (fd >= 0) {
+        std::string back(data.size(), '\0');
+        EXPECT_EQ(pread(fd, back.data(), back.size(), 0), static_cast<ssize_t>(back.size()));
+        EXPECT_TRUE(back == data) << what;
+        close(fd);
+      }
+    }
+    ASSERT_EQ(unlink(mount_.path("d/h3").c_str()), 0);
+    drop_inode_cache();
+    EXPECT_EQ(opens(file, O_RDONLY), ESTALE) << cache << ": the removed file's handle";
+    close(mount_fd);
+  }
+}
+
 TEST_F(FileTest, UnlinkedOpenFileKeepsItsDataUntilClosed) {
   std::string data = pattern(2 << 20, 8);
   write_all(mount_.path("gone"), data);

@@ -5,7 +5,9 @@
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
+#include <cstring>
 #include <ctime>
+#include <optional>
 
 #include "tierfs/server/mover.h"
 #include "tierfs/server/operations.h"
@@ -249,11 +251,21 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   }
   std::shared_lock ns(fs.namespace_lock);
   InodePtr dir = fs.find(parent);
-  if (!dir || !dir->is_dir()) {
+  // "." of any inode and ".." of a directory come only from the kernel's
+  // file-handle code (open_by_handle_at, NFS re-export) when the inode has
+  // left its cache: the answer is the inode itself, or the directory's parent.
+  const bool self = std::strcmp(name, ".") == 0;
+  if (!dir || (!self && !dir->is_dir())) {
     fuse_reply_err(req, dir ? ENOTDIR : ENOENT);
     return;
   }
-  auto child_ino = dir->dir->find(name);
+  std::optional<uint64_t> child_ino;
+  if (self)
+    child_ino = dir->ino;
+  else if (std::strcmp(name, "..") == 0)
+    child_ino = dir->ino == FUSE_ROOT_ID ? dir->ino : dir->parent;
+  else
+    child_ino = dir->dir->find(name);
   InodePtr child = child_ino ? fs.find(*child_ino) : nullptr;
   if (!child) {
     // A negative entry the kernel may cache: later creates go through the server anyway.

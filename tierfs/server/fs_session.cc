@@ -95,6 +95,9 @@ void fs_init(void* userdata, fuse_conn_info* conn) {
   // Must equal the max_read mount option; a page less than max_io with cache = "none".
   conn->max_read = static_cast<unsigned>(read_request_bytes(mount));
   conn->max_readahead = static_cast<unsigned>(readahead_bytes(mount));  // see bdi_tuning.cc
+  // File handles (open_by_handle_at, NFS re-export) that outlive the kernel's
+  // inode cache: the kernel then looks up "." of the handle's node id.
+  if (conn->capable & FUSE_CAP_EXPORT_SUPPORT) conn->want |= FUSE_CAP_EXPORT_SUPPORT;
   // O_TRUNC comes with open, saving a setattr round trip.
   if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
   // Writes are copied from the request buffer into interleaved region memory in
