@@ -2,7 +2,8 @@
 // and prints the effective configuration, or the one line saying what is
 // wrong and where. With --json it prints each tier's resolved geometry
 // instead, which is where scripts get row and region sizes (they never
-// compute them). --default checks the built-in default configuration.
+// compute them), and which data path each tier takes and why. --default
+// checks the built-in default configuration.
 #include <fmt/core.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -38,9 +39,11 @@ struct TierJson {
   uint64_t rows = 0;
   uint64_t capacity_bytes = 0;
   std::vector<RegionJson> regions;
+  std::string data_path;         // "server" or "kernel", as resolved
+  std::string data_path_reason;  // why
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TierJson, name, granularity_bytes, ways, weights, row_bytes,
-                                   rows, capacity_bytes, regions)
+                                   rows, capacity_bytes, regions, data_path, data_path_reason)
 
 struct CheckConfigJson {
   std::string source;
@@ -61,8 +64,16 @@ CheckConfigJson geometry_json(const Config& config) {
   CheckConfigJson doc{config.source, {}, config.default_tier};
   for (const TierConfig& tier : config.tiers) {
     const TierGeometry& g = tier.geometry;
-    TierJson t{g.name, g.granularity_bytes(), g.ways(), {}, g.row_bytes,
-               g.rows, g.capacity_bytes,      {}};
+    TierJson t{g.name,
+               g.granularity_bytes(),
+               g.ways(),
+               {},
+               g.row_bytes,
+               g.rows,
+               g.capacity_bytes,
+               {},
+               data_path_name(tier.data_path_choice.path),
+               tier.data_path_choice.reason};
     t.weights.assign(g.layout.weights, g.layout.weights + g.layout.ways);
     for (const RegionGeometry& region : g.regions)
       t.regions.push_back(RegionJson{region.spec.text, region.offset_bytes, region.bytes});

@@ -175,7 +175,7 @@ void parse_mount(const Reader& reader, const toml::node& node, MountOptions& mou
   if (!node.is_table()) reader.fail(pos_of(node.source()), "[mount] must be a table");
   const TableReader t(reader, *node.as_table(), "[mount]");
   t.allow_only({"cache", "allow_other", "default_permissions", "max_io", "threads", "bpf",
-                "io_uring", "fsname", "sandbox", "state_dir"});
+                "io_uring", "fsname", "sandbox", "state_dir", "set_node_weights"});
   if (auto cache = t.string("cache")) {
     if (*cache == "none")
       mount.cache = CacheMode::none;
@@ -188,6 +188,7 @@ void parse_mount(const Reader& reader, const toml::node& node, MountOptions& mou
   if (auto v = t.boolean("allow_other")) mount.allow_other = *v;
   if (auto v = t.boolean("default_permissions")) mount.default_permissions = *v;
   if (auto v = t.boolean("sandbox")) mount.sandbox = *v;
+  if (auto v = t.boolean("set_node_weights")) mount.set_node_weights = *v;
   // The server checks no owner, group or mode itself: that is the kernel's
   // job under default_permissions, so other users only get in with it on.
   if (mount.allow_other && !mount.default_permissions)
@@ -330,7 +331,7 @@ TierConfig parse_tier(const Reader& reader, const toml::node& node, size_t index
   tier.name = *name;
   const TableReader t(reader, *node.as_table(), fmt::format("tier \"{}\"", tier.name));
   t.allow_only({"name", "regions", "size", "granularity", "weights", "hugepages", "create",
-                "persistent", "high_watermark", "low_watermark"});
+                "persistent", "high_watermark", "low_watermark", "data_path"});
 
   const toml::node* regions = t.find("regions");
   if (regions == nullptr)
@@ -387,6 +388,20 @@ TierConfig parse_tier(const Reader& reader, const toml::node& node, size_t index
   tier.persistent = t.boolean("persistent").value_or(false);
   if (tier.persistent) check_persistent(reader, t, tier, mount);
   parse_watermarks(reader, t, tier);
+  if (auto path = t.string("data_path")) {
+    tier.data_path_pos = t.pos("data_path");
+    if (*path == "auto")
+      tier.data_path = DataPathMode::automatic;
+    else if (*path == "kernel")
+      tier.data_path = DataPathMode::kernel;
+    else if (*path == "server")
+      tier.data_path = DataPathMode::server;
+    else
+      reader.fail(tier.data_path_pos,
+                  fmt::format("data_path \"{}\" of tier \"{}\" must be \"auto\", \"kernel\" or "
+                              "\"server\"",
+                              *path, tier.name));
+  }
   return tier;
 }
 
@@ -535,6 +550,11 @@ Config parse_document(const Reader& reader, const toml::table& doc) {
 
 Config parse_config(std::string_view text, const std::string& source_name,
                     const numa::Topology& topology) {
+  return parse_config(text, source_name, topology, probe_kernel_facts());
+}
+
+Config parse_config(std::string_view text, const std::string& source_name,
+                    const numa::Topology& topology, const KernelFacts& facts) {
   const config_detail::Reader reader{source_name};
   toml::table doc;
   try {
@@ -546,6 +566,7 @@ Config parse_config(std::string_view text, const std::string& source_name,
   }
   Config config = config_detail::parse_document(reader, doc);
   config_detail::validate_against_machine(reader, config, topology);
+  config_detail::resolve_data_paths(reader, config, facts);
   return config;
 }
 

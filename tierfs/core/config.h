@@ -13,6 +13,7 @@
 #include "bpf/tierfs_map.h"
 #include "numa/region.h"
 #include "numa/topology.h"
+#include "tierfs/core/data_path.h"
 #include "tierfs/core/geometry.h"
 
 namespace tierfs {
@@ -42,6 +43,9 @@ struct MountOptions {
   // Least privilege once mounted (tierfs/server/privilege.h); false keeps
   // every capability and no filter, for debugging with strace or gdb.
   bool sandbox = true;
+  // Weighted kernel-path tiers need /sys/kernel/mm/mempolicy/weighted_interleave/nodeN,
+  // which are system-wide: tierfs writes them only when this says it may.
+  bool set_node_weights = false;
   // Where the mount keeps its state (lock, shared-memory names, metadata log);
   // empty: /run/tierfs/<key> (root) or $XDG_RUNTIME_DIR/tierfs/<key>, see MountState.
   std::string state_dir;
@@ -70,11 +74,15 @@ struct TierConfig {
   // low mark it promotes files read often from the next tier. 0: no marks.
   unsigned high_watermark = 0;
   unsigned low_watermark = 0;
+  DataPathMode data_path = DataPathMode::automatic;
+  SourcePos data_path_pos;
   SourcePos pos;
   SourcePos size_pos;  // where "size" stood, for messages about it
   // Resolved once by validation (size_bytes is then geometry.capacity_bytes);
   // everything after validation reads rows, region ranges and the layout here.
   TierGeometry geometry;
+  // Resolved once by validation (data_path.h): the path this tier's files take and why.
+  DataPathChoice data_path_choice;
 };
 
 struct PlacementRule {
@@ -124,6 +132,9 @@ inline constexpr const char* kBuiltinDefaultSource = "<built-in default>";
 Config parse_config(std::string_view text, const std::string& source_name,
                     const numa::Topology& topology);
 Config load_config(const std::string& path, const numa::Topology& topology);
+// The same with the kernel's facts given (tests); the others probe this machine.
+Config parse_config(std::string_view text, const std::string& source_name,
+                    const numa::Topology& topology, const KernelFacts& facts);
 
 // The built-in default: one DRAM tier interleaved over every NUMA node with
 // memory, sized to a safe share of their free memory.

@@ -22,4 +22,8 @@ SourcePos pos_of(const toml::source_region& source);
 // tier's size to a whole number of rows.
 void validate_against_machine(const Reader& reader, Config& config, const numa::Topology& topology);
 
+// Resolves every tier's data path; a tier configured "kernel" that cannot have
+// it is refused with the reason.
+void resolve_data_paths(const Reader& reader, Config& config, const KernelFacts& facts);
+
 }  // namespace tierfs::config_detail

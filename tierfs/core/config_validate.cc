@@ -39,6 +39,19 @@ TierGeometry tier_geometry(const TierConfig& tier, uint64_t rows) {
 }
 
 namespace config_detail {
+
+void resolve_data_paths(const Reader& reader, Config& config, const KernelFacts& facts) {
+  std::vector<DataPathChoice> choices = choose_data_paths(config.tiers, config.mount, facts);
+  for (size_t i = 0; i < config.tiers.size(); ++i) {
+    TierConfig& tier = config.tiers[i];
+    if (tier.data_path == DataPathMode::kernel && choices[i].path != DataPath::kernel)
+      reader.fail(tier.data_path_pos,
+                  fmt::format("tier \"{}\" cannot have data_path \"kernel\": {}", tier.name,
+                              choices[i].reason));
+    tier.data_path_choice = std::move(choices[i]);
+  }
+}
+
 namespace {
 
 constexpr uint64_t kUnbounded = std::numeric_limits<uint64_t>::max();
@@ -254,6 +267,8 @@ Config default_config(const numa::Topology& topology) {
   tier.size_bytes = tier.geometry.capacity_bytes;
   config.default_tier = tier.name;
   config.tiers.push_back(std::move(tier));
+  config.tiers.front().data_path_choice =
+      choose_data_paths(config.tiers, config.mount, probe_kernel_facts()).front();
   return config;
 }
 
@@ -280,6 +295,7 @@ std::string to_toml(const Config& config) {
       {"io_uring", feature_mode_name(config.mount.io_uring)},
       {"fsname", config.mount.fsname},
       {"sandbox", config.mount.sandbox},
+      {"set_node_weights", config.mount.set_node_weights},
   };
   if (!config.mount.state_dir.empty()) mount.insert("state_dir", config.mount.state_dir);
   toml::array tiers;
@@ -298,7 +314,8 @@ std::string to_toml(const Config& config) {
                   {"granularity", format_size(tier.granularity_bytes)},
                   {"hugepages", tier.hugepages},
                   {"create", tier.create_files},
-                  {"persistent", tier.persistent}};
+                  {"persistent", tier.persistent},
+                  {"data_path", data_path_mode_name(tier.data_path)}};
     if (tier.high_watermark != 0) {
       t.insert("high_watermark", static_cast<int64_t>(tier.high_watermark));
       t.insert("low_watermark", static_cast<int64_t>(tier.low_watermark));
@@ -329,6 +346,12 @@ std::string to_toml(const Config& config) {
                           {"promote_reads", static_cast<int64_t>(config.mover.promote_reads)}});
   std::ostringstream out;
   out << "# tierfs effective configuration of " << config.source << "\n" << root << "\n";
+  // Which path each tier takes is resolved, not configured: comments, so that
+  // the output still reads back as the same configuration.
+  out << "\n# data paths\n";
+  for (const TierConfig& tier : config.tiers)
+    out << "# tier \"" << tier.name << "\": " << data_path_name(tier.data_path_choice.path)
+        << " path: " << tier.data_path_choice.reason << "\n";
   return out.str();
 }
 

@@ -437,6 +437,9 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
   guard.up = true;
   spdlog::info("mounted {} on {} ({} tiers, {} free)", fs->config().source, options.mountpoint,
                fs->storage().tier_count(), fs->storage().free_bytes());
+  for (const TierConfig& tier : fs->config().tiers)
+    spdlog::info("tier {}: {} path: {}", tier.name, data_path_name(tier.data_path_choice.path),
+                 tier.data_path_choice.reason);
   report.mounted();
 
   fuse_loop_config* loop = fuse_loop_cfg_create();

@@ -102,6 +102,17 @@ for path in sorted((SOURCE / "tests/configs/good").glob("*.toml")):
     if result.returncode != 0:
         continue
     doc = json.loads(result.stdout)
+    # The data path is resolved against this machine's kernel (test_data_path
+    # checks the decision); here: every tier names one, with a reason, and a
+    # tier that is not all numa: regions is never on the kernel path.
+    for tier_doc, tier_cfg in zip(doc["tiers"], config["tier"]):
+        path_name = tier_doc.pop("data_path", None)
+        reason = tier_doc.pop("data_path_reason", "")
+        check(path_name in ("server", "kernel") and reason,
+              f"{path.name}: tier {tier_doc['name']}: data path {path_name!r} ({reason!r})")
+        regions = [r if isinstance(r, str) else r["region"] for r in tier_cfg["regions"]]
+        if not all(r.startswith("numa:") for r in regions):
+            check(path_name == "server", f"{path.name}: {tier_doc['name']} is not numa-only")
     expected = {
         "source": str(path),
         "tiers": [expected_tier(t) for t in config["tier"]],
