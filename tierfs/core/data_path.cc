@@ -29,7 +29,9 @@ const char* data_path_mode_name(DataPathMode mode) {
   return "auto";
 }
 
-const char* data_path_name(DataPath path) { return path == DataPath::kernel ? "kernel" : "server"; }
+const char* data_path_name(DataPath path) {
+  return path == DataPath::kernel ? "kernel" : "server";
+}
 
 namespace {
 
@@ -50,7 +52,9 @@ bool enabled(std::string_view word) {
 
 // "inherit" follows the tmpfs mount's own huge= option, which the backing
 // store sets to always: it counts as enabled.
-bool size_enabled(std::string_view word) { return enabled(word) || word == "inherit"; }
+bool size_enabled(std::string_view word) {
+  return enabled(word) || word == "inherit";
+}
 
 std::string weights_text(const std::vector<uint32_t>& weights) {
   std::string out;
@@ -79,21 +83,24 @@ std::string kernel_refusal(const TierConfig& tier, const MountOptions& mount,
                                                   [&](uint32_t w) { return w != tier.weights[0]; });
   if (!weighted) return "";
   if (!facts.weighted_interleave)
-    return fmt::format("weights {} need weighted interleave (Linux 6.9+, "
-                       "/sys/kernel/mm/mempolicy/weighted_interleave)",
-                       weights_text(tier.weights));
+    return fmt::format(
+        "weights {} need weighted interleave (Linux 6.9+, "
+        "/sys/kernel/mm/mempolicy/weighted_interleave)",
+        weights_text(tier.weights));
   if (!mount.set_node_weights)
-    return fmt::format("weights {} need the system-wide node weights in "
-                       "/sys/kernel/mm/mempolicy/weighted_interleave/nodeN; "
-                       "set [mount] set_node_weights = true to let tierfs write them",
-                       weights_text(tier.weights));
+    return fmt::format(
+        "weights {} need the system-wide node weights in "
+        "/sys/kernel/mm/mempolicy/weighted_interleave/nodeN; "
+        "set [mount] set_node_weights = true to let tierfs write them",
+        weights_text(tier.weights));
   for (size_t i = 0; i < tier.regions.size(); ++i) {
     const int node = tier.regions[i].spec.node;
     auto [it, fresh] = node_weights.emplace(node, tier.weights[i]);
     if (!fresh && it->second != tier.weights[i])
-      return fmt::format("node {} has weight {} here and {} in an earlier weighted tier; "
-                         "node weights are system-wide",
-                         node, tier.weights[i], it->second);
+      return fmt::format(
+          "node {} has weight {} here and {} in an earlier weighted tier; "
+          "node weights are system-wide",
+          node, tier.weights[i], it->second);
   }
   return "";
 }
@@ -176,8 +183,8 @@ std::vector<DataPathChoice> choose_data_paths(const std::vector<TierConfig>& tie
           policy, format_size(tier.granularity_bytes));
     } else {
       choice.path = DataPath::kernel;
-      choice.reason = fmt::format("{} at {} by the kernel", policy,
-                                  format_size(tier.granularity_bytes));
+      choice.reason =
+          fmt::format("{} at {} by the kernel", policy, format_size(tier.granularity_bytes));
     }
     choices.push_back(std::move(choice));
   }

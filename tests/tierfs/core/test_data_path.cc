@@ -98,11 +98,10 @@ TEST(DataPath, WeightsNeedPermissionToSetTheSystemWideNodeWeights) {
   EXPECT_EQ(refused.tiers[0].data_path_choice.path, DataPath::server);
   EXPECT_NE(refused.tiers[0].data_path_choice.reason.find("set [mount] set_node_weights = true"),
             std::string::npos);
-  const tierfs::Config allowed = parse("[mount]\nset_node_weights = true\n" + weighted,
-                                       stock_kernel());
+  const tierfs::Config allowed =
+      parse("[mount]\nset_node_weights = true\n" + weighted, stock_kernel());
   EXPECT_EQ(allowed.tiers[0].data_path_choice.path, DataPath::kernel);
-  EXPECT_EQ(allowed.tiers[0].data_path_choice.reason,
-            "weighted interleave at 2MiB by the kernel");
+  EXPECT_EQ(allowed.tiers[0].data_path_choice.reason, "weighted interleave at 2MiB by the kernel");
   KernelFacts old = stock_kernel();
   old.weighted_interleave = false;
   EXPECT_NE(parse("[mount]\nset_node_weights = true\n" + weighted, old)
