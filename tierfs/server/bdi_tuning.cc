@@ -3,6 +3,8 @@
 // raise it. With cache = "kernel" the page cache is a copy of region memory,
 // so dirty pages may take a larger share of the dirty limit than FUSE's 1 %
 // (strictlimit): writeback is a memory copy in the server, never a disk.
+// write(2) dirties no pages on either mode (fs_session.cc: no FUSE writeback
+// cache); the dirty pages are those stored through shared writable maps.
 #include "tierfs/server/bdi_tuning.h"
 
 #include <fuse_lowlevel.h>

@@ -103,14 +103,17 @@ void fs_init(void* userdata, fuse_conn_info* conn) {
   // Writes are copied from the request buffer into interleaved region memory in
   // any case; splicing them through a pipe would add a copy, not save one.
   conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
-  // cache = "kernel": buffered writes stay in the page cache and go to the
-  // server as large writeback requests, instead of one synchronous request
-  // per write(2); the kernel then owns sizes and times of open files and sends
-  // them back with setattr. cache = "none" keeps the server the only truth.
-  if (mount.cache == CacheMode::kernel && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
-    conn->want |= FUSE_CAP_WRITEBACK_CACHE;
-  else
-    conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  // Never FUSE's writeback cache, on either cache mode: with it a buffered
+  // write(2) only fills the page cache and the server first sees the bytes at
+  // writeback, where ENOSPC can no longer fail the write that was already
+  // acknowledged (issue 24: st_size grew past full tiers and the bytes were
+  // dropped at close). The capability is fixed per connection at INIT and no
+  // later request can take it back from an open file, so it cannot be turned
+  // off only when the tiers fill. cache = "kernel" therefore caches reads and
+  // writes through: each write(2) is a synchronous WRITE whose reply (bytes
+  // stored, short count or ENOSPC) is what write(2) returns, and the page
+  // cache keeps the written pages for later reads (fuse_perform_write).
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
   // Set-ID bits are the server's to clear, by the kernel's rules
   // (setid_rules.h), the same with every libfuse; without HANDLE_KILLPRIV the kernel
