@@ -92,6 +92,9 @@ def parse_args():
     p.add_argument("--before-bin", default="",
                    help="--table: another tierfs binary (e.g. main before a change), mounted as "
                         "tierfs_before with cache = \"none\" beside the others")
+    p.add_argument("--before-cache", choices=("none", "kernel"), default="none",
+                   help="--table: the cache mode of the --before-bin mount (kernel: mounted as "
+                        "tierfs_before_kernel, driven as tierfs_kernel is)")
     p.add_argument("--no-kernel-cache", action="store_true",
                    help="--table: leave out tierfs with cache = \"kernel\"")
     p.add_argument("--bind-jobs", action="store_true",

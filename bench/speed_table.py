@@ -15,6 +15,9 @@ system):
   (invalidate=0 after one read pass: "cached data" in the issue's target).
   bench/server_bench.cc: creates and stats of empty files.
 
+--before-bin mounts another build beside them (tierfs_before, cache = "none";
+with --before-cache kernel, tierfs_before_kernel, driven as tierfs_kernel).
+
 Every figure is the median of --repeat runs and every ratio is to tmpfs in
 the same run; the load average is printed beside every figure, because the
 machine may be shared. Nothing here passes or fails on speed.
@@ -213,8 +216,12 @@ def run_table(args, tierfs_bin, metadata_bin, work, log=print):
         # The same file system from another build: a change's before and after in one run.
         if not os.access(args.before_bin, os.X_OK):
             raise TableError(f"--before-bin {args.before_bin}: not an executable")
-        variants.append(Variant("tierfs_before", direct=True,
-                                binary=os.path.abspath(args.before_bin)))
+        if args.before_cache == "kernel":
+            variants.append(Variant("tierfs_before_kernel", direct=False, cache_kernel=True,
+                                    binary=os.path.abspath(args.before_bin)))
+        else:
+            variants.append(Variant("tierfs_before", direct=True,
+                                    binary=os.path.abspath(args.before_bin)))
     if not args.no_kernel_cache:
         variants.append(Variant("tierfs_kernel", direct=False, cache_kernel=True,
                                 binary=tierfs_bin))
@@ -288,7 +295,9 @@ def run_table(args, tierfs_bin, metadata_bin, work, log=print):
     return {"variants": [v.name for v in variants], "rows": rows,
             "settings": {"tmpfs_o_direct": variants[0].direct, "file_mib": args.file_mib, "runtime_s": args.runtime_s,
                          "repeat": args.repeat, "jobs": jobs_list, "files": args.files,
-                         "tierfs_before": args.before_bin, "only": args.only,
+                         "tierfs_before": args.before_bin,
+                         "before_cache": args.before_cache,
+                         "only": args.only,
                          "bind_jobs": args.bind_jobs,
                          "tier": "numa:0, 2MiB granularity",
                          "tierfs_318": f"-o io_uring ({rings} rings), max_io 4MiB"
