@@ -149,10 +149,12 @@ TEST_P(FullTierTest, BufferedWritePastBothTiersFailsAtWriteAndKeepsWhatItAcknowl
 TEST_P(FullTierTest, FourWritersFillingTheTiersEachFailAtWriteNotAtClose) {
   constexpr int kWriters = 4;
   std::vector<std::string> data;
+  data.reserve(kWriters);
   for (int i = 0; i < kWriters; ++i) data.push_back(pattern(kCapacity, 100 + i));
   std::vector<Filled> got(kWriters);
   std::vector<int> fsync_err(kWriters, -1), close_err(kWriters, -1);
   std::vector<std::thread> writers;
+  writers.reserve(kWriters);
   for (int i = 0; i < kWriters; ++i)
     writers.emplace_back([&, i] {
       const int fd = open(mount_.path("w" + std::to_string(i)).c_str(), O_WRONLY | O_CREAT, 0644);
