@@ -2,6 +2,7 @@
 #include "tests/integration/mount_fixture.h"
 
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -131,6 +132,27 @@ void set_past_times(const std::string& path) {
   const timespec past[2] = {{1'000'000'000, 0}, {1'000'000'000, 0}};  // 2001-09-09
   EXPECT_EQ(utimensat(AT_FDCWD, path.c_str(), past, AT_SYMLINK_NOFOLLOW), 0)
       << path << ": " << strerror(errno);
+}
+
+bool ReferenceTmpfs::mount(const std::string& size) {
+  char tmpl[] = "/tmp/tierfs-reference-tmpfs-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) return false;
+  dir_ = tmpl;
+  const std::string options = "mode=0755,size=" + size;
+  if (::mount("tmpfs", dir_.c_str(), "tmpfs", 0, options.c_str()) != 0) {
+    const int error = errno;
+    rmdir(dir_.c_str());
+    dir_.clear();
+    errno = error;
+    return false;
+  }
+  return true;
+}
+
+ReferenceTmpfs::~ReferenceTmpfs() {
+  if (dir_.empty()) return;
+  umount2(dir_.c_str(), MNT_DETACH);
+  rmdir(dir_.c_str());
 }
 
 }  // namespace tierfs::testing

@@ -77,6 +77,22 @@ bool same(const timespec& a, const timespec& b);
 // moves with the server's nanosecond clock (CLOCK_REALTIME).
 void set_past_times(const std::string& path);
 
+// A tmpfs mounted for a test, to compare tierfs's answers with (needs root);
+// unmounted and removed when it goes.
+class ReferenceTmpfs {
+ public:
+  ReferenceTmpfs() = default;
+  ReferenceTmpfs(const ReferenceTmpfs&) = delete;
+  ReferenceTmpfs& operator=(const ReferenceTmpfs&) = delete;
+  ~ReferenceTmpfs();
+  // False, with errno, when the directory or the mount could not be made.
+  bool mount(const std::string& size = "64m");
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+};
+
 // A fixture with one mount of small_config(); tests may remount with another config.
 class MountTest : public ::testing::Test {
  protected:

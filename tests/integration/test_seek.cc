@@ -4,7 +4,6 @@
 // that walks data runs (cp --sparse, tar, rsync) stops on ENXIO and treats
 // EINVAL as an error.
 #include <fcntl.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,31 +17,6 @@
 
 namespace tierfs::testing {
 namespace {
-
-// A file system to compare with: tmpfs, mounted for the test.
-class Tmpfs {
- public:
-  bool mount() {
-    char tmpl[] = "/tmp/tierfs-seek-tmpfs-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) return false;
-    dir_ = tmpl;
-    if (::mount("tmpfs", dir_.c_str(), "tmpfs", 0, "mode=0755,size=64m") != 0) {
-      rmdir(dir_.c_str());
-      dir_.clear();
-      return false;
-    }
-    return true;
-  }
-  ~Tmpfs() {
-    if (dir_.empty()) return;
-    umount2(dir_.c_str(), MNT_DETACH);
-    rmdir(dir_.c_str());
-  }
-  const std::string& dir() const { return dir_; }
-
- private:
-  std::string dir_;
-};
 
 struct Probe {
   off_t offset;
@@ -120,7 +94,7 @@ class SeekTest : public ::testing::TestWithParam<const char*> {
   }
 
   Mount mount_;
-  Tmpfs tmpfs_;
+  ReferenceTmpfs tmpfs_;
 };
 
 TEST_P(SeekTest, EmptyFileHasNoDataAndNoHole) {

@@ -6,7 +6,6 @@
 // keeps is a privilege escalation on a shared mount.
 #include <fcntl.h>
 #include <grp.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -26,31 +25,6 @@ namespace tierfs::testing {
 namespace {
 
 constexpr uid_t kNobody = 65534;
-
-// A file system to compare with: tmpfs, mounted for the test.
-class Tmpfs {
- public:
-  bool mount() {
-    char tmpl[] = "/tmp/tierfs-setid-tmpfs-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) return false;
-    dir_ = tmpl;
-    if (::mount("tmpfs", dir_.c_str(), "tmpfs", 0, "mode=0755,size=16m") != 0) {
-      rmdir(dir_.c_str());
-      dir_.clear();
-      return false;
-    }
-    return true;
-  }
-  ~Tmpfs() {
-    if (dir_.empty()) return;
-    umount2(dir_.c_str(), MNT_DETACH);
-    rmdir(dir_.c_str());
-  }
-  const std::string& dir() const { return dir_; }
-
- private:
-  std::string dir_;
-};
 
 // Runs `body` in a child as uid 65534 with primary group `gid` and no
 // supplementary groups (root's would include group 0); its exit status.
@@ -136,7 +110,7 @@ class SetidTest : public ::testing::TestWithParam<const char*> {
     config.allow_other = true;
     ASSERT_TRUE(mount_.start(config)) << mount_.failure();
     ASSERT_EQ(chmod(mount_.dir().c_str(), 0755), 0);
-    ASSERT_TRUE(tmpfs_.mount()) << "mount tmpfs: " << strerror(errno);
+    ASSERT_TRUE(tmpfs_.mount("16m")) << "mount tmpfs: " << strerror(errno);
   }
   void TearDown() override { EXPECT_EQ(mount_.stop(), 0) << mount_.failure(); }
 
@@ -160,7 +134,7 @@ class SetidTest : public ::testing::TestWithParam<const char*> {
   }
 
   Mount mount_;
-  Tmpfs tmpfs_;
+  ReferenceTmpfs tmpfs_;
 };
 
 constexpr Change kModifications[] = {Change::write, Change::ftruncate, Change::truncate,
