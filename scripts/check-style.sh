@@ -86,6 +86,6 @@ if ! printf '%s\n' "${sources[@]}" |
   echo "check-style: clang-tidy found problems in the ${#sources[@]} sources above" >&2
   status=1
 else
-  echo "check-style: clang-format clean; clang-tidy clean on ${#sources[@]} sources"
+  echo "check-style: clang-format clean; clang-tidy clean on ${#sources[@]} sources ($SECONDS s)"
 fi
 exit $status

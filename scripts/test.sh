@@ -16,7 +16,15 @@ cd "$(dirname "$0")/.."
 build_dir=${BUILD_DIR:-build}
 system_build_dir=${build_dir}-libfuse-system
 
+# phase NAME: one line with the seconds since the last phase, so a slow CI run says where it went.
+phase_start=$SECONDS
+phase() {
+  echo "test: $1 took $((SECONDS - phase_start)) s"
+  phase_start=$SECONDS
+}
+
 ./scripts/setup.sh
+phase setup
 
 uring_param=/sys/module/fuse/parameters/enable_uring
 if [ "${TIERFS_REQUIRE_PRIVILEGED:-0}" = 1 ] && [ -w "$uring_param" ]; then
@@ -41,12 +49,14 @@ configure() {
 
 configure "$build_dir" "${setup_args[@]}"
 ninja -C "$build_dir"
+phase "build ($build_dir)"
 
 status=0
 logs=("$build_dir/meson-logs/testlog.json")
 # In CI the main build must have FUSE over io_uring (integration_io_uring fails otherwise).
 [ "${CI:-}" = true ] && export TIERFS_EXPECT_IO_URING=1
 meson test -C "$build_dir" --print-errorlogs --num-processes "$(nproc)" "$@" || status=$?
+phase "tests ($build_dir)"
 unset TIERFS_EXPECT_IO_URING
 
 if [ "${CI:-}" = true ] && [ $# -eq 0 ]; then
@@ -54,9 +64,27 @@ if [ "${CI:-}" = true ] && [ $# -eq 0 ]; then
   system_args=(-Dlibfuse_prefix=system -Dwerror=true -Dvm_tests=disabled -Dfuzz=disabled
     -Dbenchmarks=disabled)
   configure "$system_build_dir" "${system_args[@]}"
-  ninja -C "$system_build_dir"
-  meson test -C "$system_build_dir" --print-errorlogs --num-processes "$(nproc)" \
+  # Only what those suites' tests run, not the unit tests and tools they do not.
+  mapfile -t needed < <(python3 - "$system_build_dir" <<'PY'
+import json, subprocess, sys
+build = sys.argv[1]
+def introspect(what):
+    return json.loads(subprocess.check_output(["meson", "introspect", what, build]))
+suites = {"integration", "security", "jobs"}
+wanted = set()
+for test in introspect("--tests"):
+    if suites & {name.split(":")[-1] for name in test["suite"]}:
+        wanted.update(test.get("depends", []))
+for target in introspect("--targets"):
+    if target["id"] in wanted:
+        print("\n".join(target["filename"]))
+PY
+  )
+  ninja -C "$system_build_dir" "${needed[@]}"
+  phase "build ($system_build_dir)"
+  meson test -C "$system_build_dir" --no-rebuild --print-errorlogs --num-processes "$(nproc)" \
     --suite integration --suite security --suite jobs || status=$?
+  phase "tests ($system_build_dir)"
   logs+=("$system_build_dir/meson-logs/testlog.json")
 fi
 
