@@ -66,7 +66,7 @@ if [ "${CI:-}" = true ] && [ $# -eq 0 ]; then
   configure "$system_build_dir" "${system_args[@]}"
   # Only what those suites' tests run, not the unit tests and tools they do not.
   mapfile -t needed < <(python3 - "$system_build_dir" <<'PY'
-import json, subprocess, sys
+import json, os, subprocess, sys
 build = sys.argv[1]
 def introspect(what):
     return json.loads(subprocess.check_output(["meson", "introspect", what, build]))
@@ -77,7 +77,7 @@ for test in introspect("--tests"):
         wanted.update(test.get("depends", []))
 for target in introspect("--targets"):
     if target["id"] in wanted:
-        print("\n".join(target["filename"]))
+        print("\n".join(os.path.relpath(name, build) for name in target["filename"]))
 PY
   )
   ninja -C "$system_build_dir" "${needed[@]}"
