@@ -19,6 +19,8 @@ packages=(
   moosefs-master moosefs-chunkserver moosefs-client   # job-wide scratch (examples/slurm/shared_scratch.sh)
   seccomp bpftrace   # scripts/seccomp-audit.sh: syscall names, and the calls sandboxed servers make
   groff-base   # the man page check (tests/integration/mount_helper.sh)
+  python3-prometheus-client   # parses tierfs stats --openmetrics/--prometheus (tests/integration/stats_openmetrics.sh)
+  debhelper lintian debootstrap   # the Debian package, built and installed into a clean root (tests/package)
   # VM harness (kernel/vm)
   qemu-system-x86 busybox-static ndctl daxctl cpio kmod
   binutils xz-utils zstd    # strip; unpacking compressed modules of a kernel of one's own

@@ -10,7 +10,7 @@ _tierfs() {
     esac
   done
   case "$prev" in
-    --config | -c | --node-config | --manifest | -m | --report | --log-file)
+    --config | -c | --node-config | --manifest | -m | --report | --log-file | --output)
       _filedir
       return ;;
     --job-id | --uid | --gid | --size | --threads | -j | -o)
@@ -36,6 +36,12 @@ _tierfs() {
         COMPREPLY=($(compgen -W "start stop env --node-config --help" -- "$cur"))
       else
         COMPREPLY=($(compgen -W "--job-id --uid --gid --size --help" -- "$cur"))
+      fi ;;
+    stats)
+      if [[ "$cur" == -* ]]; then
+        COMPREPLY=($(compgen -W "--json --openmetrics --prometheus --all --output --node-config --help" -- "$cur"))
+      else
+        _filedir -d
       fi ;;
     stage)
       if [ -z "$sub" ]; then

@@ -1,20 +1,32 @@
 // `tierfs stats MOUNTPOINT [--json]`: per-tier and per-region capacity, use
 // and traffic (requests and bytes), watermarks and migrations per tier, the
 // mover's state, and the server's operation counts. Reads the virtual xattr
-// user.tierfs.stats on the mount root; needs no ioctl.
+// user.tierfs.stats on the mount root; needs no ioctl. With --openmetrics or
+// --prometheus (stats_openmetrics.h), of one mount or of --all of the node's.
+#include <unistd.h>
+
 #include <fmt/core.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
+#include <filesystem>
+#include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "numa/topology.h"
 #include "tierfs/cli/commands.h"
+#include "tierfs/cli/mount_guard.h"
+#include "tierfs/cli/stats_openmetrics.h"
 #include "tierfs/cli/virtual_xattr.h"
 #include "tierfs/core/units.h"
+#include "tierfs/jobs/job_state.h"
+#include "tierfs/jobs/node_config.h"
 
 namespace tierfs {
 
@@ -100,20 +112,110 @@ void print_stats(const std::string& mountpoint, const inspect::Stats& stats) {
   fmt::print("  operations:{}\n", ops.empty() ? " none" : ops);
 }
 
+struct StatsArgs {
+  std::string mountpoint;
+  bool json = false;
+  bool openmetrics = false;
+  bool prometheus = false;
+  bool all = false;
+  std::string output;
+  std::string node_config = "/etc/tierfs/node.toml";
+  bool node_config_given = false;
+};
+
+std::string host_name() {
+  std::array<char, 256> name{};
+  if (gethostname(name.data(), name.size() - 1) != 0) return "unknown";
+  return name.data();
+}
+
+// Mount point -> Slurm job id, from the job records in the node
+// configuration's state directory. A node without the default node
+// configuration has no job mounts; one given with --node-config must load.
+std::map<std::string, std::string> job_mounts(const StatsArgs& args) {
+  std::string state_dir = jobs::NodeConfig{}.state_dir;
+  if (args.node_config_given || std::filesystem::exists(args.node_config))
+    state_dir = jobs::load_node_config(args.node_config, numa::discover_topology()).state_dir;
+  std::map<std::string, std::string> out;
+  for (const jobs::JobState& job : jobs::list_job_states(state_dir))
+    out[job.mountpoint] = job.job_id;
+  return out;
+}
+
+// As mountinfo names it: resolved when the mount answers, else as given.
+std::string mount_path(const std::string& path) {
+  std::error_code error;
+  const auto resolved = std::filesystem::canonical(path, error);
+  if (!error) return resolved.string();
+  return std::filesystem::absolute(path, error).lexically_normal().string();
+}
+
+void print_metrics(const StatsArgs& args) {
+  const auto job_ids = job_mounts(args);
+  std::vector<MountMetrics> mounts;
+  const std::vector<std::string> points =
+      args.all ? tierfs_mount_points() : std::vector<std::string>{mount_path(args.mountpoint)};
+  for (const std::string& point : points) {
+    MountMetrics mount{point, std::nullopt, ""};
+    if (auto it = job_ids.find(point); it != job_ids.end()) mount.slurm_job_id = it->second;
+    if (args.all) {
+      // One unreadable mount (its server gone) is tierfs_up 0, not the node's whole output lost.
+      try {
+        mount.stats = read_stats(point);
+      } catch (const std::exception& e) {
+        std::cerr << "tierfs stats: " << e.what() << "\n";
+      }
+    } else {
+      mount.stats = read_stats(args.mountpoint);
+    }
+    mounts.push_back(std::move(mount));
+  }
+  const std::string text =
+      metrics_text(mounts, host_name(),
+                   args.prometheus ? MetricsFormat::prometheus : MetricsFormat::openmetrics);
+  if (args.output.empty())
+    fmt::print("{}", text);
+  else
+    jobs::write_file_atomically(args.output, text);  // a scraper never reads half a file
+}
+
 }  // namespace
 
 void add_stats_command(CLI::App& app, int& status) {
-  auto mountpoint = std::make_shared<std::string>();
-  auto json = std::make_shared<bool>(false);
+  auto args = std::make_shared<StatsArgs>();
   auto* cmd = app.add_subcommand("stats", "Show tier and region use and operation counts");
-  cmd->add_option("MOUNTPOINT", *mountpoint, "a mounted tierfs")->required();
-  cmd->add_flag("--json", *json, "print the JSON document instead of a table");
-  cmd->callback([mountpoint, json, &status] {
-    const inspect::Stats stats = read_stats(*mountpoint);
-    if (*json)
-      fmt::print("{}\n", nlohmann::json(stats).dump(2));
+  cmd->add_option("MOUNTPOINT", args->mountpoint, "a mounted tierfs");
+  auto* json = cmd->add_flag("--json", args->json, "print the JSON document instead of a table");
+  auto* open =
+      cmd->add_flag("--openmetrics", args->openmetrics, "print the OpenMetrics text format");
+  auto* prom = cmd->add_flag("--prometheus", args->prometheus,
+                             "print the Prometheus 0.0.4 text format (node_exporter's textfile "
+                             "collector)");
+  json->excludes(open)->excludes(prom);
+  open->excludes(prom);
+  cmd->add_flag("--all", args->all,
+                "every tierfs mount of the node (/proc/self/mountinfo), with --openmetrics or "
+                "--prometheus");
+  cmd->add_option("--output", args->output,
+                  "with --openmetrics or --prometheus: write FILE atomically instead of stdout");
+  cmd->add_option("--node-config", args->node_config,
+                  "where job mounts are recorded (slurm_job_id labels); default "
+                  "/etc/tierfs/node.toml when it exists")
+      ->each([args](const std::string&) { args->node_config_given = true; });
+  cmd->callback([args, &status] {
+    const bool metrics = args->openmetrics || args->prometheus;
+    if (args->all && !metrics)
+      throw CLI::ValidationError("--all", "needs --openmetrics or --prometheus");
+    if (!args->output.empty() && !metrics)
+      throw CLI::ValidationError("--output", "needs --openmetrics or --prometheus");
+    if (args->all == !args->mountpoint.empty())
+      throw CLI::ValidationError("MOUNTPOINT", "give a MOUNTPOINT or --all, not both or neither");
+    if (metrics)
+      print_metrics(*args);
+    else if (args->json)
+      fmt::print("{}\n", nlohmann::json(read_stats(args->mountpoint)).dump(2));
     else
-      print_stats(*mountpoint, stats);
+      print_stats(args->mountpoint, read_stats(args->mountpoint));
     status = 0;
   });
 }

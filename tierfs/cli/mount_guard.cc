@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -34,7 +35,10 @@ std::string unescaped(const std::string& field) {
   return out;
 }
 
-bool served_by_tierfs(const std::string& point) {
+}  // namespace
+
+std::vector<std::string> tierfs_mount_points() {
+  std::vector<std::string> points;
   std::ifstream in("/proc/self/mountinfo");
   std::string line;
   while (std::getline(in, line)) {
@@ -46,12 +50,10 @@ bool served_by_tierfs(const std::string& point) {
     std::istringstream rest(line.substr(dash + 3));
     std::string type;
     rest >> type;
-    if (type == "fuse.tierfs" && unescaped(mount_point) == point) return true;
+    if (type == "fuse.tierfs") points.push_back(unescaped(mount_point));
   }
-  return false;
+  return points;
 }
-
-}  // namespace
 
 void refuse_served_mountpoint(const std::string& path) {
   std::error_code error;
@@ -60,9 +62,10 @@ void refuse_served_mountpoint(const std::string& path) {
       std::filesystem::absolute(path, error).lexically_normal().string()};
   const auto resolved = std::filesystem::canonical(path, error);
   if (!error) candidates.push_back(resolved.string());
+  const std::vector<std::string> served = tierfs_mount_points();
   for (std::string point : candidates) {
     if (point.size() > 1 && point.back() == '/') point.pop_back();
-    if (served_by_tierfs(point))
+    if (std::ranges::find(served, point) != served.end())
       throw std::runtime_error(fmt::format(
           "mount point {} is already served by tierfs; unmount it first with fusermount3 -u {} "
           "(if its server died, the next mount adopts what it left; tierfs cleanup {} discards "
@@ -75,7 +78,8 @@ void remount_served(const std::string& path, bool read_only) {
   std::error_code error;
   std::string point = std::filesystem::absolute(path, error).lexically_normal().string();
   if (point.size() > 1 && point.back() == '/') point.pop_back();
-  if (!served_by_tierfs(point))
+  const std::vector<std::string> served = tierfs_mount_points();
+  if (std::ranges::find(served, point) == served.end())
     throw std::runtime_error(
         fmt::format("remount: {} is not a tierfs mount point; mount it first", point));
   struct statvfs st {};

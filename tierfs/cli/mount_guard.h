@@ -4,8 +4,13 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace tierfs {
+
+// The mount points of every fuse.tierfs mount in this mount namespace, in
+// /proc/self/mountinfo's order (a stale mount whose server died included).
+std::vector<std::string> tierfs_mount_points();
 
 // Throws std::runtime_error with one line when `path` (as given, or resolved)
 // is the mount point of a tierfs mount in this mount namespace.
