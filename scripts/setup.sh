@@ -20,6 +20,7 @@ packages=(
   seccomp bpftrace   # scripts/seccomp-audit.sh: syscall names, and the calls sandboxed servers make
   groff-base   # the man page check (tests/integration/mount_helper.sh)
   python3-prometheus-client   # parses tierfs stats --openmetrics/--prometheus (tests/integration/stats_openmetrics.sh)
+  prometheus-node-exporter   # its textfile collector serves that output (the same test starts its own on a free port)
   debhelper lintian debootstrap   # the Debian package, built and installed into a clean root (tests/package)
   # VM harness (kernel/vm)
   qemu-system-x86 busybox-static ndctl daxctl cpio kmod

@@ -3,8 +3,12 @@
 # traffic, a job mount (slurm_job_id label) and a mount whose server was
 # killed (tierfs_up 0 while the others still report), both formats parsed by
 # prometheus_client (the OpenMetrics parser is strict), --output written
-# whole, and the usage errors. Needs root, /dev/fuse and
-# python3-prometheus-client (scripts/setup.sh).
+# whole, and the usage errors. Then the textfile-collector wiring as a site
+# runs it: the command of examples/systemd/tierfs-metrics.service writes into
+# a textfile directory, Debian's prometheus-node-exporter (started here on a
+# free loopback port, stopped at the end) reads it, and an HTTP GET of its
+# /metrics shows the tierfs series. Needs root, /dev/fuse,
+# python3-prometheus-client and prometheus-node-exporter (scripts/setup.sh).
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/../support/privileged.sh"
@@ -20,9 +24,11 @@ D=$(mktemp -d /tmp/tierfs-metrics-test.XXXXXX)
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 killed_pid=""
+exporter_pid=""
 # A quote, a backslash and a space in the path: label values must be escaped.
 plain="$D/a \"q\\b"
 finish() {
+  [ -n "$exporter_pid" ] && kill "$exporter_pid" 2>/dev/null && wait "$exporter_pid" 2>/dev/null
   "$TIERFS_BIN" job --node-config "$D/node.toml" stop --job-id 4242 >/dev/null 2>&1
   umount "$plain" 2>/dev/null
   umount -l "$D/dead" 2>/dev/null
@@ -107,6 +113,56 @@ done
 out=$("$TIERFS_BIN" stats --openmetrics --node-config "$D/missing.toml" "$plain" 2>&1) &&
   fail "a missing --node-config was accepted"
 [ "$(printf '%s\n' "$out" | grep -c .)" -eq 1 ] || fail "missing --node-config: not one line: $out"
+
+# The timer's unit, its command pointed at a directory of this test's.
+exporter=/usr/bin/prometheus-node-exporter
+[ -x "$exporter" ] || { echo "FAIL: no $exporter (scripts/setup.sh installs prometheus-node-exporter)" >&2; exit 1; }
+unit="$TIERFS_SOURCE_ROOT/examples/systemd/tierfs-metrics.service.in"
+exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
+[[ "$exec_start" == "@BINDIR@/tierfs "*" /var/lib/prometheus/node-exporter/tierfs.prom" ]] ||
+  fail "unexpected ExecStart in $unit: $exec_start"
+textfile="$D/textfile"
+mkdir -p "$textfile"
+exec_start=${exec_start//@BINDIR@\/tierfs/$TIERFS_BIN}
+exec_start=${exec_start//\/var\/lib\/prometheus\/node-exporter/$textfile}
+# This test's job records; the unit reads /etc/tierfs/node.toml's.
+exec_start+=" --node-config $D/node.toml"
+# shellcheck disable=SC2086
+$exec_start 2>/dev/null || fail "the unit's command: $exec_start"
+first_inode=$(stat -c %i "$textfile/tierfs.prom")
+# shellcheck disable=SC2086
+$exec_start 2>/dev/null || fail "the unit's command, again"
+# A new file renamed over the old one: a scrape never reads a half-written file.
+[ "$(stat -c %i "$textfile/tierfs.prom")" != "$first_inode" ] || fail "tierfs.prom was rewritten in place"
+[ "$(ls "$textfile")" = tierfs.prom ] || fail "the textfile directory holds more than tierfs.prom: $(ls "$textfile")"
+port=$($py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$exporter" --web.listen-address="127.0.0.1:$port" --collector.disable-defaults --collector.textfile \
+  --collector.textfile.directory="$textfile" >"$D/exporter.log" 2>&1 &
+exporter_pid=$!
+$py - "$port" "$plain" "$D" <<'PY' || fail "node_exporter /metrics: $(tail -3 "$D/exporter.log")"
+import sys, time, urllib.request
+from prometheus_client.parser import text_string_to_metric_families as prometheus
+port, plain, d = sys.argv[1:]
+for _ in range(100):
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    raise SystemExit("no answer from node_exporter")
+samples = [s for f in prometheus(text) for s in f.samples]
+def find(name, **labels):
+    return [s for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+assert find("node_textfile_scrape_error", ) and find("node_textfile_scrape_error")[0].value == 0, \
+    [l for l in text.splitlines() if "textfile" in l]
+assert find("tierfs_up", mount=plain)[0].value == 1
+assert find("tierfs_up", mount=f"{d}/dead")[0].value == 0
+assert find("tierfs_up", mount=f"{d}/scratch/4242", slurm_job_id="4242")[0].value == 1
+assert find("tierfs_tier_written_bytes_total", mount=plain)[0].value >= 3 << 20
+assert find("tierfs_operations_total", mount=plain, op="write")[0].value > 0
+print(f"node_exporter serves {sum(s.name.startswith('tierfs_') for s in samples)} tierfs samples")
+PY
 
 [ "$failures" -eq 0 ] && echo "stats_openmetrics: ok"
 exit $((failures > 0))
