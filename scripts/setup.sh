@@ -16,7 +16,7 @@ packages=(
   # Slurm suite (tests/slurm): munge, slurmctld and slurmd on localhost; rsync for the staging benchmark
   slurmctld slurmd slurm-client munge rsync
   iproute2   # the multi-node Slurm suite: a bridge and a network namespace per node
-  moosefs-master moosefs-chunkserver moosefs-client   # job-wide scratch (examples/slurm/shared_scratch.sh)
+  moosefs-master moosefs-chunkserver moosefs-client   # job-wide scratch (tierfs job start --shared)
   seccomp bpftrace   # scripts/seccomp-audit.sh: syscall names, and the calls sandboxed servers make
   groff-base   # the man page check (tests/integration/mount_helper.sh)
   python3-prometheus-client   # parses tierfs stats --openmetrics/--prometheus (tests/integration/stats_openmetrics.sh)

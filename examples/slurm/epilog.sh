@@ -4,8 +4,8 @@
 # as the job's user, what the job marked: the manifest it wrote to
 # $TIERFS_STAGE_OUT (see docs/operations.md), and the directory
 # $TIERFS_STAGE_OUT_DIR, which goes to SLURM_JOB_WORK_DIR/tierfs-stage-out.<id>.
-# Then `tierfs job stop` unmounts,
-# ends the server and removes every trace, also after a server crash.
+# Then `tierfs job stop` stops what this node runs of the job-wide scratch,
+# unmounts, ends the server and removes every trace, also after a server crash.
 #
 # Only a stop that could not clean up (exit status 7: still mounted, a server
 # that does not die, an object that cannot be removed) fails the epilog, so
@@ -33,12 +33,6 @@ fi
 if [ -n "$scratch" ] && [ -d "$scratch/stage-out" ] && [ -n "${SLURM_JOB_WORK_DIR:-}" ]; then
   stage_out --report "$SLURM_JOB_WORK_DIR/tierfs-stage-out.$SLURM_JOB_ID.json" \
     "$scratch/stage-out" "$SLURM_JOB_WORK_DIR/tierfs-stage-out.$SLURM_JOB_ID"
-fi
-
-# Job-wide scratch first: its chunkserver keeps files open on the scratch.
-if [ -n "$scratch" ] && [ -r "${0%/*}/shared_scratch.sh" ] && . "${0%/*}/shared_scratch.sh" &&
-  [ -d "$TIERFS_SHARED_STATE/$SLURM_JOB_ID" ]; then
-  shared_stop "$scratch" || logger -t tierfs-epilog -- "job $SLURM_JOB_ID: shared scratch not fully removed"
 fi
 
 out=$("$TIERFS" job --node-config "$TIERFS_NODE_CONFIG" stop 2>&1)

@@ -2,7 +2,8 @@
 # Slurm Prolog for tierfs per-job scratch (slurm.conf: Prolog=, PrologFlags=Alloc).
 # Runs as root on the node when the job is allocated: mounts BASE/$SLURM_JOB_ID,
 # owned by the job's user, sized by the job's --tmp (sbatch --tmp=8G) or the
-# node's default_size. Uses only Slurm's documented prolog variables
+# node's default_size, and for a job that wants it this node's part of the
+# job-wide scratch (`tierfs job start --shared`). Uses only Slurm's documented prolog variables
 # (SLURM_JOB_ID, SLURM_JOB_UID, SLURM_JOB_GID, which `tierfs job` reads itself).
 #
 # It always exits 0: a failing prolog drains the node and requeues the job.
@@ -23,6 +24,19 @@ case "$size" in
   "" | 0) set -- ;;
   *) set -- --size "$size" ;;
 esac
+# Job-wide scratch (docs/operations.md): asked for with --constraint=tierfs_shared,
+# or given to every job of several nodes by [shared] default in node.toml.
+# tierfs needs the job's node addresses (NodeAddr, one query for all, in
+# Slurm's node order: the first runs the master); it finds itself among them.
+case " $(echo "$job" | tr ' ' '\n' | sed -n 's/^Features=//p' | tr '&,|' '   ') " in
+  *" tierfs_shared "*) set -- "$@" --shared ;;
+esac
+# Slurm 22.05 gives the Prolog SLURM_NODELIST (SLURM_JOB_NODELIST in later releases).
+if [ "${SLURM_JOB_NUM_NODES:-1}" -gt 1 ]; then
+  addrs=$(scontrol show node -o "${SLURM_JOB_NODELIST:-$SLURM_NODELIST}" 2>/dev/null |
+    tr ' ' '\n' | sed -n 's/^NodeAddr=//p' | paste -sd, -)
+  [ -n "$addrs" ] && set -- "$@" --nodes "$addrs"
+fi
 
 # The Comment starts with a fixed phrase and names the node: in a multi-node
 # job the TaskProlog of every other node finds it there and fails the job too.
@@ -38,14 +52,5 @@ failed() {
 }
 if ! out=$("$TIERFS" job --node-config "$TIERFS_NODE_CONFIG" start "$@" 2>&1); then
   failed "$out"
-  exit 0
-fi
-
-# Job-wide scratch (shared_scratch.sh) for a job of several nodes that asks.
-# Sourced only when installed: a missing file must not fail the prolog (and drain the node).
-if [ -r "${0%/*}/shared_scratch.sh" ] && . "${0%/*}/shared_scratch.sh" && shared_wanted "$job"; then
-  scratch=$("$TIERFS" job --node-config "$TIERFS_NODE_CONFIG" env 2>/dev/null |
-    sed -n 's/^export TIERFS_SCRATCH=//p')
-  out=$(shared_start "$scratch") || failed "$out"
 fi
 exit 0

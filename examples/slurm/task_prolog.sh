@@ -1,10 +1,10 @@
 #!/bin/sh
 # Slurm TaskProlog for tierfs per-job scratch (slurm.conf: TaskProlog=).
 # Runs as the job's user before each task; Slurm turns the "export NAME=VALUE"
-# lines it prints into the task's environment (TIERFS_SCRATCH, TIERFS_STAGE_OUT)
-# and "print ..." lines into the task's output. When the prolog could not
-# mount the job's scratch, it prints the reason and exits with tierfs's
-# status, which fails the job (not the node).
+# lines it prints into the task's environment (TIERFS_SCRATCH, TIERFS_STAGE_OUT,
+# TIERFS_SHARED for job-wide scratch) and "print ..." lines into the task's
+# output. When the prolog could not mount the job's scratch, it prints the
+# reason and exits with tierfs's status, which fails the job (not the node).
 settings="${0%/*}/tierfs-slurm.env"
 [ -r "$settings" ] || settings=/etc/tierfs/slurm.env
 [ -r "$settings" ] && . "$settings"
@@ -30,8 +30,4 @@ if [ "${SLURM_JOB_NUM_NODES:-1}" -gt 1 ]; then
   esac
 fi
 echo "$out"
-if [ -r "${0%/*}/shared_scratch.sh" ] && . "${0%/*}/shared_scratch.sh" &&
-  grep -q " $TIERFS_SHARED_BASE/$SLURM_JOB_ID fuse" /proc/self/mounts; then
-  echo "export TIERFS_SHARED=$TIERFS_SHARED_BASE/$SLURM_JOB_ID"
-fi
 exit 0

@@ -1,4 +1,5 @@
-# Sourced by the multi-node Slurm suite: a private three-node Slurm cluster on
+# Sourced by the multi-node Slurm suite after cluster.sh (whose slurm.conf
+# lines, munged and pid-file stop it uses): a private three-node Slurm cluster on
 # one machine. Debian's slurmd is built without --enable-multiple-slurmd
 # (libslurmfull refuses a NodeHostName twice), so each node is a slurmd in a
 # network and UTS namespace of its own (its own address and host name), on a
@@ -54,41 +55,7 @@ mn_addr() {  # mn_addr NODE: the node's address on the bridge
 mn_conf() {
   local dir="$1" scripts="$2" port="$3" tmp_mib="$4" node
   {
-    cat <<CONF
-ClusterName=tierfsmn
-SlurmctldHost=$(hostname -s)($MN_NET.1)
-SlurmUser=root
-SlurmdUser=root
-SlurmctldPort=$port
-SlurmdPort=$((port + 1))
-AuthType=auth/munge
-AuthInfo=socket=$dir/munge/munge.socket
-CredType=cred/munge
-StateSaveLocation=$dir/state
-SlurmdSpoolDir=$dir/nodes/%n/spool
-SlurmctldPidFile=$dir/slurmctld.pid
-SlurmdPidFile=$dir/nodes/%n/slurmd.pid
-SlurmctldLogFile=$dir/slurmctld.log
-SlurmdLogFile=$dir/nodes/%n/slurmd.log
-SlurmctldDebug=info
-SlurmdDebug=info
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
-SchedulerType=sched/builtin
-MpiDefault=none
-ReturnToService=2
-SlurmdParameters=config_overrides
-SchedulerParameters=defer_batch
-MessageTimeout=10
-KillWait=5
-PrologFlags=Alloc
-Prolog=$scripts/prolog.sh
-Epilog=$scripts/epilog.sh
-TaskProlog=$scripts/task_prolog.sh
-CONF
+    slurm_conf_common tierfsmn "$MN_NET.1" "$port" "$dir" "$dir/nodes/%n" "$scripts"
     for node in $MN_NODES; do
       echo "NodeName=$node NodeHostname=$node NodeAddr=$(mn_addr "$node") CPUs=2 RealMemory=1000 TmpDisk=$tmp_mib Features=tierfs_shared State=UNKNOWN"
     done
@@ -98,17 +65,9 @@ CONF
 
 mn_start() {
   local dir="$1" node i
-  mkdir -p "$dir/munge" "$dir/state"
   # Jobs run srun and squeue as their user: the socket must be reachable (munged
   # still insists that the key is root's alone).
-  chmod 0755 "$dir/munge"
-  dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none
-  chmod 0400 "$dir/munge/munge.key"
-  munged --force --key-file="$dir/munge/munge.key" --socket="$dir/munge/munge.socket" \
-    --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" \
-    --seed-file="$dir/munge/munged.seed" || return 1
-  export SLURM_CONF="$dir/slurm.conf"
-  slurmctld -f "$dir/slurm.conf" -i || return 1
+  munge_ctld_start "$dir" 0755 || return 1
   for node in $MN_NODES; do
     mkdir -p "$dir/nodes/$node/spool"
     # A host name of its own: what the node's tools (and tierfs's messages) call it.
@@ -125,15 +84,8 @@ mn_start() {
 }
 
 mn_stop() {
-  local dir="$1" f pid i ns
-  for f in "$dir"/nodes/*/slurmd.pid "$dir/slurmctld.pid" "$dir/munge/munged.pid"; do
-    [ -s "$f" ] || continue
-    pid=$(cat "$f")
-    kill "$pid" 2>/dev/null || { rm -f "$f"; continue; }
-    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$f"
-  done
+  local dir="$1" ns
+  stop_pidfiles "$dir"/nodes/*/slurmd.pid "$dir/slurmctld.pid" "$dir/munge/munged.pid"
   if [ -s "$dir/netns" ]; then
     while read -r ns; do ip netns del "$ns" 2>/dev/null; done <"$dir/netns"
     rm -f "$dir/netns"
@@ -142,4 +94,49 @@ mn_stop() {
     ip link del "$(cat "$dir/bridge")" 2>/dev/null
     rm -f "$dir/bridge"
   fi
+}
+
+# mn_cluster_up DIR TMP_MIB ALLOWANCE N2_ALLOWANCE: the scripts' settings
+# (DIR/scripts/tierfs-slurm.env, pointing at DIR/bin/tierfs), one node.toml
+# per node with its scratch, state and job-wide scratch under DIR/nodes/NAME
+# and its "numa:0" allowance (n2's its own), a free slurmctld port pair in
+# 47100-47199 (MN_PORT), the bridge and namespaces, slurm.conf and the daemons.
+mn_cluster_up() {
+  local dir="$1" tmp_mib="$2" allowance="$3" n2_allowance="$4" node a
+  # Each node reads its own node configuration: Slurm names the node to the
+  # scripts in SLURMD_NODENAME (Prolog, Epilog and tasks alike).
+  cat >"$dir/scripts/tierfs-slurm.env" <<ENV
+TIERFS=$dir/bin/tierfs
+TIERFS_NODE_CONFIG=$dir/nodes/\${SLURMD_NODENAME}/node.toml
+ENV
+  chmod 0644 "$dir/scripts/tierfs-slurm.env"
+  for node in $MN_NODES; do
+    mkdir -p "$dir/nodes/$node"
+    a="$allowance"
+    [ "$node" = n2 ] && a="$n2_allowance"
+    cat >"$dir/nodes/$node/node.toml" <<TOML
+[job]
+base = "$dir/nodes/$node/scratch"
+state_dir = "$dir/nodes/$node/run"
+default_size = "64MiB"
+stop_timeout = 5
+
+[admission]
+"numa:0" = "$a"
+
+# The nodes share one mount namespace here, so the job-wide mount's base
+# differs per node (on a real cluster it is the same path everywhere).
+[shared]
+base = "$dir/nodes/$node/shared"
+state_dir = "$dir/nodes/$node/shared-state"
+port_base = 47400
+io_retries = 5   # a lost chunk fails a read in about 3 s, not 2 minutes
+TOML
+    chmod 0644 "$dir/nodes/$node/node.toml"
+  done
+  MN_PORT=$(free_port_pair $(seq 47100 2 47198)) ||
+    { echo "cluster: no free port pair in 47100-47199" >&2; return 1; }
+  mn_net_up "$dir" || { echo "cluster: the bridge and namespaces could not be made" >&2; return 1; }
+  mn_conf "$dir" "$dir/scripts" "$MN_PORT" "$tmp_mib"
+  mn_start "$dir"
 }

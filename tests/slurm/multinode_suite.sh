@@ -22,7 +22,9 @@
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/../support/privileged.sh"
+. "$here/cluster.sh"
 . "$here/multinode_cluster.sh"
+. "$here/suite_common.sh"
 
 tierfs_require "$(tierfs_missing_root)"
 tierfs_require "$(tierfs_missing_fuse)"
@@ -36,70 +38,10 @@ ip link add "tfmnprobe$$" type bridge 2>/dev/null && ip link del "tfmnprobe$$" |
 : "${TIERFS_BIN:?set by meson}" "${TIERFS_SOURCE_ROOT:?set by meson}"
 
 started=$(date +%s)
-D=$(mktemp -d /tmp/tierfs-slurm-mn.XXXXXX)
-chmod 0755 "$D"
-OUT="$D/out"
-failures=0
-
-finish() {
-  mn_stop "$D"
-  grep -o " $D/nodes/[^ ]*" /proc/self/mountinfo 2>/dev/null | while read -r m; do umount -l "$m"; done
-  rm -rf "$D"
-}
-trap finish EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$((failures + 1))
-}
-
-mkdir -p "$D/scripts" "$OUT" "$D/bin"
-chmod 1777 "$OUT"
-for s in prolog epilog task_prolog shared_scratch; do
-  ln -s "$TIERFS_SOURCE_ROOT/examples/slurm/$s.sh" "$D/scripts/$s.sh"
-done
-cp "$TIERFS_BIN" "$D/bin/tierfs"
-# Each node reads its own node configuration: Slurm names the node to the
-# scripts in SLURMD_NODENAME (Prolog, Epilog and tasks alike).
-cat >"$D/scripts/tierfs-slurm.env" <<ENV
-TIERFS=$D/bin/tierfs
-TIERFS_NODE_CONFIG=$D/nodes/\${SLURMD_NODENAME}/node.toml
-# The nodes share one mount namespace here, so the job-wide mount's base
-# differs per node (on a real cluster it is the same path everywhere).
-TIERFS_SHARED_BASE=$D/nodes/\${SLURMD_NODENAME}/shared
-TIERFS_SHARED_STATE=$D/nodes/\${SLURMD_NODENAME}/shared-state
-TIERFS_SHARED_PORT_BASE=47400
-ENV
-for node in $MN_NODES; do
-  mkdir -p "$D/nodes/$node"
-  allowance=1GiB
-  [ "$node" = n2 ] && allowance=256MiB  # per-node allowances (test 5)
-  cat >"$D/nodes/$node/node.toml" <<TOML
-[job]
-base = "$D/nodes/$node/scratch"
-state_dir = "$D/nodes/$node/run"
-default_size = "64MiB"
-stop_timeout = 5
-
-[admission]
-"numa:0" = "$allowance"
-TOML
-  chmod 0644 "$D/nodes/$node/node.toml"
-done
-chmod 0644 "$D/scripts/tierfs-slurm.env"
-
-port=""
-for p in $(seq 47100 2 47198); do
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 1))") 2>/dev/null; then
-    port=$p
-    break
-  fi
-done
-[ -n "$port" ] || { fail "no free port pair in 47100-47199"; exit 1; }
-mn_net_up "$D" || { fail "the bridge and namespaces could not be made"; exit 1; }
-mn_conf "$D" "$D/scripts" "$port" 1024
-mn_start "$D" || { fail "the cluster did not start"; exit 1; }
+suite_setup tierfs-slurm-mn mn_stop
+# n2 allows less than n1 and n3 (test 5).
+mn_cluster_up "$D" 1024 1GiB 256MiB || { fail "the cluster did not start"; exit 1; }
+port=$MN_PORT
 echo "cluster up on $MN_NET.0/24, slurmctld port $port: $(sinfo -h -N -o '%N=%T' | tr '\n' ' ')"
 export OUT D
 
@@ -107,7 +49,6 @@ submit() {
   sbatch --parsable --uid=nobody --gid=nogroup --chdir="$OUT" -o "$OUT/%x-%j.out" \
     --export=ALL,OUT="$OUT",D="$D" "$@"
 }
-job_state() { scontrol show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p'; }
 nodes_idle() { [ "$(sinfo -h -N -o '%T' | grep -cx idle)" -eq 3 ]; }
 
 wait_job_done() {  # until the job is over and no node is completing (epilogs done)
@@ -121,18 +62,6 @@ wait_job_done() {  # until the job is over and no node is completing (epilogs do
     sleep 0.2
   done
   fail "job $id did not end (state $state, nodes $(sinfo -h -N -o '%N=%T' | tr '\n' ' '))"
-  return 1
-}
-
-wait_files() {  # wait_files PATH...: until all exist
-  local i f missing
-  for i in $(seq 1 300); do
-    missing=""
-    for f in "$@"; do [ -e "$f" ] || missing="$missing $f"; done
-    [ -z "$missing" ] && return 0
-    sleep 0.1
-  done
-  fail "did not appear:$missing"
   return 1
 }
 
@@ -183,7 +112,7 @@ srun sh -c 'mkdir -p "\$TIERFS_SCRATCH/ranks" &&
   grep -q " \$TIERFS_SCRATCH .* - fuse" /proc/self/mountinfo &&
   head -c \$((100000 + SLURM_PROCID * 4099)) /dev/urandom >"\$TIERFS_SCRATCH/ranks/rank-\$SLURM_PROCID" &&
   (cd "\$TIERFS_SCRATCH/ranks" && sha256sum rank-\$SLURM_PROCID) >"\$OUT/sum-\$SLURM_JOB_ID-\$SLURM_PROCID" &&
-  echo "step1 \$SLURMD_NODENAME \$SLURM_PROCID \$TIERFS_SCRATCH"' || exit 1
+  echo "step1 \$SLURMD_NODENAME \$SLURM_PROCID \$TIERFS_SCRATCH \${TIERFS_SHARED:-unshared}"' || exit 1
 # Step 2: every task finds the files its node's ranks wrote.
 srun sh -c 'echo "step2 \$SLURMD_NODENAME \$SLURM_PROCID \$(ls "\$TIERFS_SCRATCH/ranks" | wc -l)"' || exit 1
 # Step 3: every node stages its ranks out into the one shared directory.
@@ -196,8 +125,9 @@ wait_job_done "$id"
 out="$OUT/ranks-$id.out"
 [ "$(job_state "$id")" = COMPLETED ] || fail "job $id: $(job_state "$id"): $(cat "$out")"
 for node in $MN_NODES; do
-  n=$(grep -c "^step1 $node [0-9]* $D/nodes/$node/scratch/$id\$" "$out")
-  [ "$n" -eq 2 ] || fail "job $id: $n step-1 tasks on $node found $D/nodes/$node/scratch/$id, not 2"
+  # A job that asks no job-wide scratch (and [shared] default false) gets none.
+  n=$(grep -c "^step1 $node [0-9]* $D/nodes/$node/scratch/$id unshared\$" "$out")
+  [ "$n" -eq 2 ] || fail "job $id: $n step-1 tasks on $node found $D/nodes/$node/scratch/$id (and no TIERFS_SHARED), not 2"
   n=$(grep -c "^step2 $node [0-9]* 2\$" "$out")
   [ "$n" -eq 2 ] || fail "job $id: $n step-2 tasks on $node found their node's 2 rank files, not 2"
   grep -q "^staged $node\$" "$out" || fail "job $id: $node did not stage out"

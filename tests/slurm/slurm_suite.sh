@@ -15,6 +15,7 @@ set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/../support/privileged.sh"
 . "$here/cluster.sh"
+. "$here/suite_common.sh"
 
 tierfs_require "$(tierfs_missing_root)"
 tierfs_require "$(tierfs_missing_fuse)"
@@ -24,32 +25,9 @@ for tool in munged slurmctld slurmd sbatch scontrol setpriv; do
 done
 : "${TIERFS_BIN:?set by meson}" "${TIERFS_SOURCE_ROOT:?set by meson}"
 
-D=$(mktemp -d /tmp/tierfs-slurm.XXXXXX)
-chmod 0755 "$D"
-OUT="$D/out"
-failures=0
-
-finish() {
-  cluster_stop "$D"
-  # Nothing of a failed run may outlive it: lazy-unmount whatever is left under the base.
-  grep -o " $D/scratch/[^ ]*" /proc/self/mountinfo 2>/dev/null | while read -r m; do umount -l "$m"; done
-  rm -rf "$D"
-}
-trap finish EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$((failures + 1))
-}
-
 # The shipped scripts, as symlinks, with a settings file beside them that
 # points them at this build and this node configuration.
-mkdir -p "$D/scripts" "$OUT" "$D/bin"
-chmod 1777 "$OUT"
-for s in prolog epilog task_prolog shared_scratch; do
-  ln -s "$TIERFS_SOURCE_ROOT/examples/slurm/$s.sh" "$D/scripts/$s.sh"
-done
-cp "$TIERFS_BIN" "$D/bin/tierfs"  # the job's user must be able to run it
+suite_setup tierfs-slurm cluster_stop
 cat >"$D/scripts/tierfs-slurm.env" <<ENV
 TIERFS=$D/bin/tierfs
 TIERFS_NODE_CONFIG=$D/node.toml
@@ -66,17 +44,9 @@ stop_timeout = 5
 TOML
 chmod 0644 "$D/node.toml" "$D/scripts/tierfs-slurm.env"
 
-# Two free ports (slurmctld, slurmd): several engineers may run this suite at once.
-port_base=""
-for _ in $(seq 1 50); do
-  p=$((20000 + RANDOM % 20000))
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 1))") 2>/dev/null; then
-    port_base=$p
-    break
-  fi
-done
-[ -n "$port_base" ] || { fail "no two free ports found"; exit 1; }
+# Two free ports (slurmctld, slurmd), at random in 20000-39999.
+port_base=$(free_port_pair $(for _ in $(seq 1 50); do echo $((20000 + RANDOM % 20000)); done)) ||
+  { fail "no two free ports found"; exit 1; }
 cluster_conf "$D" "$D/scripts" 11264 "$port_base"
 cluster_start "$D" || { fail "the cluster did not start"; exit 1; }
 echo "cluster up: $(sinfo -h -o '%N %T')"
@@ -84,8 +54,6 @@ echo "cluster up: $(sinfo -h -o '%N %T')"
 submit() {  # submit NAME SBATCH-ARGS... -- prints the job id
   sbatch --parsable --uid=nobody --gid=nogroup --chdir="$OUT" -o "$OUT/%x-%j.out" "$@"
 }
-
-job_state() { scontrol show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p'; }
 
 wait_job_done() {  # until the job is over and the node is not completing (epilog done)
   local id="$1" i state node
@@ -99,16 +67,6 @@ wait_job_done() {  # until the job is over and the node is not completing (epilo
     sleep 0.2
   done
   fail "job $id did not end (state $state, node $node)"
-  return 1
-}
-
-wait_file() {
-  local f="$1" i
-  for i in $(seq 1 300); do
-    [ -e "$f" ] && return 0
-    sleep 0.1
-  done
-  fail "$f did not appear"
   return 1
 }
 
@@ -193,7 +151,7 @@ while :; do dd if=/dev/zero of="$TIERFS_SCRATCH/f" bs=1M count=50 status=none; d
 JOB
 chmod 0755 "$D/endless.sh"
 id=$(submit -J cancel --export=ALL,OUT="$OUT",STATE_DIR="$D/run" "$D/endless.sh")
-wait_file "$OUT/started-$id" && sleep 0.5
+wait_files "$OUT/started-$id" && sleep 0.5
 scancel "$id"
 wait_job_done "$id"
 [ "$(job_state "$id")" = CANCELLED ] || fail "job $id: $(job_state "$id") after scancel"
@@ -211,7 +169,7 @@ exit 0
 JOB
 chmod 0755 "$D/crash.sh"
 id=$(submit -J crash --export=ALL,OUT="$OUT",STATE_DIR="$D/run" "$D/crash.sh")
-wait_file "$OUT/started-$id"
+wait_files "$OUT/started-$id"
 pid=$(sed -n 's/.*"server_pid": \([0-9]*\).*/\1/p' "$OUT/state-$id.json")
 kill -9 "$pid" && echo "job $id: killed server $pid"
 touch "$OUT/go-$id"
@@ -228,7 +186,7 @@ while [ ! -e "$OUT/go-$SLURM_JOB_ID" ]; do sleep 0.1; done
 JOB
 chmod 0755 "$D/hold.sh"
 first=$(submit -J hold --export=ALL,OUT="$OUT",STATE_DIR="$D/run" --tmp=600M "$D/hold.sh")
-wait_file "$OUT/started-$first"
+wait_files "$OUT/started-$first"
 second=$(submit -J over --export=ALL,OUT="$OUT",STATE_DIR="$D/run" --tmp=600M "$D/hold.sh")
 wait_job_done "$second"
 [ "$(job_state "$second")" = FAILED ] || fail "job $second: $(job_state "$second"), not FAILED"

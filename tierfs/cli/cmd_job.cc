@@ -1,4 +1,5 @@
-// `tierfs job start|stop|env`: per-job scratch for batch systems. The job id,
+// `tierfs job start|stop|env`: per-job scratch for batch systems, and with
+// `start --shared` this node's part of the job-wide scratch. The job id,
 // uid and gid default to Slurm's SLURM_JOB_ID, SLURM_JOB_UID and SLURM_JOB_GID,
 // so a Slurm prolog, epilog or TaskProlog calls them without arguments.
 // Every failure is one line on stderr and the exit status of its kind (JobExit).
@@ -28,6 +29,9 @@ struct JobArgs {
   std::string uid;
   std::string gid;
   std::string size;
+  bool shared = false;
+  bool no_shared = false;
+  std::vector<std::string> nodes;
 };
 
 std::string from_env(const std::string& given, const char* variable, const char* what) {
@@ -113,6 +117,18 @@ void add_job_command(CLI::App& app, int& status) {
   start->add_option("--size", args->size,
                     "size of the scratch, \"8GiB\" or Slurm's \"8G\" (default: the node's "
                     "default_size)");
+  auto* shared = start->add_flag(
+      "--shared", args->shared,
+      "also this node's part of the job-wide scratch (MooseFS over the job's nodes)");
+  start
+      ->add_flag("--no-shared", args->no_shared,
+                 "no job-wide scratch, whatever [shared] default says")
+      ->excludes(shared);
+  start
+      ->add_option("--nodes", args->nodes,
+                   "the job's nodes as they reach each other, comma-separated; the first runs "
+                   "the job-wide scratch's master")
+      ->delimiter(',');
   start->callback([args, &status] {
     run("start", status, [&] {
       jobs::JobRequest request;
@@ -120,12 +136,18 @@ void add_job_command(CLI::App& app, int& status) {
       request.uid = parse_id(from_env(args->uid, "SLURM_JOB_UID", "uid"), "uid");
       request.gid = parse_id(from_env(args->gid, "SLURM_JOB_GID", "gid"), "gid");
       if (!args->size.empty()) request.size_bytes = parse_job_size(args->size);
+      if (args->shared) request.shared = true;
+      if (args->no_shared) request.shared = false;
+      request.nodes = args->nodes;
       const numa::Topology topology = numa::discover_topology();
       const jobs::NodeConfig node = node_config(*args, topology);
       const jobs::StartOutcome outcome = jobs::start_job(node, topology, request, self_exe());
-      fmt::print("tierfs job start: job {}: {} {} on {}\n", outcome.state.job_id,
+      fmt::print("tierfs job start: job {}: {} {} on {}{}\n", outcome.state.job_id,
                  outcome.already_running ? "already mounted," : "mounted",
-                 format_size_approx(outcome.state.size_bytes), outcome.state.mountpoint);
+                 format_size_approx(outcome.state.size_bytes), outcome.state.mountpoint,
+                 outcome.shared_mountpoint
+                     ? fmt::format("; job-wide scratch on {}", *outcome.shared_mountpoint)
+                     : "");
     });
   });
 

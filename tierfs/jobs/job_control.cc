@@ -22,6 +22,7 @@
 
 #include "tierfs/core/units.h"
 #include "tierfs/jobs/mount_cleanup.h"
+#include "tierfs/jobs/shared_scratch.h"
 
 namespace tierfs::jobs {
 
@@ -218,7 +219,7 @@ void remove_traces(const NodeConfig& node, const JobState& state) {
   unlink(job_file(node.state_dir, state.job_id, "json").c_str());
 }
 
-JobState start_locked(const NodeConfig& node, const numa::Topology& topology,
+JobState mount_locked(const NodeConfig& node, const numa::Topology& topology,
                       const JobRequest& request, const std::string& exe) {
   const uint64_t size = request.size_bytes.value_or(node.default_size_bytes);
   const std::string mp = canonical_base(node) + "/" + request.job_id;
@@ -264,6 +265,48 @@ JobState start_locked(const NodeConfig& node, const numa::Topology& topology,
   return state;
 }
 
+// Under the state lock: the job's scratch and, when it wants it, this node's
+// part of the job-wide scratch; a failure of either leaves neither.
+StartOutcome start_locked(const NodeConfig& node, const numa::Topology& topology,
+                          const JobRequest& request, const std::string& exe) {
+  if (request.size_bytes && *request.size_bytes == 0)
+    throw JobError(JobExit::bad_request, "the size of a job's scratch must not be 0");
+  if (request.shared.value_or(false) && request.nodes.empty())
+    throw JobError(JobExit::bad_request,
+                   "--shared needs the job's nodes (--nodes), the first of which runs the master");
+  const bool shared = request.nodes.size() > 1 && request.shared.value_or(node.shared.by_default);
+  const SharedRequest shared_request{request.job_id, request.uid, request.gid, request.nodes};
+  if (shared) check_shared_request(shared_request);
+  if (auto existing = read_job_state(node.state_dir, request.job_id)) {
+    auto type = mount_type(existing->mountpoint);
+    if (type && type->rfind("fuse", 0) == 0 && server_alive(*existing)) {
+      StartOutcome outcome{*existing, true, std::nullopt};
+      if (shared)
+        outcome.shared_mountpoint = start_shared(node, shared_request, existing->mountpoint);
+      return outcome;
+    }
+    // A crashed or half-started earlier attempt. This node's chunkserver of
+    // the job-wide scratch served chunks from the dead mount: it starts
+    // again on the new one below; the master and the job-wide mount live
+    // outside tierfs and keep running.
+    stop_chunkserver(node, request.job_id);
+    remove_traces(node, *existing);
+  }
+  StartOutcome outcome{mount_locked(node, topology, request, exe), false, std::nullopt};
+  if (!shared) return outcome;
+  try {
+    outcome.shared_mountpoint = start_shared(node, shared_request, outcome.state.mountpoint);
+  } catch (const JobError& e) {
+    try {
+      remove_traces(node, outcome.state);
+    } catch (const JobError& cleanup) {
+      throw JobError(e.status(), fmt::format("{} (and {})", e.what(), cleanup.what()));
+    }
+    throw;
+  }
+  return outcome;
+}
+
 }  // namespace
 
 void check_job_id(const std::string& job_id) {
@@ -280,18 +323,10 @@ void check_job_id(const std::string& job_id) {
 StartOutcome start_job(const NodeConfig& node, const numa::Topology& topology,
                        const JobRequest& request, const std::string& tierfs_exe) {
   check_job_id(request.job_id);
-  if (request.size_bytes && *request.size_bytes == 0)
-    throw JobError(JobExit::bad_request, "the size of a job's scratch must not be 0");
   StateLock lock(node.state_dir);
-  if (auto existing = read_job_state(node.state_dir, request.job_id)) {
-    auto type = mount_type(existing->mountpoint);
-    if (type && type->rfind("fuse", 0) == 0 && server_alive(*existing))
-      return StartOutcome{*existing, true};
-    remove_traces(node, *existing);  // a crashed or half-started earlier attempt
-  }
   unlink(job_file(node.state_dir, request.job_id, "failed").c_str());
   try {
-    return StartOutcome{start_locked(node, topology, request, tierfs_exe), false};
+    return start_locked(node, topology, request, tierfs_exe);
   } catch (const JobError& e) {
     // The status and reason stay for `job env`, which the TaskProlog turns into the job's output.
     try {
@@ -306,13 +341,30 @@ StartOutcome start_job(const NodeConfig& node, const numa::Topology& topology,
 bool stop_job(const NodeConfig& node, const std::string& job_id) {
   check_job_id(job_id);
   StateLock lock(node.state_dir);
-  auto state = read_job_state(node.state_dir, job_id);
-  if (!state) {
-    const bool failed = unlink(job_file(node.state_dir, job_id, "failed").c_str()) == 0;
-    return failed;
+  // The job-wide scratch first: its chunkserver keeps files open on the job's scratch.
+  bool shared = false;
+  std::string shared_left;
+  try {
+    shared = stop_shared(node, job_id);
+  } catch (const JobError& e) {
+    shared = true;
+    shared_left = e.what();
   }
-  remove_traces(node, *state);
-  return true;
+  auto state = read_job_state(node.state_dir, job_id);
+  bool stopped = shared;
+  if (!state) {
+    stopped = unlink(job_file(node.state_dir, job_id, "failed").c_str()) == 0 || stopped;
+  } else {
+    try {
+      remove_traces(node, *state);
+    } catch (const JobError& e) {
+      if (!shared_left.empty()) shared_left += "; ";
+      shared_left += e.what();
+    }
+    stopped = true;
+  }
+  if (!shared_left.empty()) throw JobError(JobExit::cleanup_left, shared_left);
+  return stopped;
 }
 
 std::string job_env(const NodeConfig& node, const std::string& job_id) {
@@ -329,10 +381,13 @@ std::string job_env(const NodeConfig& node, const std::string& job_id) {
                                "start`?)",
                                job_id));
   // What the epilog copies back: the manifest the job writes, or the directory it fills.
-  return fmt::format(
+  std::string lines = fmt::format(
       "export TIERFS_SCRATCH={0}\nexport TIERFS_STAGE_OUT={0}/.stage-out.toml\n"
       "export TIERFS_STAGE_OUT_DIR={0}/stage-out\n",
       state->mountpoint);
+  if (auto shared = shared_mountpoint(node, job_id))
+    lines += fmt::format("export TIERFS_SHARED={}\n", *shared);
+  return lines;
 }
 
 }  // namespace tierfs::jobs

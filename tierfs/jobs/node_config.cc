@@ -20,6 +20,11 @@ SourcePos pos_of(const toml::node& node) {
   return SourcePos{static_cast<int>(begin.line), static_cast<int>(begin.column)};
 }
 
+SourcePos pos_of(const toml::key& key) {
+  const auto& begin = key.source().begin;
+  return SourcePos{static_cast<int>(begin.line), static_cast<int>(begin.column)};
+}
+
 class NodeConfigReader {
  public:
   NodeConfigReader(std::string source, const numa::Topology& topology)
@@ -92,10 +97,45 @@ class NodeConfigReader {
           fail(pos_of(node), "job.stop_timeout must be whole seconds from 1 to 3600");
         config.stop_timeout_s = static_cast<unsigned>(*v);
       } else {
-        fail(SourcePos{static_cast<int>(key.source().begin.line),
-                       static_cast<int>(key.source().begin.column)},
+        fail(pos_of(key),
              fmt::format("unknown key \"{}\" in [job] (known: base, state_dir, config, "
                          "default_size, stop_timeout)",
+                         k));
+      }
+    }
+  }
+
+  unsigned whole(const toml::node& node, std::string_view key, int64_t low, int64_t high) const {
+    auto v = node.value<int64_t>();
+    if (!node.is_integer() || !v || *v < low || *v > high)
+      fail(pos_of(node), fmt::format("{} must be a whole number from {} to {}", key, low, high));
+    return static_cast<unsigned>(*v);
+  }
+
+  void shared_table(const toml::table& table, SharedConfig& shared) const {
+    for (auto&& [key, node] : table) {
+      const std::string_view k = key.str();
+      if (k == "default") {
+        if (!node.is_boolean()) fail(pos_of(node), "shared.default must be true or false");
+        shared.by_default = *node.value<bool>();
+      } else if (k == "base") {
+        shared.base = absolute_path(node, "shared.base");
+      } else if (k == "state_dir") {
+        shared.state_dir = absolute_path(node, "shared.state_dir");
+      } else if (k == "port_base") {
+        shared.port_base = whole(node, "shared.port_base", 1024, 65535 - 399);
+      } else if (k == "goal") {
+        shared.goal = whole(node, "shared.goal", 1, 9);
+      } else if (k == "metadata") {
+        shared.empty_metadata = absolute_path(node, "shared.metadata");
+      } else if (k == "mount_timeout") {
+        shared.mount_timeout_s = whole(node, "shared.mount_timeout", 1, 600);
+      } else if (k == "io_retries") {
+        shared.io_retries = whole(node, "shared.io_retries", 1, 1000);
+      } else {
+        fail(pos_of(key),
+             fmt::format("unknown key \"{}\" in [shared] (known: default, base, state_dir, "
+                         "port_base, goal, metadata, mount_timeout, io_retries)",
                          k));
       }
     }
@@ -156,13 +196,17 @@ NodeConfig parse_node_config(std::string_view text, const std::string& source_na
     const SourcePos pos{static_cast<int>(key.source().begin.line),
                         static_cast<int>(key.source().begin.column)};
     if (!node.is_table())
-      reader.fail(pos, fmt::format("\"{}\" must be a table ([job] or [admission])", key.str()));
+      reader.fail(
+          pos, fmt::format("\"{}\" must be a table ([job], [admission] or [shared])", key.str()));
     if (key.str() == "job")
       reader.job_table(*node.as_table(), config);
     else if (key.str() == "admission")
       reader.admission_table(*node.as_table(), config);
+    else if (key.str() == "shared")
+      reader.shared_table(*node.as_table(), config.shared);
     else
-      reader.fail(pos, fmt::format("unknown table [{}] (known: [job], [admission])", key.str()));
+      reader.fail(
+          pos, fmt::format("unknown table [{}] (known: [job], [admission], [shared])", key.str()));
   }
   return config;
 }

@@ -1,7 +1,8 @@
 // The node configuration of per-job scratch (/etc/tierfs/node.toml): where
-// job mounts go, which tiers they get, how large they are by default, and the
-// admission limits: how much of each NUMA node and DAX device all job mounts
-// of the node may take together. Loading throws ConfigError ("FILE:LINE:COL: what").
+// job mounts go, which tiers they get, how large they are by default, the
+// admission limits (how much of each NUMA node and DAX device all job mounts
+// of the node may take together) and the job-wide scratch settings. Loading throws ConfigError
+// ("FILE:LINE:COL: what").
 #pragma once
 
 #include <cstdint>
@@ -20,6 +21,21 @@ struct AdmissionLimit {
   SourcePos pos;
 };
 
+// [shared]: job-wide scratch (`tierfs job start --shared`), one MooseFS file
+// system per job whose chunks live on every node's job scratch.
+struct SharedConfig {
+  bool by_default = false;               // `default = true`: every job of several nodes gets it
+  std::string base = "/scratch-shared";  // mounted at BASE/<job id> on every node
+  std::string state_dir = "/run/tierfs-shared";  // daemons' configuration and metadata (local)
+  unsigned port_base = 47400;                    // uses port_base .. port_base + 399
+  unsigned goal = 2;                             // copies of every chunk (mfssetgoal)
+  std::string empty_metadata = "/var/lib/mfs/metadata.mfs.empty";
+  unsigned mount_timeout_s = 20;  // how long a node waits for the master to mount
+  // mfsmount's mfsioretries: how often a read or write is retried before it
+  // fails with EIO (MooseFS's default 30 is about two minutes of retrying).
+  unsigned io_retries = 30;
+};
+
 struct NodeConfig {
   std::string source;             // file name, for messages
   std::string base = "/scratch";  // a job's scratch is BASE/<job id>
@@ -28,6 +44,7 @@ struct NodeConfig {
   uint64_t default_size_bytes = 1ULL << 30;  // when the job asks for no size
   unsigned stop_timeout_s = 10;              // how long `job stop` waits for the server to exit
   std::vector<AdmissionLimit> limits;        // regions without a limit are not limited
+  SharedConfig shared;
 };
 
 // Parses text as a node configuration; "80%" in [admission] is a share of the

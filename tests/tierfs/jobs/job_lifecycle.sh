@@ -15,7 +15,7 @@ failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 job() { "$TIERFS_BIN" job --node-config "$D/node.toml" "$@"; }
 finish() {
-  for id in $(seq 1 6) 10 11 12; do job stop --job-id "$id" >/dev/null 2>&1; done
+  for id in $(seq 1 6) 10 11 12 20 21 22; do job stop --job-id "$id" >/dev/null 2>&1; done
   grep -o " $D/scratch/[^ ]*" /proc/self/mountinfo | while read -r m; do umount -l "$m"; done
   rm -rf "$D"
 }
@@ -28,6 +28,10 @@ default_size = "32MiB"
 stop_timeout = 2
 [admission]
 "numa:0" = "1GiB"
+[shared]
+base = "$D/shared"
+state_dir = "$D/shared-state"
+mount_timeout = 2
 TOML
 expect_status() {  # expect_status WANT WHAT COMMAND...
   local want="$1" what="$2"
@@ -113,6 +117,45 @@ no_traces 13
 echo 'nonsense = 1' >"$D/bad.toml"
 expect_status 3 "bad node configuration" "$TIERFS_BIN" job --node-config "$D/bad.toml" start --job-id 14 --uid 0 --gid 0
 expect_status 2 "no job id" env -u SLURM_JOB_ID "$TIERFS_BIN" job --node-config "$D/node.toml" stop
+
+# Job-wide scratch (--shared): bad requests are refused before anything
+# starts; an engine that cannot start leaves neither the job's scratch nor
+# any of its own state. (It runs for real in the Slurm multi-node suite.)
+shared_left() {  # shared_left ID: nothing of the job-wide scratch left
+  no_traces "$1"
+  [ -e "$D/shared/$1" ] && fail "job $1: job-wide mount point left"
+  [ -e "$D/shared-state/$1" ] && fail "job $1: job-wide state left: $(ls -R "$D/shared-state/$1")"
+  pgrep -f "$D/shared-state/$1/" && fail "job $1: MooseFS daemons left"
+}
+expect_status 2 "--shared without --nodes" job start --job-id 20 --uid 0 --gid 0 --shared
+expect_status 2 "--shared, no node is this one" job start --job-id 20 --uid 0 --gid 0 --shared --nodes 198.51.100.1,198.51.100.2
+out=$(job env --job-id 20 2>&1)
+echo "$out" | grep -q "none of the job's nodes (198.51.100.1,198.51.100.2) is an address of this node" ||
+  fail "env does not name the bad node list: $out"
+expect_status 2 "--shared, a node without an address" job start --job-id 20 --uid 0 --gid 0 --shared --nodes 127.0.0.1,no-such-node.invalid
+expect_status 2 "--shared, a uid without a name" job start --job-id 20 --uid 4242420 --gid 0 --shared --nodes 127.0.0.1,127.0.0.2
+expect_status 2 "--shared, a job id not a number" job start --job-id x20 --uid 0 --gid 0 --shared --nodes 127.0.0.1,127.0.0.2
+expect_status 0 "stop 20" job stop --job-id 20
+shared_left 20
+# MooseFS not on PATH: status 8, named, nothing left.
+expect_status 8 "--shared, mfsmaster not installed" env PATH=/nonexistent "$TIERFS_BIN" job --node-config "$D/node.toml" \
+  start --job-id 21 --uid 0 --gid 0 --shared --nodes 127.0.0.1,127.0.0.2
+out=$(job env --job-id 21 2>&1)
+echo "$out" | grep -q "shared scratch: mfsmaster is not installed" || fail "env 21: $out"
+expect_status 0 "stop 21" job stop --job-id 21
+shared_left 21
+# The master starts but no mount comes (the chunkserver refuses a master on
+# loopback): status 8 after mount_timeout, the master stopped again.
+if command -v mfsmaster >/dev/null; then
+  expect_status 8 "--shared on loopback" job start --job-id 22 --uid 65534 --gid 65534 --shared --nodes 127.0.0.1,127.0.0.2
+  expect_status 0 "stop 22" job stop --job-id 22
+  shared_left 22
+fi
+# One node: no job-wide scratch, even when asked.
+expect_status 0 "--shared on one node" job start --job-id 23 --uid 0 --gid 0 --shared --nodes 127.0.0.1
+job env --job-id 23 | grep -q TIERFS_SHARED && fail "a job of one node got job-wide scratch"
+expect_status 0 "stop 23" job stop --job-id 23
+shared_left 23
 
 [ "$failures" -eq 0 ] || exit 1
 echo "PASS: job lifecycle"

@@ -35,6 +35,32 @@ TEST(NodeConfig, EmptyGivesTheDefaults) {
   EXPECT_EQ(c.state_dir, "/run/tierfs");
   EXPECT_EQ(c.default_size_bytes, 1ULL << 30);
   EXPECT_TRUE(c.limits.empty());
+  EXPECT_FALSE(c.shared.by_default);
+  EXPECT_EQ(c.shared.base, "/scratch-shared");
+  EXPECT_EQ(c.shared.goal, 2u);
+  EXPECT_EQ(c.shared.io_retries, 30u);
+}
+
+TEST(NodeConfig, ReadsTheSharedTable) {
+  const NodeConfig c = parse_node_config(R"([shared]
+default = true
+base = "/js"
+state_dir = "/run/js"
+port_base = 50000
+goal = 3
+metadata = "/opt/mfs/empty"
+mount_timeout = 5
+io_retries = 4
+)",
+                                         "node.toml", one_node());
+  EXPECT_TRUE(c.shared.by_default);
+  EXPECT_EQ(c.shared.base, "/js");
+  EXPECT_EQ(c.shared.state_dir, "/run/js");
+  EXPECT_EQ(c.shared.port_base, 50000u);
+  EXPECT_EQ(c.shared.goal, 3u);
+  EXPECT_EQ(c.shared.empty_metadata, "/opt/mfs/empty");
+  EXPECT_EQ(c.shared.mount_timeout_s, 5u);
+  EXPECT_EQ(c.shared.io_retries, 4u);
 }
 
 TEST(NodeConfig, ReadsEveryKeyAndLimitsAsSizesOrShares) {
@@ -77,6 +103,17 @@ TEST(NodeConfig, ErrorsNameFileLineAndWhat) {
   EXPECT_EQ(error_of("[job]\ndefault_size = \"lots\"\n"),
             "node.toml:2:16: job.default_size: \"lots\" is not a size such as \"8GiB\"");
   EXPECT_EQ(error_of("[jobs]\n").rfind("node.toml:1:2: unknown table [jobs]", 0), 0u);
+  EXPECT_EQ(error_of("[shared]\ndefault = \"yes\"\n"),
+            "node.toml:2:11: shared.default must be true or false");
+  EXPECT_EQ(error_of("[shared]\nport_base = 65500\n"),
+            "node.toml:2:13: shared.port_base must be a whole number from 1024 to 65136");
+  EXPECT_EQ(error_of("[shared]\ngoal = 0\n"),
+            "node.toml:2:8: shared.goal must be a whole number from 1 to 9");
+  EXPECT_EQ(error_of("[shared]\nbase = \"x\"\n"),
+            "node.toml:2:8: shared.base must be an absolute path, not \"x\"");
+  EXPECT_EQ(error_of("[shared]\nhosts = 1\n")
+                .rfind("node.toml:2:1: unknown key \"hosts\" in [shared]", 0),
+            0u);
 }
 
 }  // namespace
