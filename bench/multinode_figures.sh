@@ -46,8 +46,8 @@ exec "$D/bin/tierfs" "\$@"
 SH
 chmod 0755 "$D/bin/tierfs-timed"
 mn_cluster_up "$D" 2048 8GiB 8GiB || exit 1
-# MooseFS's own io_retries: the suite's 5 (a quick ENXIO for a lost chunk)
-# turns a chunk allocation slowed by load into ENOSPC on long writes.
+# MooseFS's own io_retries: the suite's low count (a quick ENXIO for a lost
+# chunk) turned a chunk allocation slowed by load into ENOSPC on long writes.
 sed -i '/^io_retries/d' "$D"/nodes/*/node.toml
 sed -i "s|^TIERFS=.*|TIERFS=$D/bin/tierfs-timed|" "$D/scripts/tierfs-slurm.env"
 export OUT D

@@ -63,7 +63,8 @@ srun -n 3 --ntasks-per-node=1 sh -c 'echo "readback \$SLURMD_NODENAME \$(sha256s
   \$(cd "\$TIERFS_SHARED/out" && sha256sum --quiet -c "\$OUT/input.sums" && echo ranks-ok) \
   \$(cd "\$TIERFS_SHARED/after" && sha256sum --quiet -c "\$OUT/input.sums" && echo after-ok)"
   for f in \$(ls "\$TIERFS_SHARED/single"); do
-    if cmp -s "\$OUT/small" "\$TIERFS_SHARED/single/\$f"; then echo "single \$SLURMD_NODENAME \$f read"; else echo "single \$SLURMD_NODENAME \$f lost"; fi
+    t0=\$(date +%s%N)
+    if cmp -s "\$OUT/small" "\$TIERFS_SHARED/single/\$f"; then echo "single \$SLURMD_NODENAME \$f read"; else echo "single \$SLURMD_NODENAME \$f lost after \$(((\$(date +%s%N) - t0) / 1000000)) ms"; fi
   done' || exit 1
 "\$D/bin/tierfs" stage out --no-progress "\$TIERFS_SHARED/out" "\$OUT/shared-out-\$SLURM_JOB_ID" || exit 1
 JOB
@@ -78,7 +79,7 @@ if wait_files "$OUT/written-$id"; then
   restart=$(nsenter --net="/run/netns/$MN_TAG-n3" "$D/bin/tierfs" job --node-config "$D/nodes/n3/node.toml" \
     start --job-id "$id" --uid 65534 --gid 65534 --size 200M --shared \
     --nodes "$(mn_addr n1),$(mn_addr n2),$(mn_addr n3)" 2>&1)
-  echo "$restart" | grep -q "mounted .*; job-wide scratch on $D/nodes/n3/shared/$id" ||
+  grep -q "mounted .*; job-wide scratch on $D/nodes/n3/shared/$id" <<<"$restart" ||
     fail "job $id: the restart on n3 did not mount both: $restart"
 fi
 touch "$OUT/go-$id"
@@ -95,11 +96,12 @@ on3=$(sed -n 's/^single on n3:\(.*\) elsewhere:.*/\1/p' "$out")
 off3=$(sed -n 's/^single on n3:.* elsewhere:\(.*\)/\1/p' "$out")
 [ -n "$on3" ] && [ -n "$off3" ] || fail "job $id: no goal-1 file on n3 and one elsewhere: $(grep '^single on' "$out")"
 for node in $MN_NODES; do
-  for f in $on3; do grep -qx "single $node $f lost" "$out" || fail "job $id: $f (only on n3) not lost on $node"; done
+  for f in $on3; do grep -q "^single $node $f lost after" "$out" || fail "job $id: $f (only on n3) not lost on $node"; done
   for f in $off3; do grep -qx "single $node $f read" "$out" || fail "job $id: $f (not on n3) not read on $node"; done
 done
 if (cd "$OUT/shared-out-$id" 2>/dev/null && sha256sum --quiet -c "$OUT/input.sums"); then
   echo "job $id: 6 ranks on 3 nodes wrote one shared file and their own; n3's server killed and restarted; all 3 nodes read every byte of goal 2 and wrote again; goal 1 lost$on3 (only on n3), kept$off3; stage in and out checksums equal"
+  grep "^single .* lost after" "$out"
 else
   fail "job $id: the staged-out ranks differ"
 fi

@@ -148,7 +148,7 @@ salloc_out=$(cd "$OUT" && setpriv --reuid=nobody --regid=nogroup --clear-groups 
 id=$(echo "$salloc_out" | sed -n 's/^alloc \([0-9]*\) .*/\1/p' | head -1)
 if [ -n "$id" ]; then
   for node in $MN_NODES; do
-    echo "$salloc_out" | grep -q "^alloc $id $node $D/nodes/$node/scratch/$id nobody\$" ||
+    grep -q "^alloc $id $node $D/nodes/$node/scratch/$id nobody\$" <<<"$salloc_out" ||
       fail "salloc job $id: no task on $node found its scratch: $salloc_out"
   done
   wait_job_done "$id"

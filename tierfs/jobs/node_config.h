@@ -32,7 +32,7 @@ struct SharedConfig {
   std::string empty_metadata = "/var/lib/mfs/metadata.mfs.empty";
   unsigned mount_timeout_s = 20;  // how long a node waits for the master to mount
   // mfsmount's mfsioretries: how often a read or write is retried before it
-  // fails with EIO (MooseFS's default 30 is about two minutes of retrying).
+  // fails (MooseFS's default 30; a lost chunk reads ENXIO only after them).
   unsigned io_retries = 30;
 };
 

@@ -130,7 +130,7 @@ shared_left() {  # shared_left ID: nothing of the job-wide scratch left
 expect_status 2 "--shared without --nodes" job start --job-id 20 --uid 0 --gid 0 --shared
 expect_status 2 "--shared, no node is this one" job start --job-id 20 --uid 0 --gid 0 --shared --nodes 198.51.100.1,198.51.100.2
 out=$(job env --job-id 20 2>&1)
-echo "$out" | grep -q "none of the job's nodes (198.51.100.1,198.51.100.2) is an address of this node" ||
+grep -q "none of the job's nodes (198.51.100.1,198.51.100.2) is an address of this node" <<<"$out" ||
   fail "env does not name the bad node list: $out"
 expect_status 2 "--shared, a node without an address" job start --job-id 20 --uid 0 --gid 0 --shared --nodes 127.0.0.1,no-such-node.invalid
 expect_status 2 "--shared, a uid without a name" job start --job-id 20 --uid 4242420 --gid 0 --shared --nodes 127.0.0.1,127.0.0.2
@@ -141,7 +141,7 @@ shared_left 20
 expect_status 8 "--shared, mfsmaster not installed" env PATH=/nonexistent "$TIERFS_BIN" job --node-config "$D/node.toml" \
   start --job-id 21 --uid 0 --gid 0 --shared --nodes 127.0.0.1,127.0.0.2
 out=$(job env --job-id 21 2>&1)
-echo "$out" | grep -q "shared scratch: mfsmaster is not installed" || fail "env 21: $out"
+grep -q "shared scratch: mfsmaster is not installed" <<<"$out" || fail "env 21: $out"
 expect_status 0 "stop 21" job stop --job-id 21
 shared_left 21
 # The master starts but no mount comes (the chunkserver refuses a master on
