@@ -285,6 +285,14 @@ void start_parts(const NodeConfig& node, const SharedRequest& request, const Pla
   make_dir(l.mountpoint, 0700);
   const bool first = p.mine == p.master;
   if (first && !daemon_running("mfsmaster", l.dir + "/master.cfg")) {
+    // A master that ran for this job and died left the namespace in its
+    // metadata: a fresh empty file system over it would lose every file.
+    std::error_code ec;
+    if (!fs::is_empty(l.dir + "/master", ec) && !ec)
+      shared_error(
+          fmt::format("the job's master is not running but left its metadata in {}/master "
+                      "(kept; `mfsmaster -a -c {}/master.cfg` restores it)",
+                      l.dir, l.dir));
     write_master(l, user, group, p.master, p.addrs, node);
     give(l.dir + "/master", request.uid, request.gid);
     give(l.dir + "/master/metadata.mfs", request.uid, request.gid);

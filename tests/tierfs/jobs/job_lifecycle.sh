@@ -15,7 +15,7 @@ failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 job() { "$TIERFS_BIN" job --node-config "$D/node.toml" "$@"; }
 finish() {
-  for id in $(seq 1 6) 10 11 12 20 21 22; do job stop --job-id "$id" >/dev/null 2>&1; done
+  for id in $(seq 1 6) 10 11 12 20 21 22 23 24; do job stop --job-id "$id" >/dev/null 2>&1; done
   grep -o " $D/scratch/[^ ]*" /proc/self/mountinfo | while read -r m; do umount -l "$m"; done
   rm -rf "$D"
 }
@@ -151,6 +151,17 @@ if command -v mfsmaster >/dev/null; then
   expect_status 0 "stop 22" job stop --job-id 22
   shared_left 22
 fi
+# The first node's master died and left its metadata: a start there again
+# refuses to lay an empty file system over it (status 8), and keeps it.
+mkdir -p "$D/shared-state/24/master"
+echo "DATA_PATH = $D/shared-state/24/master" >"$D/shared-state/24/master.cfg"
+echo namespace >"$D/shared-state/24/master/metadata.mfs.back"
+expect_status 8 "--shared over a dead master's metadata" job start --job-id 24 --uid 0 --gid 0 --shared --nodes 127.0.0.1,127.0.0.2
+out=$(job env --job-id 24 2>&1)
+grep -q "the job's master is not running but left its metadata in $D/shared-state/24/master" <<<"$out" || fail "env 24: $out"
+[ "$(cat "$D/shared-state/24/master/metadata.mfs.back" 2>/dev/null)" = namespace ] || fail "the dead master's metadata was not kept"
+expect_status 0 "stop 24" job stop --job-id 24
+shared_left 24
 # One node: no job-wide scratch, even when asked.
 expect_status 0 "--shared on one node" job start --job-id 23 --uid 0 --gid 0 --shared --nodes 127.0.0.1
 job env --job-id 23 | grep -q TIERFS_SHARED && fail "a job of one node got job-wide scratch"
