@@ -15,7 +15,7 @@
 #      its third into one directory on the local disk, against `cp -r` of
 #      the same files in the same job
 # Needs root, /dev/fuse, Slurm, MooseFS, fio and iproute2 (as the suite).
-# Takes about five minutes. Usage (from the source tree, after a build):
+# Takes three to six minutes. Usage (from the source tree, after a build):
 #   TIERFS_BIN=build/tierfs/cli/tierfs TIERFS_SOURCE_ROOT=. bench/multinode_figures.sh
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
