@@ -21,7 +21,7 @@ packages=(
   groff-base   # the man page check (tests/integration/mount_helper.sh)
   python3-prometheus-client   # parses tierfs stats --openmetrics/--prometheus (tests/integration/stats_openmetrics.sh)
   prometheus-node-exporter   # its textfile collector serves that output (the same test starts its own on a free port)
-  debhelper lintian debootstrap   # the Debian package, built and installed into a clean root (tests/package)
+  debhelper lintian mmdebstrap   # the Debian package, built and installed into a clean root (tests/package)
   # VM harness (kernel/vm)
   qemu-system-x86 busybox-static ndctl daxctl cpio kmod
   binutils xz-utils zstd    # strip; unpacking compressed modules of a kernel of one's own
