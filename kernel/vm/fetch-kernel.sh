@@ -3,23 +3,30 @@
 # into a cache directory, so the VM harness boots a distribution kernel and never
 # one built here. Prints the unpacked tree (it holds boot/vmlinuz-VER and
 # lib/modules/VER with modules.dep) on stdout.
-#   fetch-kernel.sh CACHE_DIR [FLAVOUR]      FLAVOUR: cloud-amd64 (default) or amd64
-# The cloud flavour is a third of the size and has everything the VM needs
-# (ACPI NUMA, libnvdimm, nd_e820, nd_pmem, device_dax, dax_pmem, fuse, BPF, BTF).
+#   fetch-kernel.sh CACHE_DIR [FLAVOUR]
+# FLAVOUR: cloud-amd64 (default, Debian 12's 6.1) or amd64, or the same with a
+# series in front, 6.12-cloud-amd64 or 6.12-amd64 (Debian 12's security
+# archive carries Linux 6.12, which has FUSE passthrough and weighted
+# interleave; 6.1 has neither). The cloud flavour is a third of the size and
+# has everything the VM needs (ACPI NUMA, libnvdimm, nd_e820, nd_pmem,
+# device_dax, dax_pmem, fuse, BPF, BTF).
 set -euo pipefail
 
 cache=${1:?usage: fetch-kernel.sh CACHE_DIR [cloud-amd64|amd64]}
 flavour=${2:-cloud-amd64}
 case "$flavour" in
-  cloud-amd64 | amd64) ;;
-  *) echo "fetch-kernel: unknown flavour '$flavour' (want cloud-amd64 or amd64)" >&2; exit 2 ;;
+  cloud-amd64 | amd64 | 6.12-cloud-amd64 | 6.12-amd64) ;;
+  *)
+    echo "fetch-kernel: unknown flavour '$flavour' (want cloud-amd64, amd64, 6.12-cloud-amd64 or 6.12-amd64)" >&2
+    exit 2 ;;
 esac
 meta=linux-image-$flavour
 
 # The metapackage only depends on the versioned image package; that one holds the kernel.
+# linux-image-6.12-cloud-amd64 depends on linux-image-6.12.N+deb12-cloud-amd64.
 resolve_image_package() {
   apt-cache depends --no-recommends --no-suggests "$meta" 2>/dev/null |
-    sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-'"$flavour"'\)$/\1/p' | head -n 1
+    sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-'"${flavour#*.*-}"'\)$/\1/p' | head -n 1
 }
 
 package=$(resolve_image_package)

@@ -1,0 +1,229 @@
+# The vm placement suite, run inside the VM by kernel/vm/run.sh (busybox sh)
+# on Debian's 6.12 kernel with 4 NUMA nodes: where the kernel puts the pages
+# of a file whose shared memory policy interleaves it over nodes, measured
+# with the page census (numa/page_census.h: move_pages with no target nodes),
+# never from tierfs's bookkeeping. The first checks prove the measuring and
+# the kernel's mechanism on plain tmpfs files; the tierfs checks run the same
+# census on a tierfs kernel-path mount and are skipped, with the reason, while
+# the build has no kernel path. Exits non-zero when any check failed.
+set -u
+helper=/vm/bin/tierfs_vm_placement
+T=/tmp/vm-placement
+MNT=/mnt/tierfs
+mkdir -p "$T" "$MNT"
+passed=0
+failed=0
+skipped=0
+SERVER_PID=
+
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+
+check() { # check NAME COMMAND [ARG...]
+  name=$1
+  shift
+  start=$(uptime_s)
+  if "$@" >"$T/check.out" 2>&1; then
+    passed=$((passed + 1))
+    verdict=PASS
+  else
+    failed=$((failed + 1))
+    verdict=FAIL
+  fi
+  echo "$verdict: $name ($(awk -v a="$start" -v b="$(uptime_s)" 'BEGIN { printf "%.1f", b - a }') s)"
+  sed 's/^/    /' "$T/check.out"
+}
+
+skip() { # skip NAME REASON
+  skipped=$((skipped + 1))
+  echo "SKIP: $1 ($2)"
+}
+
+# A comparison against a wrong expectation must report a mismatch (exit 1,
+# not an error), or a PASS beside it would prove nothing.
+fails_with_mismatch() {
+  status=0
+  "$@" || status=$?
+  echo "exit status $status (a mismatch is 1)"
+  [ "$status" -eq 1 ]
+}
+
+weights_sysfs=/sys/kernel/mm/mempolicy/weighted_interleave
+set_weights() { # set_weights W0 W1 W2 W3
+  n=0
+  for w in "$@"; do
+    echo "$w" >"$weights_sysfs/node$n" || return 1
+    n=$((n + 1))
+  done
+}
+
+echo "kernel $(uname -r); $VM_NODES NUMA nodes (online $(cat /sys/devices/system/node/online))"
+[ "$VM_NODES" -eq 4 ] || { echo "the placement suite wants 4 nodes, the VM has $VM_NODES"; exit 1; }
+
+EQUAL=0:1,1:1,2:1,3:1
+WEIGHTED=0:3,1:1,2:1,3:1
+SIZE=$((32 * 1024 * 1024))
+
+# --- the kernel's mechanism, measured -------------------------------------------------
+interleave_by() { # interleave_by write|fault
+  "$helper" policy-file /dev/shm/equal "$SIZE" --nodes 0,1,2,3 --by "$1" &&
+    "$helper" census /dev/shm/equal --weights "$EQUAL" --granularity 4096
+}
+check "a tmpfs file interleaved over nodes 0-3, filled by write(), has a quarter of its pages on each node in 1-page runs" \
+  interleave_by write
+check "control: the census of that file fails against weights 3:1:1:1" \
+  fails_with_mismatch "$helper" census /dev/shm/equal --weights "$WEIGHTED" --granularity 4096
+check "control: the census of that file fails against a 64 KiB granularity" \
+  fails_with_mismatch "$helper" census /dev/shm/equal --weights "$EQUAL" --granularity 65536
+check "control: the census of that file fails against nodes 0-2 only" \
+  fails_with_mismatch "$helper" census /dev/shm/equal --weights 0:1,1:1,2:1 --granularity 4096
+
+move_in_place() {
+  "$helper" rebind /dev/shm/equal --nodes 2,3 &&
+    "$helper" census /dev/shm/equal --weights 2:1,3:1 --granularity 4096
+}
+check "moved in place to an interleave over nodes 2-3 (mbind MPOL_MF_MOVE), its pages are half on each" \
+  move_in_place
+rm -f /dev/shm/equal
+check "a tmpfs file interleaved over nodes 0-3, filled through a shared mapping, has a quarter on each node" \
+  interleave_by fault
+rm -f /dev/shm/equal
+
+weighted_by_write() {
+  set_weights 3 1 1 1 || return 1
+  cat "$weights_sysfs"/node* | tr '\n' ' '
+  echo "(sysfs weights of nodes 0-3)"
+  "$helper" policy-file /dev/shm/weighted "$SIZE" --nodes 0,1,2,3 --weighted &&
+    "$helper" census /dev/shm/weighted --weights "$WEIGHTED" --granularity 4096
+}
+if [ -d "$weights_sysfs" ]; then
+  check "a tmpfs file with weighted interleave 3:1:1:1 over nodes 0-3 has 1/2, 1/6, 1/6, 1/6 of its pages in runs of 3 and 1 pages" \
+    weighted_by_write
+  check "control: the census of that file fails against equal weights" \
+    fails_with_mismatch "$helper" census /dev/shm/weighted --weights "$EQUAL" --granularity 4096
+  rm -f /dev/shm/weighted
+else
+  skip "weighted interleave" "this kernel has no $weights_sysfs"
+fi
+
+huge_interleave() {
+  mkdir -p /mnt/huge && mount -t tmpfs -o huge=always,size=256m tmpfs /mnt/huge || return 1
+  "$helper" policy-file /mnt/huge/equal $((64 * 1024 * 1024)) --nodes 0,1,2,3 &&
+    "$helper" census /mnt/huge/equal --weights "$EQUAL" --granularity $((2 * 1024 * 1024))
+}
+check "on a huge=always tmpfs the same policy places 2 MiB runs, a quarter on each node" \
+  huge_interleave
+check "control: the census of that file fails against a 4 KiB granularity" \
+  fails_with_mismatch "$helper" census /mnt/huge/equal --weights "$EQUAL" --granularity 4096
+rm -f /mnt/huge/equal
+umount /mnt/huge 2>/dev/null
+
+# --- a tierfs kernel-path mount ----------------------------------------------------------
+# A 4-way tier and a weighted tier over the same nodes, both on the kernel path;
+# files under w/ start on the weighted one.
+STATE="$T/state"
+cat >"$T/tierfs.toml" <<EOF
+[mount]
+state_dir = "$STATE"
+set_node_weights = true
+
+[[tier]]
+name = "four"
+regions = ["numa:0", "numa:1", "numa:2", "numa:3"]
+size = "256MiB"
+granularity = "4KiB"
+data_path = "kernel"
+
+[[tier]]
+name = "weighted"
+regions = ["numa:0", "numa:1", "numa:2", "numa:3"]
+size = "256MiB"
+granularity = "4KiB"
+weights = [3, 1, 1, 1]
+data_path = "kernel"
+
+[[placement]]
+path = "w/*"
+tier = "weighted"
+
+[defaults]
+tier = "four"
+EOF
+
+mounted() { awk -v m="$MNT" '$2 == m { found = 1 } END { exit !found }' /proc/mounts; }
+start_mount() {
+  tierfs mount -f --config "$T/tierfs.toml" "$MNT" >"$T/server.log" 2>&1 &
+  SERVER_PID=$!
+  i=0
+  while [ $i -lt 600 ]; do
+    mounted && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+    i=$((i + 1))
+  done
+  echo "the mount did not come up; server log:"
+  cat "$T/server.log"
+  return 1
+}
+
+# Through the mount: with FUSE passthrough the mapping is the backing file's,
+# so the census sees the pages the tier's policy placed; tierfs map shows the same.
+census_on_mount() { # FILE WEIGHTS
+  "$helper" census "$1" --weights "$2" --granularity 4096 || return 1
+  tierfs map --pages "$1"
+}
+write_both() {
+  start_mount || return 1
+  mkdir -p "$MNT/w" &&
+    dd if=/dev/urandom of="$MNT/equal" bs=1M count=32 2>/dev/null &&
+    dd if=/dev/urandom of="$MNT/w/weighted" bs=1M count=32 2>/dev/null &&
+    (cd "$MNT" && sha256sum equal w/weighted) >"$T/sums" || return 1
+  census_on_mount "$MNT/equal" "$EQUAL" && census_on_mount "$MNT/w/weighted" "$WEIGHTED"
+}
+migrate_between_tiers() {
+  tierfs migrate --tier weighted "$MNT/equal" || return 1
+  census_on_mount "$MNT/equal" "$WEIGHTED" || return 1
+  tierfs migrate --tier four "$MNT/w/weighted" || return 1
+  census_on_mount "$MNT/w/weighted" "$EQUAL" && (cd "$MNT" && sha256sum -c "$T/sums")
+}
+kill_and_remount() {
+  kill -9 "$SERVER_PID" || return 1
+  wait "$SERVER_PID" 2>/dev/null
+  SERVER_PID=
+  tierfs cleanup --config "$T/tierfs.toml" "$MNT" || return 1
+  start_mount || return 1
+  (cd "$MNT" && sha256sum -c "$T/sums") || return 1
+  census_on_mount "$MNT/equal" "$WEIGHTED" && census_on_mount "$MNT/w/weighted" "$EQUAL"
+}
+
+# Run the tierfs checks where check-config gives both tiers the kernel path;
+# skip them, with its reason, where this build has none; fail on anything else.
+config_status=0
+tierfs check-config --json "$T/tierfs.toml" >"$T/config.json" 2>&1 || config_status=$?
+tierfs_checks="a 4-way and a weighted tierfs kernel-path tier place their files' pages in their proportions
+after a migration between the two tiers, each file's pages follow its new tier
+after kill -9, tierfs cleanup and a remount, the pages are still where their tiers say"
+if [ "$config_status" -eq 0 ] && [ "$(grep -c '"data_path": "kernel"' "$T/config.json")" -eq 2 ]; then
+  check "a 4-way and a weighted tierfs kernel-path tier place their files' pages in their proportions" \
+    write_both
+  check "after a migration between the two tiers, each file's pages follow its new tier" \
+    migrate_between_tiers
+  check "after kill -9, tierfs cleanup and a remount, the pages are still where their tiers say" \
+    kill_and_remount
+elif grep -q "no kernel path" "$T/config.json"; then
+  reason="kernel path not built: $(head -n 1 "$T/config.json")"
+  echo "$tierfs_checks" | while read -r name; do echo "SKIP: $name ($reason)"; done
+  skipped=$((skipped + 3))
+else
+  config_refused() {
+    cat "$T/config.json"
+    return 1
+  }
+  check "tierfs check-config gives both tiers the kernel path" config_refused
+fi
+
+if [ -n "$SERVER_PID" ]; then
+  fusermount3 -u "$MNT" 2>/dev/null
+  wait "$SERVER_PID" 2>/dev/null
+fi
+echo "vm placement suite: $passed passed, $failed failed, $skipped skipped; the VM was up $(uptime_s) s"
+[ "$failed" -eq 0 ]
