@@ -1,12 +1,20 @@
 // `tierfs map FILE [--json]`: the extents of a file on a mounted tierfs, with
 // the tier, rows and the regions (and region byte ranges) each one touches.
-// Reads the virtual xattr user.tierfs.map; needs no ioctl.
+// Reads the virtual xattr user.tierfs.map; needs no ioctl. With --pages it
+// also asks the kernel where the file's pages are (numa/page_census.h).
+#include <fcntl.h>
 #include <fmt/core.h>
+#include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <cerrno>
+#include <cstring>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 
+#include "numa/page_census.h"
 #include "tierfs/cli/commands.h"
 #include "tierfs/cli/virtual_xattr.h"
 #include "tierfs/core/units.h"
@@ -39,20 +47,65 @@ void print_map(const std::string& file, const inspect::MapPage& map) {
   }
 }
 
+// The kernel's answer for the file's pages in memory, through a shared mapping
+// of the file on the mount. On a kernel-path file FUSE passthrough makes that
+// the backing file's mapping, so this is where the tier's policy put them.
+numa::PageCensus measure_pages(const std::string& file) {
+  const int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    throw std::runtime_error(fmt::format("{}: cannot open: {}", file, std::strerror(errno)));
+  std::error_code error;
+  std::string what;
+  numa::PageCensus census = numa::take_page_census(fd, error, what);
+  close(fd);
+  if (error)
+    throw std::runtime_error(
+        fmt::format("{}: measuring its pages: {}: {}", file, what, error.message()));
+  return census;
+}
+
+nlohmann::json census_json(const numa::PageCensus& census) {
+  nlohmann::json nodes = nlohmann::json::object();
+  for (const auto& [node, pages] : census.pages_per_node)
+    nodes[std::to_string(node)] = {
+        {"pages", pages}, {"bytes", census.bytes_on(node)}, {"share", census.share(node)}};
+  nlohmann::json runs = nlohmann::json::object();
+  for (const auto& [pages, count] : census.run_lengths()) runs[std::to_string(pages)] = count;
+  return {{"page_bytes", census.page_bytes},
+          {"file_pages", census.file_pages},
+          {"populated_pages", census.populated_pages},
+          {"nodes", nodes},
+          {"runs_by_pages", runs}};
+}
+
 }  // namespace
 
 void add_map_command(CLI::App& app, int& status) {
   auto file = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
+  auto pages = std::make_shared<bool>(false);
   auto* cmd = app.add_subcommand("map", "Show where a file's bytes live (tier, regions, offsets)");
   cmd->add_option("FILE", *file, "a regular file on a mounted tierfs")->required();
   cmd->add_flag("--json", *json, "print the JSON document instead of a table");
-  cmd->callback([file, json, &status] {
+  cmd->add_flag("--pages", *pages,
+                "also ask the kernel which NUMA node holds each page of the file in memory "
+                "(move_pages): a kernel-path file's placement as the kernel made it; on a "
+                "server-path file only the page cache's");
+  cmd->callback([file, json, pages, &status] {
     const inspect::MapPage map = read_extent_map(*file);
-    if (*json)
-      fmt::print("{}\n", nlohmann::json(map).dump(2));
-    else
+    std::optional<numa::PageCensus> census;
+    if (*pages) census = measure_pages(*file);
+    if (*json) {
+      nlohmann::json out = map;
+      if (census) out["measured_pages"] = census_json(*census);
+      fmt::print("{}\n", out.dump(2));
+    } else {
       print_map(*file, map);
+      if (census) {
+        fmt::print("  pages in memory, measured by the kernel (move_pages):\n");
+        for (const auto& line : numa::describe_census(*census)) fmt::print("    {}\n", line);
+      }
+    }
     status = 0;
   });
 }
