@@ -17,6 +17,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -109,9 +110,7 @@ int census(const std::string& path, const std::string& weights, uint64_t granula
   return problems.empty() ? 0 : 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run_main(int argc, char** argv) {
   CLI::App app{"vm placement suite helper"};
   app.require_subcommand(1);
   std::string file, nodes, by = "write", weights;
@@ -140,6 +139,18 @@ int main(int argc, char** argv) {
     return 0;
   } catch (const std::exception& e) {
     fmt::print(stderr, "tierfs_vm_placement: {}\n", e.what());
+    return 2;
+  }
+}
+
+}  // namespace
+
+// An error while printing an error ends here.
+int main(int argc, char** argv) {
+  try {
+    return run_main(argc, argv);
+  } catch (...) {
+    std::fputs("tierfs_vm_placement: unexpected error\n", stderr);
     return 2;
   }
 }
