@@ -19,7 +19,8 @@ usage: kernel/vm/run.sh [OPTIONS] [--] COMMAND [ARG...]
   --timeout S        stop the VM after S seconds; exit 124 (default 600)
   --kernel PATH      boot this bzImage instead of Debian's stock kernel
   --modules DIR      its modules: DIR/lib/modules/VERSION or that VERSION directory itself
-  --flavour F        Debian kernel flavour: cloud-amd64 (default) or amd64
+  --flavour F        Debian kernel: cloud-amd64 (default, 6.1) or amd64, or 6.12-cloud-amd64
+                     or 6.12-amd64 (Debian 12 security archive; FUSE passthrough)
   --cache DIR        where the Debian kernel is unpacked (default ~/.cache/tierfs-vm,
                      or $TIERFS_VM_CACHE)
   --tierfs PATH      the tierfs binary to put in /usr/local/bin (default $TIERFS_BIN)
