@@ -19,15 +19,14 @@ packages=(
   moosefs-master moosefs-chunkserver moosefs-client   # job-wide scratch (tierfs job start --shared)
   seccomp bpftrace   # scripts/seccomp-audit.sh: syscall names, and the calls sandboxed servers make
   groff-base   # the man page check (tests/integration/mount_helper.sh)
+  python3-prometheus-client   # parses tierfs stats --openmetrics/--prometheus (tests/integration/stats_openmetrics.sh)
+  prometheus-node-exporter   # its textfile collector serves that output (the same test starts its own on a free port)
+  debhelper lintian mmdebstrap   # the Debian package, built and installed into a clean root (tests/package)
   # VM harness (kernel/vm). The kernels it boots are not installed here:
   # kernel/vm/fetch-kernel.sh fetches Debian's packages with apt-get download
   # into the build's vm-cache (linux-image-cloud-amd64, 6.1, for the vm test;
   # linux-image-6.12-cloud-amd64 from bookworm-security for vm_placement), so
   # no kernel postinst (initramfs, bootloader) runs on this machine.
-  python3-prometheus-client   # parses tierfs stats --openmetrics/--prometheus (tests/integration/stats_openmetrics.sh)
-  prometheus-node-exporter   # its textfile collector serves that output (the same test starts its own on a free port)
-  debhelper lintian mmdebstrap   # the Debian package, built and installed into a clean root (tests/package)
-  # VM harness (kernel/vm)
   qemu-system-x86 busybox-static ndctl daxctl cpio kmod
   binutils xz-utils zstd    # strip; unpacking compressed modules of a kernel of one's own
 )
