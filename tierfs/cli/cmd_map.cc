@@ -28,6 +28,10 @@ void print_map(const std::string& file, const inspect::MapPage& map) {
   fmt::print("{}: size {}, {} allocated, preferred tier {}, {} extent{}\n", file,
              format_size_approx(map.size), format_size_approx(map.allocated_bytes),
              map.preferred_tier, extents.size(), extents.size() == 1 ? "" : "s");
+  if (map.data_path == "kernel")
+    fmt::print(
+        "  kernel path: the bytes are a backing file the kernel reads and writes directly, "
+        "placed on the tier's nodes by its memory policy\n");
   if (map.migration)
     fmt::print("  moving to tier {}: {} of {} copied\n", map.migration->to_tier,
                format_size_approx(map.migration->copied_bytes),

@@ -91,6 +91,12 @@ void print_stats(const std::string& mountpoint, const inspect::Stats& stats) {
     if (tier.bad_bytes > 0)
       fmt::print("  tier {}: {} bad (a copy took a memory error there), out of use\n", tier.name,
                  format_size_approx(tier.bad_bytes));
+  for (const auto& tier : stats.tiers)
+    fmt::print("  tier {}: {} path ({}){}\n", tier.name, tier.data_path, tier.data_path_reason,
+               tier.data_path == "kernel"
+                   ? fmt::format(", backing files hold {}",
+                                 format_size_approx(tier.kernel_path_used_bytes))
+                   : "");
   TextTable moves({"tier", "watermarks", "moved in", "files in", "moved out", "files out"});
   for (const auto& tier : stats.tiers)
     moves.add({tier.name,

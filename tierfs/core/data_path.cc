@@ -144,6 +144,9 @@ KernelFacts probe_kernel_facts(const std::string& sysfs_root) {
     const std::string word = selected_word(entry.path() / "shmem_enabled");
     if (!word.empty()) facts.shmem_mthp[kib * 1024] = word;
   }
+#ifdef TIERFS_KERNEL_PATH
+  facts.kernel_path_built = true;
+#endif
   facts.weighted_interleave =
       fs::is_directory(fs::path(sysfs_root) / "kernel/mm/mempolicy/weighted_interleave", ec);
   utsname uts{};
@@ -178,8 +181,13 @@ std::vector<DataPathChoice> choose_data_paths(const std::vector<TierConfig>& tie
       choice.reason = "this kernel has no FUSE passthrough (Linux 6.9+)";
     } else if (!facts.kernel_path_built) {
       choice.reason = fmt::format(
-          "the tier qualifies ({} at {}) but this build has no kernel path yet: its backing "
-          "store, crash adoption, full-tier spill and migration are not implemented",
+          "the tier qualifies ({} at {}) but the kernel path is not built: this libfuse has no "
+          "FUSE passthrough (3.16+; scripts/setup.sh builds 3.18)",
+          policy, format_size(tier.granularity_bytes));
+    } else if (tier.data_path == DataPathMode::automatic) {
+      choice.reason = fmt::format(
+          "the tier qualifies ({} at {}); auto keeps the server path until the kernel path "
+          "spills full tiers and migrates files (data_path = \"kernel\" takes it now)",
           policy, format_size(tier.granularity_bytes));
     } else {
       choice.path = DataPath::kernel;

@@ -30,6 +30,8 @@
 // The BPF maps hear of a change of the extents once per operation, and only
 // when they changed: an overwrite in place costs no map update, and the
 // unlink of a file it never heard of no map delete.
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -48,6 +50,17 @@ constexpr uint64_t kMaxPreallocBytes = uint64_t{64} << 20;
 constexpr size_t kZeroBytes = size_t{1} << 20;
 // Holes are answered with pointers into this; the kernel only reads it.
 alignas(4096) const std::byte kZeros[kZeroBytes] = {};
+
+// A read the server answers for a kernel-path file (a handle without
+// passthrough): into a buffer of the calling thread, which the caller's
+// reply uses before that thread reads again.
+int64_t read_backing(const BackingFile& backing, uint64_t off, uint64_t size,
+                     std::vector<iovec>& out) {
+  thread_local std::vector<char> buffer;
+  const int64_t n = backing.read(off, size, buffer);
+  if (n > 0) out.push_back({buffer.data(), static_cast<size_t>(n)});
+  return n;
+}
 
 uint64_t end_of(const tierfs_extent& e) {
   return e.file_offset + e.length;
@@ -121,6 +134,25 @@ void FileData::set_ino(uint64_t ino) {
 }
 std::span<const tierfs_extent> FileData::extents() const {
   return extents_;
+}
+
+void FileData::attach_backing(std::unique_ptr<BackingFile> backing) {
+  backing_ = std::move(backing);
+}
+uint64_t FileData::size(uint64_t recorded) const {
+  return backing_ ? backing_->facts().size : recorded;
+}
+int FileData::extend(uint64_t new_size) {
+  return backing_ && backing_->facts().size < new_size ? backing_->set_size(new_size) : 0;
+}
+int FileData::set_mtime(int64_t ns) {
+  return backing_ ? backing_->set_mtime(ns) : 0;
+}
+int64_t FileData::mtime_ns(int64_t recorded) const {
+  return backing_ ? std::max(recorded, backing_->facts().mtime_ns) : recorded;
+}
+int64_t FileData::ctime_ns(int64_t recorded) const {
+  return backing_ ? std::max(recorded, backing_->facts().ctime_ns) : recorded;
 }
 
 template <typename Visit>
@@ -263,6 +295,7 @@ void FileData::changed(Storage& storage) {
 
 int64_t FileData::read(Storage& storage, uint64_t off, uint64_t size, uint64_t file_size,
                        std::vector<iovec>& out) {
+  if (backing_) return read_backing(*backing_, off, size, out);
   if (off >= file_size || size == 0) return 0;
   const uint64_t len = std::min<uint64_t>(size, file_size - off);
   RequestTraffic traffic;
@@ -289,6 +322,7 @@ int64_t FileData::read(Storage& storage, uint64_t off, uint64_t size, uint64_t f
 }
 
 int64_t FileData::write(Storage& storage, uint64_t off, std::span<const iovec> in) {
+  if (backing_) return backing_->write(off, in);
   uint64_t len = 0;
   for (const iovec& v : in) len += v.iov_len;
   if (len == 0) return 0;
@@ -396,6 +430,7 @@ void FileData::give_back_fresh(Storage& storage, uint64_t from) {
 }
 
 int FileData::allocate(Storage& storage, uint64_t off, uint64_t len) {
+  if (backing_) return backing_->allocate(off, len);
   fresh_ranges.clear();
   const int64_t done =
       walk(storage, off, len, true, false, [](std::byte*, uint64_t, uint32_t, uint32_t) {});
@@ -410,6 +445,7 @@ int FileData::allocate(Storage& storage, uint64_t off, uint64_t len) {
 }
 
 int FileData::zero_range(Storage& storage, uint64_t off, uint64_t len) {
+  if (backing_) return backing_->zero_range(off, len);
   fresh_ranges.clear();
   bool faulted = false;
   const int64_t done = walk(storage, off, len, true, false,
@@ -494,6 +530,7 @@ void FileData::remove_range(Storage& storage, uint64_t off, uint64_t len) {
 }
 
 int FileData::punch_hole(Storage& storage, uint64_t off, uint64_t len) {
+  if (backing_) return backing_->punch_hole(off, len);
   const uint64_t end = len > std::numeric_limits<uint64_t>::max() - off
                            ? std::numeric_limits<uint64_t>::max()
                            : off + len;
@@ -505,6 +542,7 @@ int FileData::punch_hole(Storage& storage, uint64_t off, uint64_t len) {
 }
 
 int FileData::truncate(Storage& storage, uint64_t new_size) {
+  if (backing_) return backing_->set_size(new_size);
   if (int err = zero_partial_blocks(storage, new_size, std::numeric_limits<uint64_t>::max()))
     return err;
   remove_range(storage, new_size, std::numeric_limits<uint64_t>::max() - new_size);
@@ -522,6 +560,7 @@ void FileData::trim_preallocation(Storage& storage, uint64_t file_size) {
 }
 
 void FileData::release(Storage& storage) {
+  if (backing_) backing_->remove();
   for (const tierfs_extent& e : extents_) free_later(storage, e.tier, blocks_of(e));
   if (!extents_.empty()) ++extents_version_;
   extents_.clear();
@@ -638,6 +677,7 @@ void FileData::adopt_extents(Storage& storage, FileData& target,
 }
 
 int64_t FileData::seek_data(uint64_t off, uint64_t file_size) const {
+  if (backing_) return backing_->seek(off, SEEK_DATA);
   if (off >= file_size) return -ENXIO;
   const size_t i = first_ending_after(extents_, off);
   if (i == extents_.size()) return -ENXIO;
@@ -646,6 +686,7 @@ int64_t FileData::seek_data(uint64_t off, uint64_t file_size) const {
 }
 
 int64_t FileData::seek_hole(uint64_t off, uint64_t file_size) const {
+  if (backing_) return backing_->seek(off, SEEK_HOLE);
   if (off >= file_size) return -ENXIO;
   uint64_t at = off;
   for (size_t i = first_ending_after(extents_, off);
@@ -655,6 +696,7 @@ int64_t FileData::seek_hole(uint64_t off, uint64_t file_size) const {
 }
 
 uint64_t FileData::allocated_bytes() const {
+  if (backing_) return backing_->facts().allocated_bytes;
   uint64_t total = 0;
   for (const tierfs_extent& e : extents_) total += e.length;
   return total;

@@ -7,15 +7,20 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <vector>
 
 #include "bpf/tierfs_map.h"
+#include "tierfs/core/backing_file.h"
 #include "tierfs/core/storage.h"
 
 namespace tierfs {
 
-// The bytes of one regular file: a sorted, non-overlapping list of extents.
+// The bytes of one regular file: a sorted, non-overlapping list of extents
+// (the server path), or a backing file the kernel serves (the kernel path,
+// backing_file.h): each data operation below forwards to it when the file
+// has one, so that callers never ask which path a file takes.
 // Not thread-safe: the caller holds the inode's lock (shared for read, unique
 // for everything else).
 class FileData {
@@ -60,6 +65,22 @@ class FileData {
   std::span<const tierfs_extent> extents() const;
   // The key of this file in the BPF maps; the FileData does not know its inode number.
   void set_ino(uint64_t ino);
+
+  // The kernel path: the file's bytes live in `backing` from now on. Only
+  // for a file without extents (tierfs/server/fs_kernel_path.cc decides).
+  void attach_backing(std::unique_ptr<BackingFile> backing);
+  BackingFile* backing() const { return backing_.get(); }
+  // The file's size: the backing file's on the kernel path (the kernel
+  // writes it without the server), else `recorded` (the inode's).
+  uint64_t size(uint64_t recorded) const;
+  // The file grew to `new_size` by truncate or fallocate (holes need no
+  // blocks on the server path; the backing file's size is the kernel's).
+  int extend(uint64_t new_size);
+  // utimensat: the backing file's mtime is the one getattr reports.
+  int set_mtime(int64_t ns);
+  // The kernel path's times: the later of `recorded` and the backing file's.
+  int64_t mtime_ns(int64_t recorded) const;
+  int64_t ctime_ns(int64_t recorded) const;
 
   // Migration (tierfs/core/migrate.h drives these; it documents the locks).
   // A file range that a call changed (bytes or extents) while watched.
@@ -134,6 +155,7 @@ class FileData {
   void free_later(Storage& storage, uint32_t tier, BlockRange range);
 
   std::vector<tierfs_extent> extents_;
+  std::unique_ptr<BackingFile> backing_;  // the kernel path; extents_ stays empty
   uint32_t preferred_tier_ = 0;
   uint64_t ino_ = 0;
   // The end of the furthest range that was written, fallocated or zeroed:

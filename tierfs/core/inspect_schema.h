@@ -60,6 +60,9 @@ struct MapPage {
   uint64_t size = 0;
   uint64_t allocated_bytes = 0;
   std::string preferred_tier;
+  // "server" (the extents below) or "kernel" (a backing file the kernel
+  // serves and places by memory policy; no extents).
+  std::string data_path = "server";
   uint64_t extent_count = 0;
   std::optional<uint64_t> first_extent;
   std::optional<uint64_t> next_extent;
@@ -73,6 +76,7 @@ inline void to_json(nlohmann::json& j, const MapPage& page) {
        {"size", page.size},
        {"allocated_bytes", page.allocated_bytes},
        {"preferred_tier", page.preferred_tier},
+       {"data_path", page.data_path},
        {"extent_count", page.extent_count},
        {"extents", page.extents}};
   if (page.first_extent) j["first_extent"] = *page.first_extent;
@@ -85,6 +89,7 @@ inline void from_json(const nlohmann::json& j, MapPage& page) {
   j.at("size").get_to(page.size);
   j.at("allocated_bytes").get_to(page.allocated_bytes);
   j.at("preferred_tier").get_to(page.preferred_tier);
+  page.data_path = j.value("data_path", std::string("server"));
   j.at("extent_count").get_to(page.extent_count);
   j.at("extents").get_to(page.extents);
   page.first_extent.reset();
@@ -132,13 +137,19 @@ struct TierUse {
   uint64_t bytes_moved_out = 0;
   uint64_t files_moved_in = 0;
   uint64_t files_moved_out = 0;
+  // Which path the tier's new files take ("server" or "kernel") and why; the
+  // bytes the kernel path's backing files hold (its tmpfs), not in used_bytes.
+  std::string data_path;
+  std::string data_path_reason;
+  uint64_t kernel_path_used_bytes = 0;
   std::vector<RegionUse> regions;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TierUse, name, granularity_bytes, ways, row_bytes,
                                    capacity_bytes, used_bytes, free_bytes, reads, writes,
                                    bytes_read, bytes_written, bad_bytes, persistent, high_watermark,
                                    low_watermark, bytes_moved_in, bytes_moved_out, files_moved_in,
-                                   files_moved_out, regions)
+                                   files_moved_out, data_path, data_path_reason,
+                                   kernel_path_used_bytes, regions)
 
 // The mover ([mover] and tierfs/server/mover.h).
 struct MoverState {

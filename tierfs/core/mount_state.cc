@@ -10,6 +10,7 @@
 #include <linux/magic.h>
 #include <spdlog/spdlog.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -175,9 +176,7 @@ std::unique_ptr<MountState> MountState::open(const Config& config, const std::st
     // before anything could adopt them; the lock file stays (we hold it).
     state->remove_shared_memory();
     for (const std::string& name : state->entries())
-      if (name != kLockFile && unlinkat(state->dir_fd_, name.c_str(), 0) != 0 && errno != ENOENT)
-        throw std::runtime_error(
-            fmt::format("{}/{}: cannot remove: {}", state->path_, name, std::strerror(errno)));
+      if (name != kLockFile) state->remove_entry(name);
   }
   // Nothing but the lock: nothing to adopt (first mount, --fresh, cleaned).
   const std::vector<std::string> left = state->entries();
@@ -196,6 +195,20 @@ std::unique_ptr<MountState> MountState::open_existing(const std::string& path) {
 
 MountState::~MountState() {
   close_fds();
+}
+
+void MountState::remove_entry(const std::string& name) {
+  if (unlinkat(dir_fd_, name.c_str(), 0) == 0 || errno == ENOENT) return;
+  // A kernel-path tier's tmpfs (tierfs/server/backing_store.h): detached, so
+  // its files go as soon as no descriptor holds them, then its mount point.
+  if (errno == EISDIR) {
+    const std::string path = path_ + "/" + name;
+    if (umount2(path.c_str(), MNT_DETACH) != 0 && errno != EINVAL)
+      throw std::runtime_error(fmt::format("{}: cannot unmount: {}", path, std::strerror(errno)));
+    if (unlinkat(dir_fd_, name.c_str(), AT_REMOVEDIR) == 0 || errno == ENOENT) return;
+  }
+  throw std::runtime_error(
+      fmt::format("{}/{}: cannot remove: {}", path_, name, std::strerror(errno)));
 }
 
 std::vector<std::string> MountState::entries() const {
@@ -280,10 +293,7 @@ std::vector<std::string> MountState::remove_shared_memory() {
 
 std::vector<std::string> MountState::remove_all() {
   std::vector<std::string> removed = remove_shared_memory();
-  for (const std::string& name : entries())
-    if (unlinkat(dir_fd_, name.c_str(), 0) != 0 && errno != ENOENT)
-      throw std::runtime_error(
-          fmt::format("{}/{}: cannot remove: {}", path_, name, std::strerror(errno)));
+  for (const std::string& name : entries()) remove_entry(name);
   if (rmdir(path_.c_str()) != 0 && errno != ENOENT)
     throw std::runtime_error(fmt::format("{}: cannot remove: {}", path_, std::strerror(errno)));
   removed.push_back(fmt::format("removed mount state {}", path_));

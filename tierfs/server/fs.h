@@ -73,8 +73,9 @@ struct BpfStatus {
   uint32_t inodes_map_id = 0;
   uint64_t map_update_errors = 0;
 };
-struct BpfPath;  // fs_bpf.cc
-class Mover;     // mover.h
+struct BpfPath;      // fs_bpf.cc
+class BackingStore;  // backing_store.h
+class Mover;         // mover.h
 
 class Fs {
  public:
@@ -170,12 +171,26 @@ class Fs {
   // tierfs check of the running mount: the log's image and the allocators.
   std::vector<std::string> check_problems();
 
+  // The kernel data path (fs_kernel_path.cc). open_backing_store mounts or
+  // adopts the kernel-path tiers' tmpfs (throws one line); give_data_path
+  // gives a new regular file a backing file when its tier is on the kernel
+  // path (0 or an errno value; caller holds the inode's lock or owns it
+  // alone); adopt_backing_files, after the log's replay, gives each file the
+  // backing file a previous server left and removes the ones nobody owns.
+  void open_backing_store(int state_dir_fd, const std::string& state_dir);
+  int give_data_path(Inode& inode);
+  void adopt_backing_files();
+  const BackingStore* backing_store() const { return backing_store_.get(); }
+  // The path the file's bytes take; caller holds its lock.
+  DataPath data_path_of(const Inode& inode) const;
+
   // Shared for lookups and readdir, unique for every change of the tree.
   mutable std::shared_mutex namespace_lock;
 
  private:
   Config config_;
   std::unique_ptr<Storage> storage_;
+  std::unique_ptr<BackingStore> backing_store_;  // null: no tier on the kernel path
   Placement placement_;
   mutable std::mutex table_mutex_;
   std::unordered_map<uint64_t, InodePtr> inodes_;

@@ -19,17 +19,6 @@
 
 namespace tierfs {
 
-// Sets how the kernel caches this open file (mount option cache).
-static void set_cache_mode(const Fs& fs, fuse_file_info* fi) {
-  if (fs.config().mount.cache == CacheMode::none) {
-    fi->direct_io = 1;
-    fi->keep_cache = 0;
-  } else {
-    fi->direct_io = 0;
-    fi->keep_cache = 1;  // every change goes through this kernel, so its cache stays valid
-  }
-}
-
 // The kernel keeps a file's mode for the attribute timeout, and a WRITE,
 // OPEN or FALLOCATE reply carries none: when such a request dropped set-ID
 // bits, the kernel forgets the cached attributes before the caller's call
@@ -41,6 +30,7 @@ static void forget_cached_mode(Fs& fs, uint64_t ino) {
 // O_TRUNC arrives here because init asks for FUSE_CAP_ATOMIC_O_TRUNC.
 static void truncate_for_open(Fs& fs, fuse_req_t req, Inode& inode) {
   std::unique_lock guard(inode.lock);
+  refresh_size(inode);
   if (inode.size > 0) inode.data->truncate(fs.storage(), 0);
   inode.size = 0;
   inode.mtime_ns = inode.ctime_ns = now_ns();
@@ -74,9 +64,11 @@ static void trim_preallocation(Fs& fs, Inode& inode) {
   if (inode.data->extents_version() != version) fs.log_inode_locked(inode);
 }
 
-static void close_handle(Fs& fs, FileHandle* released) {
+// `req` is null when the open's reply failed (the request is gone).
+static void close_handle(Fs& fs, fuse_req_t req, FileHandle* released) {
   std::unique_ptr<FileHandle> handle = fs.take_handle(released);
   InodePtr inode = std::move(handle->inode);
+  close_data_path(req, *inode);
   const bool last_writer = handle->writable && inode->writable_handles.fetch_sub(1) == 1;
   handle.reset();
   // Before the handle count drops: a concurrent last unlink may then release the data.
@@ -117,12 +109,17 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     std::shared_lock guard(inode->lock);
     entry = fs.entry_of(*inode);
   }
-  set_cache_mode(fs, fi);
   FileHandle* handle = open_handle(fs, inode, fi);
   fi->fh = reinterpret_cast<uint64_t>(handle);
   fs.remember(*inode);
+  if (int err = open_data_path(fs, req, *inode, fi)) {
+    close_handle(fs, nullptr, handle);
+    fs.forget(inode->ino, 1);
+    fuse_reply_err(req, err);
+    return;
+  }
   if (fuse_reply_create(req, &entry, fi) != 0) {
-    close_handle(fs, handle);
+    close_handle(fs, nullptr, handle);
     fs.forget(inode->ino, 1);
   }
 }
@@ -137,10 +134,14 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY)
     truncate_for_open(fs, req, *inode);
-  set_cache_mode(fs, fi);
   FileHandle* handle = open_handle(fs, inode, fi);
   fi->fh = reinterpret_cast<uint64_t>(handle);
-  if (fuse_reply_open(req, fi) != 0) close_handle(fs, handle);
+  if (int err = open_data_path(fs, req, *inode, fi)) {
+    close_handle(fs, nullptr, handle);
+    fuse_reply_err(req, err);
+    return;
+  }
+  if (fuse_reply_open(req, fi) != 0) close_handle(fs, nullptr, handle);
 }
 
 // relatime: a read moves atime only when it is older than the last change or a day old.
@@ -351,7 +352,7 @@ void fs_fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_in
 void fs_release(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
   Fs& fs = fs_of(req);
   fs.count(Op::release);
-  close_handle(fs, handle_of(fi));
+  close_handle(fs, req, handle_of(fi));
   fuse_reply_err(req, 0);
 }
 
@@ -365,6 +366,7 @@ static int fallocate_locked(Fs& fs, Inode& inode, int mode, uint64_t off, uint64
                             const std::string& path) {
   const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
   const int action = mode & ~FALLOC_FL_KEEP_SIZE;
+  refresh_size(inode);
   int err = 0;
   if (action == 0) {
     apply_size_hint(fs, inode, path, off + len);
@@ -381,6 +383,7 @@ static int fallocate_locked(Fs& fs, Inode& inode, int mode, uint64_t off, uint64
   if (err < 0) return err;
   int64_t now = now_ns();
   if (!keep_size && off + len > inode.size) {
+    if (int grown = inode.data->extend(off + len)) return grown;
     inode.size = off + len;
     inode.mtime_ns = now;
   }

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <optional>
 
+#include "tierfs/server/backing_store.h"
 #include "tierfs/server/mover.h"
 #include "tierfs/server/operations.h"
 #include "tierfs/server/setid_rules.h"
@@ -214,18 +215,24 @@ void Fs::fill_attr(const Inode& inode, struct stat& attr) const {
   attr.st_gid = inode.gid;
   attr.st_rdev = inode.rdev;
   attr.st_blksize = 4096;
+  int64_t mtime_ns = inode.mtime_ns;
+  int64_t ctime_ns = inode.ctime_ns;
   if (inode.is_regular()) {
     attr.st_size = static_cast<off_t>(inode.size);
-    if (!inode.data_released)
+    if (!inode.data_released) {
+      attr.st_size = static_cast<off_t>(inode.data->size(inode.size));
       attr.st_blocks = static_cast<blkcnt_t>(inode.data->allocated_bytes() / 512);
+      mtime_ns = inode.data->mtime_ns(mtime_ns);
+      ctime_ns = inode.data->ctime_ns(ctime_ns);
+    }
   } else if (S_ISLNK(inode.mode)) {
     attr.st_size = static_cast<off_t>(inode.symlink_target.size());
   } else if (inode.is_dir()) {
     attr.st_size = 4096;
   }
   attr.st_atim = to_timespec(inode.atime_ns.load());
-  attr.st_mtim = to_timespec(inode.mtime_ns);
-  attr.st_ctim = to_timespec(inode.ctime_ns);
+  attr.st_mtim = to_timespec(mtime_ns);
+  attr.st_ctim = to_timespec(ctime_ns);
 }
 
 double Fs::attr_timeout_s() const {
@@ -336,6 +343,7 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
     fuse_reply_err(req, inode->is_dir() ? EISDIR : EINVAL);
     return;
   }
+  if (inode->is_regular()) refresh_size(*inode);
   // Shrinking first: zeroing the new last block's tail can fail (EIO, a
   // SIGBUS there, copy_guard.h), and then nothing of the request is applied.
   if ((to_set & FUSE_SET_ATTR_SIZE) && static_cast<uint64_t>(attr->st_size) < inode->size)
@@ -357,6 +365,11 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
   if (to_set & FUSE_SET_ATTR_GID) inode->gid = attr->st_gid;
   if (to_set & FUSE_SET_ATTR_SIZE) {
     auto new_size = static_cast<uint64_t>(attr->st_size);
+    if (int err = new_size > inode->size ? inode->data->extend(new_size) : 0) {
+      guard.unlock();
+      fuse_reply_err(req, -err);
+      return;
+    }
     if (new_size != inode->size) inode->mtime_ns = now;
     inode->size = new_size;
   }
@@ -368,6 +381,9 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
     inode->mtime_ns = now;
   else if (to_set & FUSE_SET_ATTR_MTIME)
     inode->mtime_ns = to_ns(attr->st_mtim);
+  // The kernel path reports the later of the two mtimes: the backing file's follows.
+  if (inode->is_regular() && (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)))
+    inode->data->set_mtime(inode->mtime_ns);
   // Every successful change of metadata moves ctime, to the explicit value when given.
   inode->ctime_ns = (to_set & FUSE_SET_ATTR_CTIME) ? to_ns(attr->st_ctim) : now;
   struct stat out;

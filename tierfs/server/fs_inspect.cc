@@ -11,6 +11,7 @@
 
 #include "bpf/tierfs_map.h"
 #include "tierfs/core/inspect_schema.h"
+#include "tierfs/server/backing_store.h"
 #include "tierfs/server/mover.h"
 #include "tierfs/server/operations.h"
 
@@ -84,6 +85,8 @@ std::string extent_map_json(Fs& fs, const Inode& inode, size_t first_extent) {
   page.size = inode.size;
   page.allocated_bytes = inode.data_released ? 0 : inode.data->allocated_bytes();
   page.preferred_tier = fs.storage().tier(inode.data->preferred_tier()).name();
+  page.data_path = data_path_name(fs.data_path_of(inode));
+  if (!inode.data_released) page.size = inode.data->size(inode.size);
   page.extent_count = all.size();
   page.first_extent = first_extent;
   if (auto moving = fs.mover().progress(inode.ino))
@@ -151,6 +154,11 @@ std::string stats_json(Fs& fs, bool full) {
     use.bytes_written = tier.bytes_written;
     use.bad_bytes = tier.bad_bytes;
     use.persistent = tier.persistent;
+    const DataPathChoice& path = fs.config().tiers[index].data_path_choice;
+    use.data_path = data_path_name(path.path);
+    use.data_path_reason = path.reason;
+    if (const BackingStore* store = fs.backing_store())
+      use.kernel_path_used_bytes = store->usage(static_cast<uint32_t>(index)).used_bytes;
   }
   for (unsigned i = 0; i < static_cast<unsigned>(Op::count_); ++i)
     stats.ops[op_name(static_cast<Op>(i))] = fs.op_count(static_cast<Op>(i));

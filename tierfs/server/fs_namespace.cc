@@ -55,6 +55,11 @@ int make_node(Fs& fs, fuse_req_t req, fuse_ino_t parent, const char* name, mode_
   if (node->is_regular()) {
     std::string path = fs.path_of(parent, name);
     node->data->set_preferred_tier(fs.placement().for_new_file(path, fs.inherited_tier(parent)));
+    if (int err = fs.give_data_path(*node)) {
+      node->nlink = 0;
+      fs.maybe_drop(node);
+      return err;
+    }
   }
   dir->dir->add(name, node->ino);
   if (node->is_dir()) dir->nlink.fetch_add(1);

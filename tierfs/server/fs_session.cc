@@ -126,6 +126,15 @@ void fs_init(void* userdata, fuse_conn_info* conn) {
 #ifdef FUSE_CAP_HANDLE_KILLPRIV_V2
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV_V2;
 #endif
+  // The kernel data path (fs_kernel_path.cc): asked for only when a tier
+  // takes it; a kernel that does not offer it fails the mount below.
+  const bool wants_passthrough = fs.backing_store() != nullptr;
+#ifdef TIERFS_KERNEL_PATH
+  const bool passthrough = wants_passthrough && (conn->capable & FUSE_CAP_PASSTHROUGH) != 0;
+  if (passthrough) conn->want |= FUSE_CAP_PASSTHROUGH;
+#else
+  const bool passthrough = false;
+#endif
   // With asynchronous direct I/O the kernel turns any short write reply into
   // EIO and truncates the file back (fuse_get_res_by_io), so an O_DIRECT write
   // that fills the tier part-way on cache = "kernel" would lose what it wrote.
@@ -147,6 +156,10 @@ void fs_init(void* userdata, fuse_conn_info* conn) {
         "or a seccomp filter");
   else
     privilege_drop.error = drop_privilege(privilege_drop.mode);
+  if (wants_passthrough && !passthrough && privilege_drop.error.empty())
+    privilege_drop.error =
+        "a tier has data_path \"kernel\" but the kernel did not offer FUSE passthrough at "
+        "FUSE_INIT (CONFIG_FUSE_PASSTHROUGH, Linux 6.9+)";
   privilege_drop.done = true;
   // Here, after the drop and not at start-up: a daemon forks after the
   // session is made, and a thread started before the fork would not exist.
@@ -369,8 +382,10 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
       spdlog::info("adopting what the previous server left in {}", state->path());
     auto storage = Storage::open(config, state.get());
     fs = std::make_unique<Fs>(std::move(config), std::move(storage));
+    fs->open_backing_store(state->dir_fd(), state->path());
     // The metadata log: replayed when the regions were adopted, else started empty.
     attach_metadata_log(*fs, *state);
+    fs->adopt_backing_files();
     // Before the mount exists, so nobody sees the root with other attributes.
     const InodePtr root = fs->find(FUSE_ROOT_ID);
     if (options.root_uid) root->uid = *options.root_uid;

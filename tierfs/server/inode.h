@@ -82,6 +82,13 @@ struct Inode {
 
 using InodePtr = std::shared_ptr<Inode>;
 
+// A kernel-path file's size is its backing file's (the kernel writes it
+// without the server): brought into inode.size before the server changes
+// the file. Caller holds the inode's lock uniquely.
+inline void refresh_size(Inode& inode) {
+  if (inode.data && !inode.data_released) inode.size = inode.data->size(inode.size);
+}
+
 // Per open file: what the server must remember between open and release.
 struct FileHandle {
   InodePtr inode;

@@ -8,6 +8,8 @@
 // read once fades within a few looks.
 #include "tierfs/server/mover.h"
 
+#include "tierfs/server/backing_store.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -77,6 +79,14 @@ void Mover::enqueue(const InodePtr& inode, uint32_t tier) {
 int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint64_t* bytes_moved) {
   if (!inode->is_regular()) return -EINVAL;
   if (tier >= moves_.size()) return -EINVAL;
+  // Kernel-path files move with MPOL_MF_MOVE or a copy out of the backing
+  // file, neither of which is built yet: refused, and the file stays whole.
+  {
+    const BackingStore* store = fs_.backing_store();
+    std::shared_lock guard(inode->lock);
+    if (fs_.data_path_of(*inode) == DataPath::kernel || (store && store->serves(tier)))
+      return -EXDEV;
+  }
   auto flight = std::make_shared<InFlight>();
   flight->to_tier = tier;
   {

@@ -69,6 +69,13 @@ inline Fs& fs_of(fuse_req_t req) {
 int make_node(Fs& fs, fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev,
               const char* symlink_target, InodePtr& out);
 
+// Answers an open of a regular file by its data path (fs_kernel_path.cc):
+// the cache mode on the server path, passthrough onto the backing file on
+// the kernel path. 0 or an errno value. close_data_path undoes it at
+// release (`req` null when the open's reply failed).
+int open_data_path(Fs& fs, fuse_req_t req, Inode& inode, fuse_file_info* fi);
+void close_data_path(fuse_req_t req, Inode& inode);
+
 // JSON documents behind the virtual xattrs (fs_inspect.cc).
 // A getxattr value may hold at most 64 KiB, so the map comes in pages:
 // "user.tierfs.map" starts at extent 0, "user.tierfs.map@N" at extent N, and

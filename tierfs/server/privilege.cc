@@ -22,7 +22,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/ioctl.h>
+
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -68,6 +71,9 @@ constexpr const char* kAllowed[] = {
     // unlinkat, unlink, rmdir).
     "openat", "newfstatat", "pread64", "pwrite64", "lseek", "fdatasync", "fsync", "ftruncate",
     "rename", "renameat", "renameat2", "getdents64", "unlinkat", "unlink", "rmdir",
+    // The kernel data path's backing files (fs_kernel_path.cc): utimensat
+    // (futimens) carries a utimes onto the backing file, whose mtime getattr reports.
+    "utimensat",
     // New blocks of numa: regions take a write's bytes by pwritev on the
     // shared-memory object (Tier::write_through_file), measured.
     "pwritev",
@@ -121,6 +127,18 @@ constexpr const char* kSanitizerRuntime[] = {"ptrace", "wait4",    "prctl", "get
 constexpr int kBpfCommands[] = {BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM,
                                 BPF_MAP_GET_NEXT_KEY, BPF_OBJ_GET_INFO_BY_FD};
 
+// include/uapi/linux/fuse.h of Linux 6.9+ (Debian 12's headers predate them):
+// FUSE_DEV_IOC_BACKING_OPEN takes a struct fuse_backing_map {int32 fd;
+// uint32 flags; uint64 padding;}, FUSE_DEV_IOC_BACKING_CLOSE a uint32 id.
+constexpr unsigned long kFuseDevIocMagic = 229;
+struct FuseBackingMap {
+  int32_t fd;
+  uint32_t flags;
+  uint64_t padding;
+};
+constexpr unsigned long kFuseBackingOpen = _IOW(kFuseDevIocMagic, 1, FuseBackingMap);
+constexpr unsigned long kFuseBackingClose = _IOW(kFuseDevIocMagic, 2, uint32_t);
+
 struct FilterDeleter {
   void operator()(void* ctx) const { seccomp_release(static_cast<scmp_filter_ctx>(ctx)); }
 };
@@ -158,6 +176,14 @@ std::string install_filter(SeccompMode mode) {
   // the one use of the CAP_SYS_ADMIN that stays; no other flags.
   const scmp_arg_cmp detach = SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(MNT_DETACH));
   if (std::string error = allow(ctx, "umount2", 1, &detach); !error.empty()) return error;
+  // The kernel data path (fs_kernel_path.cc): an open of a kernel-path file
+  // registers its backing file with /dev/fuse and the last release drops it.
+  // These two ioctls are the CAP_SYS_ADMIN use that stays besides the unmount
+  // (fs/fuse/backing.c checks it in the initial user namespace); no other ioctl.
+  for (const unsigned long request : {kFuseBackingOpen, kFuseBackingClose}) {
+    const scmp_arg_cmp cmd = SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(request));
+    if (std::string error = allow(ctx, "ioctl", 1, &cmd); !error.empty()) return error;
+  }
   // syslog(3) talks to /dev/log: local sockets only, no network.
   const scmp_arg_cmp local = SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(AF_UNIX));
   if (std::string error = allow(ctx, "socket", 1, &local); !error.empty()) return error;
@@ -225,7 +251,8 @@ std::string drop_privilege(SeccompMode mode) {
         "(TIERFS_SECCOMP=log): calls off the list run and are only logged");
   else
     spdlog::info(
-        "privilege dropped: CAP_SYS_ADMIN only (for the unmount), no_new_privs, seccomp "
+        "privilege dropped: CAP_SYS_ADMIN only (for the unmount and the kernel path's backing "
+        "files), no_new_privs, seccomp "
         "allow-list (other calls fail with EPERM)");
   return "";
 }

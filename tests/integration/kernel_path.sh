@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The kernel data path (tierfs/core/data_path.h, docs/architecture.md): a
+# numa: tier with data_path = "kernel" whose files the kernel serves by FUSE
+# passthrough from backing files on the tier's private tmpfs.
+#  1. the mount says which path each tier takes; bytes written and read
+#     through the mount never reach the server (its WRITE and READ counts
+#     stay 0) and are the backing file's bytes;
+#  2. POSIX through the upcalls that remain: size by truncate up and down,
+#     fallocate, SEEK_HOLE/SEEK_DATA, mmap writes, append, rename, unlink;
+#  3. the backing store is root-only and outside the mount;
+#  4. kill -9 mid-write and a new server: every fsync'd byte is there;
+#  5. a clean unmount of a scratch mount leaves no tmpfs and no state.
+# Takes about 5 s. SKIPs where the build or the kernel has no passthrough.
+source "$(dirname "$0")/lib.sh"
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+sum() { sha256sum <"$1" | cut -d' ' -f1; }
+stat_json() { getfattr --absolute-names --only-values -n user.tierfs.stats "$MNT" 2>/dev/null; }
+op_count() { stat_json | python3 -c "import json,sys; print(json.load(sys.stdin)['ops']['$1'])"; }
+
+STATE="$WORK/state"
+CONFIG="[mount]
+state_dir = \"$STATE\"
+[[tier]]
+name = \"fast\"
+regions = [\"numa:0\"]
+size = \"256MiB\"
+granularity = \"4KiB\"
+data_path = \"kernel\"
+$(tierfs_shm_tier slow 1 64MiB 64KiB)"
+printf '%s\n' "$CONFIG" >"$WORK/check.toml"
+if ! "$TIERFS_BIN" check-config "$WORK/check.toml" >"$WORK/check.out" 2>&1; then
+  # No passthrough in this libfuse or this kernel: the refusal is one line naming it.
+  if grep -q 'cannot have data_path "kernel"' "$WORK/check.out"; then
+    tierfs_require "kernel path unavailable: $(cat "$WORK/check.out")"
+  fi
+  fail "check-config: $(cat "$WORK/check.out")"
+  exit 1
+fi
+grep -q '# tier "fast": kernel path' "$WORK/check.out" || fail "check-config: $(cat "$WORK/check.out")"
+grep -q '# tier "slow": server path' "$WORK/check.out" || fail "check-config: $(cat "$WORK/check.out")"
+
+tierfs_start_mount "$CONFIG" --log-file "$WORK/mount.log"
+grep -q "tier fast: kernel path" "$WORK/mount.log" || fail "mount log: $(cat "$WORK/mount.log")"
+BACKING="$STATE/kernel-path.fast"
+
+# 1. Bytes through the kernel only.
+head -c 8M /dev/urandom >"$WORK/payload"
+cp "$WORK/payload" "$MNT/a"
+sync "$MNT/a"
+[ "$(sum "$MNT/a")" = "$(sum "$WORK/payload")" ] || fail "a reads back different bytes"
+ino=$(stat -c %i "$MNT/a")
+[ -f "$BACKING/$ino" ] || fail "no backing file $BACKING/$ino: $(ls -la "$BACKING" 2>&1)"
+cmp -s "$BACKING/$ino" "$WORK/payload" || fail "the backing file does not hold a's bytes"
+dd if="$MNT/a" of=/dev/null bs=1M status=none
+[ "$(op_count write)" = 0 ] || fail "$(op_count write) WRITE requests reached the server"
+[ "$(op_count read)" = 0 ] || fail "$(op_count read) READ requests reached the server"
+[ "$(stat -c %s "$MNT/a")" = 8388608 ] || fail "a has size $(stat -c %s "$MNT/a")"
+map=$(getfattr --absolute-names --only-values -n user.tierfs.map "$MNT/a")
+case "$map" in *'"data_path":"kernel"'*) ;; *) fail "user.tierfs.map of a: $map" ;; esac
+"$TIERFS_BIN" stats "$MNT" | grep -q "tier fast: kernel path" || fail "stats: $("$TIERFS_BIN" stats "$MNT")"
+# A file on the server-path tier stays there.
+mkdir "$MNT/slowdir" && setfattr -n user.tierfs.tier -v slow "$MNT/slowdir"
+echo server >"$MNT/slowdir/s"
+case "$(getfattr --absolute-names --only-values -n user.tierfs.map "$MNT/slowdir/s")" in
+  *'"data_path":"server"'*) ;; *) fail "slowdir/s is not on the server path" ;;
+esac
+
+# 2. The upcalls that remain.
+truncate -s 20M "$MNT/a"
+[ "$(stat -c %s "$MNT/a")" = 20971520 ] || fail "truncate up: size $(stat -c %s "$MNT/a")"
+[ "$(head -c 8M "$MNT/a" | sha256sum | cut -d' ' -f1)" = "$(sum "$WORK/payload")" ] || fail "truncate up changed the bytes"
+[ "$(tail -c 1M "$MNT/a" | tr -d '\0' | wc -c)" = 0 ] || fail "the grown part is not zeros"
+truncate -s 3M "$MNT/a"
+[ "$(stat -c %s "$MNT/a")" = 3145728 ] || fail "truncate down: size $(stat -c %s "$MNT/a")"
+[ "$(sum "$MNT/a")" = "$(head -c 3M "$WORK/payload" | sha256sum | cut -d' ' -f1)" ] || fail "truncate down: bytes"
+fallocate -l 16M "$MNT/b"
+[ "$(stat -c %s "$MNT/b")" = 16777216 ] || fail "fallocate: size $(stat -c %s "$MNT/b")"
+[ "$(stat -c %b "$MNT/b")" -ge 32768 ] || fail "fallocate: $(stat -c %b "$MNT/b") blocks"
+python3 - "$MNT/c" <<'PY' || fail "holes, mmap and append (above)"
+import mmap, os, sys
+path = sys.argv[1]
+fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+os.pwrite(fd, b"x" * 4096, 1 << 20)                 # a hole of 1 MiB first
+assert os.lseek(fd, 0, os.SEEK_DATA) == 1 << 20, os.lseek(fd, 0, os.SEEK_DATA)
+assert os.lseek(fd, 0, os.SEEK_HOLE) == 0
+os.ftruncate(fd, 2 << 20)
+m = mmap.mmap(fd, 2 << 20)
+m[100:105] = b"hello"
+m.flush()
+m.close()
+os.close(fd)
+with open(path, "rb") as f:
+    assert f.read()[100:105] == b"hello"
+with open(path, "ab") as f:
+    f.write(b"tail")
+assert os.stat(path).st_size == (2 << 20) + 4, os.stat(path).st_size
+PY
+mv "$MNT/c" "$MNT/c2" && [ "$(tail -c 4 "$MNT/c2")" = tail ] || fail "rename"
+touch -d '2001-02-03 04:05:06' "$MNT/c2"
+[ "$(stat -c %Y "$MNT/c2")" = "$(date -d '2001-02-03 04:05:06' +%s)" ] || fail "utimensat: mtime $(stat -c %Y "$MNT/c2")"
+b_ino=$(stat -c %i "$MNT/b")
+rm "$MNT/b"
+[ ! -e "$BACKING/$b_ino" ] || fail "unlink left the backing file $BACKING/$b_ino"
+
+# 3. Root only, outside the mount.
+[ "$(stat -c %a "$BACKING")" = 700 ] || fail "backing store mode $(stat -c %a "$BACKING")"
+[ "$(stat -c %a "$STATE")" = 700 ] || fail "state dir mode $(stat -c %a "$STATE")"
+[ "$(stat -f -c %T "$BACKING")" = tmpfs ] || fail "backing store is $(stat -f -c %T "$BACKING")"
+if id nobody >/dev/null 2>&1; then
+  setpriv --reuid=nobody --regid=nogroup --clear-groups cat "$BACKING/$ino" >/dev/null 2>&1 &&
+    fail "nobody can read a backing file"
+fi
+
+# 4. kill -9 in the middle of a write; what was fsync'd survives.
+python3 - "$MNT/d" "$WORK/d.synced" <<'PY' &
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)
+block = os.urandom(1 << 20)
+for i in range(4):
+    os.write(fd, block)
+os.fsync(fd)
+with open(sys.argv[2], "wb") as f:
+    f.write(block * 4)
+for i in range(60):  # still writing when the server is killed
+    os.write(fd, block)
+PY
+writer=$!
+for _ in $(seq 50); do [ -s "$WORK/d.synced" ] && break; sleep 0.1; done
+sleep 0.2
+kill -9 "$SERVER_PID"
+timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+kill "$writer" 2>/dev/null; wait "$writer" 2>/dev/null
+umount -l "$MNT" 2>/dev/null
+SERVER_PID=
+grep -q tierfs-kernel-path /proc/mounts || fail "the backing tmpfs went with the server"
+tierfs_start_mount "$CONFIG" --log-file "$WORK/restart.log"
+grep -q "kernel path: adopted" "$WORK/restart.log" || fail "restart log: $(cat "$WORK/restart.log")"
+[ "$(head -c 4M "$MNT/d" | sha256sum | cut -d' ' -f1)" = "$(sum "$WORK/d.synced")" ] || fail "fsync'd bytes of d lost"
+[ "$(sum "$MNT/a")" = "$(head -c 3M "$WORK/payload" | sha256sum | cut -d' ' -f1)" ] || fail "a after the restart"
+[ "$(tail -c 4 "$MNT/c2")" = tail ] || fail "c2 after the restart"
+echo more >>"$MNT/a" && [ "$(tail -c 5 "$MNT/a")" = more ] || fail "writing a after the restart"
+
+# 5. A clean unmount of the scratch mount leaves nothing.
+tierfs_stop_mount
+grep -q tierfs-kernel-path /proc/mounts && fail "the backing tmpfs stayed mounted: $(grep tierfs-kernel-path /proc/mounts)"
+[ ! -e "$STATE" ] || fail "the state directory stayed: $(ls -la "$STATE")"
+
+[ "$failures" = 0 ] || exit 1
+echo "kernel path: ok"

@@ -1,0 +1,74 @@
+// BackingFile: the bytes of one kernel-path file (tierfs/core/data_path.h).
+// They live in a file of the tier's private tmpfs (tierfs/server/
+// backing_store.h), whose shared memory policy places its pages on the tier's
+// NUMA nodes; the kernel reads, writes and maps it directly through FUSE
+// passthrough, so the size, the blocks and the holes are the backing file's,
+// never a copy the server keeps. FileData forwards to it (the one place a
+// file's data path shows), so the FUSE operations stay the same for both paths.
+// Not thread-safe: the caller holds the inode's lock, as for FileData.
+#pragma once
+
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace tierfs {
+
+class BackingFile {
+ public:
+  // Takes `fd` (open read-write on the tier's tmpfs; closed with the object)
+  // and the name of the file in the directory `dir_fd` (not owned), so that
+  // release() can remove it.
+  BackingFile(int fd, int dir_fd, std::string name, uint32_t tier);
+  ~BackingFile();
+  BackingFile(const BackingFile&) = delete;
+  BackingFile& operator=(const BackingFile&) = delete;
+
+  int fd() const { return fd_; }
+  uint32_t tier() const { return tier_; }
+  const std::string& name() const { return name_; }
+
+  // st_size and st_blocks (bytes) of the backing file, its mtime and ctime.
+  struct Facts {
+    uint64_t size = 0;
+    uint64_t allocated_bytes = 0;
+    int64_t mtime_ns = 0;
+    int64_t ctime_ns = 0;
+  };
+  Facts facts() const;
+
+  // The server's own reads and writes (a FUSE READ/WRITE on a handle opened
+  // without passthrough, a migration's copy): pread/pwrite on the file, so a
+  // full tmpfs is ENOSPC or a short count at the call. Byte count or -errno.
+  int64_t read(uint64_t off, uint64_t size, std::vector<char>& out) const;
+  int64_t write(uint64_t off, std::span<const iovec> in) const;
+  // fallocate without changing the size; -errno (ENOSPC: nothing kept).
+  int allocate(uint64_t off, uint64_t len) const;
+  int punch_hole(uint64_t off, uint64_t len) const;
+  // tmpfs has no FALLOC_FL_ZERO_RANGE: a punched hole, allocated again.
+  int zero_range(uint64_t off, uint64_t len) const;
+  int set_size(uint64_t size) const;  // ftruncate
+  int64_t seek(uint64_t off, int whence) const;
+  int set_mtime(int64_t ns) const;
+  // Unlinks the backing file (the last link and the last close are gone).
+  void remove();
+
+  // The FUSE passthrough registration of the file (a backing id), shared by
+  // every open handle of the inode: the kernel refuses two backing files for
+  // one inode. The server (fs_kernel_path.cc) keeps these; 0: not registered.
+  int passthrough_id = 0;
+  uint32_t passthrough_opens = 0;
+
+ private:
+  int fd_;
+  int dir_fd_;
+  std::string name_;
+  uint32_t tier_;
+  bool removed_ = false;
+};
+
+}  // namespace tierfs
