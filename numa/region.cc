@@ -19,6 +19,7 @@
 #include <stdexcept>
 
 #include "numa/region.h"
+#include "numa/region_claim.h"
 #include "numa/region_trust.h"
 
 namespace tierfs::numa {
@@ -242,6 +243,49 @@ std::unique_ptr<Region> open_dax(const RegionSpec& spec, const RegionOptions& op
   return region;
 }
 
+// Decides, before a byte of it changes, whether the object open on `fd` is
+// tierfs's to use (numa/region_claim.h), and marks what it claims: a created
+// or taken-over file with the signature (else the mount's record), a device
+// with the record. Refusals name the path, as open_trusted's do.
+void claim_file(const RegionSpec& spec, const RegionOptions& options, int fd, bool created) {
+  auto refuse = [&](const std::string& what) {
+    throw std::runtime_error(fmt::format("{}: {}", spec.path, what));
+  };
+  const std::string identity = region_identity(fd);
+  const bool recorded = !options.recorded_identity.empty() && identity == options.recorded_identity;
+  auto record = [&] {
+    if (options.record_identity && !recorded) options.record_identity(identity);
+  };
+  struct stat st {};
+  if (fstat(fd, &st) != 0) refuse(fmt::format("cannot stat: {}", std::strerror(errno)));
+  if (S_ISBLK(st.st_mode)) {
+    // Recorded first: a device tierfs used holds files' bytes, which may
+    // look like a file system to libblkid (a disk image stored in the tier).
+    if (recorded) return;
+    const std::string found = probe_block_contents(fd, spec.path);
+    if (!found.empty() && !options.take_over)
+      refuse(fmt::format("the device holds {} (libblkid); tierfs did not put it there and will "
+                             "not overwrite it (take_over = true on the region gives it to tierfs)",
+                             found));
+    if (!found.empty())
+      std::fprintf(stderr, "tierfs: region \"%s\": take_over: using the device, which holds %s\n",
+                   spec.text.c_str(), found.c_str());
+    record();
+    return;
+  }
+  if (created) {
+    if (!write_file_signature(fd, spec.path)) record();
+    return;
+  }
+  const FileSignature signature = read_file_signature(fd, spec.path);
+  if (signature == FileSignature::present) return;
+  if (signature == FileSignature::unsupported && recorded) return;
+  if (!options.take_over) refuse(foreign_file_refusal(signature));
+  std::fprintf(stderr, "tierfs: region \"%s\": take_over: using the existing file (%s)\n",
+               spec.text.c_str(), bytes_text(static_cast<uint64_t>(st.st_size)).c_str());
+  if (!write_file_signature(fd, spec.path)) record();
+}
+
 std::unique_ptr<Region> open_file(const RegionSpec& spec, const RegionOptions& options) {
   auto region = std::make_unique<MappedRegion>(spec);
   const long page = sysconf(_SC_PAGESIZE);
@@ -256,6 +300,7 @@ std::unique_ptr<Region> open_file(const RegionSpec& spec, const RegionOptions& o
     if (opened.created) region->set_created_file(spec.path);
     // A block device is exclusive through O_EXCL already; a file through the lock.
     if (!opened.block) lock_region(opened.fd, spec.path);
+    claim_file(spec, options, opened.fd, opened.created);
   } catch (const std::runtime_error& e) {
     fail_trust(spec, e);
   }

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -39,6 +40,17 @@ struct RegionOptions {
   // with its contents, after checking it is this user's, 0600, a regular
   // object and exactly size_bytes; without `adopt` it must not exist.
   bool adopt = false;
+  // file: an existing file or block device that is not tierfs's (see
+  // numa/region_claim.h) is used anyway and its contents are lost; a file is
+  // signed, so later mounts need no option. Without it such a region is
+  // refused with one line and left untouched.
+  bool take_over = false;
+  // file: what the mount's state recorded of this region's object
+  // (region_identity), and how to record it: files on file systems without
+  // user xattrs and block devices are known as tierfs's by that record.
+  // Empty and unset for tools and tests that keep no state.
+  std::string recorded_identity;
+  std::function<void(const std::string& identity)> record_identity;
 };
 
 class Region {

@@ -360,6 +360,7 @@ TrustedCheck check_trusted(const std::string& path, BackingKind kind, bool creat
       refuse(path, fmt::format("cannot read the block device size: {}", std::strerror(errno)));
   } else {
     out.size_bytes = static_cast<uint64_t>(r.st.st_size);
+    if (S_ISREG(r.st.st_mode)) out.signature = read_file_signature(fd.get(), path);
     if (create && S_ISREG(r.st.st_mode) && needed_bytes > out.size_bytes)
       check_file_size_fits(r, path, needed_bytes);
   }

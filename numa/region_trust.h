@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <string>
 
+#include "numa/region_claim.h"
+
 namespace tierfs::numa {
 
 // What kind of object a region path may name.
@@ -43,10 +45,13 @@ TrustedOpen open_trusted(const std::string& path, BackingKind kind, bool create)
 // also probes the lock, so a region another mount holds is refused here too.
 // When `create` would create or grow a file to `needed_bytes` (0: unknown
 // yet), checks on an unnamed O_TMPFILE that the file system takes that size.
+// For an existing regular file it also reads tierfs's signature
+// (numa/region_claim.h).
 struct TrustedCheck {
   bool exists = false;
   bool block = false;
   uint64_t size_bytes = 0;
+  FileSignature signature = FileSignature::absent;  // regular files only
 };
 TrustedCheck check_trusted(const std::string& path, BackingKind kind, bool create,
                            uint64_t needed_bytes);

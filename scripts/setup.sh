@@ -11,8 +11,10 @@ packages=(
   libtomlplusplus-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libxxhash-dev libisal-dev
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev libsqlite3-dev
   libcap-ng-dev libseccomp-dev   # the mounted server's least privilege (tierfs/server/privilege.cc)
+  libblkid-dev   # file systems and partition tables on region devices (numa/region_claim.cc)
   # tests and benchmarks
   fio stress-ng dbench attr numactl gnuplot-nox python3 util-linux valgrind
+  fdisk e2fsprogs   # sfdisk and mkfs.ext4: foreign devices a region must refuse (tests/security/foreign_region.sh)
   # Slurm suite (tests/slurm): munge, slurmctld and slurmd on localhost; rsync for the staging benchmark
   slurmctld slurmd slurm-client munge rsync
   iproute2   # the multi-node Slurm suite: a bridge and a network namespace per node

@@ -5,15 +5,18 @@
 #include <numaif.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 
 #include "numa/region.h"
+#include "numa/region_claim.h"
 #include "numa/region_trust.h"
 #include "tests/support/privileged.h"
 
@@ -80,8 +83,9 @@ TEST(FileRegion, MapsFromTheConfiguredOffset) {
   const std::string path = (dir.path() / "f").string();
   { std::ofstream(path).put('x'); }
   fs::resize_file(path, 3 << 20);
-  auto region = Region::open(parse_region_spec("file:" + path),
-                             RegionOptions{.offset_bytes = 2 << 20, .size_bytes = 1 << 20});
+  RegionOptions options{.offset_bytes = 2 << 20, .size_bytes = 1 << 20};
+  options.take_over = true;  // a file the test made, not tierfs
+  auto region = Region::open(parse_region_spec("file:" + path), options);
   region->data()[0] = std::byte{0x5a};
   region.reset();
   std::ifstream in(path, std::ios::binary);
@@ -94,8 +98,55 @@ TEST(FileRegion, TooSmallIsRefusedInOneLine) {
   const std::string path = (dir.path() / "small").string();
   { std::ofstream(path).put('x'); }
   fs::resize_file(path, 1 << 20);
-  const std::string error = open_error("file:" + path, RegionOptions{.size_bytes = 4 << 20});
+  RegionOptions options{.size_bytes = 4 << 20};
+  options.take_over = true;
+  const std::string error = open_error("file:" + path, options);
   EXPECT_EQ(error, "region \"file:" + path + "\": file is 1MiB, needs 4MiB at offset 0B");
+}
+
+std::string signature_of(const std::string& path) {
+  char value[64] = {};
+  const ssize_t n = getxattr(path.c_str(), tierfs::numa::kRegionXattr, value, sizeof value - 1);
+  return n < 0 ? "" : std::string(value, static_cast<size_t>(n));
+}
+
+// Issue 24, defect 7: create = true over an existing file tierfs did not
+// make grew it and used it. Now it is refused and left as it was.
+TEST(FileRegion, AnExistingFileWithoutTheSignatureIsRefusedAndUntouched) {
+  TempDir dir;
+  const std::string path = (dir.path() / "db").string();
+  { std::ofstream(path) << "hello"; }
+  struct stat before {};
+  ASSERT_EQ(stat(path.c_str(), &before), 0);
+  RegionOptions options{.size_bytes = 1 << 20, .hugepages = false, .create = true, .shm_name = ""};
+  EXPECT_EQ(open_error("file:" + path, options),
+            "region \"file:" + path +
+                "\": exists and has no tierfs signature (user.tierfs.region): tierfs did not make "
+                "it and will not overwrite it (take_over = true on the region gives it to tierfs)");
+  struct stat after {};
+  ASSERT_EQ(stat(path.c_str(), &after), 0);
+  EXPECT_EQ(after.st_size, 5);
+  EXPECT_EQ(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+  EXPECT_EQ(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+  EXPECT_EQ(signature_of(path), "");
+  std::ifstream in(path);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "hello");
+}
+
+TEST(FileRegion, TakeOverSignsTheFileAndCreatedFilesAreSigned) {
+  TempDir dir;
+  const std::string path = (dir.path() / "old").string();
+  { std::ofstream(path) << "hello"; }
+  RegionOptions options{.size_bytes = 1 << 20, .hugepages = false, .create = true, .shm_name = ""};
+  options.take_over = true;
+  Region::open(parse_region_spec("file:" + path), options);
+  EXPECT_EQ(signature_of(path), "tierfs region v1");
+  options.take_over = false;  // signed: the next open needs no option
+  EXPECT_EQ(open_error("file:" + path, options), "");
+  const std::string made = (dir.path() / "made").string();
+  Region::open(parse_region_spec("file:" + made), options)->keep_created_file();
+  EXPECT_EQ(signature_of(made), "tierfs region v1");
+  EXPECT_EQ(open_error("file:" + made, options), "");
 }
 
 TEST(FileRegion, MissingWithoutCreateIsRefused) {

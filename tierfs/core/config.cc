@@ -231,16 +231,19 @@ TierRegion parse_region(const Reader& reader, const toml::node& node, const std:
   region.pos = pos_of(node.source());
   std::string text;
   uint64_t offset = 0;
+  SourcePos take_over_pos;
   if (node.is_string()) {
     text = std::string(node.as_string()->get());
   } else if (node.is_table()) {
     const TableReader t(reader, *node.as_table(), fmt::format("a region of tier \"{}\"", tier));
-    t.allow_only({"region", "offset"});
+    t.allow_only({"region", "offset", "take_over"});
     auto spec = t.string("region");
     if (!spec)
       reader.fail(region.pos, fmt::format("a region of tier \"{}\" has no \"region\" key", tier));
     text = *spec;
     offset = t.size("offset").value_or(0);
+    region.take_over = t.boolean("take_over").value_or(false);
+    take_over_pos = t.pos("take_over");
   } else {
     reader.fail(region.pos, fmt::format("regions of tier \"{}\" must be strings like \"numa:0\" or "
                                         "tables {{ region = \"...\", offset = \"...\" }}",
@@ -255,6 +258,10 @@ TierRegion parse_region(const Reader& reader, const toml::node& node, const std:
   if (offset != 0 && region.spec.kind == numa::RegionKind::numa)
     reader.fail(region.pos, fmt::format("region \"{}\" of tier \"{}\": numa regions take no offset",
                                         text, tier));
+  if (region.take_over && region.spec.kind != numa::RegionKind::file)
+    reader.fail(take_over_pos,
+                fmt::format("region \"{}\" of tier \"{}\": take_over is for file: regions only",
+                            text, tier));
   return region;
 }
 

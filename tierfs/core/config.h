@@ -56,6 +56,9 @@ struct TierRegion {
   numa::RegionSpec spec;
   uint64_t offset_bytes = 0;  // the configured `offset`: where tierfs's range starts in the device
   SourcePos pos;
+  // file: only: an existing file or device that is not tierfs's (no
+  // signature, a file system on it) is taken over, its contents lost.
+  bool take_over = false;
 };
 
 struct TierConfig {

@@ -15,6 +15,7 @@
 #include <limits>
 #include <sstream>
 
+#include "numa/region_claim.h"
 #include "numa/region_trust.h"
 #include "tierfs/core/config_internal.h"
 #include "tierfs/core/units.h"
@@ -128,6 +129,12 @@ uint64_t region_capacity(const Reader& reader, const TierConfig& tier, const Tie
       } catch (const std::runtime_error& e) {
         reader.fail(region.pos, fmt::format("{}: {}", what, without_own_path(e.what(), spec.path)));
       }
+      // A file tierfs did not make, refused before anything sizes it (the
+      // mount decides devices and files without xattrs: it has the records).
+      if (found.exists && !found.block && found.signature == numa::FileSignature::absent &&
+          !region.take_over)
+        reader.fail(region.pos, fmt::format("{}: {}", what,
+                                            numa::foreign_file_refusal(found.signature)));
       if (!found.exists || (!found.block && tier.create_files)) return kUnbounded;  // grown to fit
       const uint64_t size = found.size_bytes;
       if (region.offset_bytes >= size)
@@ -302,11 +309,14 @@ std::string to_toml(const Config& config) {
   for (const TierConfig& tier : config.tiers) {
     toml::array regions;
     for (const TierRegion& region : tier.regions) {
-      if (region.offset_bytes == 0)
+      if (region.offset_bytes == 0 && !region.take_over) {
         regions.push_back(region.spec.text);
-      else
-        regions.push_back(toml::table{{"region", region.spec.text},
-                                      {"offset", format_size(region.offset_bytes)}});
+        continue;
+      }
+      toml::table table{{"region", region.spec.text}};
+      if (region.offset_bytes != 0) table.insert("offset", format_size(region.offset_bytes));
+      if (region.take_over) table.insert("take_over", true);
+      regions.push_back(std::move(table));
     }
     toml::table t{{"name", tier.name},
                   {"regions", std::move(regions)},

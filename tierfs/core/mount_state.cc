@@ -20,6 +20,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <climits>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -36,6 +37,8 @@ constexpr const char* kLockFile = "lock";
 // The built-in default tier's row count, as the first server chose it.
 constexpr const char* kDefaultRowsRecord = "default_rows";
 constexpr std::string_view kShmPrefix = "shm.";
+// "region.<tier>.<index>": the identity of the object a file: region claimed.
+constexpr std::string_view kRegionPrefix = "region.";
 
 std::string record_name(const std::string& tier, size_t index) {
   return fmt::format("{}{}.{}", kShmPrefix, tier, index);
@@ -46,7 +49,7 @@ std::string record_name(const std::string& tier, size_t index) {
 std::string read_text(int dir_fd, const std::string& record) {
   const int fd = openat(dir_fd, record.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return "";
-  char buf[128];
+  char buf[PATH_MAX + 128];  // an identity line holds a loop device's backing file
   const ssize_t n = read(fd, buf, sizeof buf - 1);
   close(fd);
   if (n <= 0) return "";
@@ -263,6 +266,16 @@ std::string MountState::shm_name(const std::string& tier, size_t index) {
   std::string name = numa::unpredictable_shm_name();
   write_record(dir_fd_, path_, record, name + "\n");
   return name;
+}
+
+std::string MountState::region_identity(const std::string& tier, size_t index) const {
+  return read_text(dir_fd_, fmt::format("{}{}.{}", kRegionPrefix, tier, index));
+}
+
+void MountState::record_region(const std::string& tier, size_t index,
+                               const std::string& identity) {
+  write_record(dir_fd_, path_, fmt::format("{}{}.{}", kRegionPrefix, tier, index),
+               identity + "\n");
 }
 
 std::vector<std::string> MountState::shm_names() const {

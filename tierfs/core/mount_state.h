@@ -51,6 +51,13 @@ class MountState {
   // new unpredictable one, recorded before the object is created so that a
   // crash in between leaves nothing `tierfs cleanup` cannot find.
   std::string shm_name(const std::string& tier, size_t index);
+  // The identity line (numa::region_identity) recorded for file: region
+  // `index` of tier `tier` once tierfs claimed its object, "" when none:
+  // what makes a block device or a file on a file system without user xattrs
+  // tierfs's own at the next mount (numa/region_claim.h). Records stay with
+  // the directory: across kill -9, and across a persistent mount's unmount.
+  std::string region_identity(const std::string& tier, size_t index) const;
+  void record_region(const std::string& tier, size_t index, const std::string& identity);
   // Every recorded shared-memory name, "/tierfs.<uid>.<hex>".
   std::vector<std::string> shm_names() const;
 

@@ -38,9 +38,16 @@ std::unique_ptr<Storage> Storage::open(const Config& config, MountState* state) 
       options.size_bytes = range.bytes;
       options.hugepages = tier.hugepages;
       options.create = tier.create_files;
+      options.take_over = tier.regions[i].take_over;
       if (state != nullptr && range.spec.kind == numa::RegionKind::numa) {
         options.shm_name = state->shm_name(tier.name, i);
         options.adopt = true;
+      }
+      if (state != nullptr && range.spec.kind == numa::RegionKind::file) {
+        options.recorded_identity = state->region_identity(tier.name, i);
+        options.record_identity = [state, &tier, i](const std::string& identity) {
+          state->record_region(tier.name, i, identity);
+        };
       }
       try {
         regions.back().push_back(numa::Region::open(range.spec, options));
