@@ -264,9 +264,10 @@ void claim_file(const RegionSpec& spec, const RegionOptions& options, int fd, bo
     if (recorded) return;
     const std::string found = probe_block_contents(fd, spec.path);
     if (!found.empty() && !options.take_over)
-      refuse(fmt::format("the device holds {} (libblkid); tierfs did not put it there and will "
-                             "not overwrite it (take_over = true on the region gives it to tierfs)",
-                             found));
+      refuse(
+          fmt::format("the device holds {} (libblkid); tierfs did not put it there and will "
+                      "not overwrite it (take_over = true on the region gives it to tierfs)",
+                      found));
     if (!found.empty())
       std::fprintf(stderr, "tierfs: region \"%s\": take_over: using the device, which holds %s\n",
                    spec.text.c_str(), found.c_str());

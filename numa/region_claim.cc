@@ -108,8 +108,8 @@ std::string region_identity(int fd) {
   uint64_t size = 0;
   if (ioctl(fd, BLKGETSIZE64, &size) != 0) size = 0;
   std::string line = fmt::format("block {}:{} {}", major(st.st_rdev), minor(st.st_rdev), size);
-  std::ifstream backing(fmt::format("/sys/dev/block/{}:{}/loop/backing_file", major(st.st_rdev),
-                                    minor(st.st_rdev)));
+  std::ifstream backing(
+      fmt::format("/sys/dev/block/{}:{}/loop/backing_file", major(st.st_rdev), minor(st.st_rdev)));
   if (std::string file; std::getline(backing, file)) line += " loop " + file;
   return line;
 }

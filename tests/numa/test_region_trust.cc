@@ -45,9 +45,9 @@ class TempDir {
 void make_file(const std::string& path, mode_t mode, uint64_t bytes = 1 << 20) {
   { std::ofstream(path).put('x'); }
   fs::resize_file(path, bytes);
-  ASSERT_EQ(setxattr(path.c_str(), kRegionXattr, kRegionXattrValue, std::strlen(kRegionXattrValue),
-                     0),
-            0);
+  ASSERT_EQ(
+      setxattr(path.c_str(), kRegionXattr, kRegionXattrValue, std::strlen(kRegionXattrValue), 0),
+      0);
   ASSERT_EQ(chmod(path.c_str(), mode), 0);
 }
 

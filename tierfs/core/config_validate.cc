@@ -133,8 +133,8 @@ uint64_t region_capacity(const Reader& reader, const TierConfig& tier, const Tie
       // mount decides devices and files without xattrs: it has the records).
       if (found.exists && !found.block && found.signature == numa::FileSignature::absent &&
           !region.take_over)
-        reader.fail(region.pos, fmt::format("{}: {}", what,
-                                            numa::foreign_file_refusal(found.signature)));
+        reader.fail(region.pos,
+                    fmt::format("{}: {}", what, numa::foreign_file_refusal(found.signature)));
       if (!found.exists || (!found.block && tier.create_files)) return kUnbounded;  // grown to fit
       const uint64_t size = found.size_bytes;
       if (region.offset_bytes >= size)

@@ -20,8 +20,8 @@
 
 #include <cerrno>
 #include <charconv>
-#include <climits>
 #include <chrono>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -272,10 +272,8 @@ std::string MountState::region_identity(const std::string& tier, size_t index) c
   return read_text(dir_fd_, fmt::format("{}{}.{}", kRegionPrefix, tier, index));
 }
 
-void MountState::record_region(const std::string& tier, size_t index,
-                               const std::string& identity) {
-  write_record(dir_fd_, path_, fmt::format("{}{}.{}", kRegionPrefix, tier, index),
-               identity + "\n");
+void MountState::record_region(const std::string& tier, size_t index, const std::string& identity) {
+  write_record(dir_fd_, path_, fmt::format("{}{}.{}", kRegionPrefix, tier, index), identity + "\n");
 }
 
 std::vector<std::string> MountState::shm_names() const {

@@ -4,14 +4,17 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 
+#include "numa/region_claim.h"
 #include "tests/tierfs/core/config_fixture.h"
 #include "tierfs/core/config.h"
 
@@ -202,6 +205,21 @@ TEST(Config, FileRegions) {
   { std::ofstream(existing).put('x'); }
   fs::resize_file(existing, 64 << 20);
   const std::string absent = (dir.path() / "absent").string();
+  // Not tierfs's (numa/region_claim.h): refused unless the region takes it over.
+  EXPECT_EQ(error_of("[[tier]]\nname = \"s\"\nregions = [\"file:" + existing + "\"]\n"),
+            "c.toml:3:12: region \"file:" + existing +
+                "\" of tier \"s\": exists and has no tierfs signature (user.tierfs.region): tierfs "
+                "did not make it and will not overwrite it (take_over = true on the region gives "
+                "it to tierfs)");
+  EXPECT_EQ(error_of("[[tier]]\nname = \"s\"\nregions = [{ region = \"file:" + existing +
+                     "\", take_over = true }]\n"),
+            "(accepted)");
+  EXPECT_EQ(error_of("[[tier]]\nname = \"s\"\nregions = [{ region = \"numa:0\", take_over = "
+                     "true }]\nsize = \"8MiB\"\n"),
+            "c.toml:3:45: region \"numa:0\" of tier \"s\": take_over is for file: regions only");
+  ASSERT_EQ(setxattr(existing.c_str(), tierfs::numa::kRegionXattr, tierfs::numa::kRegionXattrValue,
+                     std::strlen(tierfs::numa::kRegionXattrValue), 0),
+            0);
   // An existing file sizes its tier.
   auto c = parse_config("[[tier]]\nname = \"s\"\nregions = [\"file:" + existing + "\"]\n", "f.toml",
                         fake_topology());
