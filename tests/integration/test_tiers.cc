@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "numa/region_claim.h"
 #include "tests/integration/mount_fixture.h"
 #include "tierfs/core/inspect_schema.h"
 
@@ -107,6 +108,10 @@ TEST_F(TierTest, RegionOffsetsAreDeviceOffsetsInMapAndFiles) {
   const std::string dir = tmpl, a = dir + "/a.img", b = dir + "/b.img";
   const uint64_t kOffset = 1 << 20, kUnit = 64 << 10;
   write_all(a, std::string(kOffset, '\xaa'));  // not tierfs's: must stay as it is
+  // The file is the test's, not tierfs's: signed as take_over = true would.
+  ASSERT_EQ(setxattr(a.c_str(), tierfs::numa::kRegionXattr, tierfs::numa::kRegionXattrValue,
+                     std::strlen(tierfs::numa::kRegionXattrValue), 0),
+            0);
   TestConfig config;
   config.tiers.push_back(
       {"spill", {"file:" + a, "file:" + b}, "12MiB", "64KiB", true, {"1MiB", ""}, {2, 1}});
