@@ -81,11 +81,11 @@ check_clean() {
   [ "$node" = idle ] || fail "job $id: node is $node, not idle ($(sinfo -h -o '%E'))"
   grep -q " $D/scratch/$id " /proc/self/mountinfo && fail "job $id: $D/scratch/$id is still mounted"
   [ -e "$D/scratch/$id" ] && fail "job $id: $D/scratch/$id is left"
-  ls "$D/run" | grep -q "^job-$id\." && fail "job $id: records left in $D/run: $(ls "$D/run")"
+  grep -q "^job-$id\." <<<"$(ls "$D/run")" && fail "job $id: records left in $D/run: $(ls "$D/run")"
   if [ -s "$state_copy" ]; then
     local pid shm
     pid=$(sed -n 's/.*"server_pid": \([0-9]*\).*/\1/p' "$state_copy")
-    [ -n "$pid" ] && ls /dev/shm | grep -q "^tierfs\.$pid\." && fail "job $id: shm objects of server $pid left"
+    [ -n "$pid" ] && grep -q "^tierfs\.$pid\." <<<"$(ls /dev/shm)" && fail "job $id: shm objects of server $pid left"
     for shm in $(sed -n 's/.*"\/\(tierfs\.[^"]*\)".*/\1/p' "$state_copy"); do
       [ -e "/dev/shm/$shm" ] && fail "job $id: /dev/shm/$shm left"
     done
@@ -192,7 +192,7 @@ wait_job_done "$second"
 [ "$(job_state "$second")" = FAILED ] || fail "job $second: $(job_state "$second"), not FAILED"
 grep -q "job $second refused on node .*numa:0 allows 1.00GiB" "$OUT/over-$second.out" ||
   fail "job $second: no refusal in its output: $(cat "$OUT/over-$second.out")"
-scontrol show job "$second" | grep -q "Comment=.*refused" ||
+grep -q "Comment=.*refused" <<<"$(scontrol show job "$second")" ||
   fail "job $second: no refusal in scontrol show job"
 echo "job $second: $(grep -o 'refused.*' "$OUT/over-$second.out")"
 [ -e "$OUT/started-$second" ] && fail "job $second ran although refused"
