@@ -117,14 +117,23 @@ void fs_init(void* userdata, fuse_conn_info* conn) {
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
   // Set-ID bits are the server's to clear, by the kernel's rules
   // (setid_rules.h), the same with every libfuse; without HANDLE_KILLPRIV the kernel
-  // keeps setgid that a writer outside the file's group must lose. Version 2
-  // would only add flags 3.14 cannot pass on.
+  // keeps setgid that a writer outside the file's group must lose.
   if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV) {
     conn->want |= FUSE_CAP_HANDLE_KILLPRIV;
     ask_handle_killpriv();  // libfuse 3.14's reply leaves it out
   }
 #ifdef FUSE_CAP_HANDLE_KILLPRIV_V2
-  conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV_V2;
+  // Version 2 makes the kernel mark the superblock SB_NOSEC (process_init_reply
+  // in fs/fuse/inode.c): a file without set-ID bits is then flagged S_NOSEC
+  // after its first privilege check, and file_remove_privs() skips the
+  // security.capability GETXATTR that every write otherwise costs. Writes the
+  // server never sees depend on it: passthrough writes (backing_file_write_iter
+  // calls file_remove_privs on the FUSE file) and cache = "kernel" writes
+  // (kiocb_modified) made one GETXATTR round trip per write(2): 2003 for 2000
+  // 4 KiB writes. The server ignores the KILL_SUIDGID flags v2 adds: it drops
+  // the bits by the same rules with or without them (setid_rules.h), and a
+  // file with a set-ID bit never gets S_NOSEC, so the kernel still asks.
+  if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV_V2) conn->want |= FUSE_CAP_HANDLE_KILLPRIV_V2;
 #endif
   // The kernel data path (fs_kernel_path.cc): asked for only when a tier
   // takes it; a kernel that does not offer it fails the mount below.
