@@ -97,6 +97,11 @@ def parse_args():
                         "tierfs_before_kernel, driven as tierfs_kernel is)")
     p.add_argument("--no-kernel-cache", action="store_true",
                    help="--table: leave out tierfs with cache = \"kernel\"")
+    p.add_argument("--no-kernel-path", action="store_true",
+                   help="--table: leave out tierfs with data_path = \"kernel\" (tierfs_kpath)")
+    p.add_argument("--passthrough-hp", default="",
+                   help="--table: libfuse's example/passthrough_hp binary, mounted over a tmpfs "
+                        "as a reference column (bench/build_passthrough_hp.sh builds it)")
     p.add_argument("--bind-jobs", action="store_true",
                    help="--table: bind each fio job to its own CPU (fio cpus_allowed_policy="
                         "split), as Slurm's task affinity binds a job's tasks")

@@ -1,14 +1,19 @@
-"""server_bench --table: the data-path table of issue 16 in one run.
+"""server_bench --table: the data-path table (issues 16 and 25) in one run.
 
 Mounts tmpfs, tierfs with cache = "none", tierfs with cache = "kernel" and,
 when a build against libfuse 3.18 is given (--fuse318-build), that build with
-FUSE over io_uring and 4 MiB requests; then, interleaved workload by workload
+FUSE over io_uring and 4 MiB requests; tierfs with data_path = "kernel"
+(tierfs_kpath: FUSE passthrough, driven as tmpfs is, left out in one line
+where the kernel or build has no passthrough); and, with --passthrough-hp,
+libfuse's own example/passthrough_hp over a tmpfs as a reference column;
+then, interleaved workload by workload
 so background load hits all alike (each repetition starts with another file
 system):
 
   fio psync, 1 MiB: write of a new file (created by the run, size based),
   overwrite of an existing file and read; 4 KiB random read and write; at 1, 2
-  and 4 jobs (--jobs). cache = "none" and the 3.18 build use direct I/O (as
+  and 4 jobs (--jobs); 1 MiB reads and writes through a shared mapping (fio's
+  mmap engine, end_fsync on writes). cache = "none" and the 3.18 build use direct I/O (as
   they serve every request), tmpfs and cache = "kernel" buffered I/O with
   end_fsync on writes (the data reaches the server before the clock stops);
   4 KiB random reads on cache = "kernel" read data the page cache holds
@@ -63,10 +68,14 @@ class Variant:
     """One file system of the table: how to mount it and how fio drives it."""
 
     def __init__(self, name, direct, cache_kernel=False, binary=None, mount_options=(),
-                 max_io="1MiB"):
+                 max_io="1MiB", data_path="server", passthrough_hp=None):
         self.name, self.direct, self.cache_kernel = name, direct, cache_kernel
         self.binary, self.mount_options, self.max_io = binary, list(mount_options), max_io
+        self.data_path = data_path
+        # libfuse's example/passthrough_hp, serving a tmpfs of its own (the reference column).
+        self.passthrough_hp = passthrough_hp
         self.dir = None
+        self.source = None  # passthrough_hp's tmpfs
         self.server = None  # TierfsMount
 
 
@@ -74,16 +83,31 @@ def _config(variant, size_mib):
     cache = "kernel" if variant.cache_kernel else "none"
     return (f'[mount]\ncache = "{cache}"\nmax_io = "{variant.max_io}"\n\n'
             f'[[tier]]\nname = "dram"\nregions = ["numa:0"]\nsize = "{size_mib}MiB"\n'
-            f'granularity = "2MiB"\n\n[defaults]\ntier = "dram"\n')
+            f'granularity = "2MiB"\ndata_path = "{variant.data_path}"\n\n'
+            f'[defaults]\ntier = "dram"\n')
+
+
+def _mount_tmpfs(directory, size_mib):
+    r = _run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "tmpfs", directory])
+    if r.returncode != 0:
+        raise TableError(f"cannot mount a tmpfs on {directory}: {r.stderr.strip()}")
 
 
 def _mount(variant, work, size_mib):
     variant.dir = os.path.join(work, variant.name)
     os.mkdir(variant.dir)
+    if variant.passthrough_hp is not None:
+        # Its defaults: passthrough of reads and writes on, attribute caching on.
+        variant.source = os.path.join(work, variant.name + ".source")
+        os.mkdir(variant.source)
+        _mount_tmpfs(variant.source, size_mib)
+        r = _run([variant.passthrough_hp, variant.source, variant.dir])
+        if r.returncode != 0 or not os.path.ismount(variant.dir):
+            raise TableError(f"{variant.passthrough_hp} did not mount {variant.dir}: "
+                             f"{(r.stderr or r.stdout).strip()}")
+        return
     if variant.binary is None:
-        r = _run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "tmpfs", variant.dir])
-        if r.returncode != 0:
-            raise TableError(f"cannot mount a tmpfs on {variant.dir}: {r.stderr.strip()}")
+        _mount_tmpfs(variant.dir, size_mib)
         return
     config = os.path.join(work, variant.name + ".toml")
     with open(config, "w") as f:
@@ -103,9 +127,10 @@ def _unmount(variant):
         status = variant.server.stop(timeout=30)
         return "" if status == 0 else f"{variant.name} exited with {status}: " \
             f"{variant.server.log_line()}"
-    if variant.dir is not None and variant.binary is None and os.path.ismount(variant.dir):
-        if _run(["umount", variant.dir]).returncode != 0:
-            _run(["umount", "-l", variant.dir])
+    for directory in (variant.dir, variant.source):
+        if directory is not None and variant.binary is None and os.path.ismount(directory):
+            if _run(["umount", directory]).returncode != 0:
+                _run(["umount", "-l", directory])
     return ""
 
 
@@ -139,19 +164,25 @@ def workloads(jobs_list):
                 ("overwrite_1m" + suffix, "write", "1M", jobs, "old"),
                 ("read_1m" + suffix, "read", "1M", jobs, "old"),
                 ("randread_4k" + suffix, "randread", "4k", jobs, "old"),
-                ("randwrite_4k" + suffix, "randwrite", "4k", jobs, "old")]
+                ("randwrite_4k" + suffix, "randwrite", "4k", jobs, "old"),
+                # fio's mmap engine: a shared mapping of the file, memcpy in and out.
+                ("mmap_read_1m" + suffix, "read", "1M", jobs, "mmap"),
+                ("mmap_write_1m" + suffix, "write", "1M", jobs, "mmap")]
     return out
 
 
 def _fio(variant, name, rw, bs, jobs, kind, args):
     argv = ["fio", f"--name={name}", f"--directory={variant.dir}", "--filename_format=f.$jobnum",
             f"--rw={rw}", f"--bs={bs}", f"--size={args.file_mib}M", f"--numjobs={jobs}",
-            "--group_reporting", "--ioengine=psync", f"--direct={1 if variant.direct else 0}",
-            "--fallocate=none", "--output-format=json", "--thread"]
+            "--group_reporting", "--fallocate=none", "--output-format=json", "--thread"]
+    if kind == "mmap":
+        argv += ["--ioengine=mmap", "--direct=0"]
+    else:
+        argv += ["--ioengine=psync", f"--direct={1 if variant.direct else 0}"]
     if args.bind_jobs:
         # Job j on CPU j (mod the CPU count), on every file system alike.
         argv += [f"--cpus_allowed=0-{os.cpu_count() - 1}", "--cpus_allowed_policy=split"]
-    if rw in ("write", "randwrite") and not variant.direct:
+    if rw in ("write", "randwrite") and (kind == "mmap" or not variant.direct):
         argv.append("--end_fsync=1")
     if kind == "new":
         # Size based: each job writes its fresh file once; it is deleted after the run.
@@ -225,6 +256,16 @@ def run_table(args, tierfs_bin, metadata_bin, work, log=print):
     if not args.no_kernel_cache:
         variants.append(Variant("tierfs_kernel", direct=False, cache_kernel=True,
                                 binary=tierfs_bin))
+    if not args.no_kernel_path:
+        # The kernel data path: FUSE passthrough onto a backing tmpfs file; driven as tmpfs is.
+        variants.append(Variant("tierfs_kpath", direct=True, binary=tierfs_bin,
+                                data_path="kernel"))
+    if args.passthrough_hp:
+        if not os.access(args.passthrough_hp, os.X_OK):
+            raise TableError(f"--passthrough-hp {args.passthrough_hp}: not an executable "
+                             f"(bench/build_passthrough_hp.sh builds it)")
+        variants.append(Variant("passthrough_hp", direct=True,
+                                passthrough_hp=os.path.abspath(args.passthrough_hp)))
     saved = {}
     if args.fuse318_build:
         fuse318 = os.path.join(os.path.abspath(args.fuse318_build), "tierfs", "cli", "tierfs")
@@ -247,10 +288,21 @@ def run_table(args, tierfs_bin, metadata_bin, work, log=print):
     figures = {}  # workload -> variant -> [(value, load)]
     rings = 0
     try:
-        for v in variants:
-            _mount(v, work, size_mib)
+        for v in list(variants):
+            try:
+                _mount(v, work, size_mib)
+            except TableError as e:
+                if v.data_path != "kernel":
+                    raise
+                # A kernel or build without passthrough: the column goes, in one line.
+                log(f"tierfs_kpath left out: {e}")
+                _unmount(v)
+                variants.remove(v)
         if not _has_o_direct(variants[0].dir):
-            variants[0].direct = False
+            # Every variant driven as tmpfs is (direct) follows it.
+            for v in variants:
+                if v.direct and (v.binary is None or v.data_path == "kernel"):
+                    v.direct = False
         for jobs in jobs_list:
             for v in variants:
                 _lay_out(v, jobs, args)
@@ -300,6 +352,7 @@ def run_table(args, tierfs_bin, metadata_bin, work, log=print):
                          "only": args.only,
                          "bind_jobs": args.bind_jobs,
                          "tier": "numa:0, 2MiB granularity",
+                         "passthrough_hp": args.passthrough_hp,
                          "tierfs_318": f"-o io_uring ({rings} rings), max_io 4MiB"
                          if args.fuse318_build else ""}}
 
