@@ -97,6 +97,12 @@ def parse_args():
                         "tierfs_before_kernel, driven as tierfs_kernel is)")
     p.add_argument("--no-kernel-cache", action="store_true",
                    help="--table: leave out tierfs with cache = \"kernel\"")
+    p.add_argument("--buffered", action="store_true",
+                   help="--table: drive tmpfs, the kernel path and passthrough_hp with buffered "
+                        "I/O (end_fsync on writes) instead of O_DIRECT")
+    p.add_argument("--tmpfs-huge", action="store_true",
+                   help="--table: mount the tmpfs columns (tmpfs, passthrough_hp's source) with "
+                        "huge=always, as the kernel path's backing tmpfs is at 2 MiB granularity")
     p.add_argument("--no-kernel-path", action="store_true",
                    help="--table: leave out tierfs with data_path = \"kernel\" (tierfs_kpath)")
     p.add_argument("--passthrough-hp", default="",

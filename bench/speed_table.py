@@ -87,27 +87,28 @@ def _config(variant, size_mib):
             f'[defaults]\ntier = "dram"\n')
 
 
-def _mount_tmpfs(directory, size_mib):
-    r = _run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "tmpfs", directory])
+def _mount_tmpfs(directory, size_mib, huge=False):
+    options = f"size={size_mib}m" + (",huge=always" if huge else "")
+    r = _run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", directory])
     if r.returncode != 0:
         raise TableError(f"cannot mount a tmpfs on {directory}: {r.stderr.strip()}")
 
 
-def _mount(variant, work, size_mib):
+def _mount(variant, work, size_mib, huge=False):
     variant.dir = os.path.join(work, variant.name)
     os.mkdir(variant.dir)
     if variant.passthrough_hp is not None:
         # Its defaults: passthrough of reads and writes on, attribute caching on.
         variant.source = os.path.join(work, variant.name + ".source")
         os.mkdir(variant.source)
-        _mount_tmpfs(variant.source, size_mib)
+        _mount_tmpfs(variant.source, size_mib, huge)
         r = _run([variant.passthrough_hp, variant.source, variant.dir])
         if r.returncode != 0 or not os.path.ismount(variant.dir):
             raise TableError(f"{variant.passthrough_hp} did not mount {variant.dir}: "
                              f"{(r.stderr or r.stdout).strip()}")
         return
     if variant.binary is None:
-        _mount_tmpfs(variant.dir, size_mib)
+        _mount_tmpfs(variant.dir, size_mib, huge)
         return
     config = os.path.join(work, variant.name + ".toml")
     with open(config, "w") as f:
@@ -241,7 +242,10 @@ def run_table(args, tierfs_bin, metadata_bin, work, log=print):
     # tmpfs with O_DIRECT where it has it (Linux 6.6+): on 6.18 its buffered path is
     # slower than its direct one (measured 0.56 against 1.14 GB/s, 1 MiB reads), and the
     # baseline should be the fastest way to the same memory.
-    variants = [Variant("tmpfs", direct=True),
+    # --buffered: tmpfs and every variant driven as it is (the kernel path,
+    # passthrough_hp) use buffered I/O, as a job does by default.
+    as_tmpfs = not args.buffered
+    variants = [Variant("tmpfs", direct=as_tmpfs),
                 Variant("tierfs_none", direct=True, binary=tierfs_bin)]
     if args.before_bin:
         # The same file system from another build: a change's before and after in one run.
@@ -258,13 +262,13 @@ def run_table(args, tierfs_bin, metadata_bin, work, log=print):
                                 binary=tierfs_bin))
     if not args.no_kernel_path:
         # The kernel data path: FUSE passthrough onto a backing tmpfs file; driven as tmpfs is.
-        variants.append(Variant("tierfs_kpath", direct=True, binary=tierfs_bin,
+        variants.append(Variant("tierfs_kpath", direct=as_tmpfs, binary=tierfs_bin,
                                 data_path="kernel"))
     if args.passthrough_hp:
         if not os.access(args.passthrough_hp, os.X_OK):
             raise TableError(f"--passthrough-hp {args.passthrough_hp}: not an executable "
                              f"(bench/build_passthrough_hp.sh builds it)")
-        variants.append(Variant("passthrough_hp", direct=True,
+        variants.append(Variant("passthrough_hp", direct=as_tmpfs,
                                 passthrough_hp=os.path.abspath(args.passthrough_hp)))
     saved = {}
     if args.fuse318_build:
@@ -290,7 +294,9 @@ def run_table(args, tierfs_bin, metadata_bin, work, log=print):
     try:
         for v in list(variants):
             try:
-                _mount(v, work, size_mib)
+                # --tmpfs-huge: 2 MiB folios in the tmpfs columns too, as the tiers'
+                # 2 MiB granularity gives the kernel path's backing tmpfs (huge=always).
+                _mount(v, work, size_mib, args.tmpfs_huge)
             except TableError as e:
                 if v.data_path != "kernel":
                     raise
@@ -353,6 +359,8 @@ def run_table(args, tierfs_bin, metadata_bin, work, log=print):
                          "bind_jobs": args.bind_jobs,
                          "tier": "numa:0, 2MiB granularity",
                          "passthrough_hp": args.passthrough_hp,
+                         "buffered": args.buffered,
+                         "tmpfs_huge": args.tmpfs_huge,
                          "tierfs_318": f"-o io_uring ({rings} rings), max_io 4MiB"
                          if args.fuse318_build else ""}}
 

@@ -119,7 +119,10 @@ class Fs {
   void fill_attr(const Inode& inode, struct stat& attr) const;
   // An entry reply for the inode; caller holds its lock.
   fuse_entry_param entry_of(const Inode& inode) const;
-  double attr_timeout_s() const;
+  // How long the kernel may keep an inode's attributes, and a name (or its
+  // absence), without asking: fs_inode.cc says why these lengths.
+  double attr_timeout_s(const Inode& inode) const;
+  static double entry_timeout_s();
 
   // The iomap BPF path (fs_bpf.cc), once the session's /dev/fuse descriptor
   // exists: loads the maps and the twin, writes every tier's layout, keeps

@@ -23,7 +23,7 @@ namespace tierfs {
 // OPEN or FALLOCATE reply carries none: when such a request dropped set-ID
 // bits, the kernel forgets the cached attributes before the caller's call
 // returns (an exec right after would honour a cached set-user-ID bit).
-static void forget_cached_mode(Fs& fs, uint64_t ino) {
+static void forget_cached_attrs(Fs& fs, uint64_t ino) {
   if (fuse_session* session = fs.session()) fuse_lowlevel_notify_inval_inode(session, ino, -1, 0);
 }
 
@@ -37,7 +37,7 @@ static void truncate_for_open(Fs& fs, fuse_req_t req, Inode& inode) {
   const bool dropped = drop_setid_bits(req, inode, SetidChange::modify);
   fs.log_inode_locked(inode);
   guard.unlock();
-  if (dropped) forget_cached_mode(fs, inode.ino);
+  if (dropped) forget_cached_attrs(fs, inode.ino);
 }
 
 // Registers the open handle; undoes it when the kernel is no longer waiting for the reply.
@@ -55,13 +55,18 @@ static FileHandle* open_handle(Fs& fs, const InodePtr& inode, fuse_file_info* fi
       std::make_unique<FileHandle>(FileHandle{inode, (fi->flags & O_APPEND) != 0, writable}));
 }
 
-// Nobody writes any more: the rows that preallocation took past the end go back.
+// Nobody writes any more: the rows that preallocation took past the end go
+// back, and the kernel forgets the st_blocks it cached (it keeps attributes
+// for long, Fs::attr_timeout_s).
 static void trim_preallocation(Fs& fs, Inode& inode) {
   std::unique_lock guard(inode.lock);
   if (inode.data_released) return;
   const uint64_t version = inode.data->extents_version();
   inode.data->trim_preallocation(fs.storage(), inode.size);
-  if (inode.data->extents_version() != version) fs.log_inode_locked(inode);
+  if (inode.data->extents_version() == version) return;
+  fs.log_inode_locked(inode);
+  guard.unlock();
+  forget_cached_attrs(fs, inode.ino);
 }
 
 // `req` is null when the open's reply failed (the request is gone).
@@ -310,7 +315,7 @@ void fs_write_buf(fuse_req_t req, fuse_ino_t /*ino*/, fuse_bufvec* in_buf, off_t
       inode.mode != old_mode || inode.data->has_deferred_frees())
     fs.log_inode_locked(inode);
   guard.unlock();
-  if (dropped) forget_cached_mode(fs, inode.ino);
+  if (dropped) forget_cached_attrs(fs, inode.ino);
   fuse_reply_write(req, static_cast<size_t>(written));
 }
 
@@ -412,7 +417,7 @@ void fs_fallocate(fuse_req_t req, fuse_ino_t /*ino*/, int mode, off_t offset, of
   const bool dropped = err == 0 && drop_setid_bits(req, *inode, SetidChange::modify);
   fs.log_inode_locked(*inode);
   guard.unlock();
-  if (dropped) forget_cached_mode(fs, inode->ino);
+  if (dropped) forget_cached_attrs(fs, inode->ino);
   fuse_reply_err(req, -err);
 }
 

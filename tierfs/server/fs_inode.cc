@@ -235,8 +235,21 @@ void Fs::fill_attr(const Inode& inode, struct stat& attr) const {
   attr.st_ctim = to_timespec(ctime_ns);
 }
 
-double Fs::attr_timeout_s() const {
-  return 1.0;
+// Every change of the namespace and of attributes reaches the kernel through
+// this mount, which updates or drops what it cached; the changes the server
+// makes on its own tell it (forget_cached_attrs in fs_data.cc: set-ID bits
+// dropped by a write, blocks given back when the last writer closes). So
+// the kernel may keep names and attributes for long: a stat is then
+// answered without an upcall, as on tmpfs. The exception is a kernel-path
+// file: a store through its shared mapping moves the backing file's mtime,
+// which the kernel's copy of the FUSE inode never hears of, so its
+// attributes are asked for again after a second.
+double Fs::attr_timeout_s(const Inode& inode) const {
+  return data_path_of(inode) == DataPath::kernel ? 1.0 : entry_timeout_s();
+}
+
+double Fs::entry_timeout_s() {
+  return 3600.0;
 }
 
 fuse_entry_param Fs::entry_of(const Inode& inode) const {
@@ -244,8 +257,8 @@ fuse_entry_param Fs::entry_of(const Inode& inode) const {
   entry.ino = inode.ino;
   entry.generation = 1;
   fill_attr(inode, entry.attr);
-  entry.attr_timeout = attr_timeout_s();
-  entry.entry_timeout = attr_timeout_s();
+  entry.attr_timeout = attr_timeout_s(inode);
+  entry.entry_timeout = entry_timeout_s();
   return entry;
 }
 
@@ -277,7 +290,7 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (!child) {
     // A negative entry the kernel may cache: later creates go through the server anyway.
     fuse_entry_param negative{};
-    negative.entry_timeout = fs.attr_timeout_s();
+    negative.entry_timeout = Fs::entry_timeout_s();
     fuse_reply_entry(req, &negative);
     return;
   }
@@ -319,7 +332,7 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
     std::shared_lock guard(inode->lock);
     fs.fill_attr(*inode, attr);
   }
-  fuse_reply_attr(req, &attr, fs.attr_timeout_s());
+  fuse_reply_attr(req, &attr, fs.attr_timeout_s(*inode));
 }
 
 // The attributes a SETATTR can ask to change. One that asks for none of them
@@ -390,7 +403,7 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
   fs.fill_attr(*inode, out);
   fs.log_inode_locked(*inode);
   guard.unlock();
-  fuse_reply_attr(req, &out, fs.attr_timeout_s());
+  fuse_reply_attr(req, &out, fs.attr_timeout_s(*inode));
 }
 
 void fs_access(fuse_req_t req, fuse_ino_t ino, int /*mask*/) {
