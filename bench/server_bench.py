@@ -102,7 +102,7 @@ def parse_args():
                         "I/O (end_fsync on writes) instead of O_DIRECT")
     p.add_argument("--tmpfs-huge", action="store_true",
                    help="--table: mount the tmpfs columns (tmpfs, passthrough_hp's source) with "
-                        "huge=always, as the kernel path's backing tmpfs is at 2 MiB granularity")
+                        "huge=within_size, as the kernel path's backing tmpfs is at 2 MiB granularity")
     p.add_argument("--no-kernel-path", action="store_true",
                    help="--table: leave out tierfs with data_path = \"kernel\" (tierfs_kpath)")
     p.add_argument("--passthrough-hp", default="",

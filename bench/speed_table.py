@@ -88,7 +88,7 @@ def _config(variant, size_mib):
 
 
 def _mount_tmpfs(directory, size_mib, huge=False):
-    options = f"size={size_mib}m" + (",huge=always" if huge else "")
+    options = f"size={size_mib}m" + (",huge=within_size" if huge else "")
     r = _run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", directory])
     if r.returncode != 0:
         raise TableError(f"cannot mount a tmpfs on {directory}: {r.stderr.strip()}")
@@ -294,8 +294,8 @@ def run_table(args, tierfs_bin, metadata_bin, work, log=print):
     try:
         for v in list(variants):
             try:
-                # --tmpfs-huge: 2 MiB folios in the tmpfs columns too, as the tiers'
-                # 2 MiB granularity gives the kernel path's backing tmpfs (huge=always).
+                # --tmpfs-huge: huge pages in the tmpfs columns as in the kernel path's
+                # backing tmpfs at 2 MiB granularity (huge=within_size).
                 _mount(v, work, size_mib, args.tmpfs_huge)
             except TableError as e:
                 if v.data_path != "kernel":

@@ -165,5 +165,31 @@ tierfs_stop_mount
 grep -q " $STATE/kernel-path" /proc/mounts && fail "the backing tmpfs stayed mounted: $(grep " $STATE/kernel-path" /proc/mounts)"
 [ ! -e "$STATE" ] || fail "the state directory stayed: $(ls -la "$STATE")"
 
+# 6. A huge-page tier: small files take small pages (a 2 MiB page each before),
+# a file written in 2 MiB pieces takes 2 MiB pages. st_blocks is the backing file's.
+HUGE_CONFIG="[mount]
+state_dir = \"$STATE\"
+[[tier]]
+name = \"huge\"
+regions = [\"numa:0\"]
+size = \"512MiB\"
+granularity = \"2MiB\"
+data_path = \"kernel\""
+printf '%s\n' "$HUGE_CONFIG" >"$WORK/huge.toml"
+if ! "$TIERFS_BIN" check-config "$WORK/huge.toml" >"$WORK/huge.out" 2>&1; then
+  echo "SKIP part 6: this kernel gives tmpfs no 2 MiB folios: $(cat "$WORK/huge.out")"
+else
+  tierfs_start_mount "$HUGE_CONFIG" --log-file "$WORK/huge.log"
+  for i in $(seq 1 100); do echo "line $i" >"$MNT/small.$i"; done
+  blocks=0
+  for i in $(seq 1 100); do blocks=$((blocks + $(stat -c %b "$MNT/small.$i"))); done
+  # 100 pages are 800 blocks of 512 bytes; a huge page each would be 409600.
+  [ "$blocks" -le 800 ] || fail "100 one-line files hold $blocks blocks on a 2 MiB tier"
+  dd if=/dev/zero of="$MNT/big" bs=2M count=8 status=none
+  [ "$(stat -c %b "$MNT/big")" = 32768 ] || fail "big holds $(stat -c %b "$MNT/big") blocks"
+  "$TIERFS_BIN" map --pages "$MNT/big" >"$WORK/big.map" 2>&1 || fail "map --pages: $(cat "$WORK/big.map")"
+  tierfs_stop_mount
+fi
+
 [ "$failures" = 0 ] || exit 1
 echo "kernel path: ok"

@@ -51,7 +51,7 @@ bool enabled(std::string_view word) {
 }
 
 // "inherit" follows the tmpfs mount's own huge= option, which the backing
-// store sets to always: it counts as enabled.
+// store sets to within_size: it counts as enabled.
 bool size_enabled(std::string_view word) {
   return enabled(word) || word == "inherit";
 }
