@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <string>
 #include <utility>
 
 namespace tierfs {
@@ -76,10 +77,18 @@ int BackingFile::set_mtime(int64_t ns) const {
   return futimens(fd_, times) == 0 ? 0 : -errno;
 }
 
+int BackingFile::link(std::string name) {
+  // The file was made with O_TMPFILE: a crash before this leaves nothing.
+  const std::string self = "/proc/self/fd/" + std::to_string(fd_);
+  if (linkat(AT_FDCWD, self.c_str(), dir_fd_, name.c_str(), AT_SYMLINK_FOLLOW) != 0) return -errno;
+  name_ = std::move(name);
+  return 0;
+}
+
 void BackingFile::remove() {
   if (removed_) return;
   removed_ = true;
-  unlinkat(dir_fd_, name_.c_str(), 0);
+  if (!name_.empty()) unlinkat(dir_fd_, name_.c_str(), 0);
   // Its pages go back to the system now, not when the last descriptor closes.
   ftruncate(fd_, 0);
 }

@@ -54,6 +54,9 @@ class BackingFile {
   int set_size(uint64_t size) const;  // ftruncate
   int64_t seek(uint64_t off, int whence) const;
   int set_mtime(int64_t ns) const;
+  // Gives a file made without a name (BackingStore::open_unnamed: a
+  // migration's copy) the name `name` in its directory: 0 or -errno.
+  int link(std::string name);
   // Unlinks the backing file (the last link and the last close are gone).
   void remove();
 

@@ -322,7 +322,13 @@ int64_t FileData::read(Storage& storage, uint64_t off, uint64_t size, uint64_t f
 }
 
 int64_t FileData::write(Storage& storage, uint64_t off, std::span<const iovec> in) {
-  if (backing_) return backing_->write(off, in);
+  if (backing_) {
+    // A migration off the kernel path copies the backing file: it must hear
+    // of the writes the server makes (the kernel's own are excluded there).
+    const int64_t done = backing_->write(off, in);
+    if (done > 0) note_change(off, off + static_cast<uint64_t>(done));
+    return done;
+  }
   uint64_t len = 0;
   for (const iovec& v : in) len += v.iov_len;
   if (len == 0) return 0;
@@ -339,7 +345,8 @@ int64_t FileData::write(Storage& storage, uint64_t off, std::span<const iovec> i
   RequestTraffic traffic;
   fresh_ranges.clear();
   bool faulted = false;
-  Journal* journal = storage.journal();
+  // A migration's copy target (no inode number) is no file the log knows.
+  Journal* journal = ino_ != 0 ? storage.journal() : nullptr;
   uint64_t copy_len = len;
   if (journal != nullptr && covered(extents_, off, len)) {
     note_change(off, off + len);  // nothing to allocate or log: straight to the copy
@@ -430,7 +437,10 @@ void FileData::give_back_fresh(Storage& storage, uint64_t from) {
 }
 
 int FileData::allocate(Storage& storage, uint64_t off, uint64_t len) {
-  if (backing_) return backing_->allocate(off, len);
+  if (backing_) {
+    note_change(off, off + len);
+    return backing_->allocate(off, len);
+  }
   fresh_ranges.clear();
   const int64_t done =
       walk(storage, off, len, true, false, [](std::byte*, uint64_t, uint32_t, uint32_t) {});
@@ -445,7 +455,10 @@ int FileData::allocate(Storage& storage, uint64_t off, uint64_t len) {
 }
 
 int FileData::zero_range(Storage& storage, uint64_t off, uint64_t len) {
-  if (backing_) return backing_->zero_range(off, len);
+  if (backing_) {
+    note_change(off, off + len);
+    return backing_->zero_range(off, len);
+  }
   fresh_ranges.clear();
   bool faulted = false;
   const int64_t done = walk(storage, off, len, true, false,
@@ -530,7 +543,10 @@ void FileData::remove_range(Storage& storage, uint64_t off, uint64_t len) {
 }
 
 int FileData::punch_hole(Storage& storage, uint64_t off, uint64_t len) {
-  if (backing_) return backing_->punch_hole(off, len);
+  if (backing_) {
+    note_change(off, off + len);
+    return backing_->punch_hole(off, len);
+  }
   const uint64_t end = len > std::numeric_limits<uint64_t>::max() - off
                            ? std::numeric_limits<uint64_t>::max()
                            : off + len;
@@ -542,7 +558,10 @@ int FileData::punch_hole(Storage& storage, uint64_t off, uint64_t len) {
 }
 
 int FileData::truncate(Storage& storage, uint64_t new_size) {
-  if (backing_) return backing_->set_size(new_size);
+  if (backing_) {
+    note_change(new_size, std::numeric_limits<uint64_t>::max());
+    return backing_->set_size(new_size);
+  }
   if (int err = zero_partial_blocks(storage, new_size, std::numeric_limits<uint64_t>::max()))
     return err;
   remove_range(storage, new_size, std::numeric_limits<uint64_t>::max() - new_size);

@@ -110,6 +110,15 @@ class FileData {
   // logs the whole inode, its new preferred tier with it, in one frame).
   void adopt_extents(Storage& storage, FileData& target,
                      const std::function<void()>& log_switch = {});
+  // Migration between the data paths (tierfs/core/migrate_path.h). To the
+  // kernel path: the file's bytes are `backing`'s from now on; the maps and
+  // the log (`log_switch`, which logs the inode without extents) hear of it
+  // before the old blocks go back. Off it: the file takes `target`'s extents
+  // and gives its backing file back, for the caller to remove after the log.
+  void switch_to_backing(Storage& storage, std::unique_ptr<BackingFile> backing,
+                         const std::function<void()>& log_switch);
+  std::unique_ptr<BackingFile> switch_to_extents(Storage& storage, FileData& target,
+                                                 const std::function<void()>& log_switch);
   // With a metadata log (Storage::journal): blocks a call dropped wait here
   // until the caller has logged the change, then go back to their tiers.
   void free_deferred(Storage& storage);

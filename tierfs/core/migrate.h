@@ -65,6 +65,11 @@ struct MigrateResult {
   uint64_t bytes_copied = 0;              // including re-copies of changed ranges
   std::vector<uint64_t> bytes_from_tier;  // per tier index: what left it
   unsigned passes = 0;                    // catch-up passes before the switch
+  // Off the kernel path (migrate_path.h): the backing file's size and times
+  // at the switch, which the inode takes in the switch's record.
+  uint64_t file_size = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
 };
 
 // Moves every extent of `file` to tier `target`.

@@ -126,6 +126,29 @@ std::unique_ptr<BackingFile> BackingStore::open_file(uint64_t ino, uint32_t tier
   return file;
 }
 
+std::unique_ptr<BackingFile> BackingStore::open_unnamed(uint32_t tier, int& err,
+                                                        std::string& error) const {
+  if (!serves(tier)) {
+    err = EINVAL;
+    error = fmt::format("tier {} is not on the kernel path", tier);
+    return nullptr;
+  }
+  const TierStore& ts = tiers_[tier];
+  const int fd = openat(ts.dir_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    err = errno;
+    error = fmt::format("{}: unnamed file: {}", ts.path, std::strerror(err));
+    return nullptr;
+  }
+  auto file = std::make_unique<BackingFile>(fd, ts.dir_fd, std::string(), tier);
+  if (std::string why = ::numa::apply_file_policy(fd, ts.policy, false); !why.empty()) {
+    err = EIO;
+    error = fmt::format("{}: unnamed file: {}", ts.path, why);
+    return nullptr;
+  }
+  return file;
+}
+
 std::vector<std::pair<uint32_t, uint64_t>> BackingStore::files() const {
   std::vector<std::pair<uint32_t, uint64_t>> out;
   for (size_t t = 0; t < tiers_.size(); ++t) {

@@ -40,6 +40,10 @@ class BackingStore {
   // one. Null and `error` (one line, errno in `err`) when it cannot be.
   std::unique_ptr<BackingFile> open_file(uint64_t ino, uint32_t tier, bool create, int& err,
                                          std::string& error) const;
+  // A new backing file of `tier` with no name yet (O_TMPFILE, its policy set
+  // before any page): a migration's copy, named with BackingFile::link at
+  // the switch, so that a crash before it leaves nothing behind.
+  std::unique_ptr<BackingFile> open_unnamed(uint32_t tier, int& err, std::string& error) const;
   // Every backing file present, as (tier, inode number): what a restart adopts.
   std::vector<std::pair<uint32_t, uint64_t>> files() const;
   // Removes a backing file no inode owns (a file unlinked before a crash).

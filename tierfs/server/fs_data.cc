@@ -73,7 +73,7 @@ static void trim_preallocation(Fs& fs, Inode& inode) {
 static void close_handle(Fs& fs, fuse_req_t req, FileHandle* released) {
   std::unique_ptr<FileHandle> handle = fs.take_handle(released);
   InodePtr inode = std::move(handle->inode);
-  close_data_path(req, *inode);
+  close_data_path(req, *inode, *handle);
   const bool last_writer = handle->writable && inode->writable_handles.fetch_sub(1) == 1;
   handle.reset();
   // Before the handle count drops: a concurrent last unlink may then release the data.

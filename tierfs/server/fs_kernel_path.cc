@@ -66,17 +66,39 @@ DataPath Fs::data_path_of(const Inode& inode) const {
                                                                              : DataPath::server;
 }
 
+// The server's own answer to an open: the cache mode of the server path.
+static void serve_by_server(Fs& fs, Inode& inode, fuse_file_info* fi) {
+  ++inode.server_opens;
+  const BackingFile* backing = inode.data && !inode.data_released ? inode.data->backing() : nullptr;
+  const bool beside_passthrough =
+      inode.stale_passthrough != 0 || (backing != nullptr && backing->passthrough_opens != 0);
+  if (fs.config().mount.cache == CacheMode::none || beside_passthrough) {
+    // Beside a passthrough handle (the migrating command's, or any while a
+    // move off the kernel path is refused) the kernel takes only direct I/O
+    // (fs/fuse/iomode.c: a cached open there is EIO).
+    fi->direct_io = 1;
+    fi->keep_cache = 0;
+  } else if (backing != nullptr) {
+    // A kernel-path file served by the server for now (a migration runs, or
+    // handles opened before one are open): what passthrough wrote since
+    // this kernel cached pages is in no page it holds.
+    fi->direct_io = 0;
+    fi->keep_cache = 0;
+  } else {
+    fi->direct_io = 0;
+    fi->keep_cache = 1;  // every change goes through this kernel, so its cache stays valid
+  }
+}
+
 int open_data_path(Fs& fs, fuse_req_t req, Inode& inode, fuse_file_info* fi) {
   std::unique_lock guard(inode.lock);
   BackingFile* backing = inode.data_released ? nullptr : inode.data->backing();
-  if (backing == nullptr) {
-    if (fs.config().mount.cache == CacheMode::none) {
-      fi->direct_io = 1;
-      fi->keep_cache = 0;
-    } else {
-      fi->direct_io = 0;
-      fi->keep_cache = 1;  // every change goes through this kernel, so its cache stays valid
-    }
+  // A migration watches the file: the kernel must write nothing it does not
+  // see. Handles the server answers are open: the kernel refuses a
+  // passthrough open beside them. Either way the server answers this one.
+  if (backing == nullptr || inode.server_opens != 0 || inode.stale_passthrough != 0 ||
+      inode.data->watching_changes()) {
+    serve_by_server(fs, inode, fi);
     return 0;
   }
   // One backing id per inode while any handle is open: the kernel refuses a
@@ -98,6 +120,7 @@ int open_data_path(Fs& fs, fuse_req_t req, Inode& inode, fuse_file_info* fi) {
   }
   ++backing->passthrough_opens;
   fi->backing_id = backing->passthrough_id;
+  handle_of(fi)->passthrough_id = backing->passthrough_id;
   // FOPEN_DIRECT_IO would override passthrough (fs/fuse/file.c).
   fi->direct_io = 0;
   fi->keep_cache = 0;
@@ -107,10 +130,24 @@ int open_data_path(Fs& fs, fuse_req_t req, Inode& inode, fuse_file_info* fi) {
 #endif
 }
 
-void close_data_path(fuse_req_t req, Inode& inode) {
+void close_data_path(fuse_req_t req, Inode& inode, const FileHandle& handle) {
   std::unique_lock guard(inode.lock);
-  BackingFile* backing = inode.data ? inode.data->backing() : nullptr;
-  if (backing == nullptr || backing->passthrough_opens == 0) return;
+  if (handle.passthrough_id == 0) {
+    if (inode.server_opens != 0) --inode.server_opens;
+    return;
+  }
+  BackingFile* backing = inode.data && !inode.data_released ? inode.data->backing() : nullptr;
+  if (backing == nullptr || backing->passthrough_id != handle.passthrough_id) {
+    // A migration moved the file off the kernel path while this read-only
+    // handle (the migrating command's) was open: its id goes with it.
+    if (inode.stale_passthrough != 0) --inode.stale_passthrough;
+#ifdef TIERFS_KERNEL_PATH
+    if (inode.stale_passthrough == 0 && req != nullptr)
+      fuse_passthrough_close(req, handle.passthrough_id);
+#endif
+    return;
+  }
+  if (backing->passthrough_opens == 0) return;
   // Without a request (an open whose reply failed), the id stays registered
   // and the next open of the inode takes it again.
   if (--backing->passthrough_opens == 0 && req != nullptr) {

@@ -46,7 +46,8 @@ void fs_ioctl(fuse_req_t req, fuse_ino_t /*ino*/, unsigned int cmd, void* /*arg*
   if (request.flags & kMigrateAsync) {
     fs.mover().enqueue(inode, *tier);
   } else {
-    if (const int moved = fs.mover().migrate(inode, *tier, false, &request.bytes_moved)) {
+    if (const int moved =
+            fs.mover().migrate(inode, *tier, false, &request.bytes_moved, handle_of(fi))) {
       fuse_reply_err(req, -moved);
       return;
     }

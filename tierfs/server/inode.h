@@ -69,8 +69,14 @@ struct Inode {
   std::atomic<uint32_t> writable_handles{0};
   uint64_t lookups = 0;        // guarded by Fs::table_mutex
   bool data_released = false;  // rows given back after the last link and close
-  uint64_t parent = 0;         // directory that holds the last name given (for paths)
-  std::string name;            // that name
+  // Handles answered without passthrough, and passthrough handles whose
+  // backing file a migration took away (fs_kernel_path.cc); under `lock`.
+  // The kernel refuses a passthrough open beside a cached one and the other
+  // way round (fs/fuse/iomode.c), so each kind waits for the other to close.
+  uint32_t server_opens = 0;
+  uint32_t stale_passthrough = 0;
+  uint64_t parent = 0;  // directory that holds the last name given (for paths)
+  std::string name;     // that name
   std::map<std::string, std::string> xattrs;
   std::unique_ptr<Directory> dir;  // directories only
   std::unique_ptr<FileData> data;  // regular files only
@@ -94,6 +100,7 @@ struct FileHandle {
   InodePtr inode;
   bool append = false;
   bool writable = false;
+  int passthrough_id = 0;  // the backing id the open answered with; 0: served by the server
 };
 
 // The FileHandle that open or create stored in fi->fh (libfuse hands back a u64).

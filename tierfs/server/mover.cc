@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "tierfs/core/migrate_path.h"
 #include "tierfs/server/fs.h"
 
 namespace tierfs {
@@ -76,16 +77,19 @@ void Mover::enqueue(const InodePtr& inode, uint32_t tier) {
   wake_.notify_all();
 }
 
-int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint64_t* bytes_moved) {
+int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint64_t* bytes_moved,
+                   const FileHandle* own) {
   if (!inode->is_regular()) return -EINVAL;
   if (tier >= moves_.size()) return -EINVAL;
-  // Kernel-path files move with MPOL_MF_MOVE or a copy out of the backing
-  // file, neither of which is built yet: refused, and the file stays whole.
+  // Which paths the move is between: a kernel-path file to another
+  // kernel-path tier moves in place (MPOL_MF_MOVE), not here.
+  const BackingStore* store = fs_.backing_store();
+  const bool to_kernel = store != nullptr && store->serves(tier);
+  bool from_kernel = false;
   {
-    const BackingStore* store = fs_.backing_store();
     std::shared_lock guard(inode->lock);
-    if (fs_.data_path_of(*inode) == DataPath::kernel || (store && store->serves(tier)))
-      return -EXDEV;
+    from_kernel = fs_.data_path_of(*inode) == DataPath::kernel;
+    if (from_kernel && to_kernel) return inode->data->backing()->tier() == tier ? 0 : -EXDEV;
   }
   auto flight = std::make_shared<InFlight>();
   flight->to_tier = tier;
@@ -117,8 +121,44 @@ int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint
     fs_.log_inode_locked(*inode);
   };
   const std::function<bool()> alive = [&inode] { return !inode->data_released; };
-  const int err =
-      migrate_file(fs_.storage(), *inode->data, inode->lock, tier, alive, options, &result);
+  int err = 0;
+  if (to_kernel) {
+    std::string error;
+    auto backing = store->open_unnamed(tier, err, error);
+    if (!backing) {
+      spdlog::error("migrate inode {}: {}", inode->ino, error);
+      err = -err;
+    } else {
+      const std::function<uint64_t()> size = [&inode] { return inode->size; };
+      err = migrate_to_backing(fs_.storage(), *inode->data, inode->lock, std::move(backing),
+                               std::to_string(inode->ino), alive, size, options, &result);
+    }
+  } else if (from_kernel) {
+    // The kernel writes a passthrough handle's bytes (and a mapping's)
+    // unseen: no such handle may be open, bar the caller's read-only one.
+    // While the copy runs, opens are answered by the server (fs_kernel_path.cc).
+    const bool own_reads_only = own != nullptr && own->passthrough_id != 0 && !own->writable;
+    uint32_t passthrough_opens = 0;  // at the last look: the switch's
+    const std::function<bool()> quiet = [&inode, own_reads_only, &passthrough_opens] {
+      const BackingFile* backing = inode->data->backing();
+      if (backing == nullptr) return false;
+      passthrough_opens = backing->passthrough_opens;
+      return passthrough_opens <= (own_reads_only ? 1U : 0U);
+    };
+    options.on_switch = [&] {
+      inode->size = result.file_size;
+      inode->mtime_ns = std::max(inode->mtime_ns, result.mtime_ns);
+      inode->ctime_ns = std::max(inode->ctime_ns, result.ctime_ns);
+      inode->data->set_preferred_tier(tier);
+      // The caller's handle keeps its backing id until it closes.
+      inode->stale_passthrough += passthrough_opens;
+      fs_.log_inode_locked(*inode);
+    };
+    err = migrate_from_backing(fs_.storage(), *inode->data, inode->lock, tier, alive, quiet,
+                               options, &result);
+  } else {
+    err = migrate_file(fs_.storage(), *inode->data, inode->lock, tier, alive, options, &result);
+  }
   if (err == 0) {
     // Nothing had to move (already there, or no data): the preferred tier still changes.
     std::unique_lock guard(inode->lock);

@@ -74,7 +74,7 @@ int make_node(Fs& fs, fuse_req_t req, fuse_ino_t parent, const char* name, mode_
 // the kernel path. 0 or an errno value. close_data_path undoes it at
 // release (`req` null when the open's reply failed).
 int open_data_path(Fs& fs, fuse_req_t req, Inode& inode, fuse_file_info* fi);
-void close_data_path(fuse_req_t req, Inode& inode);
+void close_data_path(fuse_req_t req, Inode& inode, const FileHandle& handle);
 
 // JSON documents behind the virtual xattrs (fs_inspect.cc).
 // A getxattr value may hold at most 64 KiB, so the map comes in pages:

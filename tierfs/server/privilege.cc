@@ -74,6 +74,9 @@ constexpr const char* kAllowed[] = {
     // The kernel data path's backing files (fs_kernel_path.cc): utimensat
     // (futimens) carries a utimes onto the backing file, whose mtime getattr reports.
     "utimensat",
+    // A migration onto the kernel path copies into an O_TMPFILE backing file
+    // and names it at the switch (linkat of /proc/self/fd/N: no capability).
+    "linkat",
     // New blocks of numa: regions take a write's bytes by pwritev on the
     // shared-memory object (Tier::write_through_file), measured.
     "pwritev",

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Migration between the kernel path and the server path, by copy
+# (tierfs/core/migrate_path.h, docs/operations.md "Migration and the kernel
+# path"): a numa:0 tier with data_path = "kernel" over a file: tier on the
+# server path.
+#  1. a closed file, kernel -> server -> kernel with `tierfs migrate`: same
+#     bytes and holes, the backing file gone and back, passthrough again after;
+#  2. a writer with the file open (server-answered handle) and one writing
+#     through a shared mapping, while the file bounces between the paths:
+#     the file equals the writer's model at the end;
+#  3. an open passthrough handle holds a move off the kernel path (EBUSY)
+#     until it closes;
+#  4. kill -9 at each crash point of both switches, remount: the file
+#     equals the model, on exactly one path.
+# Takes about 15 s. SKIPs where the build or the kernel has no passthrough.
+source "$(dirname "$0")/lib.sh"
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+sum() { sha256sum <"$1" | cut -d' ' -f1; }
+stat_json() { getfattr --absolute-names --only-values -n user.tierfs.stats "$MNT" 2>/dev/null; }
+op_count() { stat_json | python3 -c "import json,sys; print(json.load(sys.stdin)['ops']['$1'])"; }
+path_of() {
+  getfattr --absolute-names --only-values -n user.tierfs.map "$1" |
+    python3 -c "import json,sys; print(json.load(sys.stdin)['data_path'])"
+}
+
+STATE="$WORK/state"
+CONFIG="[mount]
+state_dir = \"$STATE\"
+[[tier]]
+name = \"fast\"
+regions = [\"numa:0\"]
+size = \"256MiB\"
+granularity = \"4KiB\"
+data_path = \"kernel\"
+$(tierfs_shm_tier slow 1 256MiB 64KiB)
+data_path = \"server\"
+persistent = true"
+printf '%s\n' "$CONFIG" >"$WORK/check.toml"
+if ! "$TIERFS_BIN" check-config "$WORK/check.toml" >"$WORK/check.out" 2>&1; then
+  if grep -q 'no FUSE passthrough\|cannot have data_path "kernel"' "$WORK/check.out"; then
+    tierfs_require "kernel path unavailable: $(cat "$WORK/check.out")"
+    echo "SKIP: $(cat "$WORK/check.out")"
+    exit 77
+  fi
+  fail "check-config: $(cat "$WORK/check.out")"
+  exit 1
+fi
+tierfs_start_mount "$CONFIG" --log-file "$WORK/mount.log"
+BACKING="$STATE/kernel-path.fast"
+
+# 1. A closed file with a hole, there and back.
+python3 - "$MNT/a" "$WORK/a.model" <<'PY'
+import os, sys
+data = os.urandom(3 << 20)
+hole = b"\0" * (2 << 20)
+for path in sys.argv[1:]:
+    with open(path, "wb") as f:
+        f.write(data[: 1 << 20]); f.seek(3 << 20); f.write(data[1 << 20 :])
+PY
+ino=$(stat -c %i "$MNT/a")
+[ "$(path_of "$MNT/a")" = kernel ] || fail "a starts on $(path_of "$MNT/a")"
+"$TIERFS_BIN" migrate --tier slow "$MNT/a" >"$WORK/m1.out" 2>&1 || fail "migrate a to slow: $(cat "$WORK/m1.out")"
+[ "$(path_of "$MNT/a")" = server ] || fail "a after the move to slow is on $(path_of "$MNT/a")"
+[ -e "$BACKING/$ino" ] && fail "a's backing file stayed after the move to slow"
+[ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "a on slow reads back different bytes"
+[ "$(python3 -c "import os; f=os.open('$MNT/a', os.O_RDONLY); print(os.lseek(f, 0, os.SEEK_HOLE))")" = $((1 << 20)) ] ||
+  fail "a's hole did not stay a hole on slow"
+"$TIERFS_BIN" migrate --tier fast "$MNT/a" >"$WORK/m2.out" 2>&1 || fail "migrate a to fast: $(cat "$WORK/m2.out")"
+[ "$(path_of "$MNT/a")" = kernel ] || fail "a after the move back is on $(path_of "$MNT/a")"
+cmp -s "$BACKING/$ino" "$WORK/a.model" || fail "a's new backing file does not hold its bytes"
+reads=$(op_count read)
+[ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "a back on fast reads back different bytes"
+[ "$(op_count read)" = "$reads" ] || fail "a back on fast is read through the server, not passthrough"
+
+# 2. Writers during the moves: through an open handle and through a mapping.
+# The writers open while the file is on slow, so their handles are the
+# server's; the moves bounce the file until they are done.
+for mode in write mmap; do
+  f="$MNT/w-$mode"
+  head -c 8M /dev/urandom >"$f"
+  "$TIERFS_BIN" migrate --tier slow "$f" >/dev/null 2>&1 || fail "$mode: first move to slow"
+  python3 - "$f" "$WORK/w-$mode.model" "$mode" "$WORK/w-$mode.done" <<'PY' &
+import mmap, os, random, sys, time
+path, model_path, mode, done = sys.argv[1:]
+size = 8 << 20
+fd = os.open(path, os.O_RDWR)
+model = bytearray(os.pread(fd, size, 0))
+m = mmap.mmap(fd, size) if mode == "mmap" else None
+open(done + ".open", "w").write("open")
+end = time.time() + 4
+while time.time() < end:
+    off = random.randrange(0, size - 65536)
+    data = os.urandom(random.choice([1, 100, 4096, 65536]))
+    if m is not None:
+        m[off : off + len(data)] = data
+    else:
+        os.pwrite(fd, data, off)
+    model[off : off + len(data)] = data
+if m is not None:
+    m.flush(); m.close()
+os.fsync(fd); os.close(fd)
+open(model_path, "wb").write(model)
+open(done, "w").write("done")
+PY
+  writer=$!
+  # The moves start once the writer's handle is open (opens racing a
+  # passthrough release: docs/operations.md).
+  for _ in $(seq 100); do [ -e "$WORK/w-$mode.done.open" ] && break; sleep 0.05; done
+  moves=0
+  while [ ! -e "$WORK/w-$mode.done" ] && kill -0 "$writer" 2>/dev/null; do
+    for tier in fast slow; do
+      if "$TIERFS_BIN" migrate --tier "$tier" "$f" >"$WORK/move.out" 2>&1; then
+        moves=$((moves + 1))
+      else
+        grep -q "busy" "$WORK/move.out" || fail "$mode: migrate to $tier: $(cat "$WORK/move.out")"
+      fi
+    done
+  done
+  wait "$writer" || fail "$mode: the writer failed"
+  [ "$moves" -ge 4 ] || fail "$mode: only $moves moves while the writer ran"
+  [ "$(sum "$f")" = "$(sum "$WORK/w-$mode.model")" ] || fail "$mode: the file differs from the model after $moves moves"
+  "$TIERFS_BIN" migrate --tier fast "$f" >/dev/null 2>&1 || fail "$mode: the move to fast after the writer closed"
+  [ "$(sum "$f")" = "$(sum "$WORK/w-$mode.model")" ] || fail "$mode: the file differs from the model on fast"
+  echo "$mode: $moves moves while writing"
+done
+
+# 3. An open passthrough handle holds the move off the kernel path.
+exec 7<>"$MNT/a"
+"$TIERFS_BIN" migrate --tier slow "$MNT/a" >"$WORK/m3.out" 2>&1 && fail "moved a off the kernel path with a read-write handle open"
+grep -qi "busy" "$WORK/m3.out" || fail "migrate with a handle open: $(cat "$WORK/m3.out")"
+exec 7>&-
+"$TIERFS_BIN" migrate --tier slow "$MNT/a" >"$WORK/m3.out" 2>&1 || fail "migrate a after the close: $(cat "$WORK/m3.out")"
+[ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "a after the held move"
+tierfs_stop_mount
+
+# 4. kill -9 at each crash point of both switches. Each run: a fresh copy
+# of a on the source path, an idle kill -9 (a clean unmount would drop the
+# test's /dev/shm regions), a server that dies at the point, a third that
+# must find a equal to the model on one path.
+crash_run() {
+  local point=$1 to=$2 from p ino
+  from=$([ "$to" = slow ] && echo kernel || echo server)
+  tierfs_start_mount "$CONFIG" --log-file "$WORK/crash.log"
+  rm -f "$MNT/a" && cp "$WORK/a.model" "$MNT/a"
+  [ "$to" = slow ] || "$TIERFS_BIN" migrate --tier slow "$MNT/a" >/dev/null 2>&1
+  [ "$(path_of "$MNT/a")" = "$from" ] || fail "$point (to $to): a starts on $(path_of "$MNT/a")"
+  sync "$MNT/a"
+  kill -9 "$SERVER_PID"
+  timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+  umount -l "$MNT"
+  SERVER_PID=
+  TIERFS_CRASH_AT=$point tierfs_start_mount "$CONFIG" --log-file "$WORK/crash.log"
+  # The server dies at the point: the command fails (no connection).
+  if "$TIERFS_BIN" migrate --tier "$to" "$MNT/a" >/dev/null 2>&1; then
+    tierfs_stop_mount
+    return 1
+  fi
+  timeout 20 tail --pid="$SERVER_PID" -f /dev/null || fail "$point: the server lives on"
+  umount -l "$MNT"
+  SERVER_PID=
+  tierfs_start_mount "$CONFIG" --log-file "$WORK/restart.log"
+  [ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "$point (to $to): a differs from the model after kill -9"
+  p=$(path_of "$MNT/a")
+  ino=$(stat -c %i "$MNT/a")
+  if [ "$p" = server ] && [ -e "$BACKING/$ino" ]; then fail "$point (to $to): a on the server path kept a backing file"; fi
+  if [ "$p" = kernel ] && ! cmp -s "$BACKING/$ino" "$WORK/a.model"; then fail "$point (to $to): a's backing file differs"; fi
+  echo "$point (to $to): restarted on the $p path"
+  tierfs_stop_mount
+}
+crashed=0
+for point in migrate.after_chunk migrate.before_switch migrate.after_switch_log; do
+  for to in slow fast; do crash_run "$point" "$to" && crashed=$((crashed + 1)); done
+done
+crash_run migrate.after_link fast && crashed=$((crashed + 1))
+crash_run migrate.before_backing_removed slow && crashed=$((crashed + 1))
+[ "$crashed" -eq 8 ] || fail "only $crashed of 8 crash runs reached their point"
+
+[ "$failures" -eq 0 ] || exit 1
+echo "PASS"

@@ -1,0 +1,314 @@
+// Migration between the data paths: migrate.cc's protocol (see there why the
+// catch-up works) with a backing file at one end. The kernel's own writes
+// through a passthrough handle never reach FileData, so off the kernel path
+// the caller's `quiet` must hold from the start to the switch (the server
+// gives no passthrough handle while the file is watched).
+#include "tierfs/core/migrate_path.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <thread>
+#include <vector>
+
+#include "tierfs/core/journal.h"
+
+namespace tierfs {
+
+namespace {
+
+constexpr unsigned kMaxSharedPasses = 3;
+constexpr uint64_t kPieceBytes = uint64_t{1} << 20;  // one read out of a backing file
+
+uint64_t last_end(const FileData& data) {
+  const auto extents = data.extents();
+  return extents.empty() ? 0 : extents.back().file_offset + extents.back().length;
+}
+
+// One end pair: what the protocol below asks of the source and the copy.
+class Ends {
+ public:
+  virtual ~Ends() = default;
+  Ends() = default;
+  Ends(const Ends&) = delete;
+  Ends& operator=(const Ends&) = delete;
+  // Whether the move may start or switch now (the file's lock held uniquely).
+  virtual bool quiet() const { return true; }
+  // Copies the data (not the holes) of [off, end) to the copy. 0 or -errno.
+  virtual int copy(uint64_t off, uint64_t end) = 0;
+  // Drops what the copy holds in [off, end) (to be copied again).
+  virtual int discard(uint64_t off, uint64_t end) = 0;
+  // Past every byte of the file and of the copy.
+  virtual uint64_t limit() const = 0;
+  // The switch, under the unique lock after the last copies. 0 or -errno
+  // (nothing switched).
+  virtual int switch_over(MigrateResult& result) = 0;
+  // Gives the copy back (no lock held).
+  virtual void give_up() = 0;
+  // The copy's blocks on server-path tiers (in transit), for on_copy_blocks.
+  virtual std::span<const tierfs_extent> copy_blocks() const { return {}; }
+};
+
+class ToBacking final : public Ends {
+ public:
+  ToBacking(Storage& storage, FileData& file, std::unique_ptr<BackingFile> backing,
+            std::string name, const std::function<uint64_t()>& size,
+            const std::function<void()>& on_switch)
+      : storage_(storage),
+        file_(file),
+        backing_(std::move(backing)),
+        name_(std::move(name)),
+        size_(size),
+        on_switch_(on_switch) {}
+
+  int copy(uint64_t off, uint64_t end) override {
+    std::vector<iovec> iov;
+    for (const tierfs_extent& e : file_.extents()) {
+      const uint64_t a = std::max<uint64_t>(off, e.file_offset);
+      const uint64_t b = std::min<uint64_t>(end, e.file_offset + e.length);
+      if (a >= b) continue;
+      iov.clear();
+      const int64_t got = file_.read(storage_, a, b - a, b, iov);
+      if (got < 0) return static_cast<int>(got);
+      const int64_t put = backing_->write(a, iov);
+      if (put < 0) return static_cast<int>(put);
+      if (put != got) return -ENOSPC;  // tmpfs short write: it is full
+    }
+    return 0;
+  }
+  int discard(uint64_t off, uint64_t end) override {
+    end = std::min(end, limit());
+    return end > off ? backing_->punch_hole(off, end - off) : 0;
+  }
+  uint64_t limit() const override { return std::max(last_end(file_), backing_->facts().size); }
+  int switch_over(MigrateResult& result) override {
+    if (int err = backing_->set_size(size_())) return err;
+    result.bytes_from_tier.assign(storage_.tier_count(), 0);
+    for (const tierfs_extent& e : file_.extents()) result.bytes_from_tier[e.tier] += e.length;
+    result.bytes_moved = backing_->facts().allocated_bytes;
+    crash_point("migrate.before_switch");
+    // Named before the record: a crash between them leaves a backing file
+    // whose inode's record still lists extents, which adoption removes.
+    if (int err = backing_->link(name_)) return err;
+    crash_point("migrate.after_link");
+    file_.switch_to_backing(storage_, std::move(backing_), on_switch_);
+    return 0;
+  }
+  void give_up() override { backing_.reset(); }  // unnamed: the tmpfs frees it
+
+ private:
+  Storage& storage_;
+  FileData& file_;
+  std::unique_ptr<BackingFile> backing_;
+  std::string name_;
+  const std::function<uint64_t()>& size_;
+  const std::function<void()>& on_switch_;
+};
+
+class FromBacking final : public Ends {
+ public:
+  FromBacking(Storage& storage, FileData& file, uint32_t target, const std::function<bool()>& quiet,
+              const std::function<void()>& on_switch)
+      : storage_(storage), file_(file), quiet_(quiet), on_switch_(on_switch) {
+    copy_.set_preferred_tier(target);
+    copy_.set_spill(false);
+  }
+
+  bool quiet() const override { return quiet_(); }
+  int copy(uint64_t off, uint64_t end) override {
+    const BackingFile* backing = file_.backing();
+    if (backing == nullptr) return -ENOENT;
+    std::vector<char> buffer;
+    for (uint64_t pos = off; pos < end;) {
+      const int64_t data = backing->seek(pos, SEEK_DATA);
+      if (data == -ENXIO || (data >= 0 && static_cast<uint64_t>(data) >= end)) break;
+      if (data < 0) return static_cast<int>(data);
+      const int64_t hole = backing->seek(static_cast<uint64_t>(data), SEEK_HOLE);
+      if (hole < 0) return static_cast<int>(hole);
+      const uint64_t stop = std::min<uint64_t>(static_cast<uint64_t>(hole), end);
+      for (pos = static_cast<uint64_t>(data); pos < stop;) {
+        const int64_t got = backing->read(pos, std::min(kPieceBytes, stop - pos), buffer);
+        if (got < 0) return static_cast<int>(got);
+        if (got == 0) return 0;  // the file ends here (a truncate raced: recorded)
+        const iovec piece{buffer.data(), static_cast<size_t>(got)};
+        const int64_t put = copy_.write(storage_, pos, std::span(&piece, 1));
+        if (put < 0) return static_cast<int>(put);
+        if (put != got) return -ENOSPC;
+        pos += static_cast<uint64_t>(got);
+      }
+      pos = std::max(pos, stop);
+    }
+    return 0;
+  }
+  int discard(uint64_t off, uint64_t end) override {
+    copy_.discard(storage_, off, std::min(end, limit()));
+    return 0;
+  }
+  uint64_t limit() const override {
+    const uint64_t size = file_.backing() ? file_.backing()->facts().size : 0;
+    const uint64_t copy_end = last_end(copy_);
+    const uint64_t end = std::max(size, copy_end);
+    return (end + kBlockBytes - 1) / kBlockBytes * kBlockBytes;
+  }
+  int switch_over(MigrateResult& result) override {
+    if (!quiet_()) return -EBUSY;
+    BackingFile* backing = file_.backing();
+    if (backing == nullptr) return -ENOENT;
+    const BackingFile::Facts facts = backing->facts();
+    result.file_size = facts.size;
+    result.mtime_ns = facts.mtime_ns;
+    result.ctime_ns = facts.ctime_ns;
+    result.bytes_from_tier.assign(storage_.tier_count(), 0);
+    if (backing->tier() < result.bytes_from_tier.size())
+      result.bytes_from_tier[backing->tier()] = facts.allocated_bytes;
+    result.bytes_moved = copy_.allocated_bytes();
+    crash_point("migrate.before_switch");
+    std::unique_ptr<BackingFile> old = file_.switch_to_extents(storage_, copy_, on_switch_);
+    crash_point("migrate.before_backing_removed");
+    old->remove();
+    return 0;
+  }
+  void give_up() override { copy_.release(storage_); }
+  std::span<const tierfs_extent> copy_blocks() const override { return copy_.extents(); }
+
+ private:
+  Storage& storage_;
+  FileData& file_;
+  FileData copy_;
+  const std::function<bool()>& quiet_;
+  const std::function<void()>& on_switch_;
+};
+
+// migrate.cc's Migration, over an Ends.
+class PathMigration {
+ public:
+  PathMigration(Ends& ends, FileData& file, std::shared_mutex& lock,
+                const std::function<bool()>& alive, const MigrateOptions& options)
+      : ends_(ends), file_(file), lock_(lock), alive_(alive), options_(options) {}
+
+  int run(MigrateResult& result) {
+    uint64_t plan_end = 0;
+    {
+      std::unique_lock guard(lock_);
+      if (!alive_()) return -ENOENT;
+      if (file_.watching_changes() || !ends_.quiet()) return -EBUSY;
+      plan_end = ends_.limit();
+      file_.watch_changes(true);
+    }
+    if (int err = copy_range(0, plan_end)) return give_up(err);
+    for (unsigned pass = 0;; ++pass) {
+      std::unique_lock guard(lock_);
+      if (!alive_()) {
+        guard.unlock();
+        return give_up(-ENOENT);
+      }
+      std::vector<FileData::ChangedRange> changes = file_.take_changes();
+      const uint64_t limit = ends_.limit();
+      uint64_t changed_bytes = 0;
+      for (FileData::ChangedRange& r : changes) {
+        r.off = r.off / kBlockBytes * kBlockBytes;
+        r.end = std::min(r.end, limit);
+        if (r.end > r.off) r.end = (r.end + kBlockBytes - 1) / kBlockBytes * kBlockBytes;
+        r.end = std::max(r.end, r.off);
+        changed_bytes += r.end - r.off;
+      }
+      if (changed_bytes <= options_.final_pass_bytes || pass >= kMaxSharedPasses) {
+        const int err = reporting([&] {
+          for (const FileData::ChangedRange& r : changes) {
+            if (int failed = ends_.discard(r.off, r.end)) return failed;
+            if (int failed = ends_.copy(r.off, r.end)) return failed;
+            copied_ += r.end - r.off;
+          }
+          return ends_.switch_over(result);
+        });
+        file_.watch_changes(false);
+        guard.unlock();
+        if (err) {
+          ends_.give_up();
+          return err;
+        }
+        result.bytes_copied = copied_;
+        result.passes = pass;
+        return 0;
+      }
+      guard.unlock();
+      for (const FileData::ChangedRange& r : changes) {
+        if (int err = under_shared([&] { return ends_.discard(r.off, r.end); }))
+          return give_up(err);
+        if (int err = copy_range(r.off, r.end)) return give_up(err);
+      }
+    }
+  }
+
+ private:
+  template <typename Step>
+  int under_shared(Step&& step) {
+    if (options_.stop != nullptr && options_.stop->load()) return -ECANCELED;
+    std::shared_lock guard(lock_);
+    if (!alive_()) return -ENOENT;
+    return reporting(step);
+  }
+
+  template <typename Step>
+  int reporting(Step&& step) {
+    std::shared_lock<std::shared_mutex> transit;
+    if (options_.transit_lock != nullptr) transit = std::shared_lock(*options_.transit_lock);
+    const int err = step();
+    if (options_.on_copy_blocks) options_.on_copy_blocks(ends_.copy_blocks());
+    return err;
+  }
+
+  int copy_range(uint64_t off, uint64_t end) {
+    for (uint64_t pos = off; pos < end;) {
+      const uint64_t stop = end - pos > options_.chunk_bytes ? pos + options_.chunk_bytes : end;
+      if (options_.rate != nullptr) options_.rate->take(stop - pos, options_.stop);
+      if (int err = under_shared([&] { return ends_.copy(pos, stop); })) return err;
+      copied_ += stop - pos;
+      if (options_.copied != nullptr) options_.copied->store(copied_);
+      crash_point("migrate.after_chunk");
+      pos = stop;
+      std::this_thread::yield();
+    }
+    return 0;
+  }
+
+  int give_up(int err) {
+    {
+      std::unique_lock guard(lock_);
+      file_.watch_changes(false);
+    }
+    ends_.give_up();
+    return err;
+  }
+
+  Ends& ends_;
+  FileData& file_;
+  std::shared_mutex& lock_;
+  const std::function<bool()>& alive_;
+  const MigrateOptions& options_;
+  uint64_t copied_ = 0;
+};
+
+}  // namespace
+
+int migrate_to_backing(Storage& storage, FileData& file, std::shared_mutex& lock,
+                       std::unique_ptr<BackingFile> backing, std::string name,
+                       const std::function<bool()>& alive, const std::function<uint64_t()>& size,
+                       const MigrateOptions& options, MigrateResult* result) {
+  if (!backing) return -EINVAL;
+  MigrateResult scratch;
+  ToBacking ends(storage, file, std::move(backing), std::move(name), size, options.on_switch);
+  PathMigration migration(ends, file, lock, alive, options);
+  return migration.run(result != nullptr ? *result : scratch);
+}
+
+int migrate_from_backing(Storage& storage, FileData& file, std::shared_mutex& lock, uint32_t target,
+                         const std::function<bool()>& alive, const std::function<bool()>& quiet,
+                         const MigrateOptions& options, MigrateResult* result) {
+  if (target >= storage.tier_count()) return -EINVAL;
+  MigrateResult scratch;
+  FromBacking ends(storage, file, target, quiet, options.on_switch);
+  PathMigration migration(ends, file, lock, alive, options);
+  return migration.run(result != nullptr ? *result : scratch);
+}
+
+}  // namespace tierfs
