@@ -11,7 +11,8 @@
 #  3. an open passthrough handle holds a move off the kernel path (EBUSY)
 #     until it closes;
 #  4. kill -9 at each crash point of both switches, remount: the file
-#     equals the model, on exactly one path.
+#     equals the model, on exactly one path;
+#  5. the watermark mover demotes a full kernel-path tier's coldest files.
 # Takes about 15 s. SKIPs where the build or the kernel has no passthrough.
 source "$(dirname "$0")/lib.sh"
 failures=0
@@ -48,6 +49,8 @@ if ! "$TIERFS_BIN" check-config "$WORK/check.toml" >"$WORK/check.out" 2>&1; then
 fi
 tierfs_start_mount "$CONFIG" --log-file "$WORK/mount.log"
 BACKING="$STATE/kernel-path.fast"
+# The slow tier is persistent, so an unmount keeps the state and its tmpfs.
+trap 'tierfs_cleanup; umount "$BACKING" "$WORK/state2/kernel-path.fast" 2>/dev/null; rm -rf "$WORK"' EXIT
 
 # 1. A closed file with a hole, there and back.
 python3 - "$MNT/a" "$WORK/a.model" <<'PY'
@@ -88,7 +91,7 @@ fd = os.open(path, os.O_RDWR)
 model = bytearray(os.pread(fd, size, 0))
 m = mmap.mmap(fd, size) if mode == "mmap" else None
 open(done + ".open", "w").write("open")
-end = time.time() + 4
+end = time.time() + 2
 while time.time() < end:
     off = random.randrange(0, size - 65536)
     data = os.urandom(random.choice([1, 100, 4096, 65536]))
@@ -175,6 +178,43 @@ done
 crash_run migrate.after_link fast && crashed=$((crashed + 1))
 crash_run migrate.before_backing_removed slow && crashed=$((crashed + 1))
 [ "$crashed" -eq 8 ] || fail "only $crashed of 8 crash runs reached their point"
+
+# 5. The watermark mover demotes a kernel-path tier's coldest files to the
+# server-path tier below until the tier's tmpfs is under its low mark.
+# A state directory of its own: the first one's tmpfs (256 MiB) would be adopted.
+MOVER_CONFIG="[mount]
+state_dir = \"$WORK/state2\"
+[mover]
+interval_ms = 100
+[[tier]]
+name = \"fast\"
+regions = [\"numa:0\"]
+size = \"16MiB\"
+granularity = \"4KiB\"
+data_path = \"kernel\"
+high_watermark = 50
+low_watermark = 30
+$(tierfs_shm_tier slow 1 64MiB 64KiB)
+data_path = \"server\""
+tierfs_start_mount "$MOVER_CONFIG" --log-file "$WORK/mover.log"
+for i in 1 2 3; do
+  head -c 3M /dev/urandom >"$WORK/cold$i"
+  cp "$WORK/cold$i" "$MNT/cold$i"
+  sleep 0.3  # cold1 is the coldest
+done
+demoted=0
+for _ in $(seq 100); do
+  demoted=0
+  for i in 1 2 3; do [ "$(path_of "$MNT/cold$i")" = server ] && demoted=$((demoted + 1)); done
+  [ "$demoted" -ge 2 ] && break
+  sleep 0.1
+done
+[ "$demoted" -ge 2 ] || fail "the mover demoted $demoted of 3 files off a 16 MiB kernel-path tier holding 9 MiB (high mark 50 %, low 30 %)"
+[ "$(path_of "$MNT/cold1")" = server ] || fail "the coldest file stayed on the kernel path"
+for i in 1 2 3; do
+  [ "$(sum "$MNT/cold$i")" = "$(sum "$WORK/cold$i")" ] || fail "cold$i differs after the mover"
+done
+tierfs_stop_mount
 
 [ "$failures" -eq 0 ] || exit 1
 echo "PASS"

@@ -260,12 +260,21 @@ struct Candidate {
   uint32_t read_score = 0;
 };
 
-uint64_t used_bytes(Tier& tier) {
-  return tier.geometry().capacity_bytes - tier.free_bytes();
-}
+// A tier's size and what it holds: a kernel-path tier's are its tmpfs's
+// (its files' bytes are there, none in the tier's blocks).
+struct Space {
+  uint64_t capacity = 0, used = 0;
+  uint64_t free() const { return capacity > used ? capacity - used : 0; }
+  uint64_t percent(unsigned p) const { return capacity / 100 * p; }
+};
 
-uint64_t percent_of(Tier& tier, unsigned percent) {
-  return tier.geometry().capacity_bytes / 100 * percent;
+Space space_of(Fs& fs, uint32_t t) {
+  if (const BackingStore* store = fs.backing_store(); store != nullptr && store->serves(t)) {
+    const BackingStore::Usage usage = store->usage(t);
+    return {usage.capacity_bytes, usage.used_bytes};
+  }
+  Tier& tier = fs.storage().tier(t);
+  return {tier.geometry().capacity_bytes, tier.geometry().capacity_bytes - tier.free_bytes()};
 }
 
 // Files with bytes on `tier`, as they are now.
@@ -275,6 +284,14 @@ std::vector<Candidate> files_on(const std::vector<InodePtr>& files, uint32_t tie
     Candidate c{inode, 0, 0, inode->access_ns.load(), inode->read_score};
     std::shared_lock guard(inode->lock);
     if (inode->data_released) continue;
+    if (const BackingFile* backing = inode->data->backing()) {
+      c.allocated = backing->facts().allocated_bytes;
+      if (backing->tier() == tier && c.allocated > 0) {
+        c.on_tier = c.allocated;
+        out.push_back(std::move(c));
+      }
+      continue;
+    }
     for (const tierfs_extent& e : inode->data->extents()) {
       c.allocated += e.length;
       if (e.tier == tier) c.on_tier += e.length;
@@ -297,14 +314,13 @@ void Mover::balance() {
     inode->read_score = inode->read_score / 2 + inode->recent_reads.exchange(0);
   const std::vector<TierConfig>& tiers = fs_.config().tiers;
   for (uint32_t t = 0; t + 1 < tiers.size() && !stop_.load(); ++t) {
-    Tier& tier = fs_.storage().tier(t);
-    if (tiers[t].high_watermark != 0 &&
-        used_bytes(tier) > percent_of(tier, tiers[t].high_watermark))
+    const Space space = space_of(fs_, t);
+    if (tiers[t].high_watermark != 0 && space.used > space.percent(tiers[t].high_watermark))
       demote(t);
   }
   for (uint32_t u = 0; u + 1 < tiers.size() && !stop_.load(); ++u) {
-    Tier& tier = fs_.storage().tier(u);
-    if (tiers[u].high_watermark != 0 && used_bytes(tier) < percent_of(tier, tiers[u].low_watermark))
+    const Space space = space_of(fs_, u);
+    if (tiers[u].high_watermark != 0 && space.used < space.percent(tiers[u].low_watermark))
       promote(u);
   }
   set_state("idle");
@@ -315,12 +331,10 @@ void Mover::demote(uint32_t from) {
   std::vector<Candidate> candidates = files_on(fs_.regular_files(), from);
   std::sort(candidates.begin(), candidates.end(),
             [](const Candidate& a, const Candidate& b) { return a.access_ns < b.access_ns; });
-  Tier& tier = fs_.storage().tier(from);
-  Tier& below = fs_.storage().tier(from + 1);
-  const uint64_t low = percent_of(tier, fs_.config().tiers[from].low_watermark);
+  const uint64_t low = space_of(fs_, from).percent(fs_.config().tiers[from].low_watermark);
   for (const Candidate& c : candidates) {
-    if (stop_.load() || used_bytes(tier) <= low) break;
-    if (below.free_bytes() < c.allocated || pinned(*c.inode)) continue;
+    if (stop_.load() || space_of(fs_, from).used <= low) break;
+    if (space_of(fs_, from + 1).free() < c.allocated || pinned(*c.inode)) continue;
     set_state("demoting");
     if (const int err = migrate(c.inode, from + 1, true); err != 0 && err != -ECANCELED)
       spdlog::info("mover: demoting inode {}: {}", c.inode->ino, strerror(-err));
@@ -334,11 +348,10 @@ void Mover::promote(uint32_t into) {
   std::erase_if(candidates, [hot](const Candidate& c) { return c.read_score < hot; });
   std::sort(candidates.begin(), candidates.end(),
             [](const Candidate& a, const Candidate& b) { return a.read_score > b.read_score; });
-  Tier& tier = fs_.storage().tier(into);
-  const uint64_t low = percent_of(tier, fs_.config().tiers[into].low_watermark);
+  const uint64_t low = space_of(fs_, into).percent(fs_.config().tiers[into].low_watermark);
   for (const Candidate& c : candidates) {
     if (stop_.load()) break;
-    if (used_bytes(tier) + c.allocated > low || pinned(*c.inode)) continue;
+    if (space_of(fs_, into).used + c.allocated > low || pinned(*c.inode)) continue;
     set_state("promoting");
     if (const int err = migrate(c.inode, into, true); err != 0 && err != -ECANCELED)
       spdlog::info("mover: promoting inode {}: {}", c.inode->ino, strerror(-err));

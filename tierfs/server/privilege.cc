@@ -77,6 +77,9 @@ constexpr const char* kAllowed[] = {
     // A migration onto the kernel path copies into an O_TMPFILE backing file
     // and names it at the switch (linkat of /proc/self/fd/N: no capability).
     "linkat",
+    // The kernel path's tmpfs usage (BackingStore::usage: the mover's
+    // watermarks and `tierfs stats`), measured: without it both saw 0 bytes.
+    "fstatfs",
     // New blocks of numa: regions take a write's bytes by pwritev on the
     // shared-memory object (Tier::write_through_file), measured.
     "pwritev",
