@@ -91,8 +91,10 @@ fd = os.open(path, os.O_RDWR)
 model = bytearray(os.pread(fd, size, 0))
 m = mmap.mmap(fd, size) if mode == "mmap" else None
 open(done + ".open", "w").write("open")
-end = time.time() + 2
-while time.time() < end:
+# Writes until the moves say stop (after enough of them, however slow this
+# machine is), at most 120 s.
+end = time.time() + 120
+while time.time() < end and not os.path.exists(done + ".stop"):
     off = random.randrange(0, size - 65536)
     data = os.urandom(random.choice([1, 100, 4096, 65536]))
     if m is not None:
@@ -115,6 +117,7 @@ PY
     for tier in fast slow; do
       if "$TIERFS_BIN" migrate --tier "$tier" "$f" >"$WORK/move.out" 2>&1; then
         moves=$((moves + 1))
+        [ "$moves" -lt 6 ] || : >"$WORK/w-$mode.done.stop"
       else
         grep -q "busy" "$WORK/move.out" || fail "$mode: migrate to $tier: $(cat "$WORK/move.out")"
       fi
