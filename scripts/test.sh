@@ -83,7 +83,7 @@ PY
   ninja -C "$system_build_dir" "${needed[@]}"
   phase "build ($system_build_dir)"
   meson test -C "$system_build_dir" --no-rebuild --print-errorlogs --num-processes "$(nproc)" \
-    --suite integration --suite security --suite jobs || status=$?
+    --suite integration --suite security --suite jobs --no-suite once || status=$?
   phase "tests ($system_build_dir)"
   logs+=("$system_build_dir/meson-logs/testlog.json")
 fi
