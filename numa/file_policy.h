@@ -28,6 +28,36 @@ bool is_weighted(const FilePolicy& policy);
 // move to those nodes (MPOL_MF_MOVE). Returns "" or one line saying why not.
 std::string apply_file_policy(int fd, const FilePolicy& policy, bool move);
 
+// Moves the pages the tmpfs file `fd` holds to the policy's nodes, in place,
+// and gives it the policy for pages to come (apply_file_policy first). Two
+// passes over each window of the file, mapped shared and read-only with only
+// its pages in memory faulted in (a read fault on a tmpfs hole would allocate):
+//  1. mbind(MPOL_MF_MOVE_ALL) moves every page on a node outside the policy
+//     to the node the policy's interleave index gives it (mm/mempolicy.c:
+//     do_mbind queues only pages off the new node set, MPOL_MF_INVERT);
+//  2. pages already on one of the policy's nodes but not on their own
+//     interleave node (two tiers over the same nodes with other weights)
+//     move there with move_pages(2).
+// MOVE_ALL needs CAP_SYS_NICE: without it pages mapped by another process
+// too (an mmap of the file) stay where they are, counted in `left_pages`.
+// `folio_bytes` is the size of the file's folios (the page, or the huge page
+// of a huge-page tmpfs): the interleave index counts folios. Pages the file
+// holds without data (fallocated, never written) are not looked at.
+struct PageMoves {
+  uint64_t resident_pages = 0;  // pages of the file in memory
+  uint64_t moved_pages = 0;     // moved by the second pass (the first does not count)
+  uint64_t left_pages = 0;      // could not be moved (busy, shared, no memory on the node)
+  bool move_all = true;         // MPOL_MF_MOVE_ALL was allowed
+};
+std::string move_file_pages(int fd, const FilePolicy& policy, uint64_t folio_bytes,
+                            PageMoves& moves);
+
+// The node the kernel gives interleave index `ilx` under the policy
+// (interleave_nid / weighted_interleave_nid in mm/mempolicy.c: the nodes in
+// ascending order, each taking `weight` consecutive indexes). A tmpfs file's
+// folio at page index i of order o has index i_ino + (i >> o) (mm/shmem.c).
+int interleave_node(const FilePolicy& policy, uint64_t ilx);
+
 // Writes the system-wide node weights of weighted interleave
 // (/sys/kernel/mm/mempolicy/weighted_interleave/nodeN). "" or one line.
 std::string set_interleave_weights(const FilePolicy& policy,

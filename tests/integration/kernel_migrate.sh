@@ -56,9 +56,9 @@ if ! "$TIERFS_BIN" check-config "$WORK/check.toml" >"$WORK/check.out" 2>&1; then
   exit 1
 fi
 tierfs_start_mount "$CONFIG" --log-file "$WORK/mount.log"
-BACKING="$STATE/kernel-path.fast"
+BACKING="$STATE/kernel-store.page"
 # The slow tier is persistent, so an unmount keeps the state and its tmpfs.
-trap 'tierfs_cleanup; umount "$BACKING" "$WORK/state2/kernel-path.fast" 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'tierfs_cleanup; umount "$BACKING" "$WORK/state2/kernel-store.page" 2>/dev/null; rm -rf "$WORK"' EXIT
 
 # 1. A closed file with a hole, there and back.
 python3 - "$MNT/a" "$WORK/a.model" <<'PY'
@@ -73,13 +73,13 @@ ino=$(stat -c %i "$MNT/a")
 [ "$(path_of "$MNT/a")" = kernel ] || fail "a starts on $(path_of "$MNT/a")"
 "$TIERFS_BIN" migrate --tier slow "$MNT/a" >"$WORK/m1.out" 2>&1 || fail "migrate a to slow: $(cat "$WORK/m1.out")"
 [ "$(path_of "$MNT/a")" = server ] || fail "a after the move to slow is on $(path_of "$MNT/a")"
-[ -e "$BACKING/$ino" ] && fail "a's backing file stayed after the move to slow"
+[ -e "$BACKING/$ino.fast" ] && fail "a's backing file stayed after the move to slow"
 [ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "a on slow reads back different bytes"
 [ "$(python3 -c "import os; f=os.open('$MNT/a', os.O_RDONLY); print(os.lseek(f, 0, os.SEEK_HOLE))")" = $((1 << 20)) ] ||
   fail "a's hole did not stay a hole on slow"
 "$TIERFS_BIN" migrate --tier fast "$MNT/a" >"$WORK/m2.out" 2>&1 || fail "migrate a to fast: $(cat "$WORK/m2.out")"
 [ "$(path_of "$MNT/a")" = kernel ] || fail "a after the move back is on $(path_of "$MNT/a")"
-cmp -s "$BACKING/$ino" "$WORK/a.model" || fail "a's new backing file does not hold its bytes"
+cmp -s "$BACKING/$ino.fast" "$WORK/a.model" || fail "a's new backing file does not hold its bytes"
 reads=$(op_count read)
 [ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "a back on fast reads back different bytes"
 [ "$(op_count read)" = "$reads" ] || fail "a back on fast is read through the server, not passthrough"
@@ -177,8 +177,8 @@ crash_run() {
   [ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "$point (to $to): a differs from the model after kill -9"
   p=$(path_of "$MNT/a")
   ino=$(stat -c %i "$MNT/a")
-  if [ "$p" = server ] && [ -e "$BACKING/$ino" ]; then fail "$point (to $to): a on the server path kept a backing file"; fi
-  if [ "$p" = kernel ] && ! cmp -s "$BACKING/$ino" "$WORK/a.model"; then fail "$point (to $to): a's backing file differs"; fi
+  if [ "$p" = server ] && [ -e "$BACKING/$ino.fast" ]; then fail "$point (to $to): a on the server path kept a backing file"; fi
+  if [ "$p" = kernel ] && ! cmp -s "$BACKING/$ino.fast" "$WORK/a.model"; then fail "$point (to $to): a's backing file differs"; fi
   echo "$point (to $to): restarted on the $p path"
   tierfs_stop_mount
 }

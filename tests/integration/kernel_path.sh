@@ -53,7 +53,7 @@ grep -q '# tier "slow": server path' "$WORK/check.out" || fail "check-config: $(
 
 tierfs_start_mount "$CONFIG" --log-file "$WORK/mount.log"
 grep -q "tier fast: kernel path" "$WORK/mount.log" || fail "mount log: $(cat "$WORK/mount.log")"
-BACKING="$STATE/kernel-path.fast"
+BACKING="$STATE/kernel-store.page"
 
 # 1. Bytes through the kernel only.
 head -c 8M /dev/urandom >"$WORK/payload"
@@ -61,8 +61,8 @@ cp "$WORK/payload" "$MNT/a"
 sync "$MNT/a"
 [ "$(sum "$MNT/a")" = "$(sum "$WORK/payload")" ] || fail "a reads back different bytes"
 ino=$(stat -c %i "$MNT/a")
-[ -f "$BACKING/$ino" ] || fail "no backing file $BACKING/$ino: $(ls -la "$BACKING" 2>&1)"
-cmp -s "$BACKING/$ino" "$WORK/payload" || fail "the backing file does not hold a's bytes"
+[ -f "$BACKING/$ino.fast" ] || fail "no backing file $BACKING/$ino.fast: $(ls -la "$BACKING" 2>&1)"
+cmp -s "$BACKING/$ino.fast" "$WORK/payload" || fail "the backing file does not hold a's bytes"
 dd if="$MNT/a" of=/dev/null bs=1M status=none
 [ "$(op_count write)" = 0 ] || fail "$(op_count write) WRITE requests reached the server"
 [ "$(op_count read)" = 0 ] || fail "$(op_count read) READ requests reached the server"
@@ -119,14 +119,14 @@ touch -d '2001-02-03 04:05:06' "$MNT/c2"
 [ "$(stat -c %Y "$MNT/c2")" = "$(date -d '2001-02-03 04:05:06' +%s)" ] || fail "utimensat: mtime $(stat -c %Y "$MNT/c2")"
 b_ino=$(stat -c %i "$MNT/b")
 rm "$MNT/b"
-[ ! -e "$BACKING/$b_ino" ] || fail "unlink left the backing file $BACKING/$b_ino"
+[ ! -e "$BACKING/$b_ino.fast" ] || fail "unlink left the backing file $BACKING/$b_ino.fast"
 
 # 3. Root only, outside the mount.
 [ "$(stat -c %a "$BACKING")" = 700 ] || fail "backing store mode $(stat -c %a "$BACKING")"
 [ "$(stat -c %a "$STATE")" = 700 ] || fail "state dir mode $(stat -c %a "$STATE")"
 [ "$(stat -f -c %T "$BACKING")" = tmpfs ] || fail "backing store is $(stat -f -c %T "$BACKING")"
 if id nobody >/dev/null 2>&1; then
-  setpriv --reuid=nobody --regid=nogroup --clear-groups cat "$BACKING/$ino" >/dev/null 2>&1 &&
+  setpriv --reuid=nobody --regid=nogroup --clear-groups cat "$BACKING/$ino.fast" >/dev/null 2>&1 &&
     fail "nobody can read a backing file"
 fi
 
@@ -162,7 +162,7 @@ echo more >>"$MNT/a" && [ "$(tail -c 5 "$MNT/a")" = more ] || fail "writing a af
 # 5. A clean unmount of the scratch mount leaves nothing.
 tierfs_stop_mount
 # Only this mount's: other mounts on the machine may have kernel-path tiers of their own.
-grep -q " $STATE/kernel-path" /proc/mounts && fail "the backing tmpfs stayed mounted: $(grep " $STATE/kernel-path" /proc/mounts)"
+grep -q " $STATE/kernel-store" /proc/mounts && fail "the backing tmpfs stayed mounted: $(grep " $STATE/kernel-store" /proc/mounts)"
 [ ! -e "$STATE" ] || fail "the state directory stayed: $(ls -la "$STATE")"
 
 # 6. A huge-page tier: small files take small pages (a 2 MiB page each before),

@@ -6,6 +6,10 @@
 //     and fills it with write() or with stores through a mapping;
 //   rebind FILE --nodes 2,3 [--weighted]
 //     moves the pages in place to a new policy (mbind with MPOL_MF_MOVE);
+//   hold-map FILE READY
+//     maps FILE shared, reads every page (so this process maps them all),
+//     creates READY and holds the mapping until killed: a file mapped by
+//     another process while tierfs moves it;
 //   census FILE --weights 0:3,1:1 --granularity BYTES
 //     takes the page census (numa/page_census.h) and checks it against the
 //     weights and granularity: exit 0 when right, 1 when not, 2 on an error.
@@ -86,6 +90,21 @@ void rebind(const std::string& path, const std::vector<int>& nodes, bool weighte
   close(fd);
 }
 
+void hold_map(const std::string& path, const std::string& ready) {
+  const int fd = open(path.c_str(), O_RDONLY);
+  if (fd < 0) fail_errno("open " + path);
+  const off_t size = lseek(fd, 0, SEEK_END);
+  if (size <= 0) throw std::runtime_error(path + " is empty");
+  void* map = mmap(nullptr, static_cast<size_t>(size), PROT_READ, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) fail_errno("mmap");
+  if (madvise(map, static_cast<size_t>(size), MADV_POPULATE_READ) != 0)
+    fail_errno("MADV_POPULATE_READ");
+  const int out = open(ready.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (out < 0) fail_errno("open " + ready);
+  close(out);
+  while (true) pause();
+}
+
 int census(const std::string& path, const std::string& weights, uint64_t granularity) {
   tierfs::numa::PlacementTarget target;
   target.granularity_bytes = granularity;
@@ -127,6 +146,10 @@ int run_main(int argc, char** argv) {
   move->add_option("FILE", file)->required();
   move->add_option("--nodes", nodes)->required();
   move->add_flag("--weighted", weighted);
+  std::string ready;
+  auto* hold = app.add_subcommand("hold-map", "map a file and hold the mapping");
+  hold->add_option("FILE", file)->required();
+  hold->add_option("READY", ready)->required();
   auto* count = app.add_subcommand("census", "check where the kernel holds a file's pages");
   count->add_option("FILE", file)->required();
   count->add_option("--weights", weights)->required();
@@ -135,6 +158,7 @@ int run_main(int argc, char** argv) {
   try {
     if (*make) policy_file(file, size, parse_nodes(nodes), weighted, by);
     if (*move) rebind(file, parse_nodes(nodes), weighted);
+    if (*hold) hold_map(file, ready);
     if (*count) return census(file, weights, granularity);
     return 0;
   } catch (const std::exception& e) {

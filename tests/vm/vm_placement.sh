@@ -179,21 +179,62 @@ write_both() {
     (cd "$MNT" && sha256sum equal w/weighted) >"$T/sums" || return 1
   census_on_mount "$MNT/equal" "$EQUAL" && census_on_mount "$MNT/w/weighted" "$WEIGHTED"
 }
+# In place (one tmpfs, both tiers 4 KiB): the kernel moves the pages; the
+# two tiers share every node, so each page must reach its own interleave node.
 migrate_between_tiers() {
   tierfs migrate --tier weighted "$MNT/equal" || return 1
   census_on_mount "$MNT/equal" "$WEIGHTED" || return 1
   tierfs migrate --tier four "$MNT/w/weighted" || return 1
   census_on_mount "$MNT/w/weighted" "$EQUAL" && (cd "$MNT" && sha256sum -c "$T/sums")
 }
-kill_and_remount() {
-  kill -9 "$SERVER_PID" || return 1
+# Another process maps every page of the file while it moves: the pages it
+# maps move too (MPOL_MF_MOVE_ALL), and its mapping reads the same bytes.
+migrate_mapped() {
+  rm -f "$T/ready"
+  "$helper" hold-map "$MNT/equal" "$T/ready" &
+  holder=$!
+  i=0
+  while [ ! -e "$T/ready" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  [ -e "$T/ready" ] || { kill "$holder"; echo "the mapping was not made"; return 1; }
+  grep -c "$MNT/equal" "/proc/$holder/maps" | sed 's/^/mappings of the file in the holder: /'
+  status=0
+  tierfs migrate --tier four "$MNT/equal" && census_on_mount "$MNT/equal" "$EQUAL" &&
+    tierfs migrate --tier weighted "$MNT/equal" && census_on_mount "$MNT/equal" "$WEIGHTED" ||
+    status=1
+  kill "$holder"
+  wait "$holder" 2>/dev/null
+  [ "$status" -eq 0 ] && (cd "$MNT" && sha256sum -c "$T/sums")
+}
+stop_dead_server() {
   wait "$SERVER_PID" 2>/dev/null
   SERVER_PID=
   # The dead server's mount goes; its state and backing files stay for the next one.
-  umount -l "$MNT" || return 1
+  umount -l "$MNT"
+}
+kill_and_remount() {
+  kill -9 "$SERVER_PID" || return 1
+  stop_dead_server || return 1
   start_mount || return 1
   (cd "$MNT" && sha256sum -c "$T/sums") || return 1
-  census_on_mount "$MNT/equal" "$EQUAL" && census_on_mount "$MNT/w/weighted" "$WEIGHTED"
+  census_on_mount "$MNT/equal" "$WEIGHTED" && census_on_mount "$MNT/w/weighted" "$EQUAL"
+}
+# The server dies after the file took its new tier's name and before its
+# pages moved: the next server finishes the move.
+crash_mid_move() {
+  # kill -9: a clean stop of this scratch mount would remove its state.
+  kill -9 "$SERVER_PID" && stop_dead_server || return 1
+  export TIERFS_CRASH_AT=kmove.after_begin
+  start_mount
+  status=$?
+  unset TIERFS_CRASH_AT
+  [ "$status" -eq 0 ] || return 1
+  tierfs migrate --tier four "$MNT/equal" && { echo "the server did not die mid-move"; return 1; }
+  stop_dead_server || return 1
+  ls "$STATE/kernel-store.page"
+  start_mount || return 1
+  grep "finished its move" "$T/server.log" || { echo "no finished move in the log"; return 1; }
+  (cd "$MNT" && sha256sum -c "$T/sums") || return 1
+  census_on_mount "$MNT/equal" "$EQUAL" && census_on_mount "$MNT/w/weighted" "$EQUAL"
 }
 
 # Run the tierfs checks where check-config gives both tiers the kernel path;
@@ -202,18 +243,22 @@ config_status=0
 tierfs check-config --json "$T/tierfs.toml" >"$T/config.json" 2>&1 || config_status=$?
 tierfs_checks="a 4-way and a weighted tierfs kernel-path tier place their files' pages in their proportions
 after a migration between the two tiers, each file's pages follow its new tier
-after kill -9 and a remount, the pages are still where their tiers say"
+a file another process maps moves between the tiers, mapped pages too
+after kill -9 and a remount, the pages are still where their tiers say
+a move cut by kill -9 after the rename is finished by the next server, pages and all"
 if [ "$config_status" -eq 0 ] && [ "$(grep -c '"data_path": "kernel"' "$T/config.json")" -eq 2 ]; then
   check "a 4-way and a weighted tierfs kernel-path tier place their files' pages in their proportions" \
     write_both
-  # tierfs migrate refuses kernel-path files (EXDEV) until migration is built for them.
-  skip "after a migration between the two tiers, each file's pages follow its new tier" \
-    "migration of kernel-path files is not built yet: tierfs migrate refuses them with EXDEV"
+  check "after a migration between the two tiers, each file's pages follow its new tier" \
+    migrate_between_tiers
+  check "a file another process maps moves between the tiers, mapped pages too" migrate_mapped
   check "after kill -9 and a remount, the pages are still where their tiers say" kill_and_remount
+  check "a move cut by kill -9 after the rename is finished by the next server, pages and all" \
+    crash_mid_move
 elif grep -q "no kernel path" "$T/config.json"; then
   reason="kernel path not built: $(head -n 1 "$T/config.json")"
   echo "$tierfs_checks" | while read -r name; do echo "SKIP: $name ($reason)"; done
-  skipped=$((skipped + 3))
+  skipped=$((skipped + 5))
 else
   config_refused() {
     cat "$T/config.json"

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <string>
 #include <utility>
 
@@ -82,6 +83,14 @@ int BackingFile::link(std::string name) {
   const std::string self = "/proc/self/fd/" + std::to_string(fd_);
   if (linkat(AT_FDCWD, self.c_str(), dir_fd_, name.c_str(), AT_SYMLINK_FOLLOW) != 0) return -errno;
   name_ = std::move(name);
+  return 0;
+}
+
+int BackingFile::rename(std::string name, uint32_t tier) {
+  if (removed_ || name_.empty()) return -ENOENT;
+  if (name != name_ && renameat(dir_fd_, name_.c_str(), dir_fd_, name.c_str()) != 0) return -errno;
+  name_ = std::move(name);
+  tier_ = tier;
   return 0;
 }
 

@@ -57,6 +57,10 @@ class BackingFile {
   // Gives a file made without a name (BackingStore::open_unnamed: a
   // migration's copy) the name `name` in its directory: 0 or -errno.
   int link(std::string name);
+  // Renames the file in its directory to `name`, as a file of `tier` from
+  // now on (an in-place move between tiers: the name records the tier).
+  // 0 or -errno (nothing changed).
+  int rename(std::string name, uint32_t tier);
   // Unlinks the backing file (the last link and the last close are gone).
   void remove();
 

@@ -15,26 +15,17 @@
 #include <cstring>
 #include <stdexcept>
 
-namespace tierfs {
+#include "tierfs/core/units.h"
 
-std::string backing_dir_name(const std::string& tier_name) {
-  return "kernel-path." + tier_name;
-}
+namespace tierfs {
 
 namespace {
 
-// Huge pages when the tier's granularity is larger than a page: the
-// qualification (core/data_path.cc) already checked that this kernel gives
-// tmpfs folios of that size. within_size, not always: with always every file
-// takes a whole huge page, so a one-line file held 2 MiB (100 of them: 200 MiB
-// of a tier); within_size gives a huge page only to a range the file's size
-// covers, so small files take 4 KiB pages as on tmpfs, and a file written in
-// pieces of the granularity or more (or sized first) is placed in runs of it.
-std::string tmpfs_options(const TierConfig& tier) {
+constexpr const char* kMovingSuffix = ".moving";
+
+uint64_t page_bytes() {
   const long page = sysconf(_SC_PAGESIZE);
-  const bool huge = tier.granularity_bytes > static_cast<uint64_t>(page > 0 ? page : 4096);
-  return fmt::format("mode=0700,uid=0,gid=0,size={},huge={}", tier.geometry.capacity_bytes,
-                     huge ? "within_size" : "never");
+  return page > 0 ? static_cast<uint64_t>(page) : 4096;
 }
 
 // A tmpfs already mounted on `path` (a previous server's, after kill -9).
@@ -47,55 +38,175 @@ bool is_own_tmpfs(const std::string& path, int parent_fd) {
          dir.st_dev != parent.st_dev;
 }
 
+// A directory of the per-tier layout before tiers shared a tmpfs
+// ("kernel-path.<tier>"): its files cannot move into the shared one in
+// place, and taking over the state without them would lose them.
+void refuse_old_layout(int state_dir_fd, const std::string& state_dir) {
+  const int fd = openat(state_dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR* dir = fd >= 0 ? fdopendir(fd) : nullptr;
+  if (dir == nullptr) {
+    if (fd >= 0) close(fd);
+    return;
+  }
+  std::string old;
+  while (const dirent* entry = readdir(dir))
+    if (std::string_view(entry->d_name).starts_with("kernel-path.")) old = entry->d_name;
+  closedir(dir);
+  if (old.empty()) return;
+  const std::string path = fmt::format("{}/{}", state_dir, old);
+  if (is_own_tmpfs(path, state_dir_fd)) {
+    struct statfs fs {};
+    if (statfs(path.c_str(), &fs) == 0 && fs.f_files - fs.f_ffree > 1)
+      throw std::runtime_error(fmt::format(
+          "{}: kernel-path files in the per-tier layout of an older tierfs (each tier its own "
+          "tmpfs); mount this state with that version and move them off the kernel path, or "
+          "start over with `tierfs mount --fresh`",
+          path));
+    umount2(path.c_str(), MNT_DETACH);
+  }
+  unlinkat(state_dir_fd, old.c_str(), AT_REMOVEDIR);
+}
+
+// Parses "<ino>.<tier>[.moving]".
+bool parse_name(const std::string& name, uint64_t& ino, std::string& tier, bool& moving) {
+  const size_t dot = name.find('.');
+  if (dot == 0 || dot == std::string::npos) return false;
+  for (size_t i = 0; i < dot; ++i)
+    if (name[i] < '0' || name[i] > '9') return false;
+  ino = std::strtoull(name.substr(0, dot).c_str(), nullptr, 10);
+  tier = name.substr(dot + 1);
+  moving = tier.ends_with(kMovingSuffix);
+  if (moving) tier.resize(tier.size() - std::strlen(kMovingSuffix));
+  return !tier.empty();
+}
+
 }  // namespace
+
+std::string backing_class(const TierConfig& tier) {
+  // Huge pages when the tier's granularity is larger than a page: the
+  // qualification (core/data_path.cc) already checked that this kernel
+  // gives tmpfs folios of that size, and only one large size qualifies at
+  // a time, so two classes cover every kernel-path tier.
+  return tier.granularity_bytes > page_bytes() ? "huge" : "page";
+}
+
+std::string backing_dir_name(const std::string& class_name) {
+  return "kernel-store." + class_name;
+}
 
 std::unique_ptr<BackingStore> BackingStore::open(const Config& config, int state_dir_fd,
                                                  const std::string& state_dir) {
   std::unique_ptr<BackingStore> store(new BackingStore());
   store->tiers_.resize(config.tiers.size());
-  bool any = false;
+  std::vector<uint64_t> store_bytes;
   for (size_t t = 0; t < config.tiers.size(); ++t) {
     const TierConfig& tier = config.tiers[t];
     if (tier.data_path_choice.path != DataPath::kernel) continue;
-    any = true;
     TierStore& ts = store->tiers_[t];
-    const std::string name = backing_dir_name(tier.name);
-    ts.path = fmt::format("{}/{}", state_dir, name);
+    ts.name = tier.name;
+    const std::string class_name = backing_class(tier);
+    size_t s = 0;
+    while (s < store->stores_.size() && store->stores_[s].name != class_name) ++s;
+    if (s == store->stores_.size()) {
+      store->stores_.push_back(
+          Store{-1, fmt::format("{}/{}", state_dir, backing_dir_name(class_name)), class_name,
+                class_name == "huge" ? tier.granularity_bytes : page_bytes()});
+      store_bytes.push_back(0);
+    }
+    ts.store = static_cast<int>(s);
+    store_bytes[s] += tier.geometry.capacity_bytes;
     for (const TierRegion& region : tier.regions) ts.policy.nodes.push_back(region.spec.node);
     ts.policy.weights = tier.weights;
-    // The policy covers every offset a file of the tier can reach: the tmpfs is that big.
-    ts.policy.span_bytes = tier.geometry.capacity_bytes;
     if (::numa::is_weighted(ts.policy)) {
       if (std::string error = ::numa::set_interleave_weights(ts.policy); !error.empty())
         throw std::runtime_error(fmt::format("tier \"{}\": {}", tier.name, error));
     }
+  }
+  if (store->stores_.empty()) return nullptr;
+  refuse_old_layout(state_dir_fd, state_dir);
+  for (size_t s = 0; s < store->stores_.size(); ++s) {
+    Store& st = store->stores_[s];
+    // The policy covers every offset a file can reach: the tmpfs is that big.
+    for (TierStore& ts : store->tiers_)
+      if (ts.store == static_cast<int>(s)) ts.policy.span_bytes = store_bytes[s];
+    const std::string name = backing_dir_name(st.name);
     if (mkdirat(state_dir_fd, name.c_str(), 0700) != 0 && errno != EEXIST)
-      throw std::runtime_error(fmt::format("{}: {}", ts.path, std::strerror(errno)));
-    if (is_own_tmpfs(ts.path, state_dir_fd)) {
-      spdlog::info("tier {}: adopting the kernel path's tmpfs {}", tier.name, ts.path);
-    } else if (mount("tierfs-kernel-path", ts.path.c_str(), "tmpfs",
-                     MS_NOSUID | MS_NODEV | MS_NOEXEC, tmpfs_options(tier).c_str()) != 0) {
+      throw std::runtime_error(fmt::format("{}: {}", st.path, std::strerror(errno)));
+    // within_size, not always: with always every file takes a whole huge
+    // page (100 one-line files held 200 MiB); within_size gives a huge page
+    // only to a range the file's size covers, so small files take 4 KiB
+    // pages, and a file written in pieces of the granularity or more (or
+    // sized first) is placed in runs of it.
+    const std::string options = fmt::format("mode=0700,uid=0,gid=0,size={},huge={}", store_bytes[s],
+                                            st.name == "huge" ? "within_size" : "never");
+    if (is_own_tmpfs(st.path, state_dir_fd)) {
+      spdlog::info("kernel path: adopting the {} tmpfs {}", st.name, st.path);
+      // Sized for this configuration's tiers (they may have changed).
+      if (mount(nullptr, st.path.c_str(), nullptr, MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                options.c_str()) != 0)
+        throw std::runtime_error(fmt::format("{}: cannot resize to {}: {}", st.path,
+                                             format_size(store_bytes[s]), std::strerror(errno)));
+    } else if (mount("tierfs-kernel-path", st.path.c_str(), "tmpfs",
+                     MS_NOSUID | MS_NODEV | MS_NOEXEC, options.c_str()) != 0) {
       const int err = errno;
       unlinkat(state_dir_fd, name.c_str(), AT_REMOVEDIR);
-      throw std::runtime_error(fmt::format(
-          "tier \"{}\": cannot mount the kernel path's tmpfs on {}: {}{}", tier.name, ts.path,
-          std::strerror(err), err == EPERM ? " (the kernel path needs root)" : ""));
+      throw std::runtime_error(fmt::format("cannot mount the kernel path's tmpfs on {}: {}{}",
+                                           st.path, std::strerror(err),
+                                           err == EPERM ? " (the kernel path needs root)" : ""));
     }
-    ts.dir_fd = ::open(ts.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (ts.dir_fd < 0)
-      throw std::runtime_error(fmt::format("{}: {}", ts.path, std::strerror(errno)));
+    st.dir_fd = ::open(st.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (st.dir_fd < 0)
+      throw std::runtime_error(fmt::format("{}: {}", st.path, std::strerror(errno)));
   }
-  if (!any) return nullptr;
   return store;
 }
 
 BackingStore::~BackingStore() {
-  for (TierStore& ts : tiers_)
-    if (ts.dir_fd >= 0) close(ts.dir_fd);
+  for (Store& st : stores_)
+    if (st.dir_fd >= 0) close(st.dir_fd);
 }
 
 bool BackingStore::serves(uint32_t tier) const {
-  return tier < tiers_.size() && tiers_[tier].dir_fd >= 0;
+  return tier < tiers_.size() && tiers_[tier].store >= 0;
+}
+
+bool BackingStore::moves_files() const {
+  std::vector<int> per_store(stores_.size(), 0);
+  for (const TierStore& ts : tiers_)
+    if (ts.store >= 0 && ++per_store[ts.store] == 2) return true;
+  return false;
+}
+
+bool BackingStore::moves_in_place(uint32_t from, uint32_t to, std::string& why) const {
+  if (!serves(from) || !serves(to)) {
+    why = "both tiers must be on the kernel path";
+    return false;
+  }
+  if (tiers_[from].store == tiers_[to].store) return true;
+  why = fmt::format(
+      "tiers \"{}\" and \"{}\" keep their files in different tmpfs ({} and {} pages): a file "
+      "cannot move between them in place; move it to a server-path tier first",
+      tiers_[from].name, tiers_[to].name, stores_[tiers_[from].store].name,
+      stores_[tiers_[to].store].name);
+  return false;
+}
+
+std::string BackingStore::file_name(uint64_t ino, uint32_t tier) const {
+  return fmt::format("{}.{}", ino, tier < tiers_.size() ? tiers_[tier].name : "");
+}
+
+std::unique_ptr<BackingFile> BackingStore::policy_set(int fd, const TierStore& tier,
+                                                      const std::string& name, uint32_t index,
+                                                      int& err, std::string& error) const {
+  const Store& st = stores_[tier.store];
+  auto file = std::make_unique<BackingFile>(fd, st.dir_fd, name, index);
+  if (std::string why = ::numa::apply_file_policy(fd, tier.policy, false); !why.empty()) {
+    file->remove();
+    err = EIO;
+    error = fmt::format("{}/{}: {}", st.path, name.empty() ? "(unnamed)" : name, why);
+    return nullptr;
+  }
+  return file;
 }
 
 std::unique_ptr<BackingFile> BackingStore::open_file(uint64_t ino, uint32_t tier, bool create,
@@ -106,24 +217,17 @@ std::unique_ptr<BackingFile> BackingStore::open_file(uint64_t ino, uint32_t tier
     return nullptr;
   }
   const TierStore& ts = tiers_[tier];
-  const std::string name = std::to_string(ino);
+  const Store& st = stores_[ts.store];
+  const std::string name = file_name(ino, tier);
   const int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT | O_EXCL : 0);
-  const int fd = openat(ts.dir_fd, name.c_str(), flags, 0600);
+  const int fd = openat(st.dir_fd, name.c_str(), flags, 0600);
   if (fd < 0) {
     err = errno;
-    error = fmt::format("{}/{}: {}", ts.path, name, std::strerror(err));
+    error = fmt::format("{}/{}: {}", st.path, name, std::strerror(err));
     return nullptr;
   }
-  auto file = std::make_unique<BackingFile>(fd, ts.dir_fd, name, tier);
-  if (create) {
-    if (std::string why = ::numa::apply_file_policy(fd, ts.policy, false); !why.empty()) {
-      file->remove();
-      err = EIO;
-      error = fmt::format("{}/{}: {}", ts.path, name, why);
-      return nullptr;
-    }
-  }
-  return file;
+  if (!create) return std::make_unique<BackingFile>(fd, st.dir_fd, name, tier);
+  return policy_set(fd, ts, name, tier, err, error);
 }
 
 std::unique_ptr<BackingFile> BackingStore::open_unnamed(uint32_t tier, int& err,
@@ -134,53 +238,115 @@ std::unique_ptr<BackingFile> BackingStore::open_unnamed(uint32_t tier, int& err,
     return nullptr;
   }
   const TierStore& ts = tiers_[tier];
-  const int fd = openat(ts.dir_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  const Store& st = stores_[ts.store];
+  const int fd = openat(st.dir_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (fd < 0) {
     err = errno;
-    error = fmt::format("{}: unnamed file: {}", ts.path, std::strerror(err));
+    error = fmt::format("{}: unnamed file: {}", st.path, std::strerror(err));
     return nullptr;
   }
-  auto file = std::make_unique<BackingFile>(fd, ts.dir_fd, std::string(), tier);
-  if (std::string why = ::numa::apply_file_policy(fd, ts.policy, false); !why.empty()) {
-    err = EIO;
-    error = fmt::format("{}: unnamed file: {}", ts.path, why);
-    return nullptr;
-  }
-  return file;
+  return policy_set(fd, ts, std::string(), tier, err, error);
 }
 
-std::vector<std::pair<uint32_t, uint64_t>> BackingStore::files() const {
-  std::vector<std::pair<uint32_t, uint64_t>> out;
-  for (size_t t = 0; t < tiers_.size(); ++t) {
-    if (tiers_[t].dir_fd < 0) continue;
-    const int fd = openat(tiers_[t].dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+std::vector<BackingStore::Found> BackingStore::files() const {
+  std::vector<Found> out;
+  for (size_t s = 0; s < stores_.size(); ++s) {
+    const int fd = openat(stores_[s].dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR* dir = fd >= 0 ? fdopendir(fd) : nullptr;
     if (dir == nullptr) {
       if (fd >= 0) close(fd);
       continue;
     }
     while (const dirent* entry = readdir(dir)) {
-      char* end = nullptr;
-      const unsigned long long ino = std::strtoull(entry->d_name, &end, 10);
-      if (entry->d_name[0] != '.' && end != entry->d_name && *end == '\0')
-        out.emplace_back(static_cast<uint32_t>(t), ino);
+      Found found;
+      found.store = s;
+      found.name = entry->d_name;
+      std::string tier;
+      if (!parse_name(found.name, found.ino, tier, found.moving)) continue;
+      for (uint32_t t = 0; t < tiers_.size(); ++t)
+        if (tiers_[t].store == static_cast<int>(s) && tiers_[t].name == tier) found.tier = t;
+      out.push_back(std::move(found));
     }
     closedir(dir);
   }
   return out;
 }
 
-void BackingStore::remove_orphan(uint32_t tier, uint64_t ino) const {
-  if (serves(tier)) unlinkat(tiers_[tier].dir_fd, std::to_string(ino).c_str(), 0);
+uint32_t BackingStore::fallback_tier(size_t store, uint32_t preferred) const {
+  if (preferred < tiers_.size() && tiers_[preferred].store == static_cast<int>(store))
+    return preferred;
+  for (uint32_t t = 0; t < tiers_.size(); ++t)
+    if (tiers_[t].store == static_cast<int>(store)) return t;
+  return 0;  // unreachable: a store exists for some tier
 }
 
-BackingStore::Usage BackingStore::usage(uint32_t tier) const {
+std::unique_ptr<BackingFile> BackingStore::adopt(const Found& found, uint32_t tier, int& err,
+                                                 std::string& error) const {
+  const Store& st = stores_[found.store];
+  const int fd = openat(st.dir_fd, found.name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    err = errno;
+    error = fmt::format("{}/{}: {}", st.path, found.name, std::strerror(err));
+    return nullptr;
+  }
+  auto file = std::make_unique<BackingFile>(fd, st.dir_fd, found.name, tier);
+  if (!found.moving && found.tier == tier) return file;
+  // A move the previous server did not finish, or a file of a tier this
+  // configuration no longer has: it is `tier`'s now, all of it.
+  if (int rc = begin_move(*file, found.ino, tier); rc != 0) {
+    err = -rc;
+    error = fmt::format("{}/{}: rename: {}", st.path, found.name, std::strerror(err));
+    return nullptr;
+  }
+  ::numa::PageMoves moves;
+  if (std::string why = move_pages(file->fd(), tier, moves); !why.empty())
+    spdlog::warn("kernel path: {}/{}: {}", st.path, file->name(), why);
+  if (int rc = end_move(*file, found.ino); rc != 0) {
+    err = -rc;
+    error = fmt::format("{}/{}: rename: {}", st.path, file->name(), std::strerror(err));
+    return nullptr;
+  }
+  spdlog::info("kernel path: inode {} finished its move to tier {} ({} pages moved, {} left)",
+               found.ino, tiers_[tier].name, moves.moved_pages, moves.left_pages);
+  return file;
+}
+
+void BackingStore::remove(const Found& found) const {
+  unlinkat(stores_[found.store].dir_fd, found.name.c_str(), 0);
+}
+
+int BackingStore::begin_move(BackingFile& file, uint64_t ino, uint32_t to) const {
+  if (!serves(to)) return -EINVAL;
+  return file.rename(file_name(ino, to) + kMovingSuffix, to);
+}
+
+std::string BackingStore::move_pages(int fd, uint32_t to, ::numa::PageMoves& moves) const {
+  if (!serves(to)) return "not a kernel-path tier";
+  return ::numa::move_file_pages(fd, tiers_[to].policy, stores_[tiers_[to].store].folio_bytes,
+                                 moves);
+}
+
+int BackingStore::end_move(BackingFile& file, uint64_t ino) const {
+  return file.rename(file_name(ino, file.tier()), file.tier());
+}
+
+BackingStore::Usage BackingStore::store_usage(uint32_t tier) const {
   Usage usage;
   struct statfs st {};
-  if (!serves(tier) || fstatfs(tiers_[tier].dir_fd, &st) != 0) return usage;
+  if (!serves(tier) || fstatfs(stores_[tiers_[tier].store].dir_fd, &st) != 0) return usage;
   usage.capacity_bytes = static_cast<uint64_t>(st.f_blocks) * st.f_bsize;
   usage.used_bytes = static_cast<uint64_t>(st.f_blocks - st.f_bfree) * st.f_bsize;
   return usage;
+}
+
+uint64_t BackingStore::used_bytes() const {
+  uint64_t used = 0;
+  for (const Store& st : stores_) {
+    struct statfs fs {};
+    if (fstatfs(st.dir_fd, &fs) == 0)
+      used += static_cast<uint64_t>(fs.f_blocks - fs.f_bfree) * fs.f_bsize;
+  }
+  return used;
 }
 
 }  // namespace tierfs

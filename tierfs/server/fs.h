@@ -73,9 +73,10 @@ struct BpfStatus {
   uint32_t inodes_map_id = 0;
   uint64_t map_update_errors = 0;
 };
-struct BpfPath;      // fs_bpf.cc
-class BackingStore;  // backing_store.h
-class Mover;         // mover.h
+struct BpfPath;        // fs_bpf.cc
+class BackingStore;    // backing_store.h
+class Mover;           // mover.h
+struct MigrateResult;  // tierfs/core/migrate.h
 
 class Fs {
  public:
@@ -186,6 +187,23 @@ class Fs {
   const BackingStore* backing_store() const { return backing_store_.get(); }
   // The path the file's bytes take; caller holds its lock.
   DataPath data_path_of(const Inode& inode) const;
+  // Moves a kernel-path file to kernel-path tier `to` in place
+  // (fs_kernel_move.cc); the caller (the Mover) holds no lock of it and runs
+  // no other migration of it. 0, -EXDEV when the tiers do not share a tmpfs
+  // (one line logged), or -errno.
+  int move_in_place(const InodePtr& inode, uint32_t to, MigrateResult& result);
+  // Per tier, the bytes the backing files of its kernel-path files hold
+  // (0 for server-path tiers): a kernel-path tier's use. Looks at every file.
+  std::vector<uint64_t> kernel_tier_used() const;
+  // The mount's space for statfs and stats: every tier's capacity; free is
+  // the server-path tiers' free blocks and the kernel-path tiers' capacity
+  // less what their tmpfs hold (past it, a kernel-path tier's overshoot
+  // comes off the rest).
+  struct Space {
+    uint64_t capacity_bytes = 0;
+    uint64_t free_bytes = 0;
+  };
+  Space space();
 
   // Shared for lookups and readdir, unique for every change of the tree.
   mutable std::shared_mutex namespace_lock;

@@ -461,8 +461,9 @@ void fs_statfs(fuse_req_t req, fuse_ino_t /*ino*/) {
   struct statvfs st {};
   st.f_bsize = block;
   st.f_frsize = block;
-  st.f_blocks = fs.storage().capacity_bytes() / block;
-  st.f_bfree = fs.storage().free_bytes() / block;
+  const Fs::Space space = fs.space();
+  st.f_blocks = space.capacity_bytes / block;
+  st.f_bfree = space.free_bytes / block;
   st.f_bavail = st.f_bfree;
   // Inodes live in server memory: report a large pool so tools do not stop early.
   st.f_files = 1ULL << 32;

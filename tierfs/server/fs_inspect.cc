@@ -106,10 +106,17 @@ std::string extent_map_json(Fs& fs, const Inode& inode, size_t first_extent) {
   return nlohmann::json(page).dump();
 }
 
+// A region's weight in its tier's interleave (1 when the weights are equal).
+static uint64_t region_weight(const Fs& fs, size_t tier, size_t region) {
+  const std::vector<uint32_t>& weights = fs.config().tiers[tier].weights;
+  return region < weights.size() && weights[region] != 0 ? weights[region] : 1;
+}
+
 std::string stats_json(Fs& fs, bool full) {
   inspect::Stats stats;
-  stats.capacity_bytes = fs.storage().capacity_bytes();
-  stats.free_bytes = fs.storage().free_bytes();
+  const Fs::Space space = fs.space();
+  stats.capacity_bytes = space.capacity_bytes;
+  stats.free_bytes = space.free_bytes;
   stats.inodes = fs.inode_count();
   if (!full) return nlohmann::json(stats).dump();
   const MoverStatus mover = fs.mover().status();
@@ -121,6 +128,7 @@ std::string stats_json(Fs& fs, bool full) {
                  .in_flight = mover.in_flight,
                  .migrations = mover.migrations,
                  .failures = mover.failures};
+  const std::vector<uint64_t> kernel_used = fs.kernel_tier_used();
   for (const TierStats& tier : fs.storage().stats()) {
     const size_t index = stats.tiers.size();
     inspect::TierUse& use = stats.tiers.emplace_back();
@@ -157,8 +165,20 @@ std::string stats_json(Fs& fs, bool full) {
     const DataPathChoice& path = fs.config().tiers[index].data_path_choice;
     use.data_path = data_path_name(path.path);
     use.data_path_reason = path.reason;
-    if (const BackingStore* store = fs.backing_store())
-      use.kernel_path_used_bytes = store->usage(static_cast<uint32_t>(index)).used_bytes;
+    if (path.path == DataPath::kernel) {
+      // The tier's files' backing bytes; per node in the proportions its
+      // policy places them (`tierfs map --pages` measures one file).
+      use.kernel_path_used_bytes = kernel_used[index];
+      use.used_bytes = kernel_used[index];
+      use.free_bytes = tier.capacity_bytes - std::min(tier.capacity_bytes, use.used_bytes);
+      uint64_t weights = 0;
+      for (size_t r = 0; r < use.regions.size(); ++r) weights += region_weight(fs, index, r);
+      for (size_t r = 0; r < use.regions.size() && weights != 0; ++r) {
+        inspect::RegionUse& region = use.regions[r];
+        region.used_bytes = kernel_used[index] / weights * region_weight(fs, index, r);
+        region.free_bytes = region.size_bytes - std::min(region.size_bytes, region.used_bytes);
+      }
+    }
   }
   for (unsigned i = 0; i < static_cast<unsigned>(Op::count_); ++i)
     stats.ops[op_name(static_cast<Op>(i))] = fs.op_count(static_cast<Op>(i));

@@ -39,22 +39,31 @@ int Fs::give_data_path(Inode& inode) {
 void Fs::adopt_backing_files() {
   if (!backing_store_) return;
   size_t adopted = 0;
-  for (const auto& [tier, ino] : backing_store_->files()) {
-    InodePtr inode = find(ino);
+  for (const BackingStore::Found& found : backing_store_->files()) {
+    InodePtr inode = find(found.ino);
     std::unique_lock<std::shared_mutex> guard;
     if (inode) guard = std::unique_lock(inode->lock);
-    // A file unlinked (and dropped from the log) before a crash, or a
-    // second copy left by one: its bytes belong to nobody.
+    // A file unlinked (and dropped from the log) before a crash, or one a
+    // migration to the server path finished with (its record has extents):
+    // its bytes belong to nobody.
     if (!inode || !inode->is_regular() || inode->data_released || inode->data->backing() ||
         !inode->data->extents().empty()) {
-      backing_store_->remove_orphan(tier, ino);
+      backing_store_->remove(found);
       continue;
     }
+    // The name records the tier; a tier this configuration no longer has
+    // on the kernel path hands its files to one that shares the tmpfs.
+    const uint32_t tier =
+        found.tier ? *found.tier
+                   : backing_store_->fallback_tier(found.store, inode->data->preferred_tier());
     int err = 0;
     std::string error;
-    auto file = backing_store_->open_file(ino, tier, false, err, error);
+    auto file = backing_store_->adopt(found, tier, err, error);
     if (!file) throw std::runtime_error("kernel path: " + error);
     inode->data->attach_backing(std::move(file));
+    // New data goes where the file is (a crash may have come between the
+    // rename that moved it and the log record of its preferred tier).
+    inode->data->set_preferred_tier(tier);
     inode->size = inode->data->size(inode->size);
     ++adopted;
   }

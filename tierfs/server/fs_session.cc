@@ -21,6 +21,7 @@
 #include <memory>
 
 #include "tierfs/core/copy_guard.h"
+#include "tierfs/server/backing_store.h"
 #include "tierfs/server/bdi_tuning.h"
 #include "tierfs/server/direct_io_mmap.h"
 #include "tierfs/server/fuse_uring.h"
@@ -164,7 +165,8 @@ void fs_init(void* userdata, fuse_conn_info* conn) {
         "sandbox = false: the server keeps every capability and runs without no_new_privs "
         "or a seccomp filter");
   else
-    privilege_drop.error = drop_privilege(privilege_drop.mode);
+    privilege_drop.error = drop_privilege(
+        privilege_drop.mode, fs.backing_store() != nullptr && fs.backing_store()->moves_files());
   if (wants_passthrough && !passthrough && privilege_drop.error.empty())
     privilege_drop.error =
         "a tier has data_path \"kernel\" but the kernel did not offer FUSE passthrough at "

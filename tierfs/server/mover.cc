@@ -82,14 +82,14 @@ int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint
   if (!inode->is_regular()) return -EINVAL;
   if (tier >= moves_.size()) return -EINVAL;
   // Which paths the move is between: a kernel-path file to another
-  // kernel-path tier moves in place (MPOL_MF_MOVE), not here.
+  // kernel-path tier moves in place (fs_kernel_move.cc).
   const BackingStore* store = fs_.backing_store();
   const bool to_kernel = store != nullptr && store->serves(tier);
   bool from_kernel = false;
   {
     std::shared_lock guard(inode->lock);
     from_kernel = fs_.data_path_of(*inode) == DataPath::kernel;
-    if (from_kernel && to_kernel) return inode->data->backing()->tier() == tier ? 0 : -EXDEV;
+    if (from_kernel && to_kernel && inode->data->backing()->tier() == tier) return 0;
   }
   auto flight = std::make_shared<InFlight>();
   flight->to_tier = tier;
@@ -122,7 +122,9 @@ int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint
   };
   const std::function<bool()> alive = [&inode] { return !inode->data_released; };
   int err = 0;
-  if (to_kernel) {
+  if (from_kernel && to_kernel) {
+    err = fs_.move_in_place(inode, tier, result);
+  } else if (to_kernel) {
     std::string error;
     auto backing = store->open_unnamed(tier, err, error);
     if (!backing) {
@@ -131,7 +133,7 @@ int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint
     } else {
       const std::function<uint64_t()> size = [&inode] { return inode->size; };
       err = migrate_to_backing(fs_.storage(), *inode->data, inode->lock, std::move(backing),
-                               std::to_string(inode->ino), alive, size, options, &result);
+                               store->file_name(inode->ino, tier), alive, size, options, &result);
     }
   } else if (from_kernel) {
     // The kernel writes a passthrough handle's bytes (and a mapping's)
@@ -250,6 +252,39 @@ void Mover::run() {
   }
 }
 
+// A tier's size and what it holds.
+struct Space {
+  uint64_t capacity = 0, used = 0;
+  uint64_t free() const { return capacity > used ? capacity - used : 0; }
+  uint64_t percent(unsigned p) const { return capacity / 100 * p; }
+};
+
+// The tiers' space as one look of the mover sees it. A kernel-path tier's
+// use is what its files' backing files hold (they share a tmpfs with other
+// tiers; Fs::kernel_tier_used looks at every file, so once per look), kept
+// current as the look moves files; a server-path tier's is its allocator's.
+class TierSpace {
+ public:
+  explicit TierSpace(Fs& fs) : fs_(fs), kernel_used_(fs.kernel_tier_used()) {}
+  Space of(uint32_t t) const {
+    const BackingStore* store = fs_.backing_store();
+    Tier& tier = fs_.storage().tier(t);
+    if (store != nullptr && store->serves(t))
+      return {tier.geometry().capacity_bytes, kernel_used_[t]};
+    return {tier.geometry().capacity_bytes, tier.geometry().capacity_bytes - tier.free_bytes()};
+  }
+  // A file of `bytes` moved from one tier to another.
+  void moved(uint32_t from, uint32_t to, uint64_t bytes) {
+    kernel_used_[from] -= std::min(kernel_used_[from], bytes);
+    if (const BackingStore* store = fs_.backing_store(); store != nullptr && store->serves(to))
+      kernel_used_[to] += bytes;
+  }
+
+ private:
+  Fs& fs_;
+  std::vector<uint64_t> kernel_used_;
+};
+
 namespace {
 
 struct Candidate {
@@ -259,23 +294,6 @@ struct Candidate {
   int64_t access_ns = 0;
   uint32_t read_score = 0;
 };
-
-// A tier's size and what it holds: a kernel-path tier's are its tmpfs's
-// (its files' bytes are there, none in the tier's blocks).
-struct Space {
-  uint64_t capacity = 0, used = 0;
-  uint64_t free() const { return capacity > used ? capacity - used : 0; }
-  uint64_t percent(unsigned p) const { return capacity / 100 * p; }
-};
-
-Space space_of(Fs& fs, uint32_t t) {
-  if (const BackingStore* store = fs.backing_store(); store != nullptr && store->serves(t)) {
-    const BackingStore::Usage usage = store->usage(t);
-    return {usage.capacity_bytes, usage.used_bytes};
-  }
-  Tier& tier = fs.storage().tier(t);
-  return {tier.geometry().capacity_bytes, tier.geometry().capacity_bytes - tier.free_bytes()};
-}
 
 // Files with bytes on `tier`, as they are now.
 std::vector<Candidate> files_on(const std::vector<InodePtr>& files, uint32_t tier) {
@@ -313,47 +331,52 @@ void Mover::balance() {
   for (const InodePtr& inode : files)
     inode->read_score = inode->read_score / 2 + inode->recent_reads.exchange(0);
   const std::vector<TierConfig>& tiers = fs_.config().tiers;
+  TierSpace space(fs_);
   for (uint32_t t = 0; t + 1 < tiers.size() && !stop_.load(); ++t) {
-    const Space space = space_of(fs_, t);
-    if (tiers[t].high_watermark != 0 && space.used > space.percent(tiers[t].high_watermark))
-      demote(t);
+    const Space now = space.of(t);
+    if (tiers[t].high_watermark != 0 && now.used > now.percent(tiers[t].high_watermark))
+      demote(t, space);
   }
   for (uint32_t u = 0; u + 1 < tiers.size() && !stop_.load(); ++u) {
-    const Space space = space_of(fs_, u);
-    if (tiers[u].high_watermark != 0 && space.used < space.percent(tiers[u].low_watermark))
-      promote(u);
+    const Space now = space.of(u);
+    if (tiers[u].high_watermark != 0 && now.used < now.percent(tiers[u].low_watermark))
+      promote(u, space);
   }
   set_state("idle");
 }
 
 // The coldest first, until the tier is under its low mark.
-void Mover::demote(uint32_t from) {
+void Mover::demote(uint32_t from, TierSpace& space) {
   std::vector<Candidate> candidates = files_on(fs_.regular_files(), from);
   std::sort(candidates.begin(), candidates.end(),
             [](const Candidate& a, const Candidate& b) { return a.access_ns < b.access_ns; });
-  const uint64_t low = space_of(fs_, from).percent(fs_.config().tiers[from].low_watermark);
+  const uint64_t low = space.of(from).percent(fs_.config().tiers[from].low_watermark);
   for (const Candidate& c : candidates) {
-    if (stop_.load() || space_of(fs_, from).used <= low) break;
-    if (space_of(fs_, from + 1).free() < c.allocated || pinned(*c.inode)) continue;
+    if (stop_.load() || space.of(from).used <= low) break;
+    if (space.of(from + 1).free() < c.allocated || pinned(*c.inode)) continue;
     set_state("demoting");
-    if (const int err = migrate(c.inode, from + 1, true); err != 0 && err != -ECANCELED)
+    if (const int err = migrate(c.inode, from + 1, true); err == 0)
+      space.moved(from, from + 1, c.allocated);
+    else if (err != -ECANCELED)
       spdlog::info("mover: demoting inode {}: {}", c.inode->ino, strerror(-err));
   }
 }
 
 // The hottest of the tier below first, while they fit under the low mark.
-void Mover::promote(uint32_t into) {
+void Mover::promote(uint32_t into, TierSpace& space) {
   const unsigned hot = fs_.config().mover.promote_reads;
   std::vector<Candidate> candidates = files_on(fs_.regular_files(), into + 1);
   std::erase_if(candidates, [hot](const Candidate& c) { return c.read_score < hot; });
   std::sort(candidates.begin(), candidates.end(),
             [](const Candidate& a, const Candidate& b) { return a.read_score > b.read_score; });
-  const uint64_t low = space_of(fs_, into).percent(fs_.config().tiers[into].low_watermark);
+  const uint64_t low = space.of(into).percent(fs_.config().tiers[into].low_watermark);
   for (const Candidate& c : candidates) {
     if (stop_.load()) break;
-    if (space_of(fs_, into).used + c.allocated > low || pinned(*c.inode)) continue;
+    if (space.of(into).used + c.allocated > low || pinned(*c.inode)) continue;
     set_state("promoting");
-    if (const int err = migrate(c.inode, into, true); err != 0 && err != -ECANCELED)
+    if (const int err = migrate(c.inode, into, true); err == 0)
+      space.moved(into + 1, into, c.allocated);
+    else if (err != -ECANCELED)
       spdlog::info("mover: promoting inode {}: {}", c.inode->ino, strerror(-err));
   }
 }

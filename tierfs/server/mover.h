@@ -25,6 +25,7 @@
 namespace tierfs {
 
 class Fs;
+class TierSpace;  // mover.cc
 
 // What one tier gained and lost through migrations.
 struct TierMoveCounts {
@@ -95,8 +96,8 @@ class Mover {
   };
   void run();
   void balance();
-  void demote(uint32_t from);
-  void promote(uint32_t into);
+  void demote(uint32_t from, TierSpace& space);
+  void promote(uint32_t into, TierSpace& space);
   bool pinned(const Inode& inode) const;
   void set_state(const char* state);
 

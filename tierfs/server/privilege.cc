@@ -61,8 +61,10 @@ constexpr const char* kAllowed[] = {
     "mmap", "munmap", "mprotect", "madvise", "brk", "mremap",
     // Region memory: hole punching when blocks are freed, measured, and the
     // backing reservation (coming); msync of persistent tiers (coming);
-    // mbind, move_pages and get_mempolicy for the mover (coming).
-    "fallocate", "msync", "mbind", "move_pages", "get_mempolicy",
+    // mbind and get_mempolicy for the mover (move_pages: below, on itself
+    // only). An in-place move between kernel-path tiers (numa/file_move.cc)
+    // asks mincore which pages of a backing file are in memory.
+    "fallocate", "msync", "mbind", "get_mempolicy", "mincore",
     // The state directory (coming): the metadata journal and checkpoint are
     // opened relative to its descriptor (openat, measured for the log file),
     // written and made durable (write, pwrite64, fdatasync, fsync, ftruncate,
@@ -190,6 +192,10 @@ std::string install_filter(SeccompMode mode) {
     const scmp_arg_cmp cmd = SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(request));
     if (std::string error = allow(ctx, "ioctl", 1, &cmd); !error.empty()) return error;
   }
+  // Pages of the server's own mappings only (pid 0): an in-place move of a
+  // kernel-path file's pages (numa/file_move.cc), never another process's.
+  const scmp_arg_cmp self = SCMP_A0(SCMP_CMP_EQ, 0);
+  if (std::string error = allow(ctx, "move_pages", 1, &self); !error.empty()) return error;
   // syslog(3) talks to /dev/log: local sockets only, no network.
   const scmp_arg_cmp local = SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(AF_UNIX));
   if (std::string error = allow(ctx, "socket", 1, &local); !error.empty()) return error;
@@ -224,7 +230,7 @@ std::string seccomp_mode_from_env(SeccompMode& mode) {
   return fmt::format("TIERFS_SECCOMP=\"{:.32}\" is not \"enforce\" or \"log\"", value);
 }
 
-std::string drop_privilege(SeccompMode mode) {
+std::string drop_privilege(SeccompMode mode, bool keep_sys_nice) {
   if (geteuid() != 0) {
     spdlog::info(
         "running as uid {}: no capability to drop; no no_new_privs or seccomp filter, "
@@ -237,13 +243,22 @@ std::string drop_privilege(SeccompMode mode) {
         "cannot drop privilege: {} threads run already, and capabilities are "
         "per thread (start threads after the drop)",
         threads);
-  // CAP_SYS_ADMIN alone stays: libfuse unmounts with umount2 when a signal
-  // ends the server. Every other capability, the bounding set (nothing exec'd
-  // can regain one) and the ambient set go.
+  // CAP_SYS_ADMIN stays: libfuse unmounts with umount2 when a signal ends
+  // the server, and the kernel path registers backing files. CAP_SYS_NICE
+  // stays where kernel-path tiers move files in place: MPOL_MF_MOVE_ALL
+  // (mm/mempolicy.c) moves the pages another process maps as well; the
+  // filter lets it reach no other process's pages (move_pages on pid 0
+  // only; migrate_pages, setpriority and sched_setscheduler are not on the
+  // list). Every other capability, the bounding set (nothing exec'd can
+  // regain one) and the ambient set go.
   capng_clear(CAPNG_SELECT_ALL);
   if (capng_update(CAPNG_ADD, static_cast<capng_type_t>(CAPNG_EFFECTIVE | CAPNG_PERMITTED),
                    CAP_SYS_ADMIN) != 0)
     return "cannot drop capabilities: libcap-ng cannot keep CAP_SYS_ADMIN";
+  if (keep_sys_nice &&
+      capng_update(CAPNG_ADD, static_cast<capng_type_t>(CAPNG_EFFECTIVE | CAPNG_PERMITTED),
+                   CAP_SYS_NICE) != 0)
+    return "cannot drop capabilities: libcap-ng cannot keep CAP_SYS_NICE";
   if (int rc = capng_apply(CAPNG_SELECT_ALL); rc != 0)
     return fmt::format("cannot drop capabilities (libcap-ng error {})", rc);
   // No exec can ever give privilege back (set-user-ID, file capabilities); the
@@ -258,8 +273,9 @@ std::string drop_privilege(SeccompMode mode) {
   else
     spdlog::info(
         "privilege dropped: CAP_SYS_ADMIN only (for the unmount and the kernel path's backing "
-        "files), no_new_privs, seccomp "
-        "allow-list (other calls fail with EPERM)");
+        "files){}, no_new_privs, seccomp "
+        "allow-list (other calls fail with EPERM)",
+        keep_sys_nice ? " and CAP_SYS_NICE (in-place moves between kernel-path tiers)" : "");
   return "";
 }
 

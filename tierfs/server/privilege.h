@@ -29,6 +29,9 @@ std::string seccomp_mode_from_env(SeccompMode& mode);
 // A server that is not root has no capability to drop and needs the setuid
 // fusermount3 to unmount after a signal: it gets neither no_new_privs nor the
 // filter, and says so once in the log.
-std::string drop_privilege(SeccompMode mode);
+// `keep_sys_nice`: CAP_SYS_NICE stays as well, for in-place moves between
+// kernel-path tiers (mbind and move_pages with MPOL_MF_MOVE_ALL move the
+// pages other processes map too; without it those stay where they are).
+std::string drop_privilege(SeccompMode mode, bool keep_sys_nice = false);
 
 }  // namespace tierfs

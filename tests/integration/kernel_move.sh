@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# In-place moves between kernel-path tiers that share a tmpfs
+# (tierfs/server/fs_kernel_move.cc, docs/operations.md "Migration and the
+# kernel path"), and the kernel-path tiers' space. Two 4 KiB kernel-path
+# tiers (one tmpfs), a 2 MiB one (another tmpfs) and a server-path tier, on
+# this machine's node 0 (the VM placement suite measures where pages go):
+#  1. a closed file moves fast -> warm by `tierfs migrate` and back by
+#     user.tierfs.tier: its backing file is renamed, never copied (same
+#     inode), its bytes stay, reads stay off the server, and statfs and
+#     `tierfs stats` count it on its tier;
+#  2. writers through an open passthrough handle and through a shared
+#     mapping keep writing while the file bounces between the tiers: the
+#     file equals the writer's model;
+#  3. a move to the 2 MiB tier is refused in one line (another tmpfs);
+#  4. kill -9 in the middle of a move and a remount: the next server
+#     finishes the move (one backing file, named for the new tier) and the
+#     file equals the model.
+# Takes about 15 s. SKIPs where the build or the kernel has no passthrough.
+source "$(dirname "$0")/lib.sh"
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+sum() { sha256sum <"$1" | cut -d' ' -f1; }
+stat_json() { getfattr --absolute-names --only-values -n user.tierfs.stats "$MNT" 2>/dev/null; }
+op_count() { stat_json | python3 -c "import json,sys; print(json.load(sys.stdin)['ops']['$1'])"; }
+tier_used() {
+  stat_json | python3 -c "import json,sys; print({t['name']: t['used_bytes'] for t in json.load(sys.stdin)['tiers']}['$1'])"
+}
+kernel_tier() { # the tier whose name the file's backing file has
+  local ino
+  ino=$(stat -c %i "$1")
+  # shellcheck disable=SC2012
+  ls "$BACKING" | sed -n "s/^$ino\.\([^.]*\)\(\.moving\)\{0,1\}\$/\1\2/p"
+}
+
+STATE="$WORK/state"
+kernel_tier_toml() { # NAME SIZE GRANULARITY
+  printf '[[tier]]\nname = "%s"\nregions = ["numa:0"]\nsize = "%s"\ngranularity = "%s"\ndata_path = "kernel"\n\n' "$@"
+}
+CONFIG="[mount]
+state_dir = \"$STATE\"
+$(kernel_tier_toml fast 64MiB 4KiB)
+$(kernel_tier_toml warm 64MiB 4KiB)
+$(kernel_tier_toml huge 64MiB 2MiB)
+$(tierfs_shm_tier slow 1 64MiB 64KiB)
+data_path = \"server\"
+persistent = true"
+printf '%s\n' "$CONFIG" >"$WORK/check.toml"
+if ! "$TIERFS_BIN" check-config "$WORK/check.toml" >"$WORK/check.out" 2>&1; then
+  if grep -q 'no FUSE passthrough\|cannot have data_path "kernel"' "$WORK/check.out"; then
+    tierfs_require "kernel path unavailable: $(cat "$WORK/check.out")"
+    echo "SKIP: $(cat "$WORK/check.out")"
+    exit 77
+  fi
+  fail "check-config: $(cat "$WORK/check.out")"
+  exit 1
+fi
+BACKING="$STATE/kernel-store.page"
+# The slow tier is persistent, so an unmount keeps the state and its tmpfs.
+trap 'tierfs_cleanup; umount "$BACKING" "$STATE/kernel-store.huge" 2>/dev/null; rm -rf "$WORK"' EXIT
+tierfs_start_mount "$CONFIG" --log-file "$WORK/mount.log"
+
+# 1. A closed file, fast -> warm -> fast.
+free_before=$(stat -f -c %f "$MNT")
+head -c 8M /dev/urandom >"$WORK/a.model"
+cp "$WORK/a.model" "$MNT/a"
+free_after=$(stat -f -c %f "$MNT")
+# 8 MiB in 4 KiB blocks: 2048 (the tmpfs counts its own pages the same way).
+[ $((free_before - free_after)) -ge 2048 ] && [ $((free_before - free_after)) -le 2100 ] ||
+  fail "statfs: writing 8 MiB to a kernel-path file took $((free_before - free_after)) free blocks, not 2048"
+[ "$(tier_used fast)" -ge $((8 << 20)) ] || fail "stats: fast uses $(tier_used fast) B after 8 MiB written"
+[ "$(kernel_tier "$MNT/a")" = fast ] || fail "a starts on $(kernel_tier "$MNT/a")"
+ino=$(stat -c %i "$MNT/a")
+inode_before=$(stat -c %i "$BACKING/$ino.fast")
+"$TIERFS_BIN" migrate --tier warm "$MNT/a" >"$WORK/m.out" 2>&1 || fail "migrate a to warm: $(cat "$WORK/m.out")"
+[ "$(kernel_tier "$MNT/a")" = warm ] || fail "a after the move to warm: backing file $(ls "$BACKING")"
+[ "$(stat -c %i "$BACKING/$ino.warm" 2>/dev/null)" = "$inode_before" ] ||
+  fail "the move to warm copied the backing file instead of renaming it"
+[ "$(tier_used warm)" -ge $((8 << 20)) ] && [ "$(tier_used fast)" -lt $((1 << 20)) ] ||
+  fail "stats after the move: fast $(tier_used fast) B, warm $(tier_used warm) B"
+[ "$(stat -f -c %f "$MNT")" = "$free_after" ] || fail "statfs: the move changed free blocks $free_after -> $(stat -f -c %f "$MNT")"
+reads=$(op_count read)
+[ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "a on warm reads back different bytes"
+[ "$(op_count read)" = "$reads" ] || fail "a on warm is read through the server, not passthrough"
+setfattr -n user.tierfs.tier -v fast "$MNT/a" || fail "user.tierfs.tier = fast"
+[ "$(kernel_tier "$MNT/a")" = fast ] || fail "a after user.tierfs.tier = fast: $(ls "$BACKING")"
+[ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "a back on fast reads back different bytes"
+
+# 2. Writers during the moves: through an open passthrough handle and
+# through a shared mapping. In-place moves need no quiet file.
+for mode in write mmap; do
+  f="$MNT/w-$mode"
+  head -c 8M /dev/urandom >"$f"
+  python3 - "$f" "$WORK/w-$mode.model" "$mode" "$WORK/w-$mode.done" <<'PY' &
+import mmap, os, random, sys, time
+path, model_path, mode, done = sys.argv[1:]
+size = 8 << 20
+fd = os.open(path, os.O_RDWR)
+model = bytearray(os.pread(fd, size, 0))
+m = mmap.mmap(fd, size) if mode == "mmap" else None
+open(done + ".open", "w").write("open")
+end = time.time() + 120
+while time.time() < end and not os.path.exists(done + ".stop"):
+    off = random.randrange(0, size - 65536)
+    data = os.urandom(random.choice([1, 100, 4096, 65536]))
+    if m is not None:
+        m[off : off + len(data)] = data
+    else:
+        os.pwrite(fd, data, off)
+    model[off : off + len(data)] = data
+if m is not None:
+    m.flush(); m.close()
+os.fsync(fd); os.close(fd)
+open(model_path, "wb").write(model)
+open(done, "w").write("done")
+PY
+  writer=$!
+  for _ in $(seq 100); do [ -e "$WORK/w-$mode.done.open" ] && break; sleep 0.05; done
+  moves=0
+  while [ ! -e "$WORK/w-$mode.done" ] && kill -0 "$writer" 2>/dev/null; do
+    for tier in warm fast; do
+      if "$TIERFS_BIN" migrate --tier "$tier" "$f" >"$WORK/move.out" 2>&1; then
+        moves=$((moves + 1))
+        [ "$moves" -lt 6 ] || : >"$WORK/w-$mode.done.stop"
+      else
+        fail "$mode: migrate to $tier with the file open: $(cat "$WORK/move.out")"
+        : >"$WORK/w-$mode.done.stop"
+      fi
+    done
+  done
+  wait "$writer" || fail "$mode: the writer failed"
+  [ "$moves" -ge 6 ] || fail "$mode: only $moves moves while the writer ran"
+  [ "$(sum "$f")" = "$(sum "$WORK/w-$mode.model")" ] || fail "$mode: the file differs from the model after $moves moves"
+  echo "$mode: $moves in-place moves while writing"
+done
+
+# 3. Another tmpfs: refused in one line, nothing changed.
+if "$TIERFS_BIN" migrate --tier huge "$MNT/a" >"$WORK/m3.out" 2>&1; then
+  fail "a moved to the 2 MiB tier, which keeps its files in another tmpfs"
+fi
+grep -q 'keep their files in different tmpfs' "$WORK/mount.log" ||
+  fail "no one-line reason for the refused move in the log: $(tail -3 "$WORK/mount.log")"
+[ "$(kernel_tier "$MNT/a")" = fast ] || fail "a after the refused move: $(ls "$BACKING")"
+[ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "a after the refused move reads back different bytes"
+tierfs_stop_mount
+
+# 4. kill -9 in the middle of a move (the file renamed for the new tier,
+# its pages not yet moved; the pages moved, the last rename not yet done).
+crash_run() {
+  local point=$1
+  tierfs_start_mount "$CONFIG" --log-file "$WORK/crash.log"
+  rm -f "$MNT/a" && cp "$WORK/a.model" "$MNT/a" && sync "$MNT/a"
+  kill -9 "$SERVER_PID"
+  timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+  umount -l "$MNT"
+  SERVER_PID=
+  TIERFS_CRASH_AT=$point tierfs_start_mount "$CONFIG" --log-file "$WORK/crash.log"
+  if "$TIERFS_BIN" migrate --tier warm "$MNT/a" >/dev/null 2>&1; then
+    tierfs_stop_mount
+    return 1
+  fi
+  timeout 20 tail --pid="$SERVER_PID" -f /dev/null || fail "$point: the server lives on"
+  umount -l "$MNT"
+  SERVER_PID=
+  [ "$(ls "$BACKING" | grep -c '\.moving$')" = 1 ] || fail "$point: no .moving backing file after the crash: $(ls "$BACKING")"
+  tierfs_start_mount "$CONFIG" --log-file "$WORK/restart.log"
+  [ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "$point: a differs from the model after kill -9"
+  [ "$(kernel_tier "$MNT/a")" = warm ] || fail "$point: a's backing file after the restart: $(ls "$BACKING")"
+  [ "$(ls "$BACKING" | grep -c '\.moving$')" = 0 ] || fail "$point: the restart left a .moving file: $(ls "$BACKING")"
+  grep -q "finished its move to tier warm" "$WORK/restart.log" || fail "$point: the restart did not say it finished the move"
+  echo "$point: the restart finished the move"
+  tierfs_stop_mount
+}
+crashed=0
+for point in kmove.after_begin kmove.before_end; do crash_run "$point" && crashed=$((crashed + 1)); done
+[ "$crashed" -eq 2 ] || fail "only $crashed of 2 crash runs reached their point"
+
+[ "$failures" -eq 0 ] || exit 1
+echo "PASS"
