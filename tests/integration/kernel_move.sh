@@ -4,7 +4,8 @@
 # kernel path"), and the kernel-path tiers' space. Two 4 KiB kernel-path
 # tiers (one tmpfs), a 2 MiB one (another tmpfs) and a server-path tier, on
 # this machine's node 0 (the VM placement suite measures where pages go):
-#  1. a closed file moves fast -> warm by `tierfs migrate` and back by
+#  1. the kernel-path tiers map no shared memory of their own; a closed
+#     file moves fast -> warm by `tierfs migrate` and back by
 #     user.tierfs.tier: its backing file is renamed, never copied (same
 #     inode), its bytes stay, reads stay off the server, and statfs and
 #     `tierfs stats` count it on its tier;
@@ -59,7 +60,13 @@ BACKING="$STATE/kernel-store.page"
 trap 'tierfs_cleanup; umount "$BACKING" "$STATE/kernel-store.huge" 2>/dev/null; rm -rf "$WORK"' EXIT
 tierfs_start_mount "$CONFIG" --log-file "$WORK/mount.log"
 
-# 1. A closed file, fast -> warm -> fast.
+# 1. A closed file, fast -> warm -> fast. The kernel-path tiers map no
+# region of their own (their memory is the tmpfs's): no shared memory record.
+for tier in fast warm huge; do
+  [ ! -e "$STATE/shm.$tier.0" ] || fail "tier $tier has shared memory $(cat "$STATE/shm.$tier.0") besides its tmpfs"
+done
+# statfs: every tier's capacity, 4 x 64 MiB in 4 KiB blocks.
+[ "$(stat -f -c %b "$MNT")" = 65536 ] || fail "statfs: $(stat -f -c %b "$MNT") blocks, not 65536"
 free_before=$(stat -f -c %f "$MNT")
 head -c 8M /dev/urandom >"$WORK/a.model"
 cp "$WORK/a.model" "$MNT/a"

@@ -268,6 +268,14 @@ std::string MountState::shm_name(const std::string& tier, size_t index) {
   return name;
 }
 
+void MountState::forget_shm(const std::string& tier, size_t index) const {
+  const std::string record = record_name(tier, index);
+  const std::string name = read_record(dir_fd_, record);
+  if (name.empty()) return;
+  if (shm_unlink(name.c_str()) != 0 && errno != ENOENT) return;  // the record keeps it findable
+  unlinkat(dir_fd_, record.c_str(), 0);
+}
+
 std::string MountState::region_identity(const std::string& tier, size_t index) const {
   return read_text(dir_fd_, fmt::format("{}{}.{}", kRegionPrefix, tier, index));
 }

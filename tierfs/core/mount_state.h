@@ -51,6 +51,10 @@ class MountState {
   // new unpredictable one, recorded before the object is created so that a
   // crash in between leaves nothing `tierfs cleanup` cannot find.
   std::string shm_name(const std::string& tier, size_t index);
+  // Removes the shared memory recorded for region `index` of `tier`, and its
+  // record, if any: a tier that no longer maps its regions (a kernel-path
+  // tier; states of older versions mapped them too).
+  void forget_shm(const std::string& tier, size_t index) const;
   // The identity line (numa::region_identity) recorded for file: region
   // `index` of tier `tier` once tierfs claimed its object, "" when none:
   // what makes a block device or a file on a file system without user xattrs

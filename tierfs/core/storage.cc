@@ -20,8 +20,11 @@ std::unique_ptr<Storage> Storage::create(
   // Regions were checked against the geometry once, by validation and the
   // Region::open that mapped exactly geometry.regions[i]; no third check here.
   for (size_t t = 0; t < config.tiers.size(); ++t) {
-    storage->tiers_.push_back(
-        std::make_unique<Tier>(config.tiers[t].geometry, std::move(regions[t])));
+    if (config.tiers[t].data_path_choice.path == DataPath::kernel && regions[t].empty())
+      storage->tiers_.push_back(Tier::without_regions(config.tiers[t].geometry));
+    else
+      storage->tiers_.push_back(
+          std::make_unique<Tier>(config.tiers[t].geometry, std::move(regions[t])));
     storage->tiers_.back()->set_persistent(config.tiers[t].persistent);
   }
   return storage;
@@ -31,6 +34,13 @@ std::unique_ptr<Storage> Storage::open(const Config& config, MountState* state) 
   std::vector<std::vector<std::unique_ptr<numa::Region>>> regions;
   for (const TierConfig& tier : config.tiers) {
     regions.emplace_back();
+    // A kernel-path tier's files are backing files in a tmpfs: mapping its
+    // regions too would reserve its memory twice.
+    if (tier.data_path_choice.path == DataPath::kernel) {
+      if (state != nullptr)
+        for (size_t i = 0; i < tier.geometry.regions.size(); ++i) state->forget_shm(tier.name, i);
+      continue;
+    }
     for (size_t i = 0; i < tier.geometry.regions.size(); ++i) {
       const RegionGeometry& range = tier.geometry.regions[i];
       numa::RegionOptions options;

@@ -40,6 +40,12 @@ Tier::Tier(const TierGeometry& geometry, std::vector<std::unique_ptr<numa::Regio
   if (!fresh_is_zero) untouched_.assign((geometry_.rows + 63) / 64, ~uint64_t{0});
 }
 
+Tier::Tier(const TierGeometry& geometry, uint64_t blocks) : geometry_(geometry), blocks_(blocks) {}
+
+std::unique_ptr<Tier> Tier::without_regions(const TierGeometry& geometry) {
+  return std::unique_ptr<Tier>(new Tier(geometry, 0));
+}
+
 Tier::~Tier() = default;
 
 const std::string& Tier::name() const {
@@ -328,8 +334,9 @@ void Tier::prepare_unmount() {
 }
 
 bool Tier::mark_bad(uint32_t region, const std::byte* address) {
+  if (region >= regions_.size()) return false;  // no such region, or none mapped (kernel path)
   const std::byte* data = region_data(region);
-  if (region >= ways() || address < data || address >= data + geometry_.regions[region].bytes)
+  if (address < data || address >= data + geometry_.regions[region].bytes)
     return false;  // the fault was not in this region (the request's own buffer)
   const uint64_t device_offset = device_offset_of(region, address);
   // The inverse mapping over the whole tier: the tier address is the offset.
@@ -442,9 +449,12 @@ TierStats Tier::stats() const {
   // rows, within a row for the partial ones (walking every extent is not worth it).
   const uint32_t units = tierfs_row_units(&geometry_.layout);
   for (uint32_t i = 0; i < geometry_.layout.ways; ++i) {
-    RegionStats& r = s.regions.emplace_back(
-        RegionStats{regions_[i]->spec().text, geometry_.regions[i].bytes,
-                    used / units * geometry_.layout.weights[i], regions_[i]->numa_node()});
+    // Without mapped regions (kernel path) the configured spec says it.
+    const numa::RegionSpec& spec = geometry_.regions[i].spec;
+    RegionStats& r = s.regions.emplace_back(RegionStats{
+        spec.text, geometry_.regions[i].bytes, used / units * geometry_.layout.weights[i],
+        i < regions_.size() ? regions_[i]->numa_node()
+                            : (spec.kind == numa::RegionKind::numa ? spec.node : -1)});
     load_traffic(region_traffic_[i], r);
   }
   load_traffic(traffic_, s);

@@ -54,7 +54,13 @@ class Tier {
  public:
   // regions[i] maps geometry.regions[i]: its bytes from its device offset.
   Tier(const TierGeometry& geometry, std::vector<std::unique_ptr<numa::Region>> regions);
+  // A kernel-path tier (tierfs/core/data_path.h): its files' bytes are
+  // backing files the kernel places (tierfs/server/backing_store.h), so it
+  // maps no region and hands out no block; its geometry still says its
+  // capacity, regions and layout (stats, placement by policy).
+  static std::unique_ptr<Tier> without_regions(const TierGeometry& geometry);
   ~Tier();
+  bool has_regions() const { return !regions_.empty(); }
   const std::string& name() const;
   const TierGeometry& geometry() const;
   // base[i] is region i's device offset: tierfs_map_extent answers device offsets.
@@ -149,6 +155,7 @@ class Tier {
   // [range) without its bad blocks.
   std::vector<BlockRange> good_runs(BlockRange range) const;
 
+  Tier(const TierGeometry& geometry, uint64_t blocks);
   TierGeometry geometry_;
   std::vector<std::unique_ptr<numa::Region>> regions_;
   BlockAllocator blocks_;

@@ -255,7 +255,7 @@ std::string check_uring_started(FeatureMode mode) {
 void keep_created_files(Storage& storage) {
   for (size_t t = 0; t < storage.tier_count(); ++t) {
     const Tier& tier = storage.tier(t);
-    for (uint32_t i = 0; i < tier.geometry().regions.size(); ++i)
+    for (uint32_t i = 0; tier.has_regions() && i < tier.geometry().regions.size(); ++i)
       tier.region(i).keep_created_file();
   }
 }
