@@ -151,7 +151,7 @@ EOF
 
 mounted() { awk -v m="$MNT" '$2 == m { found = 1 } END { exit !found }' /proc/mounts; }
 start_mount() {
-  tierfs mount -f --config "$T/tierfs.toml" "$MNT" >"$T/server.log" 2>&1 &
+  tierfs mount -f --config "${CONFIG_FILE:-$T/tierfs.toml}" "$MNT" >"$T/server.log" 2>&1 &
   SERVER_PID=$!
   i=0
   while [ $i -lt 600 ]; do
@@ -237,6 +237,69 @@ crash_mid_move() {
   census_on_mount "$MNT/equal" "$EQUAL" && census_on_mount "$MNT/w/weighted" "$EQUAL"
 }
 
+# A full tier: "near" (nodes 0-1, 8 MiB, watermarks) above "far" (nodes
+# 2-3), one tmpfs, the mover looking every 100 ms.
+cat >"$T/full.toml" <<EOF
+[mount]
+state_dir = "$T/state-full"
+[mover]
+interval_ms = 100
+[[tier]]
+name = "near"
+regions = ["numa:0", "numa:1"]
+size = "8MiB"
+granularity = "4KiB"
+data_path = "kernel"
+high_watermark = 75
+low_watermark = 50
+[[tier]]
+name = "far"
+regions = ["numa:2", "numa:3"]
+size = "64MiB"
+granularity = "4KiB"
+data_path = "kernel"
+[[placement]]
+path = "pinned/*"
+tier = "near"
+pin = true
+[defaults]
+tier = "near"
+EOF
+logged_times() { grep -c "$1" "$T/server.log"; }
+wait_logged() { # PATTERN COUNT
+  i=0
+  while [ "$(logged_times "$1")" -lt "$2" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  [ "$(logged_times "$1")" -ge "$2" ] || { echo "not logged: $1"; tail -5 "$T/server.log"; return 1; }
+}
+# The pinned file fills near; what it writes after the look that found near
+# full is placed on far's nodes: half its pages on 0-1, half on 2-3.
+full_tier_spill() {
+  fusermount3 -u "$MNT" && wait "$SERVER_PID" 2>/dev/null
+  SERVER_PID=
+  CONFIG_FILE="$T/full.toml"
+  export CONFIG_FILE
+  start_mount || return 1
+  mkdir -p "$MNT/pinned" &&
+    dd if=/dev/urandom of="$MNT/pinned/f" bs=1M count=8 2>/dev/null || return 1
+  wait_logged "tier near is full" 1 || return 1
+  dd if=/dev/urandom of="$MNT/pinned/f" bs=1M count=8 seek=8 conv=notrunc 2>/dev/null || return 1
+  census_on_mount "$MNT/pinned/f" "$EQUAL"
+}
+# With the pinned file gone near is not full; a 12 MiB file makes it so,
+# and the mover demotes it (in place) to far: all its pages on 2-3.
+full_tier_demote() {
+  rm "$MNT/pinned/f" && wait_logged "under its capacity again" 1 || return 1
+  dd if=/dev/urandom of="$MNT/g" bs=1M count=12 2>/dev/null || return 1
+  ino=$(stat -c %i "$MNT/g")
+  i=0
+  while [ ! -e "$T/state-full/kernel-store.page/$ino.far" ] && [ $i -lt 100 ]; do
+    sleep 0.1
+    i=$((i + 1))
+  done
+  ls "$T/state-full/kernel-store.page"
+  census_on_mount "$MNT/g" 2:1,3:1
+}
+
 # Run the tierfs checks where check-config gives both tiers the kernel path;
 # skip them, with its reason, where this build has none; fail on anything else.
 config_status=0
@@ -245,7 +308,9 @@ tierfs_checks="a 4-way and a weighted tierfs kernel-path tier place their files'
 after a migration between the two tiers, each file's pages follow its new tier
 a file another process maps moves between the tiers, mapped pages too
 after kill -9 and a remount, the pages are still where their tiers say
-a move cut by kill -9 after the rename is finished by the next server, pages and all"
+a move cut by kill -9 after the rename is finished by the next server, pages and all
+a full tier's file places its new pages on the next tier's nodes
+the mover demotes a file off a full tier, pages and all"
 if [ "$config_status" -eq 0 ] && [ "$(grep -c '"data_path": "kernel"' "$T/config.json")" -eq 2 ]; then
   check "a 4-way and a weighted tierfs kernel-path tier place their files' pages in their proportions" \
     write_both
@@ -255,10 +320,12 @@ if [ "$config_status" -eq 0 ] && [ "$(grep -c '"data_path": "kernel"' "$T/config
   check "after kill -9 and a remount, the pages are still where their tiers say" kill_and_remount
   check "a move cut by kill -9 after the rename is finished by the next server, pages and all" \
     crash_mid_move
+  check "a full tier's file places its new pages on the next tier's nodes" full_tier_spill
+  check "the mover demotes a file off a full tier, pages and all" full_tier_demote
 elif grep -q "no kernel path" "$T/config.json"; then
   reason="kernel path not built: $(head -n 1 "$T/config.json")"
   echo "$tierfs_checks" | while read -r name; do echo "SKIP: $name ($reason)"; done
-  skipped=$((skipped + 5))
+  skipped=$((skipped + 7))
 else
   config_refused() {
     cat "$T/config.json"

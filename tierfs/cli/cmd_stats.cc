@@ -94,8 +94,11 @@ void print_stats(const std::string& mountpoint, const inspect::Stats& stats) {
   for (const auto& tier : stats.tiers)
     fmt::print("  tier {}: {} path ({}){}\n", tier.name, tier.data_path, tier.data_path_reason,
                tier.data_path == "kernel"
-                   ? fmt::format(", backing files hold {}",
-                                 format_size_approx(tier.kernel_path_used_bytes))
+                   ? fmt::format(", backing files hold {}{}",
+                                 format_size_approx(tier.kernel_path_used_bytes),
+                                 tier.kernel_path_spills_to.empty()
+                                     ? ""
+                                     : "; full: new pages go to tier " + tier.kernel_path_spills_to)
                    : "");
   TextTable moves({"tier", "watermarks", "moved in", "files in", "moved out", "files out"});
   for (const auto& tier : stats.tiers)

@@ -175,7 +175,8 @@ void parse_mount(const Reader& reader, const toml::node& node, MountOptions& mou
   if (!node.is_table()) reader.fail(pos_of(node.source()), "[mount] must be a table");
   const TableReader t(reader, *node.as_table(), "[mount]");
   t.allow_only({"cache", "allow_other", "default_permissions", "max_io", "threads", "bpf",
-                "io_uring", "fsname", "sandbox", "state_dir", "set_node_weights"});
+                "io_uring", "fsname", "sandbox", "state_dir", "set_node_weights",
+                "kernel_path_headroom"});
   if (auto cache = t.string("cache")) {
     if (*cache == "none")
       mount.cache = CacheMode::none;
@@ -189,6 +190,12 @@ void parse_mount(const Reader& reader, const toml::node& node, MountOptions& mou
   if (auto v = t.boolean("default_permissions")) mount.default_permissions = *v;
   if (auto v = t.boolean("sandbox")) mount.sandbox = *v;
   if (auto v = t.boolean("set_node_weights")) mount.set_node_weights = *v;
+  if (auto v = t.percent("kernel_path_headroom")) {
+    if (*v < 0 || *v > 100)
+      reader.fail(t.pos("kernel_path_headroom"),
+                  fmt::format("kernel_path_headroom {} must be a percent from 0 to 100", *v));
+    mount.kernel_path_headroom = static_cast<unsigned>(*v);
+  }
   // The server checks no owner, group or mode itself: that is the kernel's
   // job under default_permissions, so other users only get in with it on.
   if (mount.allow_other && !mount.default_permissions)

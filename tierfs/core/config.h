@@ -46,6 +46,10 @@ struct MountOptions {
   // Weighted kernel-path tiers need /sys/kernel/mm/mempolicy/weighted_interleave/nodeN,
   // which are system-wide: tierfs writes them only when this says it may.
   bool set_node_weights = false;
+  // How far past their capacities kernel-path tiers sharing a tmpfs may
+  // grow together while the tiers below them have room (percent of those
+  // capacities; tierfs/server/backing_store.h sizes the tmpfs with it).
+  unsigned kernel_path_headroom = 25;
   // Where the mount keeps its state (lock, shared-memory names, metadata log);
   // empty: /run/tierfs/<key> (root) or $XDG_RUNTIME_DIR/tierfs/<key>, see MountState.
   std::string state_dir;

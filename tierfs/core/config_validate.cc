@@ -303,6 +303,7 @@ std::string to_toml(const Config& config) {
       {"fsname", config.mount.fsname},
       {"sandbox", config.mount.sandbox},
       {"set_node_weights", config.mount.set_node_weights},
+      {"kernel_path_headroom", static_cast<int64_t>(config.mount.kernel_path_headroom)},
   };
   if (!config.mount.state_dir.empty()) mount.insert("state_dir", config.mount.state_dir);
   toml::array tiers;

@@ -142,6 +142,8 @@ struct TierUse {
   std::string data_path;
   std::string data_path_reason;
   uint64_t kernel_path_used_bytes = 0;
+  // A full kernel-path tier: the tier its files' new pages go to; empty when not full.
+  std::string kernel_path_spills_to;
   std::vector<RegionUse> regions;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TierUse, name, granularity_bytes, ways, row_bytes,
@@ -149,7 +151,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TierUse, name, granularity_bytes, ways, row_b
                                    bytes_read, bytes_written, bad_bytes, persistent, high_watermark,
                                    low_watermark, bytes_moved_in, bytes_moved_out, files_moved_in,
                                    files_moved_out, data_path, data_path_reason,
-                                   kernel_path_used_bytes, regions)
+                                   kernel_path_used_bytes, kernel_path_spills_to, regions)
 
 // The mover ([mover] and tierfs/server/mover.h).
 struct MoverState {

@@ -11,6 +11,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -126,6 +127,20 @@ std::unique_ptr<BackingStore> BackingStore::open(const Config& config, int state
   refuse_old_layout(state_dir_fd, state_dir);
   for (size_t s = 0; s < store->stores_.size(); ++s) {
     Store& st = store->stores_[s];
+    // The headroom: what the tiers sharing this tmpfs may hold past their
+    // capacities together while the tiers ranked below the first of them
+    // (other than theirs) have room, for the mover to demote to; at most
+    // kernel_path_headroom percent of their capacities. 0 with nothing below.
+    uint64_t below = 0;
+    bool first_seen = false;
+    for (size_t t = 0; t < config.tiers.size(); ++t) {
+      const bool here = store->tiers_[t].store == static_cast<int>(s);
+      if (first_seen && !here) below += config.tiers[t].geometry.capacity_bytes;
+      first_seen = first_seen || here;
+    }
+    const uint64_t capacity = store_bytes[s];
+    st.headroom_bytes = std::min(below, capacity / 100 * config.mount.kernel_path_headroom);
+    store_bytes[s] += st.headroom_bytes;
     // The policy covers every offset a file can reach: the tmpfs is that big.
     for (TierStore& ts : store->tiers_)
       if (ts.store == static_cast<int>(s)) ts.policy.span_bytes = store_bytes[s];
@@ -139,13 +154,17 @@ std::unique_ptr<BackingStore> BackingStore::open(const Config& config, int state
     // sized first) is placed in runs of it.
     const std::string options = fmt::format("mode=0700,uid=0,gid=0,size={},huge={}", store_bytes[s],
                                             st.name == "huge" ? "within_size" : "never");
+    spdlog::info("kernel path: the {} tmpfs {} holds {}: its tiers' {} and {} of headroom", st.name,
+                 st.path, format_size_approx(store_bytes[s]), format_size_approx(capacity),
+                 format_size_approx(st.headroom_bytes));
     if (is_own_tmpfs(st.path, state_dir_fd)) {
       spdlog::info("kernel path: adopting the {} tmpfs {}", st.name, st.path);
-      // Sized for this configuration's tiers (they may have changed).
+      // Sized for this configuration's tiers (they may have changed); the
+      // kernel refuses a size under what the files hold, which then stays.
       if (mount(nullptr, st.path.c_str(), nullptr, MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                 options.c_str()) != 0)
-        throw std::runtime_error(fmt::format("{}: cannot resize to {}: {}", st.path,
-                                             format_size(store_bytes[s]), std::strerror(errno)));
+        spdlog::warn("kernel path: {} keeps its size, not {}: {}", st.path,
+                     format_size(store_bytes[s]), std::strerror(errno));
     } else if (mount("tierfs-kernel-path", st.path.c_str(), "tmpfs",
                      MS_NOSUID | MS_NODEV | MS_NOEXEC, options.c_str()) != 0) {
       const int err = errno;
@@ -290,7 +309,13 @@ std::unique_ptr<BackingFile> BackingStore::adopt(const Found& found, uint32_t ti
     return nullptr;
   }
   auto file = std::make_unique<BackingFile>(fd, st.dir_fd, found.name, tier);
-  if (!found.moving && found.tier == tier) return file;
+  if (!found.moving && found.tier == tier) {
+    // Its own tier's policy again for the pages to come: a full tier's
+    // files had the next tier's (Mover spill) when the server stopped.
+    if (std::string why = ::numa::apply_file_policy(fd, tiers_[tier].policy, false); !why.empty())
+      spdlog::warn("kernel path: {}/{}: {}", st.path, found.name, why);
+    return file;
+  }
   // A move the previous server did not finish, or a file of a tier this
   // configuration no longer has: it is `tier`'s now, all of it.
   if (int rc = begin_move(*file, found.ino, tier); rc != 0) {
@@ -318,6 +343,15 @@ void BackingStore::remove(const Found& found) const {
 int BackingStore::begin_move(BackingFile& file, uint64_t ino, uint32_t to) const {
   if (!serves(to)) return -EINVAL;
   return file.rename(file_name(ino, to) + kMovingSuffix, to);
+}
+
+bool BackingStore::same_store(uint32_t a, uint32_t b) const {
+  return serves(a) && serves(b) && tiers_[a].store == tiers_[b].store;
+}
+
+std::string BackingStore::set_policy(int fd, uint32_t tier) const {
+  if (!serves(tier)) return "not a kernel-path tier";
+  return ::numa::apply_file_policy(fd, tiers_[tier].policy, false);
 }
 
 std::string BackingStore::move_pages(int fd, uint32_t to, ::numa::PageMoves& moves) const {

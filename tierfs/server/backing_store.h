@@ -86,6 +86,12 @@ class BackingStore {
   // "<ino>.<to>". 0 or -errno; move_pages: "" or one line.
   int begin_move(BackingFile& file, uint64_t ino, uint32_t to) const;
   std::string move_pages(int fd, uint32_t to, ::numa::PageMoves& moves) const;
+  // Gives the backing file open on `fd` the policy of `tier` for the pages
+  // it allocates from now on (a full tier's files take the next tier's,
+  // Mover's spill); the pages it has stay. "" or one line.
+  std::string set_policy(int fd, uint32_t tier) const;
+  // Whether the two kernel-path tiers share a tmpfs.
+  bool same_store(uint32_t a, uint32_t b) const;
   int end_move(BackingFile& file, uint64_t ino) const;
 
   // The tmpfs that `tier` shares: its size and the bytes all its files hold.
@@ -104,6 +110,7 @@ class BackingStore {
     std::string path;
     std::string name;  // "page" or "huge"
     uint64_t folio_bytes = 0;
+    uint64_t headroom_bytes = 0;  // its size past its tiers' capacities
   };
   struct TierStore {
     int store = -1;  // -1: the tier is on the server path

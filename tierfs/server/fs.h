@@ -195,6 +195,8 @@ class Fs {
   // Per tier, the bytes the backing files of its kernel-path files hold
   // (0 for server-path tiers): a kernel-path tier's use. Looks at every file.
   std::vector<uint64_t> kernel_tier_used() const;
+  // Every kernel-path file with its tier and backing bytes, as they are now.
+  std::vector<KernelFile> kernel_files() const;
   // The mount's space for statfs and stats: every tier's capacity; free is
   // the server-path tiers' free blocks and the kernel-path tiers' capacity
   // less what their tmpfs hold (past it, a kernel-path tier's overshoot

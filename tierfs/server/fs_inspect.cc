@@ -129,6 +129,7 @@ std::string stats_json(Fs& fs, bool full) {
                  .migrations = mover.migrations,
                  .failures = mover.failures};
   const std::vector<uint64_t> kernel_used = fs.kernel_tier_used();
+  const std::vector<int> spills = fs.mover().kernel_spills();
   for (const TierStats& tier : fs.storage().stats()) {
     const size_t index = stats.tiers.size();
     inspect::TierUse& use = stats.tiers.emplace_back();
@@ -169,6 +170,8 @@ std::string stats_json(Fs& fs, bool full) {
       // The tier's files' backing bytes; per node in the proportions its
       // policy places them (`tierfs map --pages` measures one file).
       use.kernel_path_used_bytes = kernel_used[index];
+      if (index < spills.size() && spills[index] >= 0)
+        use.kernel_path_spills_to = fs.config().tiers[spills[index]].name;
       use.used_bytes = kernel_used[index];
       use.free_bytes = tier.capacity_bytes - std::min(tier.capacity_bytes, use.used_bytes);
       uint64_t weights = 0;

@@ -81,16 +81,22 @@ int Fs::move_in_place(const InodePtr& inode, uint32_t to, MigrateResult& result)
   return 0;
 }
 
-std::vector<uint64_t> Fs::kernel_tier_used() const {
-  std::vector<uint64_t> used(config_.tiers.size(), 0);
-  if (!backing_store_) return used;
+std::vector<KernelFile> Fs::kernel_files() const {
+  std::vector<KernelFile> out;
+  if (!backing_store_) return out;
   for (const InodePtr& inode : regular_files()) {
     std::shared_lock guard(inode->lock);
     if (inode->data_released) continue;
-    if (const BackingFile* backing = inode->data->backing();
-        backing && backing->tier() < used.size())
-      used[backing->tier()] += backing->facts().allocated_bytes;
+    if (const BackingFile* backing = inode->data->backing())
+      out.push_back({inode, backing->tier(), backing->facts().allocated_bytes});
   }
+  return out;
+}
+
+std::vector<uint64_t> Fs::kernel_tier_used() const {
+  std::vector<uint64_t> used(config_.tiers.size(), 0);
+  for (const KernelFile& file : kernel_files())
+    if (file.tier < used.size()) used[file.tier] += file.allocated_bytes;
   return used;
 }
 

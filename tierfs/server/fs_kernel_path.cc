@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "tierfs/server/backing_store.h"
+#include "tierfs/server/mover.h"
 #include "tierfs/server/operations.h"
 
 namespace tierfs {
@@ -23,8 +24,13 @@ void Fs::open_backing_store(int state_dir_fd, const std::string& state_dir) {
 
 int Fs::give_data_path(Inode& inode) {
   if (!backing_store_ || !inode.is_regular()) return 0;
-  const uint32_t tier = inode.data->preferred_tier();
+  uint32_t tier = inode.data->preferred_tier();
   if (!backing_store_->serves(tier)) return 0;
+  // A full tier's new files start on the tier its files' new pages go to.
+  if (const uint32_t spill = mover_->new_file_tier(tier); spill != tier) {
+    tier = spill;
+    inode.data->set_preferred_tier(tier);
+  }
   int err = 0;
   std::string error;
   auto file = backing_store_->open_file(inode.ino, tier, true, err, error);

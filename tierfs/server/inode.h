@@ -88,6 +88,14 @@ struct Inode {
 
 using InodePtr = std::shared_ptr<Inode>;
 
+// A kernel-path file with its tier (its backing file's name) and the bytes
+// its backing file holds (Fs::kernel_files; the mover's look at full tiers).
+struct KernelFile {
+  InodePtr inode;
+  uint32_t tier = 0;
+  uint64_t allocated_bytes = 0;
+};
+
 // A kernel-path file's size is its backing file's (the kernel writes it
 // without the server): brought into inode.size before the server changes
 // the file. Caller holds the inode's lock uniquely.

@@ -171,6 +171,8 @@ int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint
   }
   std::lock_guard guard(lock_);
   in_flight_.erase(inode->ino);
+  // Its new tier's policy, or no backing file: no longer a full tier's spill.
+  if (err == 0) spilled_.erase(inode->ino);
   if (err != 0) {
     ++failures_;
     return err;
@@ -246,6 +248,7 @@ void Mover::run() {
       set_state(watermarks_ ? "idle" : "off");
     }
     if (clock::now() >= next_look) {
+      if (fs_.backing_store() != nullptr) look_at_kernel_tiers();
       if (watermarks_) balance();
       next_look = clock::now() + interval;
     }

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -73,6 +74,13 @@ class Mover {
   // Queued for the thread (tierfs migrate --async).
   void enqueue(const InodePtr& inode, uint32_t tier);
 
+  // Where a new file of kernel-path tier `tier` goes: `tier`, or, while it
+  // is full, the tier its files' new pages go to (mover_spill.cc).
+  uint32_t new_file_tier(uint32_t tier) const;
+  // Per tier, the kernel-path tier its files' new pages go to while it is
+  // full; -1: none (its own nodes).
+  std::vector<int> kernel_spills() const;
+
   MoverStatus status() const;
   std::optional<MigrationProgress> progress(uint64_t ino) const;
   // Per tier, the blocks the copies of migrations in flight hold: in use, and
@@ -95,6 +103,22 @@ class Mover {
     uint32_t tier;
   };
   void run();
+  // Full kernel-path tiers (mover_spill.cc): a tier whose files hold its
+  // capacity (with what they grew since the last look) gives them the next
+  // kernel-path tier's policy for new pages; back under its high mark (90 %
+  // without watermarks) its own again, the pages they grew meanwhile moved
+  // back. The watermark mover demotes its coldest files meanwhile.
+  void look_at_kernel_tiers();
+  struct Spilled {
+    uint32_t from = 0, to = 0;
+    uint64_t base_bytes = 0;  // what the file held when its pages started going to `to`
+  };
+  void spill(uint32_t from, uint32_t to, const std::vector<KernelFile>& files);
+  void end_spill(uint32_t tier, const std::vector<KernelFile>& files);
+  // Runs `step` on a descriptor of the file's backing file, unless a
+  // migration of the file runs (then it is left for the next look).
+  bool with_backing_fd(const InodePtr& inode, uint32_t tier, bool reopen,
+                       const std::function<void(int)>& step);
   void balance();
   void demote(uint32_t from, TierSpace& space);
   void promote(uint32_t into, TierSpace& space);
@@ -112,6 +136,12 @@ class Mover {
   std::deque<Queued> queue_;
   std::unordered_map<uint64_t, std::shared_ptr<InFlight>> in_flight_;
   std::vector<TierMoveCounts> moves_;
+  std::vector<int> spill_to_;                      // per tier; -1: not full
+  std::vector<uint64_t> last_kernel_used_;         // at the last look that counted
+  bool kernel_used_known_ = false;                 // last_kernel_used_ is from the last look
+  uint64_t last_store_used_ = 0;                   // the tmpfs together, at the last look
+  std::unordered_map<uint64_t, Spilled> spilled_;  // by inode number
+  bool warned_no_room_ = false;
   uint64_t migrations_ = 0, failures_ = 0;
   const char* state_ = "idle";
 };

@@ -148,6 +148,20 @@ size = "4MiB"
         << bad;
 }
 
+TEST(Config, KernelPathHeadroomIsAPercent) {
+  const std::string tier = "\n[[tier]]\nname = \"fast\"\nregions = [\"numa:0\"]\nsize = \"4MiB\"\n";
+  EXPECT_EQ(parse_config(tier, "c.toml", fake_topology()).mount.kernel_path_headroom, 25U);
+  EXPECT_EQ(
+      parse_config("[mount]\nkernel_path_headroom = \"60%\"\n" + tier, "c.toml", fake_topology())
+          .mount.kernel_path_headroom,
+      60U);
+  EXPECT_EQ(parse_config("[mount]\nkernel_path_headroom = 0\n" + tier, "c.toml", fake_topology())
+                .mount.kernel_path_headroom,
+            0U);
+  EXPECT_EQ(error_of("[mount]\nkernel_path_headroom = 101\n" + tier),
+            "c.toml:2:24: kernel_path_headroom 101 must be a percent from 0 to 100");
+}
+
 TEST(Config, EffectiveConfigurationReadsBackToItself) {
   for (const auto& entry : fs::directory_iterator(kSource / "tests/configs/good")) {
     const auto first = parse_config(slurp(entry.path()), entry.path().string(), fake_topology());
