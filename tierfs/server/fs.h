@@ -121,7 +121,8 @@ class Fs {
   // An entry reply for the inode; caller holds its lock.
   fuse_entry_param entry_of(const Inode& inode) const;
   // How long the kernel may keep an inode's attributes, and a name (or its
-  // absence), without asking: fs_inode.cc says why these lengths.
+  // absence), without asking: fs_inode.cc says why these lengths. The
+  // caller holds the inode's lock (a migration may switch its data path).
   double attr_timeout_s(const Inode& inode) const;
   static double entry_timeout_s();
 

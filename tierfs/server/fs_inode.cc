@@ -328,11 +328,13 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
     return;
   }
   struct stat attr;
+  double timeout_s = 0;
   {
     std::shared_lock guard(inode->lock);
     fs.fill_attr(*inode, attr);
+    timeout_s = fs.attr_timeout_s(*inode);
   }
-  fuse_reply_attr(req, &attr, fs.attr_timeout_s(*inode));
+  fuse_reply_attr(req, &attr, timeout_s);
 }
 
 // The attributes a SETATTR can ask to change. One that asks for none of them
@@ -401,9 +403,10 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
   inode->ctime_ns = (to_set & FUSE_SET_ATTR_CTIME) ? to_ns(attr->st_ctim) : now;
   struct stat out;
   fs.fill_attr(*inode, out);
+  const double timeout_s = fs.attr_timeout_s(*inode);
   fs.log_inode_locked(*inode);
   guard.unlock();
-  fuse_reply_attr(req, &out, fs.attr_timeout_s(*inode));
+  fuse_reply_attr(req, &out, timeout_s);
 }
 
 void fs_access(fuse_req_t req, fuse_ino_t ino, int /*mask*/) {
