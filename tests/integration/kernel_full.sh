@@ -42,20 +42,10 @@ state_dir = \"$STATE\"
 kernel_path_headroom = 25
 [mover]
 interval_ms = 100
-[[tier]]
-name = \"fast\"
-regions = [\"numa:0\"]
-size = \"16MiB\"
-granularity = \"4KiB\"
-data_path = \"kernel\"
+$(tierfs_kernel_tier fast 16MiB 4KiB)
 high_watermark = 75
 low_watermark = 50
-[[tier]]
-name = \"warm\"
-regions = [\"numa:0\"]
-size = \"64MiB\"
-granularity = \"4KiB\"
-data_path = \"kernel\"
+$(tierfs_kernel_tier warm 64MiB 4KiB)
 $(tierfs_shm_tier slow 1 16MiB 64KiB)
 data_path = \"server\"
 [[placement]]

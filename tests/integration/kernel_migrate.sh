@@ -28,12 +28,7 @@ path_of() {
 STATE="$WORK/state"
 CONFIG="[mount]
 state_dir = \"$STATE\"
-[[tier]]
-name = \"fast\"
-regions = [\"numa:0\"]
-size = \"256MiB\"
-granularity = \"4KiB\"
-data_path = \"kernel\"
+$(tierfs_kernel_tier fast 256MiB 4KiB)
 $(tierfs_shm_tier slow 1 256MiB 64KiB)
 data_path = \"server\"
 persistent = true"
@@ -197,12 +192,7 @@ MOVER_CONFIG="[mount]
 state_dir = \"$WORK/state2\"
 [mover]
 interval_ms = 100
-[[tier]]
-name = \"fast\"
-regions = [\"numa:0\"]
-size = \"16MiB\"
-granularity = \"4KiB\"
-data_path = \"kernel\"
+$(tierfs_kernel_tier fast 16MiB 4KiB)
 high_watermark = 50
 low_watermark = 30
 $(tierfs_shm_tier slow 1 64MiB 64KiB)

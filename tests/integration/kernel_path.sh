@@ -21,12 +21,7 @@ op_count() { stat_json | python3 -c "import json,sys; print(json.load(sys.stdin)
 STATE="$WORK/state"
 CONFIG="[mount]
 state_dir = \"$STATE\"
-[[tier]]
-name = \"fast\"
-regions = [\"numa:0\"]
-size = \"256MiB\"
-granularity = \"4KiB\"
-data_path = \"kernel\"
+$(tierfs_kernel_tier fast 256MiB 4KiB)
 $(tierfs_shm_tier slow 1 64MiB 64KiB)"
 printf '%s\n' "$CONFIG" >"$WORK/check.toml"
 if ! "$TIERFS_BIN" check-config "$WORK/check.toml" >"$WORK/check.out" 2>&1; then
@@ -169,12 +164,7 @@ grep -q " $STATE/kernel-store" /proc/mounts && fail "the backing tmpfs stayed mo
 # a file written in 2 MiB pieces takes 2 MiB pages. st_blocks is the backing file's.
 HUGE_CONFIG="[mount]
 state_dir = \"$STATE\"
-[[tier]]
-name = \"huge\"
-regions = [\"numa:0\"]
-size = \"512MiB\"
-granularity = \"2MiB\"
-data_path = \"kernel\""
+$(tierfs_kernel_tier huge 512MiB 2MiB)"
 printf '%s\n' "$HUGE_CONFIG" >"$WORK/huge.toml"
 if ! "$TIERFS_BIN" check-config "$WORK/huge.toml" >"$WORK/huge.out" 2>&1; then
   echo "SKIP part 6: this kernel gives tmpfs no 2 MiB folios: $(cat "$WORK/huge.out")"

@@ -57,6 +57,14 @@ tierfs_stop_mount() {
 }
 
 # A tier over `ways` file regions in /dev/shm (the config refuses one NUMA node twice in a tier).
+# A [[tier]] on numa:0 served by the kernel data path (FUSE passthrough onto
+# a backing tmpfs file): the kernel-path tests' tiers. No blank line after,
+# so a caller can add keys to it (watermarks).
+tierfs_kernel_tier() {
+  printf '[[tier]]\nname = "%s"\nregions = ["numa:0"]\nsize = "%s"\ngranularity = "%s"\ndata_path = "kernel"\n' \
+    "$1" "$2" "$3"
+}
+
 tierfs_shm_tier() {
   local name=$1 ways=$2 size=$3 granularity=$4 regions="" i
   for i in $(seq 1 "$ways"); do
