@@ -34,6 +34,8 @@ wait_for() { # SECONDS COMMAND...: polls every 0.1 s
   return 1
 }
 logged() { grep -q "$1" "$WORK/mount.log"; }
+times_logged() { grep -c "$1" "$WORK/mount.log" || true; }
+logged_more() { [ "$(times_logged "$1")" -gt "$2" ]; } # LINE N: logged more than N times
 fast_under() { [ "$(tier_used fast)" -le "$1" ]; }
 
 STATE="$WORK/state"
@@ -73,17 +75,27 @@ logged "holds 96.*: its tiers' 80.* and 16.* of headroom" ||
 head -c 24M /dev/urandom >"$WORK/big.model"
 dd if="$WORK/big.model" of="$MNT/big" bs=1M status=none 2>"$WORK/dd1.err" ||
   fail "24 MiB into the 16 MiB tier fast: $(cat "$WORK/dd1.err")"
-wait_for 10 logged "tier fast is full" || fail "no full tier in the log: $(tail -5 "$WORK/mount.log")"
+# Whether the mover saw fast past its capacity depends on the scheduler: on a
+# loaded machine it may demote big at the 75 % mark before the write fills
+# fast. Part 2 makes fast full with a pinned file, which cannot be demoted.
 wait_for 10 fast_under $((12 << 20)) || fail "fast holds $(tier_used fast) B, over its 75 % high mark, after 10 s"
 [ "$(backing_tier "$MNT/big")" = warm ] || fail "big was not demoted to warm: $(ls "$BACKING")"
 [ "$(sum "$MNT/big")" = "$(sum "$WORK/big.model")" ] || fail "big differs after the spill and the demotion"
-wait_for 10 logged "tier fast is under its capacity again" || fail "fast did not get its own policy back"
+if logged "tier fast is full"; then
+  wait_for 10 logged "tier fast is under its capacity again" || fail "fast did not get its own policy back"
+else
+  echo "part 1: big was demoted before fast filled"
+fi
+FULL="tier fast is full"
+ENDED="tier fast is under its capacity again"
+fulls_before=$(times_logged "$FULL")
+ends_before=$(times_logged "$ENDED")
 
 # 2. Kept full by a pinned file: new files start on warm, the pinned one grows.
 mkdir "$MNT/pinned"
 dd if=/dev/urandom of="$MNT/pinned/p" bs=1M count=20 status=none || fail "20 MiB into pinned/p"
-wait_for 10 bash -c "[ \$(grep -c 'tier fast is full' '$WORK/mount.log') -ge 2 ]" ||
-  fail "the pinned file did not make fast full again"
+wait_for 10 logged_more "$FULL" "$fulls_before" ||
+  fail "the pinned file did not make fast full"
 "$TIERFS_BIN" stats "$MNT" | grep -q "tier fast: kernel path .*full: new pages go to tier warm" ||
   fail "tierfs stats does not say fast is full: $("$TIERFS_BIN" stats "$MNT" | grep 'tier fast:')"
 echo new >"$MNT/n"
@@ -93,7 +105,7 @@ dd if=/dev/urandom of="$MNT/pinned/p" bs=1M count=4 oflag=append conv=notrunc st
 [ "$(stat -c %s "$MNT/pinned/p")" = $((24 << 20)) ] || fail "pinned/p is $(stat -c %s "$MNT/pinned/p") B"
 [ "$(backing_tier "$MNT/pinned/p")" = fast ] || fail "the pinned file moved: $(ls "$BACKING")"
 rm "$MNT/pinned/p"
-wait_for 10 bash -c "[ \$(grep -c 'under its capacity again' '$WORK/mount.log') -ge 2 ]" ||
+wait_for 10 logged_more "$ENDED" "$ends_before" ||
   fail "fast did not end its spill once the pinned file was gone"
 
 # 3. ENOSPC only when the tmpfs (capacities and headroom) is full.
