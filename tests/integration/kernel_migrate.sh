@@ -33,23 +33,8 @@ $(tierfs_shm_tier slow 1 256MiB 64KiB)
 data_path = \"server\"
 persistent = true"
 printf '%s\n' "$CONFIG" >"$WORK/check.toml"
-if ! "$TIERFS_BIN" check-config "$WORK/check.toml" >"$WORK/check.out" 2>&1; then
-  # A libfuse without passthrough (the system-libfuse build, 3.14) is a
-  # property of the build, not a missing privilege: skipped even in CI.
-  version=${TIERFS_LIBFUSE_VERSION:?meson sets TIERFS_LIBFUSE_VERSION}
-  if [ "$(printf '%s\n3.16\n' "$version" | sort -V | head -1)" != 3.16 ] &&
-    grep -q 'no FUSE passthrough' "$WORK/check.out"; then
-    echo "SKIP: libfuse $version: $(cat "$WORK/check.out")"
-    exit 77
-  fi
-  if grep -q 'no FUSE passthrough\|cannot have data_path "kernel"' "$WORK/check.out"; then
-    tierfs_require "kernel path unavailable: $(cat "$WORK/check.out")"
-    echo "SKIP: $(cat "$WORK/check.out")"
-    exit 77
-  fi
-  fail "check-config: $(cat "$WORK/check.out")"
-  exit 1
-fi
+"$TIERFS_BIN" check-config "$WORK/check.toml" >"$WORK/check.out" 2>&1 ||
+  tierfs_kernel_path_refused "$WORK/check.out"
 tierfs_start_mount "$CONFIG" --log-file "$WORK/mount.log"
 BACKING="$STATE/kernel-store.page"
 # The slow tier is persistent, so an unmount keeps the state and its tmpfs.

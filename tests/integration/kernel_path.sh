@@ -24,25 +24,8 @@ state_dir = \"$STATE\"
 $(tierfs_kernel_tier fast 256MiB 4KiB)
 $(tierfs_shm_tier slow 1 64MiB 64KiB)"
 printf '%s\n' "$CONFIG" >"$WORK/check.toml"
-if ! "$TIERFS_BIN" check-config "$WORK/check.toml" >"$WORK/check.out" 2>&1; then
-  # No passthrough in this libfuse or this kernel: the refusal is one line naming it.
-  version=${TIERFS_LIBFUSE_VERSION:?meson sets TIERFS_LIBFUSE_VERSION}
-  if [ "$(printf '%s\n3.16\n' "$version" | sort -V | head -1)" != 3.16 ]; then
-    # A build property, not a missing privilege (the system-libfuse build): the
-    # one-line refusal is what this build owes; the rest needs passthrough.
-    if [ "$(wc -l <"$WORK/check.out")" -eq 1 ] && grep -q 'no FUSE passthrough' "$WORK/check.out"; then
-      echo "SKIP: built against libfuse $version, which has no FUSE passthrough (3.16+); data_path = \"kernel\" is refused in one line"
-      exit 77
-    fi
-    fail "libfuse $version: expected one line refusing the kernel path, got: $(cat "$WORK/check.out")"
-    exit 1
-  fi
-  if grep -q 'cannot have data_path "kernel"' "$WORK/check.out"; then
-    tierfs_require "kernel path unavailable: $(cat "$WORK/check.out")"
-  fi
-  fail "check-config: $(cat "$WORK/check.out")"
-  exit 1
-fi
+"$TIERFS_BIN" check-config "$WORK/check.toml" >"$WORK/check.out" 2>&1 ||
+  tierfs_kernel_path_refused "$WORK/check.out"
 grep -q '# tier "fast": kernel path' "$WORK/check.out" || fail "check-config: $(cat "$WORK/check.out")"
 grep -q '# tier "slow": server path' "$WORK/check.out" || fail "check-config: $(cat "$WORK/check.out")"
 

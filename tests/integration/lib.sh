@@ -57,6 +57,29 @@ tierfs_stop_mount() {
 }
 
 # A tier over `ways` file regions in /dev/shm (the config refuses one NUMA node twice in a tier).
+# After `tierfs check-config` refused a kernel-path test's configuration
+# (its output in FILE). A build whose libfuse has no passthrough (before 3.16:
+# CI's system-libfuse pass) owes one line refusing it and skips, even under
+# TIERFS_REQUIRE_PRIVILEGED: that is a property of the build, not a missing
+# privilege. A kernel without passthrough skips or fails as tierfs_require
+# says; any other refusal fails. Never returns.
+tierfs_kernel_path_refused() {
+  local out=$1 version=${TIERFS_LIBFUSE_VERSION:?meson sets TIERFS_LIBFUSE_VERSION}
+  if [ "$(printf '%s\n3.16\n' "$version" | sort -V | head -1)" != 3.16 ]; then
+    if [ "$(wc -l <"$out")" -eq 1 ] && grep -q 'no FUSE passthrough' "$out"; then
+      echo "SKIP: built against libfuse $version, which has no FUSE passthrough (3.16+); data_path = \"kernel\" is refused in one line"
+      exit 77
+    fi
+    echo "FAIL: libfuse $version: expected one line refusing the kernel path, got: $(cat "$out")" >&2
+    exit 1
+  fi
+  if grep -q 'no FUSE passthrough\|cannot have data_path "kernel"' "$out"; then
+    tierfs_require "kernel path unavailable: $(cat "$out")"
+  fi
+  echo "FAIL: check-config: $(cat "$out")" >&2
+  exit 1
+}
+
 # A [[tier]] on numa:0 served by the kernel data path (FUSE passthrough onto
 # a backing tmpfs file): the kernel-path tests' tiers. No blank line after,
 # so a caller can add keys to it (watermarks).
