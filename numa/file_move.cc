@@ -185,7 +185,10 @@ std::string move_file_pages(int fd, const FilePolicy& policy, uint64_t folio_byt
   bitmask* mask = numa_allocate_nodemask();
   for (int node : policy.nodes) numa_bitmask_setbit(mask, static_cast<unsigned>(node));
   const int mode = is_weighted(policy) ? MPOL_WEIGHTED_INTERLEAVE : MPOL_INTERLEAVE;
-  const int pagemap_fd = folio_pages > 1 ? open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC) : -1;
+  const bool own_pagemap = folio_pages > 1 && moves.pagemap_fd < 0;
+  const int pagemap_fd = own_pagemap       ? open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
+                         : folio_pages > 1 ? moves.pagemap_fd
+                                           : -1;
   std::string error;
   for (uint64_t first = 0; first < file_pages && error.empty(); first += kWindowPages) {
     const uint64_t pages = std::min(kWindowPages, file_pages - first);
@@ -214,7 +217,7 @@ std::string move_file_pages(int fd, const FilePolicy& policy, uint64_t folio_byt
     error = place_exactly(window, first, resident, policy, static_cast<uint64_t>(st.st_ino),
                           folio_pages, flags, pagemap_fd, page_bytes, moves);
   }
-  if (pagemap_fd >= 0) close(pagemap_fd);
+  if (own_pagemap && pagemap_fd >= 0) close(pagemap_fd);
   numa_free_nodemask(mask);
   return error;
 }

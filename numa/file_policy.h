@@ -48,6 +48,11 @@ struct PageMoves {
   uint64_t moved_pages = 0;     // moved by the second pass (the first does not count)
   uint64_t left_pages = 0;      // could not be moved (busy, shared, no memory on the node)
   bool move_all = true;         // MPOL_MF_MOVE_ALL was allowed
+  // In: /proc/self/pagemap opened by the caller, or -1 to open it here. Its
+  // frame numbers (which pages of a huge-page file are one folio) read as 0
+  // unless the opener had CAP_SYS_ADMIN (fs/proc/task_mmu.c checks the
+  // file's credentials), so a caller without it raises it for the open only.
+  int pagemap_fd = -1;
 };
 std::string move_file_pages(int fd, const FilePolicy& policy, uint64_t folio_bytes,
                             PageMoves& moves);

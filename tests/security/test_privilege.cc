@@ -1,13 +1,19 @@
 // drop_privilege (tierfs/server/privilege.h), each case in a forked child so
-// that the test process keeps its own privilege: what stays (CAP_SYS_ADMIN,
-// the BPF maps opened before), what goes (every other capability, exec,
-// network sockets, new BPF objects), that a denied call fails with EPERM and
-// the process lives on, that log mode denies nothing, and that a second
-// thread already running is refused. Needs root.
+// that the test process keeps its own privilege: what stays (CAP_SYS_ADMIN
+// and, for in-place moves, CAP_SYS_NICE permitted but effective in no
+// thread; the BPF maps opened before), what goes (every other capability,
+// exec, network sockets, new BPF objects), that a CapabilityWindow raises a
+// kept capability in its own thread only and for its lifetime only, that a
+// denied call fails with EPERM and the process lives on, that log mode
+// denies nothing, and that a second thread already running is refused.
+// Needs root.
 #include <cap-ng.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
+#include <linux/capability.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -30,6 +36,14 @@
 namespace {
 
 using tierfs::SeccompMode;
+
+// A fresh directory, never a mount point: umount2 on it fails with EPERM
+// without CAP_SYS_ADMIN (may_mount is checked first) and EINVAL with it, so
+// it shows whether the capability is effective without unmounting anything.
+std::string plain_directory() {
+  char path[] = "/tmp/tierfs-privilege-XXXXXX";
+  return mkdtemp(path) != nullptr ? path : "/nonexistent";
+}
 
 // Runs body in a child; returns what it reported ("" = every check held).
 std::string in_child(const std::function<std::string()>& body) {
@@ -95,15 +109,20 @@ class Privilege : public ::testing::Test {
   void SetUp() override { TIERFS_REQUIRE(tierfs::testing::missing_root()); }
 };
 
-TEST_F(Privilege, KeepsCapSysAdminOnlyAndDeniesWithEperm) {
-  const std::string report = in_child([] {
+constexpr const char* kNone = "0000000000000000";
+constexpr const char* kSysAdmin = "0000000000200000";
+constexpr const char* kSysAdminAndNice = "0000000000a00000";
+
+TEST_F(Privilege, KeepsCapSysAdminPermittedOnlyAndDeniesWithEperm) {
+  const std::string dir = plain_directory();
+  const std::string report = in_child([&dir] {
     std::string out;
     if (std::string error = tierfs::drop_privilege(SeccompMode::enforce); !error.empty())
       return "drop_privilege: " + error;
-    // capget and prctl are off the list: read what /proc shows.
-    const std::string sys_admin_only = "0000000000200000";
-    const std::string none = "0000000000000000";
-    for (const auto& [field, want] : {std::pair{"CapEff", sys_admin_only},
+    // prctl is off the list: read what /proc shows.
+    const std::string sys_admin_only = kSysAdmin;
+    const std::string none = kNone;
+    for (const auto& [field, want] : {std::pair{"CapEff", none},
                                       {"CapPrm", sys_admin_only},
                                       {"CapInh", none},
                                       {"CapBnd", none},
@@ -126,12 +145,101 @@ TEST_F(Privilege, KeepsCapSysAdminOnlyAndDeniesWithEperm) {
     if (local < 0) out += " socket(AF_UNIX): " + errno_of(local);
     const int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
     if (fd < 0) out += std::string(" open: ") + std::strerror(errno);
-    std::thread([&out, &sys_admin_only] {
-      if (std::string got = status_field("/proc/thread-self/status", "CapEff");
-          got != sys_admin_only)
+    // Without a window, CAP_SYS_ADMIN is not effective: an unmount is refused.
+    if (umount2(dir.c_str(), MNT_DETACH) == 0 || errno != EPERM)
+      out += std::string(" umount2 outside a window: ") + std::strerror(errno);
+    std::thread([&out, &none] {
+      if (std::string got = status_field("/proc/thread-self/status", "CapEff"); got != none)
         out += " a thread started after the drop has CapEff " + got;
     }).join();
     return out;
+  });
+  EXPECT_EQ(report, "");
+  rmdir(dir.c_str());
+}
+
+// A window raises the capability in the calling thread only, and only while
+// it lasts: a thread running meanwhile sees none, and after it none is left.
+TEST_F(Privilege, CapabilityWindowRaisesInItsThreadOnly) {
+  const std::string dir = plain_directory();
+  const std::string report = in_child([&dir] {
+    std::string out;
+    if (std::string error = tierfs::drop_privilege(SeccompMode::enforce, true); !error.empty())
+      return "drop_privilege: " + error;
+    if (std::string got = status_field("/proc/self/status", "CapPrm"); got != kSysAdminAndNice)
+      out += " CapPrm " + got;
+    std::atomic<int> step{0};
+    std::string other_saw;
+    std::thread other([&] {
+      while (step.load() != 1) std::this_thread::yield();
+      other_saw = status_field("/proc/thread-self/status", "CapEff");
+      step = 2;
+    });
+    {
+      const tierfs::CapabilityWindow admin({CAP_SYS_ADMIN});
+      if (!admin.raised()) out += " CAP_SYS_ADMIN not raised";
+      if (std::string got = status_field("/proc/thread-self/status", "CapEff"); got != kSysAdmin)
+        out += " in the window CapEff " + got;
+      // Effective now: umount2 gets past the capability check (not a mount point).
+      if (umount2(dir.c_str(), MNT_DETACH) == 0 || errno != EINVAL)
+        out += std::string(" umount2 in a window: ") + std::strerror(errno);
+      {
+        const tierfs::CapabilityWindow nice({CAP_SYS_NICE});  // nested: both, then admin again
+        if (std::string got = status_field("/proc/thread-self/status", "CapEff");
+            got != kSysAdminAndNice)
+          out += " in the nested window CapEff " + got;
+      }
+      if (std::string got = status_field("/proc/thread-self/status", "CapEff"); got != kSysAdmin)
+        out += " after the nested window CapEff " + got;
+      step = 1;
+      while (step.load() != 2) std::this_thread::yield();
+    }
+    other.join();
+    if (other_saw != kNone) out += " another thread during the window: CapEff " + other_saw;
+    for (const char* field : {"CapEff", "CapInh", "CapAmb"})
+      if (std::string got = status_field("/proc/thread-self/status", field); got != kNone)
+        out += std::string(" after the window ") + field + " " + got;
+    if (std::string got = status_field("/proc/self/status", "CapPrm"); got != kSysAdminAndNice)
+      out += " after the window CapPrm " + got;
+    if (tierfs::capability_windows(CAP_SYS_ADMIN) != 1 ||
+        tierfs::capability_windows(CAP_SYS_NICE) != 1)
+      out += " windows counted: " + std::to_string(tierfs::capability_windows(CAP_SYS_ADMIN)) +
+             " CAP_SYS_ADMIN, " + std::to_string(tierfs::capability_windows(CAP_SYS_NICE)) +
+             " CAP_SYS_NICE";
+    // One the drop did not keep cannot be raised; the thread keeps nothing.
+    {
+      const tierfs::CapabilityWindow chown({CAP_CHOWN});
+      if (chown.raised()) out += " CAP_CHOWN raised";
+    }
+    if (std::string got = status_field("/proc/thread-self/status", "CapEff"); got != kNone)
+      out += " after a refused window CapEff " + got;
+    // A worker's libcap-ng state pointed at another process (setid_rules.cc
+    // reads callers' capabilities) does not redirect the raise.
+    capng_setpid(getppid());
+    capng_get_caps_process();
+    {
+      const tierfs::CapabilityWindow admin({CAP_SYS_ADMIN});
+      if (std::string got = status_field("/proc/thread-self/status", "CapEff"); got != kSysAdmin)
+        out += " after capng_setpid, in the window CapEff " + got;
+    }
+    return out;
+  });
+  EXPECT_EQ(report, "");
+  rmdir(dir.c_str());
+}
+
+// Without a drop (not root, sandbox = false, start-up) a window is a no-op.
+TEST_F(Privilege, CapabilityWindowBeforeTheDropChangesNothing) {
+  const std::string report = in_child([] {
+    const std::string before = status_field("/proc/self/status", "CapEff");
+    std::string during;
+    {
+      const tierfs::CapabilityWindow admin({CAP_SYS_ADMIN});
+      during = status_field("/proc/self/status", "CapEff");
+    }
+    const std::string after = status_field("/proc/self/status", "CapEff");
+    return during == before && after == before ? std::string()
+                                               : before + " -> " + during + " -> " + after;
   });
   EXPECT_EQ(report, "");
 }

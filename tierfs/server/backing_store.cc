@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <linux/capability.h>
 #include <linux/magic.h>
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
@@ -17,6 +18,7 @@
 #include <stdexcept>
 
 #include "tierfs/core/units.h"
+#include "tierfs/server/privilege.h"
 
 namespace tierfs {
 
@@ -356,8 +358,26 @@ std::string BackingStore::set_policy(int fd, uint32_t tier) const {
 
 std::string BackingStore::move_pages(int fd, uint32_t to, ::numa::PageMoves& moves) const {
   if (!serves(to)) return "not a kernel-path tier";
-  return ::numa::move_file_pages(fd, tiers_[to].policy, stores_[tiers_[to].store].folio_bytes,
-                                 moves);
+  const uint64_t folio_bytes = stores_[tiers_[to].store].folio_bytes;
+  // A huge-page store's move reads frame numbers from /proc/self/pagemap,
+  // which shows them to an opener with CAP_SYS_ADMIN: raised for the open.
+  int pagemap_fd = -1;
+  if (folio_bytes > page_bytes()) {
+    const CapabilityWindow admin({CAP_SYS_ADMIN});
+    pagemap_fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  }
+  moves.pagemap_fd = pagemap_fd;
+  std::string error;
+  {
+    // MPOL_MF_MOVE_ALL (mbind, move_pages) needs CAP_SYS_NICE: raised in
+    // this thread for the move only. Without it (not kept: the tiers share no
+    // tmpfs) the move falls back to MPOL_MF_MOVE and says so.
+    const CapabilityWindow nice({CAP_SYS_NICE});
+    error = ::numa::move_file_pages(fd, tiers_[to].policy, folio_bytes, moves);
+  }
+  moves.pagemap_fd = -1;
+  if (pagemap_fd >= 0) close(pagemap_fd);
+  return error;
 }
 
 int BackingStore::end_move(BackingFile& file, uint64_t ino) const {

@@ -5,6 +5,7 @@
 // passthrough onto its backing file. Every other FUSE operation works on
 // FileData, which forwards to the backing file, and never asks.
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
@@ -15,6 +16,7 @@
 #include "tierfs/server/backing_store.h"
 #include "tierfs/server/mover.h"
 #include "tierfs/server/operations.h"
+#include "tierfs/server/privilege.h"
 
 namespace tierfs {
 
@@ -82,6 +84,18 @@ DataPath Fs::data_path_of(const Inode& inode) const {
 }
 
 // The server's own answer to an open: the cache mode of the server path.
+// FUSE_DEV_IOC_BACKING_CLOSE checks CAP_SYS_ADMIN as the open does
+// (fs/fuse/backing.c): raised in this thread for the ioctl only.
+static void close_backing_id(fuse_req_t req, int backing_id) {
+#ifdef TIERFS_KERNEL_PATH
+  const CapabilityWindow admin({CAP_SYS_ADMIN});
+  fuse_passthrough_close(req, backing_id);
+#else
+  (void)req;
+  (void)backing_id;
+#endif
+}
+
 static void serve_by_server(Fs& fs, Inode& inode, fuse_file_info* fi) {
   ++inode.server_opens;
   const BackingFile* backing = inode.data && !inode.data_released ? inode.data->backing() : nullptr;
@@ -118,14 +132,19 @@ int open_data_path(Fs& fs, fuse_req_t req, Inode& inode, fuse_file_info* fi) {
   }
   // One backing id per inode while any handle is open: the kernel refuses a
   // second backing file for an inode that has open passthrough files.
-  // FUSE_DEV_IOC_BACKING_OPEN needs CAP_SYS_ADMIN (fs/fuse/backing.c),
-  // which the server keeps (privilege.cc).
+  // FUSE_DEV_IOC_BACKING_OPEN needs CAP_SYS_ADMIN (fs/fuse/backing.c), which
+  // the server keeps permitted and raises in this thread for the ioctl only
+  // (privilege.h). The kernel keeps the credentials of this call for the
+  // backing file it opens at each passthrough open (fb->cred).
 #ifndef TIERFS_KERNEL_PATH
   (void)req;
   return ENOSYS;  // never reached: without passthrough no tier takes the kernel path
 #else
   if (backing->passthrough_id == 0) {
-    const int id = fuse_passthrough_open(req, backing->fd());
+    const int id = [&] {
+      const CapabilityWindow admin({CAP_SYS_ADMIN});
+      return fuse_passthrough_open(req, backing->fd());
+    }();
     if (id <= 0) {
       spdlog::error("kernel path: passthrough of inode {} refused by the kernel: {}", inode.ino,
                     std::strerror(errno));
@@ -158,7 +177,7 @@ void close_data_path(fuse_req_t req, Inode& inode, const FileHandle& handle) {
     if (inode.stale_passthrough != 0) --inode.stale_passthrough;
 #ifdef TIERFS_KERNEL_PATH
     if (inode.stale_passthrough == 0 && req != nullptr)
-      fuse_passthrough_close(req, handle.passthrough_id);
+      close_backing_id(req, handle.passthrough_id);
 #endif
     return;
   }
@@ -166,9 +185,7 @@ void close_data_path(fuse_req_t req, Inode& inode, const FileHandle& handle) {
   // Without a request (an open whose reply failed), the id stays registered
   // and the next open of the inode takes it again.
   if (--backing->passthrough_opens == 0 && req != nullptr) {
-#ifdef TIERFS_KERNEL_PATH
-    fuse_passthrough_close(req, backing->passthrough_id);
-#endif
+    close_backing_id(req, backing->passthrough_id);
     backing->passthrough_id = 0;
   }
 }

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 #include <fuse_lowlevel.h>
+#include <linux/capability.h>
 #include <spdlog/spdlog.h>
 
 #include <pthread.h>
@@ -19,6 +20,7 @@
 #include <cstdlib>
 #include <exception>
 #include <memory>
+#include <optional>
 
 #include "tierfs/core/copy_guard.h"
 #include "tierfs/server/backing_store.h"
@@ -313,6 +315,14 @@ class StopSignals {
   bool held_ = true;
 };
 
+// libfuse's unmount: after a signal (the kernel still has the mount) root's
+// umount2(MNT_DETACH), which needs CAP_SYS_ADMIN, raised on this thread only;
+// after `fusermount3 -u` the connection is gone and nothing is unmounted.
+void unmount_session(fuse_session* se) {
+  const CapabilityWindow admin({CAP_SYS_ADMIN});
+  fuse_session_unmount(se);
+}
+
 struct SessionDeleter {
   void operator()(fuse_session* se) const { fuse_session_destroy(se); }
 };
@@ -321,6 +331,9 @@ struct SessionDeleter {
 // directory behind; one that found a previous server's state keeps it.
 void forget_new_state(std::unique_ptr<MountState>& state) {
   if (!state || !state->fresh()) return;
+  // Detaching the kernel path's tmpfs needs CAP_SYS_ADMIN (raised only
+  // after the drop: the window does nothing before it).
+  const CapabilityWindow admin({CAP_SYS_ADMIN});
   try {
     state->remove_all();
   } catch (const std::exception& e) {
@@ -349,7 +362,10 @@ void attach_metadata_log(Fs& fs, const MountState& state) {
 
 // Clean unmount: memory goes back to the system; a scratch mount's state
 // directory goes too, a persistent mount's stays for the next server.
-void release_state(MountState& state, bool persistent) {
+void release_state(MountState& state, bool persistent, bool kernel_path) {
+  // A scratch mount's kernel-path tmpfs is detached (umount2): CAP_SYS_ADMIN.
+  std::optional<CapabilityWindow> admin;
+  if (kernel_path && !persistent) admin.emplace(std::initializer_list<int>{CAP_SYS_ADMIN});
   try {
     if (persistent)
       state.remove_shared_memory();
@@ -443,7 +459,7 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
   }
   if (std::string error = fs->attach_iomap_program(fuse_session_fd(session.get()));
       !error.empty()) {
-    fuse_session_unmount(session.get());
+    unmount_session(session.get());
     fuse_remove_signal_handlers(session.get());
     report.failed(error);
     return 1;
@@ -457,7 +473,7 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
     error = privilege_drop.error;
   if (error.empty() && uring.use) error = check_uring_started(fs->config().mount.io_uring);
   if (!error.empty()) {
-    fuse_session_unmount(session.get());
+    unmount_session(session.get());
     fuse_remove_signal_handlers(session.get());
     report.failed(error);
     return 1;
@@ -479,7 +495,7 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
   fuse_loop_cfg_destroy(loop);
 
   StopSignals::ignore();  // before libfuse's handlers go: no window with the default action
-  fuse_session_unmount(session.get());
+  unmount_session(session.get());
   fuse_remove_signal_handlers(session.get());
   session.reset();
   // A persistent mount's files stay: their metadata goes into a checkpoint.
@@ -487,9 +503,12 @@ int serve_mount(Config config, const SessionOptions& options, const StartupRepor
   fs->close_journal(persistent, state->dir_fd());
   // Persistent tiers keep their contents: blocks go back without being punched.
   fs->storage().prepare_unmount();
+  const bool kernel_path = fs->backing_store() != nullptr;
   fs.reset();  // releases every region
-  release_state(*state, persistent);
-  spdlog::info("unmounted {}", options.mountpoint);
+  release_state(*state, persistent, kernel_path);
+  spdlog::info("unmounted {}; capability windows: {} CAP_SYS_ADMIN, {} CAP_SYS_NICE",
+               options.mountpoint, capability_windows(CAP_SYS_ADMIN),
+               capability_windows(CAP_SYS_NICE));
   return loop_status < 0 ? 1 : 0;
 }
 

@@ -24,6 +24,8 @@
 
 #include <sys/ioctl.h>
 
+#include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -91,6 +93,12 @@ constexpr const char* kAllowed[] = {
     "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "restart_syscall",
     // Time (clock_gettime is the vDSO's fallback) and the mover's timed sleeps (coming).
     "clock_gettime", "clock_nanosleep",
+    // CapabilityWindow: capset raises a permitted capability into the
+    // calling thread's effective set and lowers it again; libcap-ng asks
+    // capget for the kernel's interface version once per thread. Neither
+    // can add to the permitted set (the kernel refuses), so what they can
+    // reach is what the drop kept.
+    "capget", "capset",
     // libfuse's unmount asks geteuid whether to unmount itself; measured.
     // libfuse 3.18's also asks whether /etc/mtab needs an update (getuid,
     // access on /etc/mtab and /run/mount/utab), measured in log mode.
@@ -180,14 +188,16 @@ std::string install_filter(SeccompMode mode) {
     const scmp_arg_cmp cmd = SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(command));
     if (std::string error = allow(ctx, "bpf", 1, &cmd); !error.empty()) return error;
   }
-  // Unmount after a signal (libfuse: umount2(mountpoint, MNT_DETACH) as root),
-  // the one use of the CAP_SYS_ADMIN that stays; no other flags.
+  // Unmount after a signal (libfuse: umount2(mountpoint, MNT_DETACH) as root)
+  // and of the kernel path's tmpfs at a clean exit, each in a window of the
+  // CAP_SYS_ADMIN that stays permitted; no other flags.
   const scmp_arg_cmp detach = SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(MNT_DETACH));
   if (std::string error = allow(ctx, "umount2", 1, &detach); !error.empty()) return error;
   // The kernel data path (fs_kernel_path.cc): an open of a kernel-path file
   // registers its backing file with /dev/fuse and the last release drops it.
   // These two ioctls are the CAP_SYS_ADMIN use that stays besides the unmount
-  // (fs/fuse/backing.c checks it in the initial user namespace); no other ioctl.
+  // (fs/fuse/backing.c checks it in the initial user namespace, in each
+  // call, so each runs in a window); no other ioctl.
   for (const unsigned long request : {kFuseBackingOpen, kFuseBackingClose}) {
     const scmp_arg_cmp cmd = SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(request));
     if (std::string error = allow(ctx, "ioctl", 1, &cmd); !error.empty()) return error;
@@ -205,6 +215,37 @@ std::string install_filter(SeccompMode mode) {
   if (int rc = seccomp_load(ctx.get()); rc != 0)
     return fmt::format("seccomp: cannot load the filter: {}", std::strerror(-rc));
   return "";
+}
+
+// What the drop kept permitted (bit CAP_*), written once by drop_privilege
+// while it is the only thread and read by threads started after it; 0: no
+// drop, so nothing to raise or lower.
+uint64_t kept_permitted = 0;
+// The calling thread's effective set as CapabilityWindow last set it.
+thread_local uint64_t thread_effective = 0;
+std::array<std::atomic<uint64_t>, 64> windows_opened{};
+std::atomic<bool> raise_failure_logged{false};
+
+constexpr uint64_t bit(int capability) {
+  return uint64_t{1} << capability;
+}
+
+// Sets the calling thread's capabilities to the kept permitted set and
+// `effective` (a subset of it). libcap-ng's state is per thread, and another
+// user in this thread (setid_rules.cc) may have pointed it at another
+// process: start from a clear state and address this thread (pid 0 to capset).
+int apply_effective(uint64_t effective) {
+  capng_clear(CAPNG_SELECT_CAPS);
+  capng_setpid(0);
+  for (int cap = 0; cap < 64; ++cap) {
+    if ((kept_permitted & bit(cap)) != 0 &&
+        capng_update(CAPNG_ADD, CAPNG_PERMITTED, static_cast<unsigned>(cap)) != 0)
+      return -1;
+    if ((effective & bit(cap)) != 0 &&
+        capng_update(CAPNG_ADD, CAPNG_EFFECTIVE, static_cast<unsigned>(cap)) != 0)
+      return -1;
+  }
+  return capng_apply(CAPNG_SELECT_CAPS);
 }
 
 // Capabilities apply per thread: a thread started before the drop keeps them.
@@ -243,24 +284,27 @@ std::string drop_privilege(SeccompMode mode, bool keep_sys_nice) {
         "cannot drop privilege: {} threads run already, and capabilities are "
         "per thread (start threads after the drop)",
         threads);
-  // CAP_SYS_ADMIN stays: libfuse unmounts with umount2 when a signal ends
-  // the server, and the kernel path registers backing files. CAP_SYS_NICE
-  // stays where kernel-path tiers move files in place: MPOL_MF_MOVE_ALL
-  // (mm/mempolicy.c) moves the pages another process maps as well; the
-  // filter lets it reach no other process's pages (move_pages on pid 0
+  // CAP_SYS_ADMIN stays permitted: libfuse unmounts with umount2 when a
+  // signal ends the server, a clean exit detaches the kernel path's tmpfs,
+  // and the kernel path registers and drops backing files (capable() in each
+  // FUSE_DEV_IOC_BACKING_OPEN and _CLOSE, fs/fuse/backing.c). CAP_SYS_NICE
+  // stays permitted where kernel-path tiers move files in place:
+  // MPOL_MF_MOVE_ALL (mm/mempolicy.c, mm/migrate.c) moves the pages another
+  // process maps as well (MPOL_MF_MOVE skips a page mapped more than once);
+  // the filter lets it reach no other process's pages (move_pages on pid 0
   // only; migrate_pages, setpriority and sched_setscheduler are not on the
-  // list). Every other capability, the bounding set (nothing exec'd can
-  // regain one) and the ambient set go.
+  // list). Neither is effective in any thread: a CapabilityWindow raises one
+  // in one thread around the one call. Every other capability, the bounding
+  // set (nothing exec'd can regain one) and the ambient set go.
   capng_clear(CAPNG_SELECT_ALL);
-  if (capng_update(CAPNG_ADD, static_cast<capng_type_t>(CAPNG_EFFECTIVE | CAPNG_PERMITTED),
-                   CAP_SYS_ADMIN) != 0)
+  if (capng_update(CAPNG_ADD, CAPNG_PERMITTED, CAP_SYS_ADMIN) != 0)
     return "cannot drop capabilities: libcap-ng cannot keep CAP_SYS_ADMIN";
-  if (keep_sys_nice &&
-      capng_update(CAPNG_ADD, static_cast<capng_type_t>(CAPNG_EFFECTIVE | CAPNG_PERMITTED),
-                   CAP_SYS_NICE) != 0)
+  if (keep_sys_nice && capng_update(CAPNG_ADD, CAPNG_PERMITTED, CAP_SYS_NICE) != 0)
     return "cannot drop capabilities: libcap-ng cannot keep CAP_SYS_NICE";
   if (int rc = capng_apply(CAPNG_SELECT_ALL); rc != 0)
     return fmt::format("cannot drop capabilities (libcap-ng error {})", rc);
+  kept_permitted = bit(CAP_SYS_ADMIN) | (keep_sys_nice ? bit(CAP_SYS_NICE) : 0);
+  thread_effective = 0;
   // No exec can ever give privilege back (set-user-ID, file capabilities); the
   // filter needs it too, as a process without CAP_SYS_ADMIN would.
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
@@ -268,15 +312,50 @@ std::string drop_privilege(SeccompMode mode, bool keep_sys_nice) {
   if (std::string error = install_filter(mode); !error.empty()) return error;
   if (mode == SeccompMode::log)
     spdlog::warn(
-        "privilege dropped: CAP_SYS_ADMIN only, no_new_privs, seccomp allow-list in log mode "
-        "(TIERFS_SECCOMP=log): calls off the list run and are only logged");
+        "privilege dropped: no effective capability, CAP_SYS_ADMIN{} permitted, no_new_privs, "
+        "seccomp allow-list in log mode (TIERFS_SECCOMP=log): calls off the list run and are "
+        "only logged",
+        keep_sys_nice ? " and CAP_SYS_NICE" : "");
   else
     spdlog::info(
-        "privilege dropped: CAP_SYS_ADMIN only (for the unmount and the kernel path's backing "
-        "files){}, no_new_privs, seccomp "
-        "allow-list (other calls fail with EPERM)",
-        keep_sys_nice ? " and CAP_SYS_NICE (in-place moves between kernel-path tiers)" : "");
+        "privilege dropped: no effective capability; permitted, raised by one thread around "
+        "each call that needs it: CAP_SYS_ADMIN (unmount, the kernel path's backing files){}; "
+        "no_new_privs, seccomp allow-list (other calls fail with EPERM)",
+        keep_sys_nice ? ", CAP_SYS_NICE (in-place moves between kernel-path tiers)" : "");
   return "";
+}
+
+CapabilityWindow::CapabilityWindow(std::initializer_list<int> capabilities) {
+  if (kept_permitted == 0) return;  // no drop: nothing to raise
+  uint64_t wanted = 0;
+  for (int cap : capabilities) wanted |= bit(cap);
+  previous_ = thread_effective;
+  active_ = true;
+  if ((wanted & ~kept_permitted) == 0 && apply_effective(previous_ | wanted) == 0) {
+    thread_effective = previous_ | wanted;
+    raised_ = true;
+    for (int cap : capabilities) windows_opened[static_cast<size_t>(cap)].fetch_add(1);
+    return;
+  }
+  if (!raise_failure_logged.exchange(true))
+    spdlog::error("cannot raise capabilities {:#x} (permitted {:#x}): {}", wanted, kept_permitted,
+                  std::strerror(errno));
+}
+
+CapabilityWindow::~CapabilityWindow() {
+  if (!active_ || !raised_) return;
+  // Lowering to a subset of the permitted set cannot be refused by the
+  // kernel; if it were, the thread would keep what it raised: say so.
+  if (apply_effective(previous_) != 0) {
+    spdlog::error("cannot lower capabilities to {:#x}: {}", previous_, std::strerror(errno));
+    return;
+  }
+  thread_effective = previous_;
+}
+
+uint64_t capability_windows(int capability) {
+  if (capability < 0 || capability >= 64) return 0;
+  return windows_opened[static_cast<size_t>(capability)].load();
 }
 
 }  // namespace tierfs
