@@ -392,9 +392,17 @@ TrustedDir open_trusted_dir(const std::string& path, bool create) {
     if (r.exists) continue;
     if (!create) refuse(prefix, "no such directory");
     check_create_dir(r);
-    if (mkdirat(r.dir.get(), r.name.c_str(), 0700) != 0 && errno != EEXIST)
+    // Only the state directory itself is private. A parent made here is
+    // shared: /run/tierfs also holds the job records that `tierfs job env`
+    // reads as the job's user, and a parent made 0700 by the node's first
+    // mount hid them from every job.
+    const bool leaf = prefix.size() >= path.size() - (path.back() == '/' ? 1 : 0);
+    if (mkdirat(r.dir.get(), r.name.c_str(), leaf ? 0700 : 0755) != 0 && errno != EEXIST)
       refuse(prefix, fmt::format("cannot create the directory: {}", std::strerror(errno)));
-    out.created = prefix.size() >= path.size() - (path.back() == '/' ? 1 : 0);
+    // A umask such as 077 would make the parent private after all.
+    if (!leaf && fchmodat(r.dir.get(), r.name.c_str(), 0755, 0) != 0)
+      refuse(prefix, fmt::format("cannot set mode 0755: {}", std::strerror(errno)));
+    out.created = leaf;
   }
   Resolved r = resolve(path);
   if (!r.exists) refuse(path, "no such directory");

@@ -45,6 +45,13 @@ JobState from_json(const nlohmann::json& j) {
 }
 
 std::optional<JobState> read_state_file(const std::string& path) {
+  // Not "no scratch" when the record is there but unreadable: a job's user is told why.
+  if (access(path.c_str(), R_OK) != 0) {
+    if (errno == ENOENT) return std::nullopt;
+    throw std::runtime_error(fmt::format(
+        "cannot read {}: {} (the job records' directory must be readable by the jobs' users)", path,
+        strerror(errno)));
+  }
   std::ifstream in(path);
   if (!in) return std::nullopt;
   try {

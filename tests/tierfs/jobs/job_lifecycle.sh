@@ -16,6 +16,7 @@ fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 job() { "$TIERFS_BIN" job --node-config "$D/node.toml" "$@"; }
 finish() {
   for id in $(seq 1 6) 10 11 12 20 21 22 23 24; do job stop --job-id "$id" >/dev/null 2>&1; done
+  grep -q " $D/first " /proc/self/mountinfo && umount -l "$D/first"
   grep -o " $D/scratch/[^ ]*" /proc/self/mountinfo | while read -r m; do umount -l "$m"; done
   rm -rf "$D"
 }
@@ -51,6 +52,27 @@ no_traces() {  # no_traces ID: nothing of the job left
   left=$("$TIERFS_BIN" cleanup "$D/scratch/$1" 2>&1)
   [ "$left" = "nothing of a mount on $D/scratch/$1 was left" ] || fail "job $1: cleanup found: $left"
 }
+
+# A mount made before any job (tierfs mount, tierfs@) makes its state
+# directory's parents, and by default that parent is the job records'
+# directory: it must still let the job's user read its record, which the
+# TaskProlog does (`tierfs job env` as the user). Made 0700, every job on a
+# node whose first mount was not a job's failed: "has no tierfs scratch".
+chmod 0755 "$D"
+mkdir -p "$D/first"
+printf '[mount]\nstate_dir = "%s"\n[[tier]]\nname = "dram"\nregions = ["numa:0"]\nsize = "16MiB"\n' \
+  "$D/run/first" >"$D/first.toml"
+if "$TIERFS_BIN" mount --config "$D/first.toml" "$D/first" >"$D/first.log" 2>&1; then
+  [ "$(stat -c %a "$D/run")" = 755 ] || fail "a mount made $D/run with mode $(stat -c %a "$D/run"), not 755"
+  [ "$(stat -c %a "$D/run/first")" = 700 ] || fail "the mount's own state directory has mode $(stat -c %a "$D/run/first")"
+  expect_status 0 "start 10 after a mount" job start --job-id 10 --uid 65534 --gid 65534
+  out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$TIERFS_BIN" job --node-config "$D/node.toml" env --job-id 10 2>&1)
+  grep -qx "export TIERFS_SCRATCH=$D/scratch/10" <<<"$out" || fail "env as the job's user after a mount: $out"
+  expect_status 0 "stop 10" job stop --job-id 10
+  umount "$D/first" || fail "umount $D/first"
+else
+  fail "tierfs mount: $(cat "$D/first.log")"
+fi
 
 # Concurrent starts: 300 MiB each against 1 GiB: exactly three pass.
 for id in 1 2 3 4 5; do
