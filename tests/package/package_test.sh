@@ -218,7 +218,12 @@ for _ in $(seq 1 300); do
     [ -e "$ROOT/scratch/$job/out" ] && break
   sleep 0.2
 done
-[ -e "$ROOT/scratch/$job/out" ] || fail "job $job: no scratch with its file: $(cat "$ROOT/tmp/job.out" 2>&1)"
+if [ ! -e "$ROOT/scratch/$job/out" ]; then
+  fail "job $job: no scratch with its file: $(cat "$ROOT/tmp/job.out" 2>&1)"
+  in_root scontrol show job "$job" | grep -E 'Comment|JobState' >&2
+  ls -la "$ROOT/run/tierfs" >&2
+  cat "$ROOT/run/tierfs/job-$job".* >&2
+fi
 
 # 7. While the job runs: its series carry slurm_job_id; removal is refused;
 # a reinstall (what an upgrade runs) keeps the job's scratch live.
