@@ -228,6 +228,46 @@ TEST_F(Privilege, CapabilityWindowRaisesInItsThreadOnly) {
   rmdir(dir.c_str());
 }
 
+// The frame number of the page at `address` in a /proc/self/pagemap
+// descriptor (0 when the kernel hides it).
+uint64_t frame_number(int pagemap_fd, const void* address) {
+  uint64_t entry = 0;
+  const auto page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  const auto offset = static_cast<off_t>(reinterpret_cast<uintptr_t>(address) / page * 8);
+  if (pread(pagemap_fd, &entry, sizeof entry, offset) != static_cast<ssize_t>(sizeof entry))
+    return 0;
+  return entry & ((uint64_t{1} << 55) - 1);
+}
+
+// The claim in BackingStore::move_pages: pagemap shows frame numbers to a
+// descriptor opened with CAP_SYS_ADMIN effective, whatever the reader has
+// later, and hides them from one opened without.
+TEST_F(Privilege, PagemapOpenedInAWindowShowsFrameNumbers) {
+  const std::string report = in_child([] {
+    if (std::string error = tierfs::drop_privilege(SeccompMode::enforce); !error.empty())
+      return "drop_privilege: " + error;
+    const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    void* mapped = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mapped == MAP_FAILED) return std::string("mmap failed");
+    static_cast<char*>(mapped)[0] = 1;
+    const int hidden = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    int shown = -1;
+    {
+      const tierfs::CapabilityWindow admin({CAP_SYS_ADMIN});
+      shown = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    }
+    std::string out;
+    if (hidden < 0 || shown < 0) return std::string("cannot open /proc/self/pagemap");
+    if (frame_number(hidden, mapped) != 0) out += " frame number shown outside a window";
+    if (frame_number(shown, mapped) == 0) out += " no frame number from the window's descriptor";
+    close(hidden);
+    close(shown);
+    munmap(mapped, page);
+    return out;
+  });
+  EXPECT_EQ(report, "");
+}
+
 // Without a drop (not root, sandbox = false, start-up) a window is a no-op.
 TEST_F(Privilege, CapabilityWindowBeforeTheDropChangesNothing) {
   const std::string report = in_child([] {

@@ -50,7 +50,8 @@ std::string drop_privilege(SeccompMode mode, bool keep_sys_nice = false);
 // whose privilege was not dropped (not root, sandbox = false, start-up):
 // there the capabilities are effective already, or absent. A capability the
 // drop did not keep cannot be raised: raised() is false, the call then fails
-// as it would without it, and the first such failure is logged.
+// as it would without it, and the first such failure is logged. A thread
+// started inside a window would inherit what it raised: start none there.
 class CapabilityWindow {
  public:
   explicit CapabilityWindow(std::initializer_list<int> capabilities);
