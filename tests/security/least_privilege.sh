@@ -17,8 +17,9 @@
 #     file another process maps raises CAP_SYS_NICE and leaves no page for
 #     want of it, and the SIGTERM unmount detaches the mount and its tmpfs.
 # Before, every thread kept CAP_SYS_ADMIN (and CAP_SYS_NICE on the kernel
-# path) effective for the whole run. Takes about 10 s; part 3 SKIPs where the
-# build or the kernel has no passthrough.
+# path) effective for the whole run. Takes about 18 s on the loaded 2-core
+# test machine (load 6); part 3 SKIPs where the build or the kernel has no
+# passthrough.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 command -v dmesg >/dev/null && dmesg >/dev/null 2>&1 || tierfs_require "needs dmesg (the kernel log)"
