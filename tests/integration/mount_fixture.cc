@@ -7,6 +7,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -14,6 +15,30 @@
 #include "tests/support/privileged.h"
 
 namespace tierfs::testing {
+
+namespace {
+
+// TIERFS_TEST_DATA_PATH=kernel runs the suites on kernel-path mounts: every
+// tier the kernel can place (numa: regions only, page or PMD granularity, equal
+// weights, no hugetlbfs, no data_path of its own) gets data_path = "kernel".
+// Other tiers keep the server path, so mixed configurations stay mixed.
+bool kernel_qualifies(const TestTier& tier) {
+  if (tier.regions.empty()) return false;
+  for (const auto& region : tier.regions)
+    if (!region.starts_with("numa:")) return false;
+  if (tier.granularity != "4KiB" && tier.granularity != "2MiB") return false;
+  for (int weight : tier.weights)
+    if (weight != tier.weights.front()) return false;
+  return tier.extra.find("data_path") == std::string::npos &&
+         tier.extra.find("hugepages") == std::string::npos;
+}
+
+}  // namespace
+
+bool kernel_data_path_run() {
+  const char* mode = getenv("TIERFS_TEST_DATA_PATH");
+  return mode != nullptr && std::string(mode) == "kernel";
+}
 
 std::string config_toml(const TestConfig& config) {
   std::ostringstream out;
@@ -36,6 +61,7 @@ std::string config_toml(const TestConfig& config) {
       out << "]\n";
     }
     if (!tier.extra.empty()) out << tier.extra << "\n";
+    if (kernel_data_path_run() && kernel_qualifies(tier)) out << "data_path = \"kernel\"\n";
   }
   for (const auto& rule : config.placement) {
     out << "\n[[placement]]\n";

@@ -27,6 +27,7 @@ BackingFile::Facts BackingFile::facts() const {
   if (fstat(fd_, &st) != 0) return out;
   out.size = static_cast<uint64_t>(st.st_size);
   out.allocated_bytes = static_cast<uint64_t>(st.st_blocks) * 512;
+  out.atime_ns = st.st_atim.tv_sec * 1000000000LL + st.st_atim.tv_nsec;
   out.mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
   out.ctime_ns = st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec;
   return out;
@@ -75,6 +76,11 @@ int64_t BackingFile::seek(uint64_t off, int whence) const {
 
 int BackingFile::set_mtime(int64_t ns) const {
   const timespec times[2] = {{0, UTIME_OMIT}, {ns / 1000000000, ns % 1000000000}};
+  return futimens(fd_, times) == 0 ? 0 : -errno;
+}
+
+int BackingFile::set_atime(int64_t ns) const {
+  const timespec times[2] = {{ns / 1000000000, ns % 1000000000}, {0, UTIME_OMIT}};
   return futimens(fd_, times) == 0 ? 0 : -errno;
 }
 

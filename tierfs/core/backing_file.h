@@ -32,10 +32,11 @@ class BackingFile {
   uint32_t tier() const { return tier_; }
   const std::string& name() const { return name_; }
 
-  // st_size and st_blocks (bytes) of the backing file, its mtime and ctime.
+  // st_size and st_blocks (bytes) of the backing file, its atime, mtime and ctime.
   struct Facts {
     uint64_t size = 0;
     uint64_t allocated_bytes = 0;
+    int64_t atime_ns = 0;
     int64_t mtime_ns = 0;
     int64_t ctime_ns = 0;
   };
@@ -54,6 +55,7 @@ class BackingFile {
   int set_size(uint64_t size) const;  // ftruncate
   int64_t seek(uint64_t off, int whence) const;
   int set_mtime(int64_t ns) const;
+  int set_atime(int64_t ns) const;
   // Gives a file made without a name (BackingStore::open_unnamed: a
   // migration's copy) the name `name` in its directory: 0 or -errno.
   int link(std::string name);

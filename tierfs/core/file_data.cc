@@ -148,6 +148,14 @@ int FileData::extend(uint64_t new_size) {
 int FileData::set_mtime(int64_t ns) {
   return backing_ ? backing_->set_mtime(ns) : 0;
 }
+int FileData::set_atime(int64_t ns) {
+  return backing_ ? backing_->set_atime(ns) : 0;
+}
+// A kernel-path read is the kernel's: it moves the backing file's atime
+// (relatime, as tmpfs does), never the server's record.
+int64_t FileData::atime_ns(int64_t recorded) const {
+  return backing_ ? std::max(recorded, backing_->facts().atime_ns) : recorded;
+}
 int64_t FileData::mtime_ns(int64_t recorded) const {
   return backing_ ? std::max(recorded, backing_->facts().mtime_ns) : recorded;
 }

@@ -78,7 +78,9 @@ class FileData {
   int extend(uint64_t new_size);
   // utimensat: the backing file's mtime is the one getattr reports.
   int set_mtime(int64_t ns);
+  int set_atime(int64_t ns);
   // The kernel path's times: the later of `recorded` and the backing file's.
+  int64_t atime_ns(int64_t recorded) const;
   int64_t mtime_ns(int64_t recorded) const;
   int64_t ctime_ns(int64_t recorded) const;
 

@@ -215,6 +215,7 @@ void Fs::fill_attr(const Inode& inode, struct stat& attr) const {
   attr.st_gid = inode.gid;
   attr.st_rdev = inode.rdev;
   attr.st_blksize = 4096;
+  int64_t atime_ns = inode.atime_ns.load();
   int64_t mtime_ns = inode.mtime_ns;
   int64_t ctime_ns = inode.ctime_ns;
   if (inode.is_regular()) {
@@ -222,6 +223,7 @@ void Fs::fill_attr(const Inode& inode, struct stat& attr) const {
     if (!inode.data_released) {
       attr.st_size = static_cast<off_t>(inode.data->size(inode.size));
       attr.st_blocks = static_cast<blkcnt_t>(inode.data->allocated_bytes() / 512);
+      atime_ns = inode.data->atime_ns(atime_ns);
       mtime_ns = inode.data->mtime_ns(mtime_ns);
       ctime_ns = inode.data->ctime_ns(ctime_ns);
     }
@@ -230,7 +232,7 @@ void Fs::fill_attr(const Inode& inode, struct stat& attr) const {
   } else if (inode.is_dir()) {
     attr.st_size = 4096;
   }
-  attr.st_atim = to_timespec(inode.atime_ns.load());
+  attr.st_atim = to_timespec(atime_ns);
   attr.st_mtim = to_timespec(mtime_ns);
   attr.st_ctim = to_timespec(ctime_ns);
 }
@@ -396,9 +398,11 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
     inode->mtime_ns = now;
   else if (to_set & FUSE_SET_ATTR_MTIME)
     inode->mtime_ns = to_ns(attr->st_mtim);
-  // The kernel path reports the later of the two mtimes: the backing file's follows.
+  // The kernel path reports the later of the two times: the backing file's follow.
   if (inode->is_regular() && (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)))
     inode->data->set_mtime(inode->mtime_ns);
+  if (inode->is_regular() && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)))
+    inode->data->set_atime(inode->atime_ns);
   // Every successful change of metadata moves ctime, to the explicit value when given.
   inode->ctime_ns = (to_set & FUSE_SET_ATTR_CTIME) ? to_ns(attr->st_ctim) : now;
   struct stat out;
