@@ -8,9 +8,11 @@
 #  2. a writer with the file open (server-answered handle) and one writing
 #     through a shared mapping, while the file bounces between the paths:
 #     the file equals the writer's model at the end;
-#  3. an open passthrough handle holds a move off the kernel path (EBUSY)
-#     until it closes;
-#  4. kill -9 at each crash point of both switches, remount: the file
+#  3. open passthrough handles (an fd and a shared mapping) hold a move off
+#     the kernel path by `tierfs migrate` and user.tierfs.tier until the
+#     last is released, then it happens with every byte written before;
+#  4. kill -9 at each crash point of both switches, and while a move is
+#     held and in the move its last release starts, remount: the file
 #     equals the model, on exactly one path;
 #  5. the watermark mover demotes a full kernel-path tier's coldest files.
 # Takes about 15 s. SKIPs where the build or the kernel has no passthrough.
@@ -119,13 +121,83 @@ PY
   echo "$mode: $moves moves while writing"
 done
 
-# 3. An open passthrough handle holds the move off the kernel path.
-exec 7<>"$MNT/a"
-"$TIERFS_BIN" migrate --tier slow "$MNT/a" >"$WORK/m3.out" 2>&1 && fail "moved a off the kernel path with a read-write handle open"
-grep -qi "busy" "$WORK/m3.out" || fail "migrate with a handle open: $(cat "$WORK/m3.out")"
-exec 7>&-
-"$TIERFS_BIN" migrate --tier slow "$MNT/a" >"$WORK/m3.out" 2>&1 || fail "migrate a after the close: $(cat "$WORK/m3.out")"
-[ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "a after the held move"
+# 3. Held moves: passthrough handles (a writer's fd, a shared mapping whose
+# fd is closed) hold a move off the kernel path; `tierfs migrate` and
+# user.tierfs.tier accept it (exit 0, "held"), `tierfs map` shows it, the
+# holders keep writing, and the release of the last one moves the file
+# with every byte written before it.
+# held_writer FILE MODEL DIR: writes through an fd and through a mapping of
+# FILE (the mapping's fd closed at once) until DIR/close-fd, then through
+# the mapping alone until DIR/unmap; keeps FILE's bytes in MODEL.
+held_writer() {
+  python3 - "$@" <<'PY'
+import mmap, os, random, sys, time
+path, model_path, d = sys.argv[1:]
+size = 4 << 20
+fd = os.open(path, os.O_RDWR)
+mfd = os.open(path, os.O_RDWR)
+m = mmap.mmap(mfd, size)
+os.close(mfd)
+model = bytearray(os.pread(fd, size, 0))
+def write(by_map):
+    off = random.randrange(0, size - 8192)
+    data = os.urandom(random.choice([1, 100, 4096, 8192]))
+    if by_map:
+        m[off : off + len(data)] = data
+    else:
+        os.pwrite(fd, data, off)
+    model[off : off + len(data)] = data
+open(d + "/open", "w").close()
+end = time.time() + 60
+while time.time() < end and not os.path.exists(d + "/close-fd"):
+    write(random.random() < 0.5)
+os.close(fd)
+open(d + "/fd-closed", "w").close()
+while time.time() < end and not os.path.exists(d + "/unmap"):
+    write(True)
+    time.sleep(0.001)
+m.close()
+open(model_path, "wb").write(model)
+open(d + "/done", "w").close()
+PY
+}
+wait_for() { # FILE: up to 20 s
+  for _ in $(seq 400); do [ -e "$1" ] && return 0; sleep 0.05; done
+  return 1
+}
+held_of() {
+  getfattr --absolute-names --only-values -n user.tierfs.map "$1" |
+    python3 -c "import json,sys; print(json.load(sys.stdin).get('held_move_tier', '-'))"
+}
+for how in migrate xattr; do
+  f="$MNT/held-$how" d="$WORK/held-$how"
+  mkdir -p "$d"
+  head -c 4M /dev/urandom >"$f"
+  [ "$(path_of "$f")" = kernel ] || fail "held ($how): $f starts on $(path_of "$f")"
+  held_writer "$f" "$d.model" "$d" &
+  writer=$!
+  wait_for "$d/open" || fail "held ($how): the writer did not start"
+  if [ "$how" = migrate ]; then
+    "$TIERFS_BIN" migrate --tier slow "$f" >"$d.out" 2>&1 || fail "held: migrate with handles open: $(cat "$d.out")"
+    grep -q "held by open handles" "$d.out" || fail "held: migrate did not say the move is held: $(cat "$d.out")"
+  else
+    setfattr -n user.tierfs.tier -v slow "$f" || fail "held (xattr): user.tierfs.tier = slow with handles open"
+  fi
+  [ "$(held_of "$f")" = slow ] || fail "held ($how): tierfs map shows held_move_tier $(held_of "$f")"
+  sleep 0.3
+  : >"$d/close-fd"
+  wait_for "$d/fd-closed" || fail "held ($how): the writer did not close its fd"
+  sleep 0.3
+  # The mapping still holds its handle: nothing moved yet.
+  [ "$(path_of "$f")" = kernel ] || fail "held ($how): moved while a mapping was still there"
+  : >"$d/unmap"
+  wait "$writer" || fail "held ($how): the writer failed"
+  for _ in $(seq 200); do [ "$(path_of "$f")" = server ] && break; sleep 0.05; done
+  [ "$(path_of "$f")" = server ] || fail "held ($how): still on the $(path_of "$f") path 10 s after the last release"
+  [ "$(held_of "$f")" = - ] || fail "held ($how): still held after the move"
+  [ "$(sum "$f")" = "$(sum "$d.model")" ] || fail "held ($how): the file differs from the writer's model after the held move"
+  echo "held ($how): moved at the last release, bytes equal the model"
+done
 tierfs_stop_mount
 
 # 4. kill -9 at each crash point of both switches. Each run: a fresh copy
@@ -169,6 +241,43 @@ done
 crash_run migrate.after_link fast && crashed=$((crashed + 1))
 crash_run migrate.before_backing_removed slow && crashed=$((crashed + 1))
 [ "$crashed" -eq 8 ] || fail "only $crashed of 8 crash runs reached their point"
+
+# kill -9 and held moves: while the move is held (a handle open), and at
+# the switch of the move the last release started. Either way a restart
+# finds a equal to the model on one path.
+crash_held() {
+  local point=$1 p ino
+  tierfs_start_mount "$CONFIG" --log-file "$WORK/crash.log"
+  rm -f "$MNT/a" && cp "$WORK/a.model" "$MNT/a"
+  kill -9 "$SERVER_PID"
+  timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+  umount -l "$MNT"
+  SERVER_PID=
+  TIERFS_CRASH_AT=$point tierfs_start_mount "$CONFIG" --log-file "$WORK/crash.log"
+  exec 7<"$MNT/a"
+  "$TIERFS_BIN" migrate --tier slow "$MNT/a" >"$WORK/held.out" 2>&1 || fail "held crash ($point): migrate: $(cat "$WORK/held.out")"
+  grep -q "held by open handles" "$WORK/held.out" || fail "held crash ($point): not held: $(cat "$WORK/held.out")"
+  if [ "$point" = none ]; then
+    kill -9 "$SERVER_PID"
+    exec 7<&-
+  else
+    exec 7<&-  # the last release: the mover starts the move and dies at the point
+  fi
+  timeout 20 tail --pid="$SERVER_PID" -f /dev/null || fail "held crash ($point): the server lives on"
+  umount -l "$MNT"
+  SERVER_PID=
+  tierfs_start_mount "$CONFIG" --log-file "$WORK/restart.log"
+  [ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "held crash ($point): a differs from the model after kill -9"
+  p=$(path_of "$MNT/a")
+  ino=$(stat -c %i "$MNT/a")
+  if [ "$p" = server ] && [ -e "$BACKING/$ino.fast" ]; then fail "held crash ($point): a on the server path kept a backing file"; fi
+  if [ "$p" = kernel ] && ! cmp -s "$BACKING/$ino.fast" "$WORK/a.model"; then fail "held crash ($point): a's backing file differs"; fi
+  echo "held crash ($point): restarted on the $p path"
+  tierfs_stop_mount
+}
+crash_held none
+crash_held migrate.before_switch
+crash_held migrate.before_backing_removed
 
 # 5. The watermark mover demotes a kernel-path tier's coldest files to the
 # server-path tier below until the tier's tmpfs is under its low mark.

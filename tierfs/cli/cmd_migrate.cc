@@ -71,7 +71,7 @@ std::vector<Target> collect(const MigrateArgs& args) {
 }
 
 // 0 or an errno value.
-int migrate_one(const Target& target, const MigrateArgs& args, uint64_t& bytes_moved) {
+int migrate_one(const Target& target, const MigrateArgs& args, uint64_t& bytes_moved, bool& held) {
   const int fd = open(target.path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return errno;
   MigrateRequest request{};
@@ -81,6 +81,7 @@ int migrate_one(const Target& target, const MigrateArgs& args, uint64_t& bytes_m
   const int err = rc < 0 ? errno : 0;
   close(fd);
   bytes_moved = request.bytes_moved;
+  held = err == 0 && (request.flags & kMigrateHeld) != 0;
   return err;
 }
 
@@ -103,15 +104,26 @@ int run(const MigrateArgs& args) {
   const auto started = std::chrono::steady_clock::now();
   uint64_t done_bytes = 0, moved_bytes = 0, moved = 0;
   nlohmann::json failures = nlohmann::json::array();
+  nlohmann::json held_files = nlohmann::json::array();
   for (size_t i = 0; i < targets.size(); ++i) {
     uint64_t bytes = 0;
-    if (const int err = migrate_one(targets[i], args, bytes)) {
+    bool held = false;
+    if (const int err = migrate_one(targets[i], args, bytes, held)) {
       if (progress) fmt::print(stderr, "\r\033[K");
       const std::string reason = why(err, args.tier);
       fmt::print(stderr, "tierfs migrate: {}: {}\n", targets[i].path, reason);
       failures.push_back({{"path", targets[i].path}, {"error", reason}, {"errno", err}});
       // An unknown tier is the same for every file: no point in going on.
       if (err == EINVAL && i == 0) break;
+    } else if (held) {
+      // Accepted, not failed: the server moves it when its last open
+      // passthrough handle (or mapping) is gone; `tierfs map` shows it.
+      if (progress) fmt::print(stderr, "\r\033[K");
+      fmt::print(stderr,
+                 "tierfs migrate: {}: held by open handles on the kernel path; moves to tier {} "
+                 "when the last one closes\n",
+                 targets[i].path, args.tier);
+      held_files.push_back(targets[i].path);
     } else {
       ++moved;
       moved_bytes += bytes;
@@ -125,15 +137,17 @@ int run(const MigrateArgs& args) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (args.json) {
-    nlohmann::json summary{
-        {"tier", args.tier},          {"async", args.async},       {"files", targets.size()},
-        {"migrated", moved},          {"failed", failures.size()}, {"bytes", total},
-        {"bytes_moved", moved_bytes}, {"seconds", seconds},        {"failures", failures}};
+    nlohmann::json summary{{"tier", args.tier},          {"async", args.async},
+                           {"files", targets.size()},    {"migrated", moved},
+                           {"failed", failures.size()},  {"bytes", total},
+                           {"bytes_moved", moved_bytes}, {"seconds", seconds},
+                           {"failures", failures},       {"held", held_files}};
     fmt::print("{}\n", summary.dump(2));
   } else {
-    fmt::print("{} {} of {} files ({}) to tier {} in {:.2f} s{}\n",
+    fmt::print("{} {} of {} files ({}) to tier {} in {:.2f} s{}{}\n",
                args.async ? "queued" : "migrated", moved, targets.size(),
                format_size_approx(args.async ? total : moved_bytes), args.tier, seconds,
+               held_files.empty() ? "" : fmt::format(", {} held until closed", held_files.size()),
                failures.empty() ? "" : fmt::format(", {} failed", failures.size()));
   }
   return failures.empty() ? 0 : 1;

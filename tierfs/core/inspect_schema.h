@@ -67,6 +67,8 @@ struct MapPage {
   std::optional<uint64_t> first_extent;
   std::optional<uint64_t> next_extent;
   std::optional<MapMigration> migration;  // absent when no migration runs
+  // A move off the kernel path held by open passthrough handles: its tier.
+  std::optional<std::string> held_move_tier;
   std::vector<MapExtent> extents;
 };
 
@@ -82,6 +84,7 @@ inline void to_json(nlohmann::json& j, const MapPage& page) {
   if (page.first_extent) j["first_extent"] = *page.first_extent;
   if (page.next_extent) j["next_extent"] = *page.next_extent;
   if (page.migration) j["migration"] = *page.migration;
+  if (page.held_move_tier) j["held_move_tier"] = *page.held_move_tier;
 }
 
 inline void from_json(const nlohmann::json& j, MapPage& page) {
@@ -98,6 +101,8 @@ inline void from_json(const nlohmann::json& j, MapPage& page) {
   if (j.contains("next_extent")) page.next_extent = j.at("next_extent").get<uint64_t>();
   page.migration.reset();
   if (j.contains("migration")) page.migration = j.at("migration").get<MapMigration>();
+  page.held_move_tier.reset();
+  if (j.contains("held_move_tier")) page.held_move_tier = j.at("held_move_tier").get<std::string>();
 }
 
 struct RegionUse {

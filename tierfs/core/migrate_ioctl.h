@@ -11,10 +11,13 @@
 namespace tierfs {
 
 inline constexpr uint32_t kMigrateAsync = 1;  // queue it for the mover, return at once
+// Out: a move off the kernel path held by open passthrough handles; the
+// server does it when the last of them closes (docs/operations.md).
+inline constexpr uint32_t kMigrateHeld = 2;
 
 struct MigrateRequest {
   char tier[64];         // the target tier's name, NUL-terminated
-  uint32_t flags;        // kMigrateAsync
+  uint32_t flags;        // kMigrateAsync in; kMigrateHeld out
   uint32_t reserved;     // 0
   uint64_t bytes_moved;  // out: bytes now on the target that came from other tiers
 };

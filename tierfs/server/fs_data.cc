@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "tierfs/core/copy_guard.h"
+#include "tierfs/server/mover.h"
 #include "tierfs/server/operations.h"
 #include "tierfs/server/request_gate.h"
 #include "tierfs/server/setid_rules.h"
@@ -73,7 +74,8 @@ static void trim_preallocation(Fs& fs, Inode& inode) {
 static void close_handle(Fs& fs, fuse_req_t req, FileHandle* released) {
   std::unique_ptr<FileHandle> handle = fs.take_handle(released);
   InodePtr inode = std::move(handle->inode);
-  close_data_path(req, *inode, *handle);
+  if (const std::optional<uint32_t> held = close_data_path(req, *inode, *handle))
+    fs.mover().enqueue(inode, *held);
   const bool last_writer = handle->writable && inode->writable_handles.fetch_sub(1) == 1;
   handle.reset();
   // Before the handle count drops: a concurrent last unlink may then release the data.

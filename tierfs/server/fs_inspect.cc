@@ -92,6 +92,8 @@ std::string extent_map_json(Fs& fs, const Inode& inode, size_t first_extent) {
   if (auto moving = fs.mover().progress(inode.ino))
     page.migration = inspect::MapMigration{fs.storage().tier(moving->to_tier).name(),
                                            moving->copied_bytes, moving->total_bytes};
+  if (inode.held_move_tier >= 0)
+    page.held_move_tier = fs.storage().tier(static_cast<uint32_t>(inode.held_move_tier)).name();
   size_t bytes = nlohmann::json(page).dump().size() + 64;
   for (size_t i = first_extent; i < all.size(); ++i) {
     inspect::MapExtent extent = extent_of(fs.storage(), all[i]);

@@ -99,18 +99,13 @@ static void close_backing_id(fuse_req_t req, int backing_id) {
 static void serve_by_server(Fs& fs, Inode& inode, fuse_file_info* fi) {
   ++inode.server_opens;
   const BackingFile* backing = inode.data && !inode.data_released ? inode.data->backing() : nullptr;
-  const bool beside_passthrough =
-      inode.stale_passthrough != 0 || (backing != nullptr && backing->passthrough_opens != 0);
-  if (fs.config().mount.cache == CacheMode::none || beside_passthrough) {
-    // Beside a passthrough handle (the migrating command's, or any while a
-    // move off the kernel path is refused) the kernel takes only direct I/O
-    // (fs/fuse/iomode.c: a cached open there is EIO).
+  if (fs.config().mount.cache == CacheMode::none) {
     fi->direct_io = 1;
     fi->keep_cache = 0;
   } else if (backing != nullptr) {
-    // A kernel-path file served by the server for now (a migration runs, or
-    // handles opened before one are open): what passthrough wrote since
-    // this kernel cached pages is in no page it holds.
+    // A kernel-path file served by the server for now (a migration runs, a
+    // held move waits for it, or handles opened before one are open): what
+    // passthrough wrote since this kernel cached pages is in no page it holds.
     fi->direct_io = 0;
     fi->keep_cache = 0;
   } else {
@@ -122,12 +117,29 @@ static void serve_by_server(Fs& fs, Inode& inode, fuse_file_info* fi) {
 int open_data_path(Fs& fs, fuse_req_t req, Inode& inode, fuse_file_info* fi) {
   std::unique_lock guard(inode.lock);
   BackingFile* backing = inode.data_released ? nullptr : inode.data->backing();
-  // A migration watches the file: the kernel must write nothing it does not
-  // see. Handles the server answers are open: the kernel refuses a
-  // passthrough open beside them. Either way the server answers this one.
-  if (backing == nullptr || inode.server_opens != 0 || inode.stale_passthrough != 0 ||
-      inode.data->watching_changes()) {
+  const bool passthrough_open = backing != nullptr && backing->passthrough_opens != 0;
+  // Beside an open passthrough handle the kernel takes nothing but another
+  // passthrough open: any other answer (direct I/O too) fails the open with
+  // EIO in the kernel (fuse_file_io_open, "FOPEN_PASSTHROUGH expected"; what
+  // made opens racing a move fail). Otherwise the server answers while a
+  // migration watches the file (the kernel must write nothing it does not
+  // see), while a held move waits for its last passthrough release (so that
+  // it can happen), and beside handles it answered (the kernel refuses a
+  // passthrough open beside a cached one).
+  if (backing == nullptr ||
+      (!passthrough_open &&
+       (inode.server_opens != 0 || inode.data->watching_changes() || inode.held_move_tier >= 0))) {
     serve_by_server(fs, inode, fi);
+    return 0;
+  }
+  // A read-only O_NONBLOCK open (`tierfs migrate` sends its ioctl on one)
+  // with no passthrough handle open: direct I/O through the server, which
+  // takes no io mode in the kernel, so it holds back neither a move off the
+  // kernel path nor the passthrough opens that may follow it.
+  if (!passthrough_open && (fi->flags & O_ACCMODE) == O_RDONLY && (fi->flags & O_NONBLOCK) != 0) {
+    handle_of(fi)->uncounted = true;
+    fi->direct_io = 1;
+    fi->keep_cache = 0;
     return 0;
   }
   // One backing id per inode while any handle is open: the kernel refuses a
@@ -164,30 +176,28 @@ int open_data_path(Fs& fs, fuse_req_t req, Inode& inode, fuse_file_info* fi) {
 #endif
 }
 
-void close_data_path(fuse_req_t req, Inode& inode, const FileHandle& handle) {
+std::optional<uint32_t> close_data_path(fuse_req_t req, Inode& inode, const FileHandle& handle) {
   std::unique_lock guard(inode.lock);
+  if (handle.uncounted) return std::nullopt;
   if (handle.passthrough_id == 0) {
     if (inode.server_opens != 0) --inode.server_opens;
-    return;
+    return std::nullopt;
   }
   BackingFile* backing = inode.data && !inode.data_released ? inode.data->backing() : nullptr;
-  if (backing == nullptr || backing->passthrough_id != handle.passthrough_id) {
-    // A migration moved the file off the kernel path while this read-only
-    // handle (the migrating command's) was open: its id goes with it.
-    if (inode.stale_passthrough != 0) --inode.stale_passthrough;
-#ifdef TIERFS_KERNEL_PATH
-    if (inode.stale_passthrough == 0 && req != nullptr)
-      close_backing_id(req, handle.passthrough_id);
-#endif
-    return;
-  }
-  if (backing->passthrough_opens == 0) return;
+  if (backing == nullptr || backing->passthrough_id != handle.passthrough_id ||
+      backing->passthrough_opens == 0)
+    return std::nullopt;
   // Without a request (an open whose reply failed), the id stays registered
   // and the next open of the inode takes it again.
-  if (--backing->passthrough_opens == 0 && req != nullptr) {
-    close_backing_id(req, backing->passthrough_id);
-    backing->passthrough_id = 0;
-  }
+  if (--backing->passthrough_opens != 0 || req == nullptr) return std::nullopt;
+  close_backing_id(req, backing->passthrough_id);
+  backing->passthrough_id = 0;
+  // The kernel let go of its backing file before it sent this RELEASE
+  // (fuse_file_put: fuse_file_io_release, then the request), and a mapping
+  // keeps its handle until the last munmap: nothing writes the backing file
+  // unseen any more. A held move may go now; opens meanwhile are the server's.
+  if (inode.held_move_tier < 0) return std::nullopt;
+  return static_cast<uint32_t>(inode.held_move_tier);
 }
 
 }  // namespace tierfs

@@ -46,8 +46,10 @@ void fs_ioctl(fuse_req_t req, fuse_ino_t /*ino*/, unsigned int cmd, void* /*arg*
   if (request.flags & kMigrateAsync) {
     fs.mover().enqueue(inode, *tier);
   } else {
-    if (const int moved =
-            fs.mover().migrate(inode, *tier, false, &request.bytes_moved, handle_of(fi))) {
+    const int moved = fs.mover().migrate(inode, *tier, false, &request.bytes_moved);
+    if (moved == -EINPROGRESS) {
+      request.flags |= kMigrateHeld;  // accepted: moves when its last passthrough handle closes
+    } else if (moved != 0) {
       fuse_reply_err(req, -moved);
       return;
     }

@@ -102,7 +102,12 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
             : (flags & XATTR_REPLACE) && !exists ? ENODATA
                                                  : 0;
     }
-    if (!err) err = -fs.mover().migrate(inode, *tier);
+    // A move off the kernel path held by open passthrough handles is
+    // accepted: it happens when the last of them closes (`tierfs map`).
+    if (!err) {
+      const int moved = fs.mover().migrate(inode, *tier);
+      err = moved == -EINPROGRESS ? 0 : -moved;
+    }
   }
   if (err) {
     fuse_reply_err(req, err);

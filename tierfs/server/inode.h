@@ -69,12 +69,14 @@ struct Inode {
   std::atomic<uint32_t> writable_handles{0};
   uint64_t lookups = 0;        // guarded by Fs::table_mutex
   bool data_released = false;  // rows given back after the last link and close
-  // Handles answered without passthrough, and passthrough handles whose
-  // backing file a migration took away (fs_kernel_path.cc); under `lock`.
-  // The kernel refuses a passthrough open beside a cached one and the other
-  // way round (fs/fuse/iomode.c), so each kind waits for the other to close.
+  // Handles answered without passthrough in the kernel's cached mode
+  // (fs_kernel_path.cc); under `lock`. The kernel refuses a passthrough open
+  // beside a cached one, and any open without passthrough beside a
+  // passthrough one (fs/fuse/iomode.c), so each kind waits for the other.
   uint32_t server_opens = 0;
-  uint32_t stale_passthrough = 0;
+  // A move off the kernel path held by open passthrough handles (mover.h):
+  // the tier it goes to when the last of them is released; -1: none.
+  int32_t held_move_tier = -1;
   uint64_t parent = 0;  // directory that holds the last name given (for paths)
   std::string name;     // that name
   std::map<std::string, std::string> xattrs;
@@ -109,6 +111,10 @@ struct FileHandle {
   bool append = false;
   bool writable = false;
   int passthrough_id = 0;  // the backing id the open answered with; 0: served by the server
+  // Served by the server with direct I/O and not counted in server_opens:
+  // such a handle takes no io mode in the kernel, so passthrough opens may
+  // follow it (`tierfs migrate`'s own handle, fs_kernel_path.cc).
+  bool uncounted = false;
 };
 
 // The FileHandle that open or create stored in fi->fh (libfuse hands back a u64).

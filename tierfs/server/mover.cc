@@ -77,8 +77,7 @@ void Mover::enqueue(const InodePtr& inode, uint32_t tier) {
   wake_.notify_all();
 }
 
-int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint64_t* bytes_moved,
-                   const FileHandle* own) {
+int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint64_t* bytes_moved) {
   if (!inode->is_regular()) return -EINVAL;
   if (tier >= moves_.size()) return -EINVAL;
   // Which paths the move is between: a kernel-path file to another
@@ -122,6 +121,7 @@ int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint
   };
   const std::function<bool()> alive = [&inode] { return !inode->data_released; };
   int err = 0;
+  bool held = false;  // a passthrough handle holds a move off the kernel path
   if (from_kernel && to_kernel) {
     err = fs_.move_in_place(inode, tier, result);
   } else if (to_kernel) {
@@ -136,24 +136,25 @@ int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint
                                store->file_name(inode->ino, tier), alive, size, options, &result);
     }
   } else if (from_kernel) {
-    // The kernel writes a passthrough handle's bytes (and a mapping's)
-    // unseen: no such handle may be open, bar the caller's read-only one.
-    // While the copy runs, opens are answered by the server (fs_kernel_path.cc).
-    const bool own_reads_only = own != nullptr && own->passthrough_id != 0 && !own->writable;
-    uint32_t passthrough_opens = 0;  // at the last look: the switch's
-    const std::function<bool()> quiet = [&inode, own_reads_only, &passthrough_opens] {
+    // The kernel writes a passthrough handle's bytes (and a mapping's: it
+    // keeps its handle until the last munmap) unseen: while one is open the
+    // move is held, and the release of the last one hands it back to the
+    // mover (close_data_path). Decided under the file's lock at the start
+    // and at the switch, as that release is. While the copy runs, opens are
+    // answered by the server (fs_kernel_path.cc).
+    const std::function<bool()> quiet = [&inode, tier, &held] {
       const BackingFile* backing = inode->data->backing();
       if (backing == nullptr) return false;
-      passthrough_opens = backing->passthrough_opens;
-      return passthrough_opens <= (own_reads_only ? 1U : 0U);
+      if (backing->passthrough_opens == 0) return true;
+      inode->held_move_tier = static_cast<int32_t>(tier);
+      held = true;
+      return false;
     };
     options.on_switch = [&] {
       inode->size = result.file_size;
       inode->mtime_ns = std::max(inode->mtime_ns, result.mtime_ns);
       inode->ctime_ns = std::max(inode->ctime_ns, result.ctime_ns);
       inode->data->set_preferred_tier(tier);
-      // The caller's handle keeps its backing id until it closes.
-      inode->stale_passthrough += passthrough_opens;
       fs_.log_inode_locked(*inode);
     };
     err = migrate_from_backing(fs_.storage(), *inode->data, inode->lock, tier, alive, quiet,
@@ -161,16 +162,21 @@ int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint
   } else {
     err = migrate_file(fs_.storage(), *inode->data, inode->lock, tier, alive, options, &result);
   }
-  if (err == 0) {
-    // Nothing had to move (already there, or no data): the preferred tier still changes.
+  if (held) {
+    err = -EINPROGRESS;
+  } else {
+    // The last request wins: one that ran (moved or failed) ends a held move.
     std::unique_lock guard(inode->lock);
-    if (!inode->data_released && inode->data->preferred_tier() != tier) {
+    inode->held_move_tier = -1;
+    // Nothing had to move (already there, or no data): the preferred tier still changes.
+    if (err == 0 && !inode->data_released && inode->data->preferred_tier() != tier) {
       inode->data->set_preferred_tier(tier);
       fs_.log_inode_locked(*inode);
     }
   }
   std::lock_guard guard(lock_);
   in_flight_.erase(inode->ino);
+  if (held) return err;
   // Its new tier's policy, or no backing file: no longer a full tier's spill.
   if (err == 0) spilled_.erase(inode->ino);
   if (err != 0) {
@@ -242,7 +248,7 @@ void Mover::run() {
     if (job) {
       if (InodePtr inode = job->inode.lock()) {
         set_state("queued");
-        if (const int err = migrate(inode, job->tier))
+        if (const int err = migrate(inode, job->tier); err != 0 && err != -EINPROGRESS)
           spdlog::info("mover: inode {} to tier {}: {}", inode->ino, job->tier, strerror(-err));
       }
       set_state(watermarks_ ? "idle" : "off");
@@ -360,7 +366,7 @@ void Mover::demote(uint32_t from, TierSpace& space) {
     set_state("demoting");
     if (const int err = migrate(c.inode, from + 1, true); err == 0)
       space.moved(from, from + 1, c.allocated);
-    else if (err != -ECANCELED)
+    else if (err != -ECANCELED && err != -EINPROGRESS)  // held: moves at its last close
       spdlog::info("mover: demoting inode {}: {}", c.inode->ino, strerror(-err));
   }
 }

@@ -67,10 +67,12 @@ class Mover {
   // Moves one file now on the caller's thread; the file's new data goes to
   // `tier` from then on. 0 or -errno (migrate_file's). `rate_limited` for the
   // mover's own moves. `bytes_moved`: what arrived from other tiers.
-  // `own`: the caller's handle (the migrate ioctl's); a read-only passthrough
-  // handle cannot write, so it does not hold back a move off the kernel path.
+  // -EINPROGRESS: a move off the kernel path held by open passthrough
+  // handles (their writes never reach the server): recorded, and done by the
+  // thread when the last of them is released (close_data_path); a later
+  // request for the file replaces it, a crash forgets it.
   int migrate(const InodePtr& inode, uint32_t tier, bool rate_limited = false,
-              uint64_t* bytes_moved = nullptr, const FileHandle* own = nullptr);
+              uint64_t* bytes_moved = nullptr);
   // Queued for the thread (tierfs migrate --async).
   void enqueue(const InodePtr& inode, uint32_t tier);
 

@@ -6,6 +6,7 @@
 
 #include <fuse_lowlevel.h>
 
+#include <optional>
 #include <string>
 
 #include "tierfs/server/fs.h"
@@ -72,9 +73,11 @@ int make_node(Fs& fs, fuse_req_t req, fuse_ino_t parent, const char* name, mode_
 // Answers an open of a regular file by its data path (fs_kernel_path.cc):
 // the cache mode on the server path, passthrough onto the backing file on
 // the kernel path. 0 or an errno value. close_data_path undoes it at
-// release (`req` null when the open's reply failed).
+// release (`req` null when the open's reply failed); at the release of the
+// last passthrough handle of a file with a held move it returns the move's
+// tier, for the mover to do now.
 int open_data_path(Fs& fs, fuse_req_t req, Inode& inode, fuse_file_info* fi);
-void close_data_path(fuse_req_t req, Inode& inode, const FileHandle& handle);
+std::optional<uint32_t> close_data_path(fuse_req_t req, Inode& inode, const FileHandle& handle);
 
 // JSON documents behind the virtual xattrs (fs_inspect.cc).
 // A getxattr value may hold at most 64 KiB, so the map comes in pages:
