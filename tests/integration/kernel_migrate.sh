@@ -15,7 +15,8 @@
 #     held and in the move its last release starts, remount: the file
 #     equals the model, on exactly one path;
 #  5. the watermark mover demotes a full kernel-path tier's coldest files.
-# Takes about 15 s. SKIPs where the build or the kernel has no passthrough.
+# Takes 2-2.5 min on the shared 2-core test machine (load 3-9); most of it
+# the eleven kill -9 runs. SKIPs where the build or the kernel has no passthrough.
 source "$(dirname "$0")/lib.sh"
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
