@@ -8,6 +8,7 @@
 #include <linux/magic.h>
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <stdexcept>
 
 #include "tierfs/core/units.h"
@@ -29,6 +31,29 @@ constexpr const char* kMovingSuffix = ".moving";
 uint64_t page_bytes() {
   const long page = sysconf(_SC_PAGESIZE);
   return page > 0 ? static_cast<uint64_t>(page) : 4096;
+}
+
+// Every kernel-path file keeps its backing file open in the server (getattr,
+// the handover at each open, moves): one descriptor a file, so the
+// descriptor limit bounds the files a mount holds (at 20000 the 20 000th
+// create failed with EMFILE: space_real.sh's one-line files). The soft limit
+// goes up to the hard one, and both to fs.nr_open where the process may
+// (CAP_SYS_RESOURCE, still held here: the privilege drop comes at FUSE_INIT).
+void raise_descriptor_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  rlim_t nr_open = 0;
+  std::ifstream("/proc/sys/fs/nr_open") >> nr_open;
+  if (nr_open > limit.rlim_max) {
+    const rlimit wanted{nr_open, nr_open};
+    if (setrlimit(RLIMIT_NOFILE, &wanted) == 0) limit = wanted;
+  }
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  spdlog::info("kernel path: each file holds one descriptor in the server; RLIMIT_NOFILE is {}",
+               static_cast<uint64_t>(limit.rlim_cur));
 }
 
 // A tmpfs already mounted on `path` (a previous server's, after kill -9).
@@ -179,6 +204,7 @@ std::unique_ptr<BackingStore> BackingStore::open(const Config& config, int state
     if (st.dir_fd < 0)
       throw std::runtime_error(fmt::format("{}: {}", st.path, std::strerror(errno)));
   }
+  raise_descriptor_limit();
   return store;
 }
 
