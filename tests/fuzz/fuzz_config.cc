@@ -17,6 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     f.weighted_interleave = true;
     f.kernel_passthrough = true;
     f.kernel_path_built = true;
+    f.handover_privilege = true;
     return f;
   }();
   const std::string_view text(reinterpret_cast<const char*>(data), size);

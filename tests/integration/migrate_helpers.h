@@ -21,9 +21,14 @@ namespace tierfs::testing {
 // fast: DRAM, 4 KiB units; slow: a file, 64 KiB units; narrow: the same file
 // from 64 MiB on and DRAM, 16 KiB units weighted 3:1. Moving between slow and
 // narrow re-stripes a file over the same region file.
+//
+// Every tier on the server path: these suites check the server's extent moves
+// (files held open and mapped, re-striping); the kernel path's moves have
+// their own tests (kernel_migrate.sh, kernel_move.sh, kernel_full.sh).
 inline TestConfig three_layouts() {
   TestConfig config;
-  config.tiers.push_back({"fast", {"numa:0"}, "64MiB", "4KiB"});
+  config.tiers.push_back(
+      {"fast", {"numa:0"}, "64MiB", "4KiB", false, {}, {}, "data_path = \"server\""});
   config.tiers.push_back({"slow", {"file:@WORK@/shared.img"}, "64MiB", "64KiB", true});
   config.tiers.push_back({"narrow",
                           {"file:@WORK@/shared.img", "numa:0"},

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "tests/support/privileged.h"
@@ -18,10 +19,14 @@ namespace tierfs::testing {
 
 namespace {
 
-// TIERFS_TEST_DATA_PATH=kernel runs the suites on kernel-path mounts: every
-// tier the kernel can place (numa: regions only, page or PMD granularity, equal
-// weights, no hugetlbfs, no data_path of its own) gets data_path = "kernel".
-// Other tiers keep the server path, so mixed configurations stay mixed.
+// TIERFS_TEST_DATA_PATH pins the suites to one data path. Unset, every tier
+// says nothing and gets data_path = "auto": the kernel path where it
+// qualifies and the server runs as root, as a site's mount would. "kernel"
+// asks for it on every tier the kernel can place (numa: regions only, page or
+// PMD granularity, equal weights, no hugetlbfs), so a run that cannot have it
+// fails at mount instead of quietly testing the server; "server" pins every
+// tier to the server path (CI's pass with a libfuse without passthrough gets
+// it anyway). A tier with a data_path of its own keeps it.
 bool kernel_qualifies(const TestTier& tier) {
   if (tier.regions.empty()) return false;
   for (const auto& region : tier.regions)
@@ -29,15 +34,23 @@ bool kernel_qualifies(const TestTier& tier) {
   if (tier.granularity != "4KiB" && tier.granularity != "2MiB") return false;
   for (int weight : tier.weights)
     if (weight != tier.weights.front()) return false;
-  return tier.extra.find("data_path") == std::string::npos &&
-         tier.extra.find("hugepages") == std::string::npos;
+  return tier.extra.find("hugepages") == std::string::npos;
+}
+
+std::string pinned_data_path() {
+  const char* mode = getenv("TIERFS_TEST_DATA_PATH");
+  return mode == nullptr ? "" : mode;
 }
 
 }  // namespace
 
 bool kernel_data_path_run() {
-  const char* mode = getenv("TIERFS_TEST_DATA_PATH");
-  return mode != nullptr && std::string(mode) == "kernel";
+  return pinned_data_path() == "kernel";
+}
+
+bool on_kernel_path(const std::string& file) {
+  const std::string map = getxattr_string(file, "user.tierfs.map");
+  return !map.empty() && nlohmann::json::parse(map).value("data_path", "server") == "kernel";
 }
 
 std::string config_toml(const TestConfig& config) {
@@ -61,7 +74,10 @@ std::string config_toml(const TestConfig& config) {
       out << "]\n";
     }
     if (!tier.extra.empty()) out << tier.extra << "\n";
-    if (kernel_data_path_run() && kernel_qualifies(tier)) out << "data_path = \"kernel\"\n";
+    const std::string pinned = pinned_data_path();
+    if (tier.extra.find("data_path") == std::string::npos &&
+        ((pinned == "kernel" && kernel_qualifies(tier)) || pinned == "server"))
+      out << "data_path = \"" << pinned << "\"\n";
   }
   for (const auto& rule : config.placement) {
     out << "\n[[placement]]\n";

@@ -43,16 +43,14 @@ struct TestConfig {
   std::string extra;  // more TOML at the end ("[mover]\nrate = ...")
 };
 
-// True when TIERFS_TEST_DATA_PATH=kernel: config_toml puts every tier the
-// kernel can place on the kernel data path. A test of server-path internals
-// (extents, preallocation, the server's own bookkeeping) skips with
-// TIERFS_SKIP_ON_KERNEL_PATH(reason) rather than pass or fail for nothing.
+// TIERFS_TEST_DATA_PATH=kernel or =server pins every tier that has no
+// data_path of its own (see config_toml); unset, tiers take "auto": the
+// kernel path where the tier qualifies and the tests run as root.
 bool kernel_data_path_run();
-#define TIERFS_SKIP_ON_KERNEL_PATH(reason)              \
-  do {                                                  \
-    if (::tierfs::testing::kernel_data_path_run())      \
-      GTEST_SKIP() << "kernel data path: " << (reason); \
-  } while (0)
+
+// Whether `file` on a mount is served on the kernel path (its
+// user.tierfs.map says so): for the few behaviours the two paths differ in.
+bool on_kernel_path(const std::string& file);
 
 // The TOML text of a test configuration (the one place that knows the schema).
 std::string config_toml(const TestConfig& config);

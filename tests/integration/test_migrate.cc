@@ -112,7 +112,9 @@ TEST_F(MigrateTest, SettingTheTierXattrOnAFileMovesItsData) {
 
 TEST_F(MigrateTest, FullTargetAnswersEnospcAndTheFileStaysWhole) {
   TestConfig config;
-  config.tiers.push_back({"fast", {"numa:0"}, "64MiB", "4KiB"});
+  // The server path's extent move (kernel path: kernel_migrate.sh).
+  config.tiers.push_back(
+      {"fast", {"numa:0"}, "64MiB", "4KiB", false, {}, {}, "data_path = \"server\""});
   config.tiers.push_back({"tiny", {"file:@WORK@/tiny.img"}, "1MiB", "4KiB", true});
   ASSERT_TRUE(remount(config)) << mount_.failure();
   const std::string data = pattern(4 << 20, 5);

@@ -27,7 +27,8 @@ using MoverTest = MountTest;
 TestConfig watermarked(const std::string& rate) {
   TestConfig config;
   config.tiers.push_back({"fast", {"numa:0"}, "32MiB", "4KiB"});
-  config.tiers.back().extra = "high_watermark = 80\nlow_watermark = 50";
+  // The server path's mover (extents; the kernel path's: kernel_full.sh, kernel_move.sh).
+  config.tiers.back().extra = "high_watermark = 80\nlow_watermark = 50\ndata_path = \"server\"";
   config.tiers.push_back({"slow", {"file:@WORK@/slow.img"}, "128MiB", "64KiB", true});
   config.placement.push_back({"pinned/*", "", "fast", true});
   config.extra = "[mover]\ninterval_ms = 100\npromote_reads = 4\nrate = \"" + rate + "\"";

@@ -113,6 +113,9 @@ TEST_F(SpaceTest, FailedFallocateKeepsNothing) {
 
 TEST_F(SpaceTest, FailedFallocateThatSpilledKeepsNothingOnEitherTier) {
   TestConfig config = one_tier("4MiB", "4KiB");
+  // One file's extents across two tiers are the server path's: a kernel-path
+  // file is one backing file and cannot be larger than its tmpfs.
+  config.tiers[0].extra = "data_path = \"server\"";
   config.tiers.push_back({"spill", {"file:@WORK@/spill.img"}, "4MiB", "64KiB", true});
   ASSERT_TRUE(remount(config)) << mount_.failure();
   write_all(mount_.path("small"), "keep me");

@@ -30,15 +30,19 @@ inspect::MapPage map_of(const std::string& path) {
   return text.empty() ? inspect::MapPage{} : nlohmann::json::parse(text).get<inspect::MapPage>();
 }
 
+// A kernel-path file has no extents: it is one backing file on its tier,
+// which the map names as its preferred tier.
 std::set<std::string> tiers_used(const inspect::MapPage& map) {
+  if (map.data_path == "kernel") return {map.preferred_tier};
   std::set<std::string> names;
   for (const auto& extent : map.extents) names.insert(extent.tier);
   return names;
 }
 
-TestConfig two_tiers(const std::string& fast_size, const std::string& slow_size) {
+TestConfig two_tiers(const std::string& fast_size, const std::string& slow_size,
+                     const std::string& fast_extra = "") {
   TestConfig config;
-  config.tiers.push_back({"fast", {"numa:0"}, fast_size, "4KiB"});
+  config.tiers.push_back({"fast", {"numa:0"}, fast_size, "4KiB", false, {}, {}, fast_extra});
   config.tiers.push_back({"slow", {"file:@WORK@/slow.img"}, slow_size, "64KiB", true});
   return config;
 }
@@ -74,7 +78,9 @@ TEST_F(TierTest, FullTierAnswersEnospcAndOtherFilesSurvive) {
 }
 
 TEST_F(TierTest, FullFastTierSpillsIntoTheNextTier) {
-  ASSERT_TRUE(remount(two_tiers("1MiB", "32MiB"))) << mount_.failure();
+  // One open file's extents spilling into the next tier are the server path's; a
+  // kernel-path file spills by the mover's policy change (kernel_full.sh).
+  ASSERT_TRUE(remount(two_tiers("1MiB", "32MiB", "data_path = \"server\""))) << mount_.failure();
   std::string data = pattern(6 << 20, 12);
   write_all(mount_.path("spill"), data);
   EXPECT_TRUE(read_all(mount_.path("spill")) == data);
@@ -150,7 +156,9 @@ TEST_F(TierTest, PathRuleChoosesTheTier) {
 }
 
 TEST_F(TierTest, SizeHintRuleAppliesOnFallocate) {
-  TestConfig config = two_tiers("16MiB", "32MiB");
+  // A size hint moves a file's extents; a kernel-path file's backing file is made
+  // at create, before the hint, and stays on its tier (a gap of the kernel path).
+  TestConfig config = two_tiers("16MiB", "32MiB", "data_path = \"server\"");
   config.placement.push_back({"", "8MiB", "slow"});
   ASSERT_TRUE(remount(config)) << mount_.failure();
   int fd = open(mount_.path("big").c_str(), O_RDWR | O_CREAT, 0644);
@@ -183,20 +191,28 @@ TEST_F(TierTest, TierXattrOnFileAndDirectoryChoosesTheTier) {
 
 TEST_F(TierTest, MapCommandPrintsExtentsAndJson) {
   write_all(mount_.path("f"), pattern(3 << 20, 18));
+  const bool kernel_path = on_kernel_path(mount_.path("f"));
   std::string out;
   ASSERT_EQ(run_command({tierfs_bin(), "map", mount_.path("f")}, out), 0) << out;
   EXPECT_NE(out.find("fast"), std::string::npos) << out;
-  EXPECT_NE(out.find("numa:0"), std::string::npos) << out;
+  // Extents name their regions; a kernel-path file says which path serves it.
+  EXPECT_NE(out.find(kernel_path ? "kernel path: the bytes are a backing file" : "numa:0"),
+            std::string::npos)
+      << out;
   ASSERT_EQ(run_command({tierfs_bin(), "map", "--json", mount_.path("f")}, out), 0) << out;
   const auto map = nlohmann::json::parse(out).get<inspect::MapPage>();
+  EXPECT_EQ(map.data_path, kernel_path ? "kernel" : "server");
   uint64_t covered = 0;
   for (const auto& extent : map.extents) covered += extent.length;
-  EXPECT_GE(covered, 3u << 20);
+  EXPECT_GE(kernel_path ? map.allocated_bytes : covered, 3u << 20);
   ASSERT_NE(run_command({tierfs_bin(), "map", "/etc/hostname"}, out), 0);
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << "one line: " << out;
 }
 
 TEST_F(TierTest, MapOfAFragmentedFileComesInPagesAndJoinsWhole) {
+  TestConfig config = small_config();
+  config.tiers[0].extra = "data_path = \"server\"";  // extents are the server path's bookkeeping
+  ASSERT_TRUE(remount(config)) << mount_.failure();
   // Every other 4 KiB unit written: many extents, more JSON than one xattr value holds.
   int fd = open(mount_.path("frag").c_str(), O_RDWR | O_CREAT, 0644);
   ASSERT_GE(fd, 0);
@@ -222,7 +238,13 @@ TEST_F(TierTest, StatsCommandCountsUseAndOperations) {
   ASSERT_EQ(stats.tiers.size(), 1u);
   EXPECT_EQ(stats.tiers[0].capacity_bytes, 64u << 20);
   EXPECT_GE(stats.tiers[0].used_bytes, 2u << 20);
-  EXPECT_GT(stats.ops.at("write"), 0u);
+  // The kernel writes a kernel-path file without asking the server.
+  if (on_kernel_path(mount_.path("f"))) {
+    EXPECT_EQ(stats.tiers[0].data_path, "kernel");
+    EXPECT_EQ(stats.ops.at("write"), 0u);
+  } else {
+    EXPECT_GT(stats.ops.at("write"), 0u);
+  }
   EXPECT_GT(stats.ops.at("create"), 0u);
   ASSERT_EQ(run_command({tierfs_bin(), "stats", mount_.dir()}, out), 0) << out;
   EXPECT_NE(out.find("fast"), std::string::npos) << out;

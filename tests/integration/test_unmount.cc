@@ -2,7 +2,11 @@
 // a plain unmount of a busy mount is refused and the mount keeps serving;
 // SIGTERM ends the server even with open files and with a writer in the
 // middle of its I/O, and those files then fail (ENOTCONN, or ECONNABORTED
-// for a request in flight) instead of hanging.
+// for a request in flight) instead of hanging. On the kernel path a file
+// already open is the kernel's: fuse_file_read_iter/write_iter hand a
+// passthrough file's I/O to its backing file without looking at the
+// connection (fs/fuse/file.c, passthrough.c), so it goes on after the server
+// is gone (docs/operations.md, "Known gaps of the kernel path").
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -63,8 +67,16 @@ TEST_F(UnmountTest, SigtermWithOpenFilesEndsTheServerAndTheFilesReportENOTCONN) 
   ASSERT_GE(reader, 0);
   ASSERT_GE(writer, 0);
   ASSERT_EQ(write(writer, "before", 6), 6);
+  const bool kernel_path = on_kernel_path(mount_.path("a"));
   ASSERT_EQ(kill(mount_.server_pid(), SIGTERM), 0);
   EXPECT_TRUE(wait_unmounted()) << mount_.failure();
+  if (kernel_path) {
+    close(reader);
+    close(writer);
+    EXPECT_EQ(mount_.stop(), 0) << "the server exits 0 on SIGTERM even with files open";
+    GTEST_SKIP() << "kernel data path: the kernel serves an open passthrough file from its "
+                    "backing file after the server is gone, so no ENOTCONN to check";
+  }
   // ENOTCONN once the connection is gone; ECONNABORTED when a request meets
   // FUSE over io_uring's rings while they are torn down (fuse_uring in the
   // kernel). Both tell the application the server is gone.
@@ -83,6 +95,7 @@ TEST_F(UnmountTest, SigtermWithOpenFilesEndsTheServerAndTheFilesReportENOTCONN) 
 
 TEST_F(UnmountTest, SigtermDuringAWritersIoEndsBothWithoutAHang) {
   std::atomic<bool> started{false};
+  std::atomic<bool> stop{false};  // the kernel path's writer never fails: told to end
   std::atomic<int> writer_errno{0};
   std::thread writer([&] {
     int fd = open(mount_.path("busy").c_str(), O_WRONLY | O_CREAT, 0644);
@@ -91,7 +104,7 @@ TEST_F(UnmountTest, SigtermDuringAWritersIoEndsBothWithoutAHang) {
       return;
     }
     const std::string chunk = pattern(256 << 10, 33);
-    for (uint64_t off = 0;; off = (off + chunk.size()) % (32u << 20)) {
+    for (uint64_t off = 0; !stop; off = (off + chunk.size()) % (32u << 20)) {
       if (pwrite(fd, chunk.data(), chunk.size(), static_cast<off_t>(off)) < 0) {
         writer_errno = errno;
         break;
@@ -101,8 +114,18 @@ TEST_F(UnmountTest, SigtermDuringAWritersIoEndsBothWithoutAHang) {
     close(fd);
   });
   while (!started && writer_errno == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const bool kernel_path = on_kernel_path(mount_.path("busy"));
   ASSERT_EQ(kill(mount_.server_pid(), SIGTERM), 0);
   EXPECT_TRUE(wait_unmounted()) << mount_.failure();
+  if (kernel_path) {
+    // Its writes go on into the backing file (what hung this test before):
+    // the server still ends and the unmount completes without a hang.
+    stop = true;
+    writer.join();
+    EXPECT_EQ(writer_errno, 0) << strerror(writer_errno.load());
+    EXPECT_EQ(mount_.stop(), 0);
+    return;
+  }
   writer.join();  // a hang here is the failure this test exists for (meson's timeout reports it)
   // A request in flight when the connection ends fails with ECONNABORTED, a later one with
   // ENOTCONN.

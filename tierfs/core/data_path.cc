@@ -2,7 +2,9 @@
 // kernel path, from the configuration and the facts the machine offers.
 #include "tierfs/core/data_path.h"
 
+#include <cap-ng.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -105,6 +107,20 @@ std::string kernel_refusal(const TierConfig& tier, const MountOptions& mount,
   return "";
 }
 
+// The initial user namespace's inode number (PROC_USER_INIT_INO in the
+// kernel's include/linux/proc_ns.h): capable() checks there, so root in a
+// container's own user namespace cannot register backing files.
+constexpr ino_t kInitialUserNamespaceIno = 0xEFFFFFFDU;
+
+bool holds_handover_privilege() {
+  struct stat ns {};
+  if (stat("/proc/self/ns/user", &ns) != 0 || ns.st_ino != kInitialUserNamespaceIno) return false;
+  // Permitted, not effective: the server may raise it only around the handover.
+  capng_clear(CAPNG_SELECT_BOTH);
+  if (capng_get_caps_process() != 0) return false;
+  return capng_have_capability(CAPNG_PERMITTED, CAP_SYS_ADMIN) != 0;
+}
+
 }  // namespace
 
 std::vector<uint64_t> kernel_granularities(const KernelFacts& facts) {
@@ -156,6 +172,7 @@ KernelFacts probe_kernel_facts(const std::string& sysfs_root) {
     facts.kernel_passthrough = major > 6 || (major == 6 && minor >= 9);
     facts.kernel_passthrough_mmap = major > 6 || (major == 6 && minor >= 10);
   }
+  facts.handover_privilege = holds_handover_privilege();
   return facts;
 }
 
@@ -184,10 +201,17 @@ std::vector<DataPathChoice> choose_data_paths(const std::vector<TierConfig>& tie
           "the tier qualifies ({} at {}) but the kernel path is not built: this libfuse has no "
           "FUSE passthrough (3.16+; scripts/setup.sh builds 3.18)",
           policy, format_size(tier.granularity_bytes));
+    } else if (!facts.handover_privilege) {
+      choice.reason = fmt::format(
+          "the tier qualifies ({} at {}) but this process lacks CAP_SYS_ADMIN in the initial "
+          "user namespace, which handing files to the kernel needs (FUSE_DEV_IOC_BACKING_OPEN); "
+          "a mount by root takes the kernel path",
+          policy, format_size(tier.granularity_bytes));
     } else if (tier.data_path == DataPathMode::automatic) {
       choice.reason = fmt::format(
           "the tier qualifies ({} at {}); auto keeps the server path until the kernel path "
-          "spills full tiers and migrates files (data_path = \"kernel\" takes it now)",
+          "passes every suite (one descriptor per file in the server, docs/operations.md) "
+          "(data_path = \"kernel\" takes it now)",
           policy, format_size(tier.granularity_bytes));
     } else {
       choice.path = DataPath::kernel;

@@ -4,8 +4,11 @@
 // onto a backing file whose pages the kernel places on the tier's NUMA nodes
 // by a shared memory policy. A tier gets the kernel path only where the
 // kernel can reproduce its layout: numa: regions, a granularity the kernel
-// allocates as one folio, and weights it can apply. Everything else, and
-// every tier while the kernel path is not built, is served by the server.
+// allocates as one folio, and weights it can apply, and only where this
+// server can hand files to the kernel (a libfuse and a kernel with
+// passthrough, CAP_SYS_ADMIN in the initial user namespace). data_path =
+// "auto" still keeps the server path (the kernel path does not pass every
+// suite yet) and says whether the tier would get the kernel path.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +46,11 @@ struct KernelFacts {
   bool kernel_passthrough_mmap = false;
   // Whether this build serves files on the kernel path at all.
   bool kernel_path_built = false;
+  // Whether this process holds CAP_SYS_ADMIN (permitted) in the initial user
+  // namespace: FUSE_DEV_IOC_BACKING_OPEN checks capable(CAP_SYS_ADMIN)
+  // (fs/fuse/backing.c), not ns_capable, and the backing store mounts a
+  // tmpfs. A user's mount through fusermount3 has neither.
+  bool handover_privilege = false;
 };
 
 KernelFacts probe_kernel_facts(const std::string& sysfs_root = "/sys");
@@ -57,7 +65,8 @@ std::vector<uint64_t> kernel_granularities(const KernelFacts& facts);
 struct DataPathChoice {
   DataPath path = DataPath::server;
   // Whether the tier could take the kernel path (qualification only; the
-  // path may still be the server's when the kernel path is not built).
+  // path may still be the server's when the kernel path is not built or
+  // this process may not hand files to the kernel).
   bool qualifies = false;
   std::string reason;  // one line: why this path
 };

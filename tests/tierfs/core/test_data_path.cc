@@ -1,7 +1,8 @@
 // The data path decision (tierfs/core/data_path.h): which tiers qualify for
 // the kernel path and why not, from hand-built kernel facts so that the
-// answers do not depend on the machine; and that the configuration refuses
-// data_path = "kernel" with that reason while the kernel path is not built.
+// answers do not depend on the machine; that auto still keeps the server
+// path; and that the configuration refuses data_path = "kernel" with the reason it
+// cannot have it (kernel path not built, no CAP_SYS_ADMIN).
 #include "tierfs/core/data_path.h"
 
 #include <gtest/gtest.h>
@@ -21,7 +22,8 @@ using tierfs::parse_config;
 using tierfs::testing::fake_topology;
 
 // A 6.12-like kernel: shmem THP available (PMD 2MiB by inherit), mTHP sizes
-// off, weighted interleave present, passthrough; the kernel path is built.
+// off, weighted interleave present, passthrough; the kernel path is built
+// and the process holds CAP_SYS_ADMIN in the initial user namespace.
 KernelFacts stock_kernel() {
   KernelFacts f;
   f.shmem_thp = "never";
@@ -30,6 +32,7 @@ KernelFacts stock_kernel() {
   f.kernel_passthrough = true;
   f.kernel_passthrough_mmap = true;
   f.kernel_path_built = true;
+  f.handover_privilege = true;
   return f;
 }
 
@@ -75,8 +78,8 @@ TEST(DataPath, KernelIsTakenWhereTheTierQualifies) {
   EXPECT_EQ(c.tiers[0].data_path_choice.reason, "interleave at 2MiB by the kernel");
 }
 
-// Until the kernel path spills full tiers and migrates files, auto does not
-// move a configuration onto it behind the site's back, and says so.
+// Until the kernel path passes every suite, auto does not move a
+// configuration onto it, and says the tier would qualify.
 TEST(DataPath, AutoKeepsTheServerPathAndSaysTheTierQualifies) {
   const tierfs::Config c = parse(kTwoNodes, stock_kernel());
   EXPECT_EQ(c.tiers[0].data_path_choice.path, DataPath::server);
@@ -84,6 +87,31 @@ TEST(DataPath, AutoKeepsTheServerPathAndSaysTheTierQualifies) {
   EXPECT_NE(c.tiers[0].data_path_choice.reason.find("the tier qualifies (interleave at 2MiB); auto "
                                                     "keeps the server path"),
             std::string::npos);
+}
+
+// A user's mount (fusermount3, no capabilities) or root in a container's own
+// user namespace: auto serves the tier and says why; "kernel" is refused
+// with the same reason, in one line naming where.
+TEST(DataPath, WithoutCapSysAdminAutoServesAndKernelIsRefused) {
+  KernelFacts user = stock_kernel();
+  user.handover_privilege = false;
+  const tierfs::Config c = parse(kTwoNodes, user);
+  EXPECT_EQ(c.tiers[0].data_path_choice.path, DataPath::server);
+  EXPECT_TRUE(c.tiers[0].data_path_choice.qualifies);
+  EXPECT_EQ(c.tiers[0].data_path_choice.reason,
+            "the tier qualifies (interleave at 2MiB) but this process lacks CAP_SYS_ADMIN in the "
+            "initial user namespace, which handing files to the kernel needs "
+            "(FUSE_DEV_IOC_BACKING_OPEN); a mount by root takes the kernel path");
+  EXPECT_EQ(refusal(std::string(kTwoNodes) + "data_path = \"kernel\"\n", user),
+            "t.toml:5:13: tier \"dram\" cannot have data_path \"kernel\": the tier qualifies "
+            "(interleave at 2MiB) but this process lacks CAP_SYS_ADMIN in the initial user "
+            "namespace, which handing files to the kernel needs (FUSE_DEV_IOC_BACKING_OPEN); a "
+            "mount by root takes the kernel path");
+  // A tier that does not qualify says so, not the missing privilege.
+  EXPECT_EQ(parse(std::string(kTwoNodes) + "granularity = \"64KiB\"\n", user)
+                .tiers[0]
+                .data_path_choice.reason,
+            "granularity 64KiB is not a folio size this kernel gives tmpfs (4KiB, 2MiB)");
 }
 
 TEST(DataPath, ServerIsKeptWhenConfigured) {
