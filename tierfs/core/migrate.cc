@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <limits>
 #include <thread>
 
 #include "tierfs/core/journal.h"
@@ -23,20 +22,10 @@ namespace tierfs {
 
 namespace {
 
-constexpr uint64_t kMaxOffset = std::numeric_limits<uint64_t>::max();
 constexpr unsigned kMaxSharedPasses = 3;
 
 uint64_t end_of(const tierfs_extent& e) {
   return e.file_offset + e.length;
-}
-
-// Block-aligned, saturating at kMaxOffset (a truncate records "to the end").
-FileData::ChangedRange block_aligned(FileData::ChangedRange r) {
-  const uint64_t off = r.off / kBlockBytes * kBlockBytes;
-  const uint64_t end = r.end > kMaxOffset - kBlockBytes
-                           ? kMaxOffset
-                           : (r.end + kBlockBytes - 1) / kBlockBytes * kBlockBytes;
-  return {off, end};
 }
 
 uint64_t last_end(const FileData& data) {
@@ -116,57 +105,40 @@ class Migration {
     for (const tierfs_extent& e : plan)
       if (int err = copy_range(e.file_offset, end_of(e))) return give_up(err);
 
-    for (unsigned pass = 0;; ++pass) {
-      std::unique_lock guard(lock_);
-      if (!alive_()) {
-        guard.unlock();
-        return give_up(-ENOENT);
-      }
-      std::vector<FileData::ChangedRange> changes = file_.take_changes();
-      const uint64_t limit = std::max(last_end(file_), last_end(copy_));
-      uint64_t changed_bytes = 0;
-      for (FileData::ChangedRange& r : changes) {
-        r = block_aligned(r);
-        r.end = std::min(r.end, std::max(limit, r.off));
-        changed_bytes += r.end - r.off;
-      }
-      if (changed_bytes <= options_.final_pass_bytes || pass >= kMaxSharedPasses) {
-        // The last copies and the switch in one step: a check sees the new
-        // blocks in transit or owned, the old ones owned or free, never unowned.
-        const int err = reporting([&] {
-          for (const FileData::ChangedRange& r : changes) {
-            copy_.discard(storage_, r.off, r.end);
-            if (int failed = file_.copy_to(storage_, copy_, r.off, r.end, true)) return failed;
-            copied_ += r.end - r.off;
-          }
-          result.bytes_from_tier.assign(storage_.tier_count(), 0);
-          for (const tierfs_extent& e : file_.extents()) result.bytes_from_tier[e.tier] += e.length;
-          result.bytes_moved = copy_.allocated_bytes();
-          crash_point("migrate.before_switch");
-          file_.adopt_extents(storage_, copy_, options_.on_switch);
-          return 0;
-        });
-        if (err) {
-          file_.watch_changes(false);
-          guard.unlock();
-          copy_.release(storage_);
-          return err;
+    CatchUpSteps steps;
+    steps.limit = [&] { return std::max(last_end(file_), last_end(copy_)); };
+    // The last copies and the switch in one step: a check sees the new
+    // blocks in transit or owned, the old ones owned or free, never unowned.
+    steps.last_pass = [&](const std::vector<FileData::ChangedRange>& changes) {
+      return reporting([&] {
+        for (const FileData::ChangedRange& r : changes) {
+          copy_.discard(storage_, r.off, r.end);
+          if (int failed = file_.copy_to(storage_, copy_, r.off, r.end, true)) return failed;
+          copied_ += r.end - r.off;
         }
-        file_.watch_changes(false);
-        result.bytes_copied = copied_;
-        result.passes = pass;
+        result.bytes_from_tier.assign(storage_.tier_count(), 0);
+        for (const tierfs_extent& e : file_.extents()) result.bytes_from_tier[e.tier] += e.length;
+        result.bytes_moved = copy_.allocated_bytes();
+        crash_point("migrate.before_switch");
+        file_.adopt_extents(storage_, copy_, options_.on_switch);
         return 0;
-      }
-      guard.unlock();
-      for (const FileData::ChangedRange& r : changes) {
-        if (int err = under_shared([&] {
-              copy_.discard(storage_, r.off, r.end);
-              return 0;
-            }))
-          return give_up(err);
-        if (int err = copy_range(r.off, r.end)) return give_up(err);
-      }
-    }
+      });
+    };
+    steps.copy_again = [&](const FileData::ChangedRange& r) {
+      if (int err = under_shared([&] {
+            copy_.discard(storage_, r.off, r.end);
+            return 0;
+          }))
+        return err;
+      return copy_range(r.off, r.end);
+    };
+    steps.release_copy = [&] { copy_.release(storage_); };
+    steps.give_up = [&](int err) { return give_up(err); };
+    unsigned passes = 0;
+    if (int err = catch_up_and_switch(file_, lock_, alive_, options_, steps, passes)) return err;
+    result.bytes_copied = copied_;
+    result.passes = passes;
+    return 0;
   }
 
  private:
@@ -229,6 +201,43 @@ class Migration {
 };
 
 }  // namespace
+
+int catch_up_and_switch(FileData& file, std::shared_mutex& lock, const std::function<bool()>& alive,
+                        const MigrateOptions& options, const CatchUpSteps& steps,
+                        unsigned& passes) {
+  for (unsigned pass = 0;; ++pass) {
+    std::unique_lock guard(lock);
+    if (!alive()) {
+      guard.unlock();
+      return steps.give_up(-ENOENT);
+    }
+    std::vector<FileData::ChangedRange> changes = file.take_changes();
+    const uint64_t limit = steps.limit();
+    uint64_t changed_bytes = 0;
+    for (FileData::ChangedRange& r : changes) {
+      // Block-aligned, cut at the limit (a truncate records "to the end").
+      r.off = r.off / kBlockBytes * kBlockBytes;
+      r.end = std::min(r.end, limit);
+      if (r.end > r.off) r.end = (r.end + kBlockBytes - 1) / kBlockBytes * kBlockBytes;
+      r.end = std::max(r.end, r.off);
+      changed_bytes += r.end - r.off;
+    }
+    if (changed_bytes <= options.final_pass_bytes || pass >= kMaxSharedPasses) {
+      const int err = steps.last_pass(changes);
+      file.watch_changes(false);
+      guard.unlock();
+      if (err) {
+        steps.release_copy();
+        return err;
+      }
+      passes = pass;
+      return 0;
+    }
+    guard.unlock();
+    for (const FileData::ChangedRange& r : changes)
+      if (int err = steps.copy_again(r)) return steps.give_up(err);
+  }
+}
 
 int migrate_file(Storage& storage, FileData& file, std::shared_mutex& lock, uint32_t target,
                  const std::function<bool()>& alive, const MigrateOptions& options,

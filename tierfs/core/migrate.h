@@ -72,6 +72,26 @@ struct MigrateResult {
   int64_t ctime_ns = 0;
 };
 
+// The catch-up and the switch every migration shares (migrate.cc says why it
+// works), after the first copy of the whole file: under the unique lock the
+// changes recorded meanwhile are taken (block-aligned, cut at `limit`); few
+// enough (options.final_pass_bytes, or after three passes) and `last_pass`
+// copies them and switches, still under that lock; else the lock is let go
+// and `copy_again` copies each of them again (taking its own lock holds),
+// and the next pass begins. Changes stop being watched at the end either
+// way; `release_copy` runs (no lock held) when the last pass failed, and
+// `give_up` (no lock held) when anything before it did. 0 or -errno;
+// `passes`: the passes before the last.
+struct CatchUpSteps {
+  std::function<uint64_t()> limit;  // past every byte of the file and the copy
+  std::function<int(const std::vector<FileData::ChangedRange>&)> last_pass;
+  std::function<int(const FileData::ChangedRange&)> copy_again;
+  std::function<void()> release_copy;
+  std::function<int(int)> give_up;
+};
+int catch_up_and_switch(FileData& file, std::shared_mutex& lock, const std::function<bool()>& alive,
+                        const MigrateOptions& options, const CatchUpSteps& steps, unsigned& passes);
+
 // Moves every extent of `file` to tier `target`.
 //
 // `lock` is the inode's lock: the copy runs in chunks under the shared lock,

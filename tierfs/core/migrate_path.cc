@@ -16,7 +16,6 @@ namespace tierfs {
 
 namespace {
 
-constexpr unsigned kMaxSharedPasses = 3;
 constexpr uint64_t kPieceBytes = uint64_t{1} << 20;  // one read out of a backing file
 
 uint64_t last_end(const FileData& data) {
@@ -195,48 +194,29 @@ class PathMigration {
       file_.watch_changes(true);
     }
     if (int err = copy_range(0, plan_end)) return give_up(err);
-    for (unsigned pass = 0;; ++pass) {
-      std::unique_lock guard(lock_);
-      if (!alive_()) {
-        guard.unlock();
-        return give_up(-ENOENT);
-      }
-      std::vector<FileData::ChangedRange> changes = file_.take_changes();
-      const uint64_t limit = ends_.limit();
-      uint64_t changed_bytes = 0;
-      for (FileData::ChangedRange& r : changes) {
-        r.off = r.off / kBlockBytes * kBlockBytes;
-        r.end = std::min(r.end, limit);
-        if (r.end > r.off) r.end = (r.end + kBlockBytes - 1) / kBlockBytes * kBlockBytes;
-        r.end = std::max(r.end, r.off);
-        changed_bytes += r.end - r.off;
-      }
-      if (changed_bytes <= options_.final_pass_bytes || pass >= kMaxSharedPasses) {
-        const int err = reporting([&] {
-          for (const FileData::ChangedRange& r : changes) {
-            if (int failed = ends_.discard(r.off, r.end)) return failed;
-            if (int failed = ends_.copy(r.off, r.end)) return failed;
-            copied_ += r.end - r.off;
-          }
-          return ends_.switch_over(result);
-        });
-        file_.watch_changes(false);
-        guard.unlock();
-        if (err) {
-          ends_.give_up();
-          return err;
+    CatchUpSteps steps;
+    steps.limit = [&] { return ends_.limit(); };
+    steps.last_pass = [&](const std::vector<FileData::ChangedRange>& changes) {
+      return reporting([&] {
+        for (const FileData::ChangedRange& r : changes) {
+          if (int failed = ends_.discard(r.off, r.end)) return failed;
+          if (int failed = ends_.copy(r.off, r.end)) return failed;
+          copied_ += r.end - r.off;
         }
-        result.bytes_copied = copied_;
-        result.passes = pass;
-        return 0;
-      }
-      guard.unlock();
-      for (const FileData::ChangedRange& r : changes) {
-        if (int err = under_shared([&] { return ends_.discard(r.off, r.end); }))
-          return give_up(err);
-        if (int err = copy_range(r.off, r.end)) return give_up(err);
-      }
-    }
+        return ends_.switch_over(result);
+      });
+    };
+    steps.copy_again = [&](const FileData::ChangedRange& r) {
+      if (int err = under_shared([&] { return ends_.discard(r.off, r.end); })) return err;
+      return copy_range(r.off, r.end);
+    };
+    steps.release_copy = [&] { ends_.give_up(); };
+    steps.give_up = [&](int err) { return give_up(err); };
+    unsigned passes = 0;
+    if (int err = catch_up_and_switch(file_, lock_, alive_, options_, steps, passes)) return err;
+    result.bytes_copied = copied_;
+    result.passes = passes;
+    return 0;
   }
 
  private:
