@@ -74,47 +74,9 @@ for mode in write mmap; do
   f="$MNT/w-$mode"
   head -c 8M /dev/urandom >"$f"
   "$TIERFS_BIN" migrate --tier slow "$f" >/dev/null 2>&1 || fail "$mode: first move to slow"
-  python3 - "$f" "$WORK/w-$mode.model" "$mode" "$WORK/w-$mode.done" <<'PY' &
-import mmap, os, random, sys, time
-path, model_path, mode, done = sys.argv[1:]
-size = 8 << 20
-fd = os.open(path, os.O_RDWR)
-model = bytearray(os.pread(fd, size, 0))
-m = mmap.mmap(fd, size) if mode == "mmap" else None
-open(done + ".open", "w").write("open")
-# Writes until the moves say stop (after enough of them, however slow this
-# machine is), at most 120 s.
-end = time.time() + 120
-while time.time() < end and not os.path.exists(done + ".stop"):
-    off = random.randrange(0, size - 65536)
-    data = os.urandom(random.choice([1, 100, 4096, 65536]))
-    if m is not None:
-        m[off : off + len(data)] = data
-    else:
-        os.pwrite(fd, data, off)
-    model[off : off + len(data)] = data
-if m is not None:
-    m.flush(); m.close()
-os.fsync(fd); os.close(fd)
-open(model_path, "wb").write(model)
-open(done, "w").write("done")
-PY
-  writer=$!
-  # The moves start once the writer's handle is open (opens racing a
-  # passthrough release: docs/operations.md).
-  for _ in $(seq 100); do [ -e "$WORK/w-$mode.done.open" ] && break; sleep 0.05; done
-  moves=0
-  while [ ! -e "$WORK/w-$mode.done" ] && kill -0 "$writer" 2>/dev/null; do
-    for tier in fast slow; do
-      if "$TIERFS_BIN" migrate --tier "$tier" "$f" >"$WORK/move.out" 2>&1; then
-        moves=$((moves + 1))
-        [ "$moves" -lt 6 ] || : >"$WORK/w-$mode.done.stop"
-      else
-        grep -q "busy" "$WORK/move.out" || fail "$mode: migrate to $tier: $(cat "$WORK/move.out")"
-      fi
-    done
-  done
-  wait "$writer" || fail "$mode: the writer failed"
+  tierfs_moves_while_writing "$mode" "$f" "$WORK/w-$mode.model" fast slow busy-ok ||
+    fail "$mode: the writer failed"
+  moves=$MOVES
   [ "$moves" -ge 4 ] || fail "$mode: only $moves moves while the writer ran"
   [ "$(sum "$f")" = "$(sum "$WORK/w-$mode.model")" ] || fail "$mode: the file differs from the model after $moves moves"
   "$TIERFS_BIN" migrate --tier fast "$f" >/dev/null 2>&1 || fail "$mode: the move to fast after the writer closed"
@@ -205,35 +167,46 @@ tierfs_stop_mount
 # of a on the source path, an idle kill -9 (a clean unmount would drop the
 # test's /dev/shm regions), a server that dies at the point, a third that
 # must find a equal to the model on one path.
-crash_run() {
-  local point=$1 to=$2 from p ino
-  from=$([ "$to" = slow ] && echo kernel || echo server)
+# fresh_a_then_kill [PATH]: a mount with a fresh copy of a on PATH
+# (kernel by default), killed idle.
+fresh_a_then_kill() {
   tierfs_start_mount "$CONFIG" --log-file "$WORK/crash.log"
   rm -f "$MNT/a" && cp "$WORK/a.model" "$MNT/a"
-  [ "$to" = slow ] || "$TIERFS_BIN" migrate --tier slow "$MNT/a" >/dev/null 2>&1
-  [ "$(path_of "$MNT/a")" = "$from" ] || fail "$point (to $to): a starts on $(path_of "$MNT/a")"
+  [ "${1:-}" = server ] && "$TIERFS_BIN" migrate --tier slow "$MNT/a" >/dev/null 2>&1
+  [ "$(path_of "$MNT/a")" = "${1:-kernel}" ] || fail "$LABEL: a starts on $(path_of "$MNT/a")"
   sync "$MNT/a"
   kill -9 "$SERVER_PID"
   timeout 20 tail --pid="$SERVER_PID" -f /dev/null
   umount -l "$MNT"
   SERVER_PID=
+}
+# restart_and_check: after the server died at its point, a third server
+# must find a equal to the model on exactly one path.
+restart_and_check() {
+  local p ino
+  timeout 20 tail --pid="$SERVER_PID" -f /dev/null || fail "$LABEL: the server lives on"
+  umount -l "$MNT"
+  SERVER_PID=
+  tierfs_start_mount "$CONFIG" --log-file "$WORK/restart.log"
+  [ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "$LABEL: a differs from the model after kill -9"
+  p=$(path_of "$MNT/a")
+  ino=$(stat -c %i "$MNT/a")
+  if [ "$p" = server ] && [ -e "$BACKING/$ino.fast" ]; then fail "$LABEL: a on the server path kept a backing file"; fi
+  if [ "$p" = kernel ] && ! cmp -s "$BACKING/$ino.fast" "$WORK/a.model"; then fail "$LABEL: a's backing file differs"; fi
+  echo "$LABEL: restarted on the $p path"
+  tierfs_stop_mount
+}
+crash_run() {
+  local point=$1 to=$2
+  LABEL="$point (to $to)"
+  fresh_a_then_kill "$([ "$to" = slow ] && echo kernel || echo server)"
   TIERFS_CRASH_AT=$point tierfs_start_mount "$CONFIG" --log-file "$WORK/crash.log"
   # The server dies at the point: the command fails (no connection).
   if "$TIERFS_BIN" migrate --tier "$to" "$MNT/a" >/dev/null 2>&1; then
     tierfs_stop_mount
     return 1
   fi
-  timeout 20 tail --pid="$SERVER_PID" -f /dev/null || fail "$point: the server lives on"
-  umount -l "$MNT"
-  SERVER_PID=
-  tierfs_start_mount "$CONFIG" --log-file "$WORK/restart.log"
-  [ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "$point (to $to): a differs from the model after kill -9"
-  p=$(path_of "$MNT/a")
-  ino=$(stat -c %i "$MNT/a")
-  if [ "$p" = server ] && [ -e "$BACKING/$ino.fast" ]; then fail "$point (to $to): a on the server path kept a backing file"; fi
-  if [ "$p" = kernel ] && ! cmp -s "$BACKING/$ino.fast" "$WORK/a.model"; then fail "$point (to $to): a's backing file differs"; fi
-  echo "$point (to $to): restarted on the $p path"
-  tierfs_stop_mount
+  restart_and_check
 }
 crashed=0
 for point in migrate.after_chunk migrate.before_switch migrate.after_switch_log; do
@@ -247,34 +220,17 @@ crash_run migrate.before_backing_removed slow && crashed=$((crashed + 1))
 # the switch of the move the last release started. Either way a restart
 # finds a equal to the model on one path.
 crash_held() {
-  local point=$1 p ino
-  tierfs_start_mount "$CONFIG" --log-file "$WORK/crash.log"
-  rm -f "$MNT/a" && cp "$WORK/a.model" "$MNT/a"
-  kill -9 "$SERVER_PID"
-  timeout 20 tail --pid="$SERVER_PID" -f /dev/null
-  umount -l "$MNT"
-  SERVER_PID=
+  local point=$1
+  LABEL="held crash ($point)"
+  fresh_a_then_kill
   TIERFS_CRASH_AT=$point tierfs_start_mount "$CONFIG" --log-file "$WORK/crash.log"
   exec 7<"$MNT/a"
-  "$TIERFS_BIN" migrate --tier slow "$MNT/a" >"$WORK/held.out" 2>&1 || fail "held crash ($point): migrate: $(cat "$WORK/held.out")"
-  grep -q "held by open handles" "$WORK/held.out" || fail "held crash ($point): not held: $(cat "$WORK/held.out")"
-  if [ "$point" = none ]; then
-    kill -9 "$SERVER_PID"
-    exec 7<&-
-  else
-    exec 7<&-  # the last release: the mover starts the move and dies at the point
-  fi
-  timeout 20 tail --pid="$SERVER_PID" -f /dev/null || fail "held crash ($point): the server lives on"
-  umount -l "$MNT"
-  SERVER_PID=
-  tierfs_start_mount "$CONFIG" --log-file "$WORK/restart.log"
-  [ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "held crash ($point): a differs from the model after kill -9"
-  p=$(path_of "$MNT/a")
-  ino=$(stat -c %i "$MNT/a")
-  if [ "$p" = server ] && [ -e "$BACKING/$ino.fast" ]; then fail "held crash ($point): a on the server path kept a backing file"; fi
-  if [ "$p" = kernel ] && ! cmp -s "$BACKING/$ino.fast" "$WORK/a.model"; then fail "held crash ($point): a's backing file differs"; fi
-  echo "held crash ($point): restarted on the $p path"
-  tierfs_stop_mount
+  "$TIERFS_BIN" migrate --tier slow "$MNT/a" >"$WORK/held.out" 2>&1 || fail "$LABEL: migrate: $(cat "$WORK/held.out")"
+  grep -q "held by open handles" "$WORK/held.out" || fail "$LABEL: not held: $(cat "$WORK/held.out")"
+  # none: killed while held; else the last release starts the move, which dies at the point.
+  [ "$point" = none ] && kill -9 "$SERVER_PID"
+  exec 7<&-
+  restart_and_check
 }
 crash_held none
 crash_held migrate.before_switch

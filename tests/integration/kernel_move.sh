@@ -90,44 +90,9 @@ setfattr -n user.tierfs.tier -v fast "$MNT/a" || fail "user.tierfs.tier = fast"
 for mode in write mmap; do
   f="$MNT/w-$mode"
   head -c 8M /dev/urandom >"$f"
-  python3 - "$f" "$WORK/w-$mode.model" "$mode" "$WORK/w-$mode.done" <<'PY' &
-import mmap, os, random, sys, time
-path, model_path, mode, done = sys.argv[1:]
-size = 8 << 20
-fd = os.open(path, os.O_RDWR)
-model = bytearray(os.pread(fd, size, 0))
-m = mmap.mmap(fd, size) if mode == "mmap" else None
-open(done + ".open", "w").write("open")
-end = time.time() + 120
-while time.time() < end and not os.path.exists(done + ".stop"):
-    off = random.randrange(0, size - 65536)
-    data = os.urandom(random.choice([1, 100, 4096, 65536]))
-    if m is not None:
-        m[off : off + len(data)] = data
-    else:
-        os.pwrite(fd, data, off)
-    model[off : off + len(data)] = data
-if m is not None:
-    m.flush(); m.close()
-os.fsync(fd); os.close(fd)
-open(model_path, "wb").write(model)
-open(done, "w").write("done")
-PY
-  writer=$!
-  for _ in $(seq 100); do [ -e "$WORK/w-$mode.done.open" ] && break; sleep 0.05; done
-  moves=0
-  while [ ! -e "$WORK/w-$mode.done" ] && kill -0 "$writer" 2>/dev/null; do
-    for tier in warm fast; do
-      if "$TIERFS_BIN" migrate --tier "$tier" "$f" >"$WORK/move.out" 2>&1; then
-        moves=$((moves + 1))
-        [ "$moves" -lt 6 ] || : >"$WORK/w-$mode.done.stop"
-      else
-        fail "$mode: migrate to $tier with the file open: $(cat "$WORK/move.out")"
-        : >"$WORK/w-$mode.done.stop"
-      fi
-    done
-  done
-  wait "$writer" || fail "$mode: the writer failed"
+  tierfs_moves_while_writing "$mode" "$f" "$WORK/w-$mode.model" warm fast ||
+    fail "$mode: the writer failed"
+  moves=$MOVES
   [ "$moves" -ge 6 ] || fail "$mode: only $moves moves while the writer ran"
   [ "$(sum "$f")" = "$(sum "$WORK/w-$mode.model")" ] || fail "$mode: the file differs from the model after $moves moves"
   echo "$mode: $moves in-place moves while writing"

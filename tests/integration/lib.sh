@@ -88,6 +88,59 @@ tierfs_kernel_tier() {
     "$1" "$2" "$3"
 }
 
+# tierfs_moves_while_writing MODE FILE MODEL TIER_A TIER_B [BUSY_OK]: a
+# writer (MODE write: pwrite on an fd; mmap: a shared mapping) writes random
+# runs into the first 8 MiB of FILE while `tierfs migrate` bounces FILE
+# between TIER_A and TIER_B, until six moves are done (at most 120 s); the
+# writer's model of the file goes to MODEL. A refused move fails the test
+# (the caller's `fail`), unless BUSY_OK is "busy-ok" and it said busy.
+# Sets MOVES; returns 1 when the writer failed.
+tierfs_moves_while_writing() {
+  local mode=$1 f=$2 model=$3 tier_a=$4 tier_b=$5 busy_ok=${6:-} done writer tier
+  done="$model.done"
+  python3 - "$f" "$model" "$mode" "$done" <<'PY' &
+import mmap, os, random, sys, time
+path, model_path, mode, done = sys.argv[1:]
+size = 8 << 20
+fd = os.open(path, os.O_RDWR)
+model = bytearray(os.pread(fd, size, 0))
+m = mmap.mmap(fd, size) if mode == "mmap" else None
+open(done + ".open", "w").write("open")
+# Writes until the moves say stop (after enough of them, however slow this
+# machine is), at most 120 s.
+end = time.time() + 120
+while time.time() < end and not os.path.exists(done + ".stop"):
+    off = random.randrange(0, size - 65536)
+    data = os.urandom(random.choice([1, 100, 4096, 65536]))
+    if m is not None:
+        m[off : off + len(data)] = data
+    else:
+        os.pwrite(fd, data, off)
+    model[off : off + len(data)] = data
+if m is not None:
+    m.flush(); m.close()
+os.fsync(fd); os.close(fd)
+open(model_path, "wb").write(model)
+open(done, "w").write("done")
+PY
+  writer=$!
+  # The moves start once the writer's handle is open.
+  for _ in $(seq 100); do [ -e "$done.open" ] && break; sleep 0.05; done
+  MOVES=0
+  while [ ! -e "$done" ] && kill -0 "$writer" 2>/dev/null; do
+    for tier in "$tier_a" "$tier_b"; do
+      if "$TIERFS_BIN" migrate --tier "$tier" "$f" >"$WORK/move.out" 2>&1; then
+        MOVES=$((MOVES + 1))
+        [ "$MOVES" -lt 6 ] || : >"$done.stop"
+      elif [ "$busy_ok" != busy-ok ] || ! grep -q "busy" "$WORK/move.out"; then
+        fail "$mode: migrate to $tier with the file open: $(cat "$WORK/move.out")"
+        : >"$done.stop"
+      fi
+    done
+  done
+  wait "$writer"
+}
+
 tierfs_shm_tier() {
   local name=$1 ways=$2 size=$3 granularity=$4 regions="" i
   for i in $(seq 1 "$ways"); do

@@ -134,11 +134,7 @@ class Migration {
     };
     steps.release_copy = [&] { copy_.release(storage_); };
     steps.give_up = [&](int err) { return give_up(err); };
-    unsigned passes = 0;
-    if (int err = catch_up_and_switch(file_, lock_, alive_, options_, steps, passes)) return err;
-    result.bytes_copied = copied_;
-    result.passes = passes;
-    return 0;
+    return catch_up_and_switch(file_, lock_, alive_, options_, steps, copied_, result);
   }
 
  private:
@@ -204,7 +200,7 @@ class Migration {
 
 int catch_up_and_switch(FileData& file, std::shared_mutex& lock, const std::function<bool()>& alive,
                         const MigrateOptions& options, const CatchUpSteps& steps,
-                        unsigned& passes) {
+                        const uint64_t& copied, MigrateResult& result) {
   for (unsigned pass = 0;; ++pass) {
     std::unique_lock guard(lock);
     if (!alive()) {
@@ -230,7 +226,8 @@ int catch_up_and_switch(FileData& file, std::shared_mutex& lock, const std::func
         steps.release_copy();
         return err;
       }
-      passes = pass;
+      result.bytes_copied = copied;
+      result.passes = pass;
       return 0;
     }
     guard.unlock();

@@ -80,8 +80,8 @@ struct MigrateResult {
 // and `copy_again` copies each of them again (taking its own lock holds),
 // and the next pass begins. Changes stop being watched at the end either
 // way; `release_copy` runs (no lock held) when the last pass failed, and
-// `give_up` (no lock held) when anything before it did. 0 or -errno;
-// `passes`: the passes before the last.
+// `give_up` (no lock held) when anything before it did. 0 or -errno; on 0,
+// result's bytes_copied (`copied`, which the steps count) and passes.
 struct CatchUpSteps {
   std::function<uint64_t()> limit;  // past every byte of the file and the copy
   std::function<int(const std::vector<FileData::ChangedRange>&)> last_pass;
@@ -90,7 +90,8 @@ struct CatchUpSteps {
   std::function<int(int)> give_up;
 };
 int catch_up_and_switch(FileData& file, std::shared_mutex& lock, const std::function<bool()>& alive,
-                        const MigrateOptions& options, const CatchUpSteps& steps, unsigned& passes);
+                        const MigrateOptions& options, const CatchUpSteps& steps,
+                        const uint64_t& copied, MigrateResult& result);
 
 // Moves every extent of `file` to tier `target`.
 //

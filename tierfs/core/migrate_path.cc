@@ -212,11 +212,7 @@ class PathMigration {
     };
     steps.release_copy = [&] { ends_.give_up(); };
     steps.give_up = [&](int err) { return give_up(err); };
-    unsigned passes = 0;
-    if (int err = catch_up_and_switch(file_, lock_, alive_, options_, steps, passes)) return err;
-    result.bytes_copied = copied_;
-    result.passes = passes;
-    return 0;
+    return catch_up_and_switch(file_, lock_, alive_, options_, steps, copied_, result);
   }
 
  private:
