@@ -21,6 +21,7 @@ packages=(
   moosefs-master moosefs-chunkserver moosefs-client   # job-wide scratch (tierfs job start --shared)
   seccomp bpftrace   # scripts/seccomp-audit.sh: syscall names, and the calls sandboxed servers make
   groff-base   # the man page check (tests/integration/mount_helper.sh)
+  prometheus-cpp-dev   # writes the Prometheus text format of tierfs stats --prometheus (tierfs/cli/stats_openmetrics.cc)
   python3-prometheus-client   # parses tierfs stats --openmetrics/--prometheus (tests/integration/stats_openmetrics.sh)
   prometheus-node-exporter   # its textfile collector serves that output (the same test starts its own on a free port)
   debhelper lintian mmdebstrap   # the Debian package, built and installed into a clean root (tests/package)

@@ -1,11 +1,16 @@
 // The OpenMetrics / Prometheus text exposition of `tierfs stats` (see
 // stats_openmetrics.h). Every family's samples are written together, as both
-// formats require, so the samples of all mounts are gathered first.
+// formats require, so the samples of all mounts are gathered first. The
+// Prometheus 0.0.4 text is prometheus-cpp's TextSerializer's; OpenMetrics 1.0,
+// which Debian 12's prometheus-cpp 1.0.1 cannot write, is written here.
 #include "tierfs/cli/stats_openmetrics.h"
 
 #include <fmt/core.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
 
 #include <array>
+#include <concepts>
 #include <cstdint>
 #include <map>
 #include <string_view>
@@ -19,57 +24,90 @@ using Labels = std::vector<std::pair<std::string, std::string>>;
 
 enum class Kind { gauge, counter };
 
+struct Sample {
+  Labels labels;
+  double value;
+  std::string text;  // the exact value (a uint64_t counter may not fit a double)
+};
+
 struct Family {
   std::string name;  // without _total for counters
   Kind kind;
   std::string help;
-  std::vector<std::pair<Labels, std::string>> samples;
+  std::vector<Sample> samples;
 };
 
 class Exposition {
  public:
   void add(std::string_view name, Kind kind, std::string_view help, const Labels& labels,
-           std::string value) {
-    auto [it, fresh] = index_.try_emplace(std::string(name), families_.size());
-    if (fresh) families_.push_back({std::string(name), kind, std::string(help), {}});
-    families_[it->second].samples.emplace_back(labels, std::move(value));
+           double value) {
+    add_sample(name, kind, help, {labels, value, fmt::format("{}", value)});
   }
+  template <std::unsigned_integral Count>
   void add(std::string_view name, Kind kind, std::string_view help, const Labels& labels,
-           uint64_t value) {
-    add(name, kind, help, labels, std::to_string(value));
+           Count value) {
+    add_sample(name, kind, help, {labels, static_cast<double>(value), std::to_string(value)});
   }
 
   std::string text(MetricsFormat format) const {
-    std::string out;
-    const bool open = format == MetricsFormat::openmetrics;
-    for (const Family& family : families_) {
-      const bool counter = family.kind == Kind::counter;
-      const std::string sample_name = counter ? family.name + "_total" : family.name;
-      // OpenMetrics names the counter family without _total; 0.0.4 as its samples.
-      const std::string& family_name = open ? family.name : sample_name;
-      out += fmt::format("# HELP {} {}\n", family_name, family.help);
-      out += fmt::format("# TYPE {} {}\n", family_name, counter ? "counter" : "gauge");
-      // A unit must be the family name's suffix (OpenMetrics); 0.0.4 has no UNIT line.
-      for (std::string_view unit : {"bytes", "seconds"})
-        if (open && family.name.ends_with(fmt::format("_{}", unit)))
-          out += fmt::format("# UNIT {} {}\n", family.name, unit);
-      for (const auto& [labels, value] : family.samples) {
-        out += sample_name;
-        if (!labels.empty()) {
-          out += '{';
-          for (size_t i = 0; i < labels.size(); ++i)
-            out += fmt::format("{}{}=\"{}\"", i == 0 ? "" : ",", labels[i].first,
-                               escape_label_value(labels[i].second));
-          out += '}';
-        }
-        out += fmt::format(" {}\n", value);
-      }
-    }
-    if (open) out += "# EOF\n";
-    return out;
+    return format == MetricsFormat::openmetrics ? openmetrics() : prometheus();
   }
 
  private:
+  void add_sample(std::string_view name, Kind kind, std::string_view help, Sample sample) {
+    auto [it, fresh] = index_.try_emplace(std::string(name), families_.size());
+    if (fresh) families_.push_back({std::string(name), kind, std::string(help), {}});
+    families_[it->second].samples.push_back(std::move(sample));
+  }
+
+  // Prometheus 0.0.4 names a counter family as its samples, with _total.
+  std::string prometheus() const {
+    std::vector<prometheus::MetricFamily> out;
+    for (const Family& family : families_) {
+      const bool counter = family.kind == Kind::counter;
+      prometheus::MetricFamily f{
+          counter ? family.name + "_total" : family.name,
+          family.help,
+          counter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge,
+          {}};
+      for (const Sample& sample : family.samples) {
+        prometheus::ClientMetric metric;
+        for (const auto& [key, value] : sample.labels) metric.label.push_back({key, value});
+        (counter ? metric.counter.value : metric.gauge.value) = sample.value;
+        f.metric.push_back(std::move(metric));
+      }
+      out.push_back(std::move(f));
+    }
+    return prometheus::TextSerializer().Serialize(out);
+  }
+
+  // OpenMetrics 1.0: the counter family without _total, UNIT lines, # EOF.
+  std::string openmetrics() const {
+    std::string out;
+    for (const Family& family : families_) {
+      const bool counter = family.kind == Kind::counter;
+      const std::string sample_name = counter ? family.name + "_total" : family.name;
+      out += fmt::format("# HELP {} {}\n", family.name, family.help);
+      out += fmt::format("# TYPE {} {}\n", family.name, counter ? "counter" : "gauge");
+      // A unit must be the family name's suffix.
+      for (std::string_view unit : {"bytes", "seconds"})
+        if (family.name.ends_with(fmt::format("_{}", unit)))
+          out += fmt::format("# UNIT {} {}\n", family.name, unit);
+      for (const Sample& sample : family.samples) {
+        out += sample_name;
+        if (!sample.labels.empty()) {
+          out += '{';
+          for (size_t i = 0; i < sample.labels.size(); ++i)
+            out += fmt::format("{}{}=\"{}\"", i == 0 ? "" : ",", sample.labels[i].first,
+                               escape_label_value(sample.labels[i].second));
+          out += '}';
+        }
+        out += fmt::format(" {}\n", sample.text);
+      }
+    }
+    return out + "# EOF\n";
+  }
+
   std::vector<Family> families_;
   std::map<std::string, size_t> index_;
 };
@@ -116,11 +154,9 @@ void add_tier(Exposition& out, const Labels& mount, const inspect::TierUse& tier
           "Files migrations moved out of the tier.", labels, tier.files_moved_out);
   if (tier.high_watermark != 0) {
     out.add("tierfs_tier_high_watermark_ratio", Kind::gauge,
-            "Use of the tier above which the mover demotes.", labels,
-            fmt::format("{}", tier.high_watermark / 100.0));
+            "Use of the tier above which the mover demotes.", labels, tier.high_watermark / 100.0);
     out.add("tierfs_tier_low_watermark_ratio", Kind::gauge,
-            "Use of the tier the mover demotes down to.", labels,
-            fmt::format("{}", tier.low_watermark / 100.0));
+            "Use of the tier the mover demotes down to.", labels, tier.low_watermark / 100.0);
   }
   for (const inspect::RegionUse& region : tier.regions) {
     Labels region_labels = with(labels, "region", region.spec);
@@ -144,15 +180,15 @@ void add_mover(Exposition& out, const Labels& mount, const inspect::MoverState& 
   for (std::string_view state : states) {
     known = known || state == mover.state;
     out.add("tierfs_mover_state", Kind::gauge, "1 for the state the mover is in, else 0.",
-            with(mount, "state", std::string(state)), state == mover.state ? 1 : 0);
+            with(mount, "state", std::string(state)), state == mover.state);
   }
   if (!known)
     out.add("tierfs_mover_state", Kind::gauge, "1 for the state the mover is in, else 0.",
-            with(mount, "state", mover.state), 1);
+            with(mount, "state", mover.state), 1U);
   out.add("tierfs_mover_rate_limit_bytes_per_second", Kind::gauge,
           "The mover's copy rate limit (0: unlimited).", mount, mover.rate_bytes_per_s);
   out.add("tierfs_mover_interval_seconds", Kind::gauge, "How often the mover checks watermarks.",
-          mount, fmt::format("{}", static_cast<double>(mover.interval_ms) / 1000.0));
+          mount, static_cast<double>(mover.interval_ms) / 1000.0);
   out.add("tierfs_mover_queued_requests", Kind::gauge, "Migration requests waiting.", mount,
           mover.queued);
   out.add("tierfs_mover_running_moves", Kind::gauge, "Migrations copying now.", mount,
@@ -178,8 +214,7 @@ void add_mount(Exposition& out, const Labels& mount, const inspect::Stats& stats
     out.add("tierfs_operations", Kind::counter, "FUSE operations the server answered.",
             with(mount, "op", op), count);
   out.add("tierfs_bpf_program_attached", Kind::gauge,
-          "1 when the iomap BPF program is attached, else 0.", mount,
-          stats.bpf.program_attached ? 1 : 0);
+          "1 when the iomap BPF program is attached, else 0.", mount, stats.bpf.program_attached);
   out.add("tierfs_bpf_map_update_errors", Kind::counter, "Failed updates of the BPF maps.", mount,
           stats.bpf.map_update_errors);
 }
@@ -210,7 +245,7 @@ std::string metrics_text(const std::vector<MountMetrics>& mounts, const std::str
     Labels labels{{"mount", mount.mountpoint}, {"node", node}};
     if (!mount.slurm_job_id.empty()) labels.emplace_back("slurm_job_id", mount.slurm_job_id);
     out.add("tierfs_up", Kind::gauge, "1 when the mount's server answered, 0 when it did not.",
-            labels, mount.stats ? 1 : 0);
+            labels, mount.stats.has_value());
     if (mount.stats) add_mount(out, labels, *mount.stats);
   }
   return out.text(format);

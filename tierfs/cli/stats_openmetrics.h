@@ -1,10 +1,9 @@
 // `tierfs stats --openmetrics` and `--prometheus`: the statistics of one or
-// every tierfs mount of the node as the text formats monitoring reads,
-// written here to the OpenMetrics 1.0 and Prometheus 0.0.4 exposition
-// specifications and checked by tests/integration/stats_openmetrics.sh with
-// prometheus_client's parsers and node_exporter's textfile collector.
-// Debian 12's prometheus-cpp 1.0.1 (prometheus-cpp-dev) serializes 0.0.4
-// only; moving that format onto it is open (docs/operations.md, Metrics).
+// every tierfs mount of the node as the text formats monitoring reads: the
+// Prometheus 0.0.4 text by prometheus-cpp's TextSerializer, OpenMetrics 1.0
+// (which Debian 12's prometheus-cpp 1.0.1 cannot write) by a small writer to
+// its specification; both checked by tests/integration/stats_openmetrics.sh
+// with prometheus_client's parsers and node_exporter's textfile collector.
 #pragma once
 
 #include <optional>
