@@ -4,6 +4,11 @@
 #   scripts/test.sh --suite unit    extra arguments go to `meson test`
 # Environment: BUILD_DIR (default build), TIERFS_REQUIRE_PRIVILEGED=1 turns
 # skips for missing root, /dev/fuse or BPF into failures (CI sets it).
+# TIERFS_BESIDE_TESTS=COMMAND runs COMMAND (bash) beside the suites once the
+# main build is done, at the lowest CPU priority, and fails the run if it
+# fails: .ci/run puts the style gate there. The suites run mostly one test at
+# a time (is_parallel: false) and leave CPU idle while a test waits on a
+# mount, a kill -9 or a daemon; each phase line says how busy the CPUs were.
 #
 # The build uses the libfuse 3.18 that setup.sh builds where the system's is
 # older (Debian 12: 3.14), and with TIERFS_REQUIRE_PRIVILEGED=1 the run turns
@@ -16,20 +21,36 @@ cd "$(dirname "$0")/.."
 build_dir=${BUILD_DIR:-build}
 system_build_dir=${build_dir}-libfuse-system
 
-# phase NAME: one line with the seconds since the last phase, so a slow CI run says where it went.
+# cpu_ticks: busy and total jiffies of all CPUs so far (/proc/stat's first line).
+cpu_ticks() {
+  awk '/^cpu /{total = 0; for (i = 2; i <= NF; i++) total += $i; print total - $5 - $6, total; exit}' /proc/stat
+}
+# phase NAME: one line with the seconds since the last phase and how busy the
+# CPUs were meanwhile, so a slow CI run says where it went.
 phase_start=$SECONDS
+read -r busy_start total_start < <(cpu_ticks)
 phase() {
-  echo "test: $1 took $((SECONDS - phase_start)) s"
+  local busy total
+  read -r busy total < <(cpu_ticks)
+  echo "test: $1 took $((SECONDS - phase_start)) s, CPUs $(((busy - busy_start) * 100 / (total - total_start + 1))) % busy"
   phase_start=$SECONDS
+  busy_start=$busy total_start=$total
 }
 
 ./scripts/setup.sh
 phase setup
 
 uring_param=/sys/module/fuse/parameters/enable_uring
+uring_saved='' beside_pid='' beside_log=''
+# At any exit: the kernel's uring setting back, and what runs beside the suites stopped.
+on_exit() {
+  [ -z "$beside_pid" ] || kill "$beside_pid" 2>/dev/null || true
+  [ -z "$beside_log" ] || rm -f "$beside_log"
+  [ -z "$uring_saved" ] || echo "$uring_saved" >"$uring_param"
+}
+trap on_exit EXIT
 if [ "${TIERFS_REQUIRE_PRIVILEGED:-0}" = 1 ] && [ -w "$uring_param" ]; then
   uring_saved=$(cat "$uring_param")
-  trap 'echo "$uring_saved" >"$uring_param"' EXIT
   echo Y >"$uring_param"
 fi
 
@@ -50,6 +71,13 @@ configure() {
 configure "$build_dir" "${setup_args[@]}"
 ninja -C "$build_dir"
 phase "build ($build_dir)"
+
+if [ -n "${TIERFS_BESIDE_TESTS:-}" ]; then
+  beside_log=$(mktemp)
+  nice -n 19 bash -c "$TIERFS_BESIDE_TESTS" >"$beside_log" 2>&1 &
+  beside_pid=$!
+  echo "test: started beside the suites (nice 19): $TIERFS_BESIDE_TESTS"
+fi
 
 status=0
 logs=("$build_dir/meson-logs/testlog.json")
@@ -86,6 +114,15 @@ PY
     --suite integration --suite security --suite jobs --no-suite once || status=$?
   phase "tests ($system_build_dir)"
   logs+=("$system_build_dir/meson-logs/testlog.json")
+fi
+
+if [ -n "$beside_pid" ]; then
+  beside_status=0
+  wait "$beside_pid" || beside_status=$?
+  beside_pid=
+  sed 's/^/beside: /' "$beside_log"
+  phase "waiting for what ran beside the suites (status $beside_status)"
+  [ "$beside_status" = 0 ] || status=1
 fi
 
 # One closing line that any reader understands, counted from meson's JSON logs.
