@@ -69,8 +69,13 @@ class ToBacking final : public Ends {
       const int64_t got = file_.read(storage_, a, b - a, b, iov);
       if (got < 0) return static_cast<int>(got);
       const int64_t put = backing_->write(a, iov);
+      if (put == got) continue;
+      // The kernel copies out of region memory: a page lost under it (a
+      // file: region cut short, a memory error) is EFAULT, or a short
+      // write when it is not the first. Retired like a faulting read's.
+      if ((put == -EFAULT || put >= 0) && storage_.retire_faulting(iov) > 0) return -EIO;
       if (put < 0) return static_cast<int>(put);
-      if (put != got) return -ENOSPC;  // tmpfs short write: it is full
+      return -ENOSPC;  // tmpfs short write: it is full
     }
     return 0;
   }
