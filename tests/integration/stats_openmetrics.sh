@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # tierfs stats --openmetrics / --prometheus on real mounts: a plain mount with
-# traffic, a job mount (slurm_job_id label) and a mount whose server was
+# traffic (the built-in default; on the kernel path its used bytes come from
+# the backing tmpfs and it has no traffic series) and
+# one pinned to the server path (traffic counted by the server), a job mount (slurm_job_id label) and a mount whose server was
 # killed (tierfs_up 0 while the others still report), both formats parsed by
 # prometheus_client (the OpenMetrics parser is strict), --output written
 # whole, and the usage errors. Then the textfile-collector wiring as a site
@@ -31,12 +33,13 @@ finish() {
   [ -n "$exporter_pid" ] && kill "$exporter_pid" 2>/dev/null && wait "$exporter_pid" 2>/dev/null
   "$TIERFS_BIN" job --node-config "$D/node.toml" stop --job-id 4242 >/dev/null 2>&1
   umount "$plain" 2>/dev/null
+  umount "$D/served" 2>/dev/null
   umount -l "$D/dead" 2>/dev/null
   [ -n "$killed_pid" ] && "$TIERFS_BIN" cleanup "$D/dead" >/dev/null 2>&1
   rm -rf "$D"
 }
 trap finish EXIT
-mkdir -p "$plain" "$D/dead" "$D/scratch"
+mkdir -p "$plain" "$D/dead" "$D/scratch" "$D/served"
 cat >"$D/node.toml" <<TOML
 [job]
 base = "$D/scratch"
@@ -47,8 +50,12 @@ TOML
 metrics() { "$TIERFS_BIN" stats --node-config "$D/node.toml" "$@"; }
 
 "$TIERFS_BIN" mount "$plain" || { echo "FAIL: mount" >&2; exit 1; }
-head -c 3M /dev/urandom >"$plain/a"
-cat "$plain/a" >/dev/null
+printf '[[tier]]\nname = "dram"\nregions = ["numa:0"]\nsize = "32MiB"\ndata_path = "server"\n' >"$D/served.toml"
+"$TIERFS_BIN" mount --config "$D/served.toml" "$D/served" || { echo "FAIL: mount served" >&2; exit 1; }
+for m in "$plain" "$D/served"; do
+  head -c 3M /dev/urandom >"$m/a"
+  cat "$m/a" >/dev/null
+done
 "$TIERFS_BIN" job --node-config "$D/node.toml" start --job-id 4242 --uid 0 --gid 0 ||
   fail "job start"
 "$TIERFS_BIN" mount -f "$D/dead" &
@@ -83,12 +90,30 @@ types = {f.name: f.type for f in families}
 assert types["tierfs_tier_written_bytes"] == "counter", types
 assert types["tierfs_tier_used_bytes"] == "gauge", types
 plain = sys.argv[2]
+served = f"{d}/served"
+def has(found, name, **labels):
+    try:
+        value(found, name, **labels)
+        return True
+    except SystemExit:
+        return False
 assert value(one, "tierfs_up", mount=plain) == 1
-assert value(one, "tierfs_tier_written_bytes_total", mount=plain) >= 3 << 20
-assert value(one, "tierfs_region_read_bytes_total", mount=plain) > 0
-assert value(one, "tierfs_tier_used_bytes", mount=plain) >= 3 << 20
-assert value(one, "tierfs_operations_total", mount=plain, op="write") > 0
 assert value(one, "tierfs_mover_state", mount=plain, state="off") == 1
+kernel = value(one, "tierfs_tier_kernel_path", mount=plain) == 1
+assert value(one, "tierfs_tier_used_bytes", mount=plain) >= 3 << 20
+assert value(one, "tierfs_region_used_bytes", mount=plain) >= 3 << 20
+if kernel:
+    # The kernel moved the bytes: no traffic series, not zeros.
+    for name in ("tierfs_tier_written_bytes_total", "tierfs_region_read_bytes_total"):
+        assert not has(one, name, mount=plain), name
+else:
+    assert value(one, "tierfs_tier_written_bytes_total", mount=plain) >= 3 << 20
+# The server path: traffic counted by the server.
+assert value(every, "tierfs_tier_kernel_path", mount=served) == 0
+assert value(every, "tierfs_tier_written_bytes_total", mount=served) >= 3 << 20
+assert value(every, "tierfs_region_read_bytes_total", mount=served) > 0
+assert value(every, "tierfs_tier_used_bytes", mount=served) >= 3 << 20
+assert value(every, "tierfs_operations_total", mount=served, op="write") > 0
 # Other mounts of the node (other tests) may be listed too.
 assert value(every, "tierfs_mounts") >= 3, value(every, "tierfs_mounts")
 assert value(every, "tierfs_up", mount=f"{d}/dead") == 0
@@ -96,7 +121,8 @@ assert value(every, "tierfs_up", mount=f"{d}/scratch/4242", slurm_job_id="4242")
 assert value(every, "tierfs_tier_capacity_bytes", mount=f"{d}/scratch/4242", slurm_job_id="4242") > 0
 for found in (one, every, prom):
     assert all(dict(l).get("node") for _, l in found), "a sample without node"
-assert value(prom, "tierfs_tier_written_bytes_total", mount=plain) == value(every, "tierfs_tier_written_bytes_total", mount=plain)
+assert value(prom, "tierfs_tier_written_bytes_total", mount=served) == value(every, "tierfs_tier_written_bytes_total", mount=served)
+assert value(prom, "tierfs_tier_used_bytes", mount=plain) == value(every, "tierfs_tier_used_bytes", mount=plain)
 PY
 [ "$(tail -1 "$D/all.om")" = "# EOF" ] || fail "OpenMetrics output does not end with # EOF"
 grep -q '^# EOF' "$D/all.prom" && fail "Prometheus 0.0.4 output has # EOF"
@@ -159,8 +185,9 @@ assert find("node_textfile_scrape_error", ) and find("node_textfile_scrape_error
 assert find("tierfs_up", mount=plain)[0].value == 1
 assert find("tierfs_up", mount=f"{d}/dead")[0].value == 0
 assert find("tierfs_up", mount=f"{d}/scratch/4242", slurm_job_id="4242")[0].value == 1
-assert find("tierfs_tier_written_bytes_total", mount=plain)[0].value >= 3 << 20
-assert find("tierfs_operations_total", mount=plain, op="write")[0].value > 0
+assert find("tierfs_tier_used_bytes", mount=plain)[0].value >= 3 << 20
+assert find("tierfs_tier_written_bytes_total", mount=f"{d}/served")[0].value >= 3 << 20
+assert find("tierfs_operations_total", mount=f"{d}/served", op="write")[0].value > 0
 print(f"node_exporter serves {sum(s.name.startswith('tierfs_') for s in samples)} tierfs samples")
 PY
 

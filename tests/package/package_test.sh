@@ -260,7 +260,7 @@ else:
     raise SystemExit("no answer")
 lines = text.splitlines()
 assert any(l.startswith('tierfs_up{') and f'slurm_job_id="{job}"' in l for l in lines), "no job series"
-assert any(l.startswith('tierfs_tier_written_bytes_total{') for l in lines), "no tier series"
+assert any(l.startswith('tierfs_tier_used_bytes{') for l in lines), "no tier series"
 assert "node_textfile_scrape_error 0" in lines, [l for l in lines if "textfile" in l]
 print(f"package: node_exporter serves {sum(l.startswith('tierfs_') for l in lines)} tierfs samples")
 PY

@@ -143,7 +143,14 @@ void add_tier(Exposition& out, const Labels& mount, const inspect::TierUse& tier
   out.add("tierfs_tier_ways", Kind::gauge, "Regions the tier interleaves over.", labels, tier.ways);
   out.add("tierfs_tier_granularity_bytes", Kind::gauge, "Interleave granularity of the tier.",
           labels, tier.granularity_bytes);
-  add_traffic(out, "tier", labels, tier);
+  // On the kernel path the kernel moves the bytes (FUSE passthrough) and the
+  // server counts none of them: no traffic series rather than zeros. Used
+  // bytes come from the backing tmpfs.
+  const bool kernel_path = tier.data_path == "kernel";
+  out.add("tierfs_tier_kernel_path", Kind::gauge,
+          "1 when the kernel moves the tier's bytes (FUSE passthrough): no traffic series then.",
+          labels, kernel_path ? 1U : 0U);
+  if (!kernel_path) add_traffic(out, "tier", labels, tier);
   out.add("tierfs_tier_migrated_in_bytes", Kind::counter, "Bytes migrations moved into the tier.",
           labels, tier.bytes_moved_in);
   out.add("tierfs_tier_migrated_out_bytes", Kind::counter,
@@ -168,7 +175,7 @@ void add_tier(Exposition& out, const Labels& mount, const inspect::TierUse& tier
             region.used_bytes);
     out.add("tierfs_region_free_bytes", Kind::gauge, "Free bytes of the region.", region_labels,
             region.free_bytes);
-    add_traffic(out, "region", region_labels, region);
+    if (!kernel_path) add_traffic(out, "region", region_labels, region);
   }
 }
 

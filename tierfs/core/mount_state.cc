@@ -200,15 +200,16 @@ MountState::~MountState() {
   close_fds();
 }
 
-void MountState::remove_entry(const std::string& name) {
-  if (unlinkat(dir_fd_, name.c_str(), 0) == 0 || errno == ENOENT) return;
+std::string MountState::remove_entry(const std::string& name) {
+  if (unlinkat(dir_fd_, name.c_str(), 0) == 0 || errno == ENOENT) return "";
   // A kernel-path tier's tmpfs (tierfs/server/backing_store.h): detached, so
   // its files go as soon as no descriptor holds them, then its mount point.
   if (errno == EISDIR) {
     const std::string path = path_ + "/" + name;
     if (umount2(path.c_str(), MNT_DETACH) != 0 && errno != EINVAL)
       throw std::runtime_error(fmt::format("{}: cannot unmount: {}", path, std::strerror(errno)));
-    if (unlinkat(dir_fd_, name.c_str(), AT_REMOVEDIR) == 0 || errno == ENOENT) return;
+    if (unlinkat(dir_fd_, name.c_str(), AT_REMOVEDIR) == 0 || errno == ENOENT)
+      return fmt::format("removed the kernel path's backing files {}", path);
   }
   throw std::runtime_error(
       fmt::format("{}/{}: cannot remove: {}", path_, name, std::strerror(errno)));
@@ -312,7 +313,8 @@ std::vector<std::string> MountState::remove_shared_memory() {
 
 std::vector<std::string> MountState::remove_all() {
   std::vector<std::string> removed = remove_shared_memory();
-  for (const std::string& name : entries()) remove_entry(name);
+  for (const std::string& name : entries())
+    if (std::string line = remove_entry(name); !line.empty()) removed.push_back(std::move(line));
   if (rmdir(path_.c_str()) != 0 && errno != ENOENT)
     throw std::runtime_error(fmt::format("{}: cannot remove: {}", path_, std::strerror(errno)));
   removed.push_back(fmt::format("removed mount state {}", path_));

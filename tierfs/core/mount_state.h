@@ -84,8 +84,9 @@ class MountState {
   bool lock_current(bool create, const std::string& what);
   void close_fds();
   std::vector<std::string> entries() const;
-  // Removes one entry: a file, or a kernel-path tier's tmpfs (detached). Throws one line.
-  void remove_entry(const std::string& name);
+  // Removes one entry: a file, or a kernel-path tier's tmpfs (detached).
+  // Returns the line to report for a tmpfs, else "". Throws one line.
+  std::string remove_entry(const std::string& name);
 
   std::string path_;
   int dir_fd_ = -1;

@@ -103,20 +103,35 @@ expect_status 0 "stop again" job stop --job-id 10
 expect_status 6 "env after stop" job env --job-id 10
 no_traces 10
 
-# The server killed: its numa: memory survives it under the name recorded in
-# the mount's state directory (the next server adopts it); stop removes it, the
-# state directory, the mount and the records (tierfs cleanup's code).
+# The server killed: its numa: memory survives it (the next server adopts
+# it): named shared memory recorded in the mount's state directory on the
+# server path, the tmpfs mounted in that directory, with the job's files, on
+# the kernel path (where the built-in default's tier takes it). Stop removes it, the state directory, the mount and the
+# records (tierfs cleanup's code).
 expect_status 0 "start 11" job start --job-id 11 --uid 0 --gid 0
 pid=$(sed -n 's/.*"server_pid": \([0-9]*\).*/\1/p' "$D/run/job-11.json")
-shm=$(ls -l "/proc/$pid/fd" | grep -o '/dev/shm/tierfs\.[0-9]*\.[0-9a-f]*' | head -n 1)
 state=$(ls -l "/proc/$pid/fd" | grep -o '/run/tierfs/[0-9a-f]*$' | head -n 1)
-[ -n "$shm" ] && [ -n "$state" ] || fail "server $pid has no named shm ($shm) or state directory ($state)"
+memory=$(ls -l "/proc/$pid/fd" | grep -o '/dev/shm/tierfs\.[0-9]*\.[0-9a-f]*' | head -n 1)
+kernel_store=
+if [ -z "$memory" ] && [ -n "$state" ]; then
+  kernel_store=$(awk -v s="$state/" 'index($5, s) == 1 { print $5 }' /proc/self/mountinfo | head -n 1)
+  memory=$kernel_store
+fi
+[ -n "$memory" ] && [ -n "$state" ] ||
+  fail "server $pid has no numa: memory (named shm or kernel-path tmpfs: $memory) or state directory ($state)"
+echo tierfs-job-11-marker >"$D/scratch/11/kept"
+sync "$D/scratch/11/kept"
+present() { [ -e "$1" ] || grep -q " $1 " /proc/self/mountinfo; }
 kill -9 "$pid"
 sleep 0.2
-[ -e "$shm" ] || fail "$shm went with the killed server: nothing left to adopt"
-grep -qsx "${shm#/dev/shm}" "$state"/shm.* || fail "$shm is not recorded in $state"
+present "$memory" || fail "$memory went with the killed server: nothing left to adopt"
+if [ -n "$kernel_store" ]; then
+  grep -rqs tierfs-job-11-marker "$kernel_store" || fail "$kernel_store lost the job's file"
+else
+  grep -qsx "${memory#/dev/shm}" "$state"/shm.* || fail "$memory is not recorded in $state"
+fi
 expect_status 0 "stop after kill" job stop --job-id 11
-[ -e "$shm" ] && fail "$shm left after stop"
+present "$memory" && fail "$memory left after stop"
 [ -e "$state" ] && fail "$state left after stop"
 no_traces 11
 
