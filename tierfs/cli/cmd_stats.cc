@@ -61,7 +61,9 @@ std::string node_text(int node) {
 }
 
 template <typename Use>
-std::vector<std::string> traffic_cells(const Use& use) {
+std::vector<std::string> traffic_cells(const Use& use, bool kernel_path) {
+  // The kernel moves a kernel-path tier's bytes: the server counts none.
+  if (kernel_path) return {"-", "-", "-", "-"};
   return {std::to_string(use.reads), std::to_string(use.writes), format_size_approx(use.bytes_read),
           format_size_approx(use.bytes_written)};
 }
@@ -76,13 +78,14 @@ void print_stats(const std::string& mountpoint, const inspect::Stats& stats) {
         fmt::format("{} ({} x {})", tier.name, tier.ways, format_size(tier.granularity_bytes)), "",
         format_size_approx(tier.capacity_bytes), format_size_approx(tier.used_bytes),
         format_size_approx(tier.free_bytes)};
-    for (auto& cell : traffic_cells(tier)) row.push_back(std::move(cell));
+    const bool kernel_path = tier.data_path == "kernel";
+    for (auto& cell : traffic_cells(tier, kernel_path)) row.push_back(std::move(cell));
     table.add(std::move(row));
     for (const auto& region : tier.regions) {
       std::vector<std::string> cells{
           "  " + region.spec, node_text(region.numa_node), format_size_approx(region.size_bytes),
           format_size_approx(region.used_bytes), format_size_approx(region.free_bytes)};
-      for (auto& cell : traffic_cells(region)) cells.push_back(std::move(cell));
+      for (auto& cell : traffic_cells(region, kernel_path)) cells.push_back(std::move(cell));
       table.add(std::move(cells));
     }
   }
