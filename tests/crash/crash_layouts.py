@@ -2,8 +2,9 @@
 moves may name in each, and each layout's share of the iterations."""
 
 
-def layouts(tmp, numa_ok):
-    """name -> TOML text. file: regions live under tmp; numa: ones need adoption (MountState)."""
+def layouts(tmp, numa_ok, kernel_ok=False):
+    """name -> TOML text. file: regions live under tmp; numa: ones need adoption (MountState);
+    kernel-path ones FUSE passthrough (crash_kernel.kernel_refusal)."""
     r = lambda name: f'"file:{tmp}/regions/{name}"'  # noqa: E731
     out = {
         "file-2way": f"""[[tier]]
@@ -103,16 +104,56 @@ create = true
 path = "/d1/*"
 tier = "spill"
 """
+    if kernel_ok:
+        out.update(kernel_layouts(r))
     for name in out:
         out[name] = f'[mount]\ncache = "none"\nstate_dir = "{tmp}/state-{name}"\n\n' + out[name]
     return out
 
+
+def kernel_tier(name, size="16MiB"):
+    return f"""[[tier]]
+name = "{name}"
+regions = ["numa:0"]
+size = "{size}"
+granularity = "4KiB"
+data_path = "kernel"
+"""
+
+
+def kernel_layouts(r):
+    """The kernel data path: one kernel-path tier alone; two kernel-path tiers
+    sharing a tmpfs (moves between them in place) over a server-path tier
+    (moves by copy, both ways), with /d1 placed on the server path. Every
+    tier names its data path: the default may change."""
+    return {
+        "kernel-1way": kernel_tier("k", "32MiB"),
+        "kernel-tiered": kernel_tier("k1") + "\n" + kernel_tier("k2") + f"""
+[[tier]]
+name = "spill"
+regions = [{r('s0')}, {r('s1')}]
+size = "32MiB"
+granularity = "16KiB"
+data_path = "server"
+create = true
+
+[[placement]]
+path = "/d1/*"
+tier = "spill"
+""",
+    }
+
+
+# Layouts on the kernel path (crash_kernel.py: their crash points, mmap
+# writes, the backing store checked after each remount).
+KERNEL = ("kernel-1way", "kernel-tiered")
 
 # The tiers a `migrate` operation may name, per layout (none: no migrations).
 TIERS = {
     "file-restripe": ["wide", "narrow", "spill"],
     "file-mover": ["fast", "slow"],
     "numa+file-weighted": ["dram", "spill"],
+    "kernel-tiered": ["k1", "k2", "spill"],
 }
 # Share of the iterations per layout: the multi-tier ones, where migrations
 # run, take twice the share of the others.

@@ -39,6 +39,7 @@ class Moves:
         self.tierfs, self.tiers, self.alive = tierfs, tiers, alive
         self.background = []  # (Popen, what)
         self.focus = None     # (path, operations left): writes to the file a move holds
+        self.kernel = False   # a kernel-path layout: mmap writes too (crash_kernel.py)
         self.count = {"migrate": 0, "migrate --async": 0, "migrate in background": 0,
                       "setfattr user.tierfs.tier": 0}
 

@@ -56,8 +56,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
 from tierfs_mount import TierfsMount, MountError, is_mounted  # noqa: E402
 sys.path.insert(0, HERE)
-from crash_layouts import SHARE, TIERS, layouts  # noqa: E402
+from crash_layouts import KERNEL, SHARE, TIERS, layouts  # noqa: E402
 from crash_moves import MIGRATE_POINTS, Moves, NoEffect, check_tiers, migrate_op  # noqa: E402
+from crash_kernel import (KERNEL_MIGRATE_POINTS, KERNEL_ONLY_DROP, check_backing,  # noqa: E402
+                          OPEN_EIO, kernel_refusal, leftover_mounts, mmap_write,
+                          run_retrying_open)
 
 CRASH_POINTS = [
     "journal.before_write",  # change made in memory, its frame not yet written
@@ -120,6 +123,8 @@ def random_op(rng, model, mnt, held_fds, moves=None):
                                                 "write_held"]
     if moves and moves.tiers:
         choices += ["migrate"] * 3
+    if moves and moves.kernel:
+        choices += ["mmap_write"] * 2
     while True:
         kind = rng.choice(choices)
         focus = None
@@ -144,6 +149,11 @@ def random_op(rng, model, mnt, held_fds, moves=None):
         if kind == "migrate":
             apply_model, run, how = migrate_op(rng, moves, mnt, path)
             return Op(kind, apply_model, run, ino, how)
+        if kind == "mmap_write":
+            op = mmap_write(rng, model, mnt, path, ino)
+            if op is None:
+                continue
+            return Op("write", op[0], op[1], ino, "mmap_write")
         if kind == "write":
             off = rng.randrange(0, 192 * 1024)
             if rng.random() < 0.3:
@@ -322,9 +332,10 @@ def matches_either_bytes(before, after, seen, ino_before):
     return None
 
 
-def verify(tierfs, mnt, before, after, in_flight, tiers):
+def verify(tierfs, mnt, before, after, in_flight, tiers, kernel_state=None):
     """The remounted mount against the model (module docstring); raises AssertionError.
-    Returns what it observed."""
+    Returns what it observed. kernel_state: the state directory of a kernel-path
+    layout, whose backing store must hold exactly the files' backing files."""
     seen = observe(mnt)
     if in_flight is None:
         why = matches(before, seen)
@@ -334,6 +345,8 @@ def verify(tierfs, mnt, before, after, in_flight, tiers):
         why = matches(before, seen) and matches(after, seen)
     if not why and tiers:
         why = check_tiers(tierfs, mnt, seen[0])
+    if not why and kernel_state:
+        why = check_backing(mnt, seen[0], kernel_state)
     if why:
         raise AssertionError(why)
     run_check(tierfs, [mnt])
@@ -368,10 +381,18 @@ def main():
     help_text = subprocess.run([tierfs, "--help"], capture_output=True, text=True).stdout
     # numa: memory survives its server only with named shared memory (MountState, `cleanup`).
     numa_ok = "cleanup" in help_text
-    all_layouts = layouts(tmp, numa_ok)
+    # The kernel-path layouts run only when named (the `crash_kernel` test).
+    wanted = args.layouts.split(",") if args.layouts else []
+    kernel_why = None
+    if any(n in KERNEL for n in wanted):
+        kernel_why = kernel_refusal(tierfs, layouts(tmp, False, True)["kernel-1way"], tmp)
+        if kernel_why:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return skip_kernel(kernel_why)
+    all_layouts = layouts(tmp, numa_ok, kernel_why is None)
     if not numa_ok:
         print("numa: layouts left out: this tierfs does not adopt shared memory across servers")
-    chosen = [n for n in (args.layouts.split(",") if args.layouts else sorted(all_layouts))]
+    chosen = wanted or sorted(n for n in all_layouts if n not in KERNEL)
     stats = {"iterations": 0, "crash_points": 0, "timer_kills": 0, "in_flight": 0,
              "migrate_points": 0, "moves_in_flight": 0, "moves": {}}
     failures = 0
@@ -383,6 +404,13 @@ def main():
     try:
         for name, per_layout in zip(chosen, counts):
             failures += run_layout(tierfs, tmp, name, all_layouts[name], per_layout, rng, stats)
+        # The last clean unmount of each layout took its backing tmpfs with it.
+        left = leftover_mounts(tmp)
+        if left:
+            print(f"FAIL: mounts left after the clean unmounts: {', '.join(left)}")
+            failures += 1
+            for point in left:
+                subprocess.run(["umount", "-l", point], capture_output=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     moves = ", ".join(f"{n} {k}" for k, n in sorted(stats["moves"].items()))
@@ -392,20 +420,40 @@ def main():
           f"{stats['moves_in_flight']} of them a move), {failures} failures, "
           f"{time.monotonic() - started:.0f} s")
     print(f"moves started: {moves or 'none'}")
+    if OPEN_EIO["retried"]:
+        print(f"opens refused with EIO on a live server and tried again: {OPEN_EIO['retried']} "
+              f"(first: {OPEN_EIO['first']}; docs/operations.md, kernel path, known limit)")
     return 1 if failures else 0
 
 
-def mount(tierfs, config, mnt, log, state, rng, migrations, arm=True):
+def skip_kernel(why):
+    """The kernel-path layouts were asked for and this build or kernel refuses the
+    kernel path: a libfuse without passthrough (before 3.16) skips even in CI (a
+    property of the build); otherwise a skip that TIERFS_REQUIRE_PRIVILEGED=1 fails."""
+    version = os.environ.get("TIERFS_LIBFUSE_VERSION", "")
+    old = version and tuple(int(x) for x in version.split(".")[:2]) < (3, 16)
+    if not old and os.environ.get("TIERFS_REQUIRE_PRIVILEGED") == "1":
+        print(f"FAIL: kernel path unavailable ({why}) and TIERFS_REQUIRE_PRIVILEGED=1")
+        return 1
+    print(f"SKIP: kernel path unavailable: {why}")
+    return 77
+
+
+def mount(tierfs, config, mnt, log, state, rng, migrations, arm=True, kernel=None):
     """Mounts with a fresh choice of crash point (or none: a timer kills). Returns (mount, point).
-    `migrations`: the layout moves files, half the named points are inside a move."""
+    `migrations`: the layout moves files, half the named points are inside a move.
+    `kernel`: a kernel-path layout's name (its own points)."""
     env_crash = None
     if arm and rng.random() < 0.6:
         if migrations and rng.random() < 0.5:
             # A move reaches each of its points once, but after_chunk once a chunk.
-            point = rng.choice(MIGRATE_POINTS)
+            point = rng.choice(KERNEL_MIGRATE_POINTS if kernel else MIGRATE_POINTS)
             env_crash = f"{point}:{rng.randrange(1, 20 if point.endswith('chunk') else 8)}"
         else:
-            point = rng.choice(CRASH_POINTS)
+            points = CRASH_POINTS
+            if kernel and not migrations:
+                points = [p for p in CRASH_POINTS if p not in KERNEL_ONLY_DROP]
+            point = rng.choice(points)
             # Count 1 of the journal points is the mount's own root record: start at 2.
             env_crash = f"{point}:{rng.randrange(2, 40)}"
     os.environ["TIERFS_JOURNAL_CHECKPOINT_BYTES"] = str(rng.choice([8192, 65536, 1 << 30]))
@@ -443,9 +491,12 @@ def run_layout(tierfs, tmp, name, toml, iterations, rng, stats):
     failures = 0
     tiers = TIERS.get(name, [])
     moves = Moves(tierfs, tiers, alive)
+    kernel = name if name in KERNEL else None
+    moves.kernel = kernel is not None
     # Unarmed: a journal point counted 2 or 3 would kill the server in the
     # mkdirs below, which expect it alive (the first iteration is killed by timer).
-    m, env_crash = mount(tierfs, config, mnt, log, state, rng, bool(tiers), arm=False)
+    m, env_crash = mount(tierfs, config, mnt, log, state, rng, bool(tiers), arm=False,
+                         kernel=kernel)
     for d in DIRS:
         os.mkdir(f"{mnt}/{d}")
     try:
@@ -479,9 +530,10 @@ def run_layout(tierfs, tmp, name, toml, iterations, rng, stats):
                 for attempt in range(3):
                     run_check(tierfs, ["--state-dir", state, "--config", config])
                     m, env_crash = mount(tierfs, config, mnt, log, state, rng, bool(tiers),
-                                         arm=attempt == 0)
+                                         arm=attempt == 0, kernel=kernel)
                     try:
-                        seen = verify(tierfs, mnt, before, after, in_flight, tiers)
+                        seen = verify(tierfs, mnt, before, after, in_flight, tiers,
+                                      state if kernel else None)
                         break
                     except (AssertionError, OSError):
                         # The mover reached the armed point while this compared: the
@@ -510,7 +562,8 @@ def run_layout(tierfs, tmp, name, toml, iterations, rng, stats):
                 if failures > 3:
                     break
                 if not is_mounted(mnt):
-                    m, env_crash = mount(tierfs, config, mnt, log, state, rng, bool(tiers))
+                    m, env_crash = mount(tierfs, config, mnt, log, state, rng, bool(tiers),
+                                         kernel=kernel)
                 model = rebuild_from(observe(mnt))
     finally:
         m.stop()
@@ -575,7 +628,7 @@ def run_operations(m, model, mnt, rng, held, timer, moves):
         after = model.copy()
         op.apply_model(after)
         try:
-            op.run()
+            run_retrying_open(op, moves is not None and moves.kernel, lambda: alive(pid))
         except NoEffect:
             continue
         except OSError as e:

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# The kernel path's backing store (docs/operations.md, "The kernel data path",
+# "The backing store"): the backing files of a kernel-path tier are reached
+# by no user but the server, outlive a killed server, are adopted by the
+# next one, and `tierfs cleanup` or a clean unmount leaves nothing of them.
+# The mount uses the default state directory (/run/tierfs/<key>), as a job's
+# scratch mount does, and allow_other, so that another user can use it.
+#  1. through the mount: no backing name in readdir, no lookup of one, a
+#     file named like a backing file is a file of its own, no backing path in
+#     what the mount tells (xattrs, map, /proc/PID/maps of a mapping);
+#  2. root-only: the state directory, the tmpfs (mode, owner, nosuid, nodev,
+#     noexec) and its files; another user (nobody: what a job runs as) can
+#     open, stat or list none of them by path, through a symlink of its own,
+#     or through the server's /proc entries;
+#  3. kill -9: the tmpfs and its files stay, byte for byte; the next server
+#     adopts them under the same names (no copy), and the backing file of a
+#     file unlinked while open at the kill goes;
+#  4. `tierfs cleanup` after kill -9 removes the tmpfs and the state and says
+#     so; `--fresh` drops the old backing files; a failed mount, a clean
+#     unmount and a SIGTERM during the unmount leave no tmpfs.
+# Takes about 5 s. SKIPs where the build or the kernel has no passthrough.
+source "$(dirname "$0")/lib.sh"
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+sum() { sha256sum <"$1" | cut -d' ' -f1; }
+id nobody >/dev/null 2>&1 || tierfs_require "needs the user nobody (the other user of the checks)"
+as_nobody() { setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups "$@"; }
+# The server's state directory, from its open descriptors (lifecycle.sh does the same).
+server_state() { ls -l "/proc/$SERVER_PID/fd" | grep -o '/run/tierfs/[0-9a-f]*$' | head -n 1; }
+store_mounts() { grep " $1/kernel-store" /proc/mounts; }
+# What the backing store holds: "name sha256" per file.
+store_sums() { (cd "$1/kernel-store.page" && for f in *; do [ -f "$f" ] && echo "$f $(sum "$f")"; done); }
+
+CONFIG="[mount]
+allow_other = true
+$(tierfs_kernel_tier fast 64MiB 4KiB)"
+printf '%s\n' "$CONFIG" >"$WORK/check.toml"
+"$TIERFS_BIN" check-config "$WORK/check.toml" >"$WORK/check.out" 2>&1 ||
+  tierfs_kernel_path_refused "$WORK/check.out"
+# The test's own leftovers, whatever fails: the tmpfs of this mount only.
+trap 'tierfs_cleanup; [ -n "$STATE" ] && "$TIERFS_BIN" cleanup "$MNT" >/dev/null 2>&1' EXIT
+STATE=
+chmod 755 "$WORK"  # the other user must reach the mount point
+
+tierfs_start_mount "$CONFIG"
+STATE=$(server_state)
+[ -n "$STATE" ] || { echo "FAIL: no state directory among the server's descriptors" >&2; exit 1; }
+FIRST_STATE=$STATE
+BACKING="$STATE/kernel-store.page"
+head -c 3M /dev/urandom >"$MNT/a"
+mkdir "$MNT/dir"
+echo small >"$MNT/dir/b"
+ino=$(stat -c %i "$MNT/a")
+[ -f "$BACKING/$ino.fast" ] || fail "no backing file $BACKING/$ino.fast"
+
+# 1. Nothing of the store through the mount.
+[ "$(ls -A "$MNT" | tr '\n' ' ')" = "a dir " ] || fail "the mount root lists: $(ls -A "$MNT")"
+[ "$(cd "$MNT" && find . | sort | tr '\n' ' ')" = ". ./a ./dir ./dir/b " ] ||
+  fail "the mount holds: $(cd "$MNT" && find .)"
+for name in "$ino.fast" kernel-store.page "../kernel-store.page" lock journal; do
+  stat "$MNT/$name" >/dev/null 2>&1 && fail "the mount answers a lookup of $name"
+done
+echo "not a backing file" >"$MNT/$ino.fast"
+[ "$(stat -c %i "$MNT/$ino.fast")" != "$ino" ] || fail "$ino.fast on the mount is a's inode"
+cmp -s "$MNT/a" "$BACKING/$ino.fast" || fail "writing $MNT/$ino.fast changed a's backing file"
+rm "$MNT/$ino.fast"
+for f in "$MNT/a" "$MNT/dir/b"; do
+  getfattr --absolute-names -d -m - "$f" >"$WORK/xattrs" 2>&1
+  getfattr --absolute-names --only-values -n user.tierfs.map "$f" >>"$WORK/xattrs" 2>&1
+  grep -q "$STATE\|kernel-store" "$WORK/xattrs" && fail "$f tells the backing path: $(cat "$WORK/xattrs")"
+done
+# A mapping of a passthrough file is the backing file's; what the mapper sees is the mount's path.
+as_nobody /usr/bin/python3 - "$MNT/a" <<'PY' >"$WORK/maps" 2>&1 || fail "nobody cannot map a: $(cat "$WORK/maps")"
+import mmap, sys
+with open(sys.argv[1], "rb") as f, mmap.mmap(f.fileno(), 4096, prot=mmap.PROT_READ) as m:
+    print(open("/proc/self/maps").read())
+PY
+grep -q " $MNT/a\$" "$WORK/maps" || fail "nobody's mapping of a is not shown as $MNT/a: $(grep -v '\[' "$WORK/maps" | tail -3)"
+grep -q "$STATE\|kernel-store" "$WORK/maps" && fail "nobody's maps name the backing store: $(grep kernel-store "$WORK/maps")"
+
+# 2. Root only.
+[ "$(stat -c '%a %U %G' "$STATE")" = "700 root root" ] || fail "state directory: $(stat -c '%a %U %G' "$STATE")"
+[ "$(stat -c '%a %U %G' "$BACKING")" = "700 root root" ] || fail "backing store: $(stat -c '%a %U %G' "$BACKING")"
+[ "$(stat -c '%a %U' "$BACKING/$ino.fast")" = "600 root" ] || fail "backing file: $(stat -c '%a %U' "$BACKING/$ino.fast")"
+options=$(store_mounts "$STATE" | cut -d' ' -f4)
+for want in nosuid nodev noexec mode=700; do
+  case ",$options," in *",$want,"*) ;; *) fail "the backing tmpfs is mounted without $want: $options" ;; esac
+done
+for path in "$BACKING/$ino.fast" "$BACKING" "$STATE" "$STATE/lock" "$STATE/journal"; do
+  as_nobody stat "$path" >/dev/null 2>&1 && fail "nobody can stat $path"
+  as_nobody cat "$path" >/dev/null 2>&1 && fail "nobody can read $path"
+  as_nobody ls "$path" >/dev/null 2>&1 && fail "nobody can list $path"
+done
+as_nobody sh -c "echo x >>'$BACKING/$ino.fast'" 2>/dev/null && fail "nobody can write a backing file"
+# Symlinks of the user's own are followed with the user's rights.
+mkdir -m 1777 "$WORK/tmp"
+as_nobody ln -s "$BACKING/$ino.fast" "$WORK/tmp/link"
+as_nobody ln -s "$BACKING" "$WORK/tmp/dirlink"
+as_nobody cat "$WORK/tmp/link" >/dev/null 2>&1 && fail "nobody reads a backing file through a symlink"
+as_nobody ls "$WORK/tmp/dirlink/" >/dev/null 2>&1 && fail "nobody lists the store through a symlink"
+as_nobody ln "$BACKING/$ino.fast" "$WORK/tmp/hard" 2>/dev/null && fail "nobody hard-linked a backing file"
+# The server's descriptors of the store: /proc guards them like the server's memory.
+as_nobody ls "/proc/$SERVER_PID/fd" >/dev/null 2>&1 && fail "nobody lists the server's descriptors"
+as_nobody ls "/proc/$SERVER_PID/root$BACKING" >/dev/null 2>&1 && fail "nobody lists the store through /proc/PID/root"
+for fd in $(ls "/proc/$SERVER_PID/fd"); do
+  case "$(readlink "/proc/$SERVER_PID/fd/$fd")" in
+    "$BACKING"*) as_nobody cat "/proc/$SERVER_PID/fd/$fd" >/dev/null 2>&1 &&
+      fail "nobody reads the server's descriptor $fd of $(readlink "/proc/$SERVER_PID/fd/$fd")" ;;
+  esac
+done
+# The user itself reads the file through the mount (the permissions are the file's).
+[ "$(as_nobody cat "$MNT/dir/b")" = small ] || fail "nobody cannot read dir/b through the mount"
+
+# 3. kill -9: the store stays; a restart adopts it in place.
+exec 9<>"$MNT/dir/b"  # unlinked while open at the kill: its backing file must go
+gone=$(stat -c %i "$MNT/dir/b")
+rm "$MNT/dir/b"
+store_sums "$STATE" | grep -v "^$gone\." >"$WORK/sums.before"
+kill -9 "$SERVER_PID"
+timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+exec 9<&-
+umount -l "$MNT"
+SERVER_PID=
+[ -n "$(store_mounts "$STATE")" ] || fail "the backing tmpfs went with the killed server"
+store_sums "$STATE" | grep -v "^$gone\." >"$WORK/sums.dead"
+cmp -s "$WORK/sums.before" "$WORK/sums.dead" || fail "the store changed at the kill: $(diff "$WORK/sums.before" "$WORK/sums.dead")"
+tierfs_start_mount "$CONFIG" --log-file "$WORK/restart.log"
+grep -q "kernel path: adopting the page tmpfs" "$WORK/restart.log" || fail "restart: $(grep 'kernel path' "$WORK/restart.log")"
+grep -q "kernel path: adopted 1 backing files" "$WORK/restart.log" || fail "restart: $(grep 'kernel path' "$WORK/restart.log")"
+store_sums "$STATE" >"$WORK/sums.after"
+cmp -s "$WORK/sums.before" "$WORK/sums.after" || fail "adoption changed the store: $(diff "$WORK/sums.before" "$WORK/sums.after")"
+[ "$(stat -c %i "$MNT/a")" = "$ino" ] && cmp -s "$MNT/a" "$BACKING/$ino.fast" || fail "a after the restart"
+ls "$BACKING" | grep -q "^$gone\." && fail "the unlinked file's backing file $gone.* stayed"
+[ "$(store_mounts "$STATE" | wc -l)" = 1 ] || fail "the restart stacked a tmpfs: $(store_mounts "$STATE")"
+
+# 4. cleanup after kill -9 leaves nothing, and says what it removed.
+kill -9 "$SERVER_PID"
+timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+SERVER_PID=
+"$TIERFS_BIN" cleanup "$MNT" >"$WORK/cleanup.out" 2>&1 || fail "cleanup: $(cat "$WORK/cleanup.out")"
+grep -q "removed the kernel path's page tmpfs $BACKING" "$WORK/cleanup.out" || fail "cleanup does not say it removed the store: $(cat "$WORK/cleanup.out")"
+[ -z "$(store_mounts "$STATE")" ] || fail "cleanup left the backing tmpfs: $(store_mounts "$STATE")"
+[ ! -e "$STATE" ] || fail "cleanup left $STATE"
+grep -q " $MNT " /proc/mounts && fail "cleanup left the mount"
+STATE=
+# --fresh after kill -9: the old backing files go, no file comes back.
+tierfs_start_mount "$CONFIG"
+STATE=$(server_state)
+head -c 1M /dev/urandom >"$MNT/old"
+kill -9 "$SERVER_PID"
+timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+umount -l "$MNT"
+SERVER_PID=
+tierfs_start_mount "$CONFIG" --fresh
+[ -z "$(ls -A "$MNT")" ] || fail "--fresh kept $(ls -A "$MNT")"
+[ -z "$(ls -A "$STATE/kernel-store.page")" ] || fail "--fresh kept the backing files $(ls "$STATE/kernel-store.page")"
+[ "$(store_mounts "$STATE" | wc -l)" = 1 ] || fail "--fresh: $(store_mounts "$STATE")"
+# SIGTERM in the middle of the unmount: the orderly end, nothing left.
+fusermount3 -u "$MNT"
+kill -TERM "$SERVER_PID" 2>/dev/null
+timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+SERVER_PID=
+[ -z "$(store_mounts "$STATE")" ] || fail "SIGTERM during the unmount left the tmpfs"
+[ ! -e "$STATE" ] || fail "SIGTERM during the unmount left $STATE"
+STATE=
+# A mount that fails after the store was mounted (a bad FUSE option): the
+# same mount point, so the same state directory.
+"$TIERFS_BIN" mount --config "$WORK/check.toml" -o no_such_option "$MNT" >"$WORK/bad.out" 2>&1 &&
+  fail "a bad mount option was accepted"
+[ -z "$(store_mounts "$FIRST_STATE")" ] || fail "a failed mount left the tmpfs: $(store_mounts "$FIRST_STATE")"
+[ ! -e "$FIRST_STATE" ] || fail "a failed mount left $FIRST_STATE: $(ls -A "$FIRST_STATE")"
+tierfs_start_mount "$CONFIG"
+STATE=$(server_state)
+tierfs_stop_mount
+[ -z "$(store_mounts "$STATE")" ] || fail "a clean unmount left the tmpfs"
+[ ! -e "$STATE" ] || fail "a clean unmount left $STATE"
+STATE=
+
+[ "$failures" = 0 ] || exit 1
+echo "kernel backing store: ok"
