@@ -3,8 +3,11 @@
 # "The backing store"): the backing files of a kernel-path tier are reached
 # by no user but the server, outlive a killed server, are adopted by the
 # next one, and `tierfs cleanup` or a clean unmount leaves nothing of them.
-# The mount uses the default state directory (/run/tierfs/<key>), as a job's
-# scratch mount does, and allow_other, so that another user can use it.
+# The mount has allow_other, so that another user can use it, and its state
+# directory under a directory every user can pass through (the default one,
+# /run/tierfs/<key> as a job's scratch mount has, sits in /run/tierfs, 0700:
+# part 5), so that only the state directory's and the store's own modes
+# keep the other user out.
 #  1. through the mount: no backing name in readdir, no lookup of one, a
 #     file named like a backing file is a file of its own, no backing path in
 #     what the mount tells (xattrs, map, /proc/PID/maps of a mapping);
@@ -17,7 +20,9 @@
 #     file unlinked while open at the kill goes;
 #  4. `tierfs cleanup` after kill -9 removes the tmpfs and the state and says
 #     so; `--fresh` drops the old backing files; a failed mount, a clean
-#     unmount and a SIGTERM during the unmount leave no tmpfs.
+#     unmount and a SIGTERM during the unmount leave no tmpfs;
+#  5. with the default state directory the same store sits in /run/tierfs
+#     (root's, 0700), and a clean unmount leaves nothing there.
 # Takes about 5 s. SKIPs where the build or the kernel has no passthrough.
 source "$(dirname "$0")/lib.sh"
 failures=0
@@ -31,22 +36,21 @@ store_mounts() { grep " $1/kernel-store" /proc/mounts; }
 # What the backing store holds: "name sha256" per file.
 store_sums() { (cd "$1/kernel-store.page" && for f in *; do [ -f "$f" ] && echo "$f $(sum "$f")"; done); }
 
+chmod 755 "$WORK"  # the other user must reach the mount point and the state's parent
+STATE="$WORK/state"
+BACKING="$STATE/kernel-store.page"
 CONFIG="[mount]
 allow_other = true
+state_dir = \"$STATE\"
 $(tierfs_kernel_tier fast 64MiB 4KiB)"
 printf '%s\n' "$CONFIG" >"$WORK/check.toml"
 "$TIERFS_BIN" check-config "$WORK/check.toml" >"$WORK/check.out" 2>&1 ||
   tierfs_kernel_path_refused "$WORK/check.out"
 # The test's own leftovers, whatever fails: the tmpfs of this mount only.
-trap 'tierfs_cleanup; [ -n "$STATE" ] && "$TIERFS_BIN" cleanup "$MNT" >/dev/null 2>&1' EXIT
-STATE=
-chmod 755 "$WORK"  # the other user must reach the mount point
+cleanup_args=(--config "$WORK/check.toml")
+trap 'tierfs_cleanup; "$TIERFS_BIN" cleanup "${cleanup_args[@]}" "$MNT" >/dev/null 2>&1' EXIT
 
 tierfs_start_mount "$CONFIG"
-STATE=$(server_state)
-[ -n "$STATE" ] || { echo "FAIL: no state directory among the server's descriptors" >&2; exit 1; }
-FIRST_STATE=$STATE
-BACKING="$STATE/kernel-store.page"
 head -c 3M /dev/urandom >"$MNT/a"
 mkdir "$MNT/dir"
 echo small >"$MNT/dir/b"
@@ -86,8 +90,10 @@ options=$(store_mounts "$STATE" | cut -d' ' -f4)
 for want in nosuid nodev noexec mode=700; do
   case ",$options," in *",$want,"*) ;; *) fail "the backing tmpfs is mounted without $want: $options" ;; esac
 done
+# (The state directory itself can be stat'ed where its parent can be passed:
+# what is in it cannot.)
 for path in "$BACKING/$ino.fast" "$BACKING" "$STATE" "$STATE/lock" "$STATE/journal"; do
-  as_nobody stat "$path" >/dev/null 2>&1 && fail "nobody can stat $path"
+  [ "$path" != "$STATE" ] && as_nobody stat "$path" >/dev/null 2>&1 && fail "nobody can stat $path"
   as_nobody cat "$path" >/dev/null 2>&1 && fail "nobody can read $path"
   as_nobody ls "$path" >/dev/null 2>&1 && fail "nobody can list $path"
 done
@@ -137,15 +143,13 @@ ls "$BACKING" | grep -q "^$gone\." && fail "the unlinked file's backing file $go
 kill -9 "$SERVER_PID"
 timeout 20 tail --pid="$SERVER_PID" -f /dev/null
 SERVER_PID=
-"$TIERFS_BIN" cleanup "$MNT" >"$WORK/cleanup.out" 2>&1 || fail "cleanup: $(cat "$WORK/cleanup.out")"
+"$TIERFS_BIN" cleanup --config "$WORK/check.toml" "$MNT" >"$WORK/cleanup.out" 2>&1 || fail "cleanup: $(cat "$WORK/cleanup.out")"
 grep -q "removed the kernel path's page tmpfs $BACKING" "$WORK/cleanup.out" || fail "cleanup does not say it removed the store: $(cat "$WORK/cleanup.out")"
 [ -z "$(store_mounts "$STATE")" ] || fail "cleanup left the backing tmpfs: $(store_mounts "$STATE")"
 [ ! -e "$STATE" ] || fail "cleanup left $STATE"
 grep -q " $MNT " /proc/mounts && fail "cleanup left the mount"
-STATE=
 # --fresh after kill -9: the old backing files go, no file comes back.
 tierfs_start_mount "$CONFIG"
-STATE=$(server_state)
 head -c 1M /dev/urandom >"$MNT/old"
 kill -9 "$SERVER_PID"
 timeout 20 tail --pid="$SERVER_PID" -f /dev/null
@@ -162,19 +166,23 @@ timeout 20 tail --pid="$SERVER_PID" -f /dev/null
 SERVER_PID=
 [ -z "$(store_mounts "$STATE")" ] || fail "SIGTERM during the unmount left the tmpfs"
 [ ! -e "$STATE" ] || fail "SIGTERM during the unmount left $STATE"
-STATE=
-# A mount that fails after the store was mounted (a bad FUSE option): the
-# same mount point, so the same state directory.
+# A mount that fails after the store was mounted (a bad FUSE option).
 "$TIERFS_BIN" mount --config "$WORK/check.toml" -o no_such_option "$MNT" >"$WORK/bad.out" 2>&1 &&
   fail "a bad mount option was accepted"
-[ -z "$(store_mounts "$FIRST_STATE")" ] || fail "a failed mount left the tmpfs: $(store_mounts "$FIRST_STATE")"
-[ ! -e "$FIRST_STATE" ] || fail "a failed mount left $FIRST_STATE: $(ls -A "$FIRST_STATE")"
-tierfs_start_mount "$CONFIG"
+[ -z "$(store_mounts "$STATE")" ] || fail "a failed mount left the tmpfs: $(store_mounts "$STATE")"
+[ ! -e "$STATE" ] || fail "a failed mount left $STATE: $(ls -A "$STATE")"
+
+# 5. The default state directory: in /run/tierfs, which is root's and 0700.
+tierfs_start_mount "$(printf '%s\n' "$CONFIG" | grep -v state_dir)"
+cleanup_args=()
 STATE=$(server_state)
+[ -n "$STATE" ] || fail "no /run/tierfs state directory among the server's descriptors"
+[ "$(stat -c '%a %U' /run/tierfs)" = "700 root" ] || fail "/run/tierfs: $(stat -c '%a %U' /run/tierfs)"
+[ -n "$(store_mounts "$STATE")" ] || fail "no backing tmpfs in $STATE"
+as_nobody ls "$STATE" >/dev/null 2>&1 && fail "nobody can list $STATE"
 tierfs_stop_mount
 [ -z "$(store_mounts "$STATE")" ] || fail "a clean unmount left the tmpfs"
 [ ! -e "$STATE" ] || fail "a clean unmount left $STATE"
-STATE=
 
 [ "$failures" = 0 ] || exit 1
 echo "kernel backing store: ok"
