@@ -144,7 +144,7 @@ kill -9 "$SERVER_PID"
 timeout 20 tail --pid="$SERVER_PID" -f /dev/null
 SERVER_PID=
 "$TIERFS_BIN" cleanup --config "$WORK/check.toml" "$MNT" >"$WORK/cleanup.out" 2>&1 || fail "cleanup: $(cat "$WORK/cleanup.out")"
-grep -q "removed the kernel path's page tmpfs $BACKING" "$WORK/cleanup.out" || fail "cleanup does not say it removed the store: $(cat "$WORK/cleanup.out")"
+grep -q "removed the kernel path's backing files $BACKING" "$WORK/cleanup.out" || fail "cleanup does not say it removed the store: $(cat "$WORK/cleanup.out")"
 [ -z "$(store_mounts "$STATE")" ] || fail "cleanup left the backing tmpfs: $(store_mounts "$STATE")"
 [ ! -e "$STATE" ] || fail "cleanup left $STATE"
 grep -q " $MNT " /proc/mounts && fail "cleanup left the mount"
@@ -183,6 +183,33 @@ as_nobody ls "$STATE" >/dev/null 2>&1 && fail "nobody can list $STATE"
 tierfs_stop_mount
 [ -z "$(store_mounts "$STATE")" ] || fail "a clean unmount left the tmpfs"
 [ ! -e "$STATE" ] || fail "a clean unmount left $STATE"
+
+# 6. A persistent mount (a persistent file: tier beside the kernel-path one):
+# cleanup after kill -9 keeps its metadata but gives the memory back, the
+# kernel path's tmpfs and its files with it (it kept them before).
+STATE="$WORK/pstate"
+CONFIG="[mount]
+state_dir = \"$STATE\"
+$(tierfs_kernel_tier fast 64MiB 4KiB)
+[[tier]]
+name = \"keep\"
+regions = [\"file:$WORK/keep.img\"]
+size = \"32MiB\"
+create = true
+persistent = true"
+printf '%s\n' "$CONFIG" >"$WORK/check.toml"
+cleanup_args=(--config "$WORK/check.toml")
+tierfs_start_mount "$CONFIG"
+head -c 1M /dev/urandom >"$MNT/a"
+[ -n "$(store_mounts "$STATE")" ] || fail "persistent: no backing tmpfs in $STATE"
+kill -9 "$SERVER_PID"
+timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+SERVER_PID=
+"$TIERFS_BIN" cleanup --config "$WORK/check.toml" "$MNT" >"$WORK/cleanup.out" 2>&1 || fail "persistent cleanup: $(cat "$WORK/cleanup.out")"
+grep -q "removed the kernel path's backing files $STATE/kernel-store.page" "$WORK/cleanup.out" ||
+  fail "persistent cleanup does not say it removed the store: $(cat "$WORK/cleanup.out")"
+[ -z "$(store_mounts "$STATE")" ] || fail "persistent cleanup left the backing tmpfs: $(store_mounts "$STATE")"
+[ -e "$STATE/journal" ] || fail "persistent cleanup removed the metadata: $(ls -A "$STATE")"
 
 [ "$failures" = 0 ] || exit 1
 echo "kernel backing store: ok"

@@ -39,6 +39,8 @@ constexpr const char* kDefaultRowsRecord = "default_rows";
 constexpr std::string_view kShmPrefix = "shm.";
 // "region.<tier>.<index>": the identity of the object a file: region claimed.
 constexpr std::string_view kRegionPrefix = "region.";
+// A kernel-path tier class's tmpfs (tierfs/server/backing_store.cc names it).
+constexpr std::string_view kKernelStorePrefix = "kernel-store.";
 
 std::string record_name(const std::string& tier, size_t index) {
   return fmt::format("{}{}.{}", kShmPrefix, tier, index);
@@ -308,6 +310,14 @@ std::vector<std::string> MountState::remove_shared_memory() {
     // The record goes after its object: a failure above leaves it findable.
     unlinkat(dir_fd_, entry.c_str(), 0);
   }
+  return removed;
+}
+
+std::vector<std::string> MountState::remove_memory() {
+  std::vector<std::string> removed = remove_shared_memory();
+  for (const std::string& name : entries())
+    if (name.starts_with(kKernelStorePrefix))
+      if (std::string line = remove_entry(name); !line.empty()) removed.push_back(std::move(line));
   return removed;
 }
 

@@ -69,6 +69,10 @@ class MountState {
   // system); the rest stays (a persistent mount's metadata). Returns one line
   // per thing removed.
   std::vector<std::string> remove_shared_memory();
+  // The shared memory and the kernel path's tmpfs (detached, its files with
+  // it): every byte of memory a dead mount holds, its metadata kept
+  // (`tierfs cleanup` of a persistent mount). Returns one line per thing removed.
+  std::vector<std::string> remove_memory();
   // Everything: shared memory, every file in the directory, the directory
   // (clean unmount of a scratch mount, `tierfs cleanup`). The lock is held
   // until the object goes. Returns one line per thing removed.

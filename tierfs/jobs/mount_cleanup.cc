@@ -80,8 +80,9 @@ std::vector<std::string> cleanup_mount(const std::string& mountpoint, const Conf
   if (!state) return removed;
   std::vector<std::string> gone;
   if (config.any_persistent()) {
-    // The metadata and the region files are the persistent tiers' contents.
-    gone = state->remove_shared_memory();
+    // The metadata and the region files are the persistent tiers' contents;
+    // memory (shared memory, the kernel path's tmpfs) goes as a scratch mount's.
+    gone = state->remove_memory();
   } else {
     gone = state->remove_all();
   }
