@@ -54,20 +54,23 @@ class Moves:
             raise AssertionError(f"{what} failed on a live server: {err.strip()}")
 
     def reap(self, pid, wait=False):
-        still = []
-        for proc, what in self.background:
-            if wait:
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-                    raise AssertionError(f"{what} still running 30 s after the server died")
-            if proc.poll() is None:
-                still.append((proc, what))
-            else:
-                self.finished(proc, what, pid)
-        self.background = still
+        """Checks the background moves that ended (all of them with wait). Each is
+        dropped from the list before it is checked: a failure raised here must not
+        leave a reaped process (its stderr closed) for the next reap to read again."""
+        while self.background:
+            done = [b for b in self.background if wait or b[0].poll() is not None]
+            if not done:
+                return
+            proc, what = done[0]
+            self.background.remove(done[0])
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                proc.stderr.close()
+                raise AssertionError(f"{what} still running 30 s after the server died")
+            self.finished(proc, what, pid)
 
 
 def migrate_op(rng, moves, mnt, path):
