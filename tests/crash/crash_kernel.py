@@ -19,7 +19,6 @@ import json
 import mmap
 import os
 import subprocess
-import time
 
 # Inside a move that touches the kernel path (tierfs/server/fs_kernel_move.cc,
 # tierfs/core/migrate_path.cc), after the points every move has.
@@ -115,27 +114,3 @@ def leftover_mounts(tmp):
     with open("/proc/self/mountinfo") as f:
         points = [line.split()[4] for line in f]
     return [p for p in points if p.startswith(tmp + "/")]
-
-
-# Opens of a kernel-path file refused with EIO on a live server and tried
-# again (docs/operations.md, "Known limit": an open racing the release of the
-# file's last passthrough handle, more likely while a move changes the
-# backing file). Counted and printed: the test shows how often, and fails
-# when a retry does not get through within a second.
-OPEN_EIO = {"retried": 0, "first": None}
-
-
-def run_retrying_open(op, kernel, alive):
-    """op.run(), with an open refused by EIO tried again (up to 20 times, 50 ms
-    apart) on a kernel-path layout. Only operations whose first call is the open
-    (write, mmap write, fsync, unlink while open) are retried: nothing was done."""
-    for attempt in range(20):
-        try:
-            return op.run()
-        except OSError as e:
-            if not (kernel and op.kind in ("write", "fsync", "open_unlink") and e.errno == errno.EIO
-                    and e.filename and attempt < 19 and alive()):
-                raise
-            OPEN_EIO["retried"] += 1
-            OPEN_EIO["first"] = OPEN_EIO["first"] or f"{op.what or op.kind} {e.filename}"
-            time.sleep(0.05)
