@@ -28,6 +28,29 @@ source_root=${TIERFS_SOURCE_ROOT:?}
 if [ -z "${TIERFS_PACKAGE_NAMESPACE:-}" ]; then
   exec env TIERFS_PACKAGE_NAMESPACE=1 unshare --mount --propagation private -- "$0" "$@"
 fi
+# The namespace starts as a copy of the machine's mounts, and a copy keeps a
+# mount alive after its owner unmounts it: a FUSE server (a suite's, another
+# user's) would not see its unmount until this test ends, a loop device would
+# stay claimed, a kernel-path store keep its memory. None of them is this
+# test's: they are dropped here, in this namespace only, except a mount that
+# holds a path the test uses.
+keep=$(for p in "$source_root" /var/tmp /var/cache "${TMPDIR:-/tmp}"; do findmnt -n -o TARGET -T "$p"; done)
+while IFS= read -r -d '' m; do
+  grep -qxF -- "$m" <<<"$keep" || umount -l -- "$m" 2>/dev/null
+done < <($py - <<'PY'
+import re
+unescape = lambda s: re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
+drop = []
+for line in open("/proc/self/mountinfo"):
+    before, after = line.split(" - ", 1)
+    point, (fstype, source) = unescape(before.split()[4]), after.split()[:2]
+    if fstype.split(".")[0] in ("fuse", "fuseblk") or source.startswith("/dev/loop") \
+            or point == "/run/tierfs" or point.startswith("/run/tierfs/"):
+        drop.append(point)
+for point in sorted(drop, reverse=True):
+    print(point, end="\0")
+PY
+)
 
 # A fixed place, so ccache finds the last run's objects; the cache keeps the
 # root's tarball and the downloaded .debs between runs (the root itself is
@@ -38,6 +61,11 @@ ROOT=$W/root
 mkdir -p "$W" "$cache/apt"
 exec 9>"$W.lock"
 flock 9
+# The build, lintian and mmdebstrap are most of the test's CPU and wait for
+# nothing: at the lowest priority, so that CI can run this beside its suites
+# (scripts/test.sh). What runs in the root (servers, Slurm) keeps the normal
+# priority, so that its waits are not a busy machine's starvation.
+background=(nice -n 19)
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 step() { echo "package: $* (${SECONDS}s)"; }
@@ -82,7 +110,7 @@ else
   git clone -q "$source_root" "$W/src" || { echo "FAIL: git clone $source_root" >&2; exit 1; }
   version=$(cd "$W/src" && dpkg-parsechangelog -S Version)
   if ! (cd "$W/src" && DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" CCACHE_BASEDIR="$W/src" \
-    dpkg-buildpackage -us -uc -b >"$W/build.log" 2>&1); then
+    "${background[@]}" dpkg-buildpackage -us -uc -b >"$W/build.log" 2>&1); then
     tail -30 "$W/build.log" >&2
     echo "FAIL: dpkg-buildpackage (log: $W/build.log)" >&2
     exit 1
@@ -94,7 +122,7 @@ ls "$W"/tierfs-dbgsym_"${version}"_amd64.*deb >/dev/null 2>&1 || fail "no dbgsym
 step "built $(basename "$deb") ($(du -k "$deb" | cut -f1) KiB)"
 
 # 2. lintian: no error and no warning (overrides carry their reason).
-lintian --fail-on error,warning "$W/tierfs_${version}_amd64.changes" >"$W/lintian.log" 2>&1 ||
+"${background[@]}" lintian --fail-on error,warning "$W/tierfs_${version}_amd64.changes" >"$W/lintian.log" 2>&1 ||
   fail "lintian: $(cat "$W/lintian.log")"
 step "lintian: $(grep -c . "$W/lintian.log") line(s)"
 
@@ -112,7 +140,7 @@ tarball=$cache/root-$VERSION_CODENAME-$(printf '%s\n' "$include" "${mirrors[@]}"
 if [ ! -f "$tarball" ]; then
   step "mmdebstrap $VERSION_CODENAME (cached as $tarball)"
   rm -f "$cache"/root-*.tar
-  mmdebstrap --variant=apt --include="$include" --skip=cleanup/apt/lists "$VERSION_CODENAME" \
+  "${background[@]}" mmdebstrap --variant=apt --include="$include" --skip=cleanup/apt/lists "$VERSION_CODENAME" \
     "$tarball.tmp" "${mirrors[@]}" >"$W/mmdebstrap.log" 2>&1 ||
     { rm -f "$tarball.tmp"; tail -20 "$W/mmdebstrap.log" >&2; echo "FAIL: mmdebstrap" >&2; exit 1; }
   mv "$tarball.tmp" "$tarball"
