@@ -6,7 +6,10 @@
 # skips for missing root, /dev/fuse or BPF into failures (CI sets it).
 # TIERFS_BESIDE_TESTS=COMMAND runs COMMAND (bash) beside the suites once the
 # main build is done, at the lowest CPU priority, and fails the run if it
-# fails: .ci/run puts the style gate there. The suites run mostly one test at
+# fails: .ci/run puts the style gate there. In CI (CI=true, no arguments) the
+# package test (tests/package: the Debian package built from a clean clone,
+# lintian, installed into a clean root) runs beside them too; it builds the
+# package at the lowest priority itself. The suites run mostly one test at
 # a time (is_parallel: false) and leave CPU idle while a test waits on a
 # mount, a kill -9 or a daemon; each phase line says how busy the CPUs were.
 #
@@ -41,11 +44,15 @@ phase() {
 phase setup
 
 uring_param=/sys/module/fuse/parameters/enable_uring
-uring_saved='' beside_pid='' beside_log=''
+uring_saved=''
+beside_names=() beside_pids=() beside_logs=()
 # At any exit: the kernel's uring setting back, and what runs beside the suites stopped.
 on_exit() {
-  [ -z "$beside_pid" ] || kill "$beside_pid" 2>/dev/null || true
-  [ -z "$beside_log" ] || rm -f "$beside_log"
+  local i
+  for i in "${!beside_pids[@]}"; do
+    [ -z "${beside_pids[$i]}" ] || kill -- "-${beside_pids[$i]}" 2>/dev/null || true
+    rm -f "${beside_logs[$i]}"
+  done
   [ -z "$uring_saved" ] || echo "$uring_saved" >"$uring_param"
 }
 trap on_exit EXIT
@@ -72,15 +79,30 @@ configure "$build_dir" "${setup_args[@]}"
 ninja -C "$build_dir"
 phase "build ($build_dir)"
 
-if [ -n "${TIERFS_BESIDE_TESTS:-}" ]; then
-  beside_log=$(mktemp)
-  nice -n 19 bash -c "$TIERFS_BESIDE_TESTS" >"$beside_log" 2>&1 &
-  beside_pid=$!
-  echo "test: started beside the suites (nice 19): $TIERFS_BESIDE_TESTS"
-fi
-
+# beside NAME COMMAND...: COMMAND runs beside the suites in a session of its
+# own (an early exit ends all of it); its output is shown when it has ended,
+# and its failure fails the run.
+beside() {
+  local name=$1
+  shift
+  beside_names+=("$name")
+  beside_logs+=("$(mktemp)")
+  setsid "$@" >"${beside_logs[-1]}" 2>&1 &
+  beside_pids+=($!)
+  echo "test: started beside the suites: $name"
+}
+[ -z "${TIERFS_BESIDE_TESTS:-}" ] ||
+  beside "$TIERFS_BESIDE_TESTS (nice 19)" nice -n 19 bash -c "$TIERFS_BESIDE_TESTS"
 status=0
 logs=("$build_dir/meson-logs/testlog.json")
+# The package test (its own test setup, which plain meson test leaves out):
+# about 7 CPU-minutes of compiling and a minute of install, Slurm job, metrics
+# and purge, so beside the suites rather than after them.
+if [ "${CI:-}" = true ] && [ $# -eq 0 ]; then
+  beside "the package test (meson test --setup package --suite package)" \
+    meson test -C "$build_dir" --no-rebuild --print-errorlogs --setup package --suite package
+  logs+=("$build_dir/meson-logs/testlog-package.json")
+fi
 # In CI the main build must have FUSE over io_uring (integration_io_uring fails otherwise).
 [ "${CI:-}" = true ] && export TIERFS_EXPECT_IO_URING=1
 meson test -C "$build_dir" --print-errorlogs --num-processes "$(nproc)" "$@" || status=$?
@@ -116,20 +138,23 @@ PY
   logs+=("$system_build_dir/meson-logs/testlog.json")
 fi
 
-if [ -n "$beside_pid" ]; then
+for i in "${!beside_pids[@]}"; do
   beside_status=0
-  wait "$beside_pid" || beside_status=$?
-  beside_pid=
-  sed 's/^/beside: /' "$beside_log"
-  phase "waiting for what ran beside the suites (status $beside_status)"
+  wait "${beside_pids[$i]}" || beside_status=$?
+  beside_pids[i]=''
+  sed 's/^/beside: /' "${beside_logs[$i]}"
+  phase "waiting for ${beside_names[$i]} (status $beside_status)"
   [ "$beside_status" = 0 ] || status=1
-fi
+done
 
 # One closing line that any reader understands, counted from meson's JSON logs.
 python3 - "${logs[@]}" <<'PY'
-import json, sys
+import json, os, sys
 counts = {}
 for path in sys.argv[1:]:
+  if not os.path.exists(path):  # a runner that failed before its first test (its failure counts already)
+    print(f"tests: no {path}")
+    continue
   with open(path) as log:
     for line in log:
         result = json.loads(line)["result"]

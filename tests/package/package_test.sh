@@ -109,7 +109,12 @@ else
   rm -rf "$W/src" "$W"/tierfs_* "$W"/tierfs-dbgsym_*
   git clone -q "$source_root" "$W/src" || { echo "FAIL: git clone $source_root" >&2; exit 1; }
   version=$(cd "$W/src" && dpkg-parsechangelog -S Version)
-  if ! (cd "$W/src" && DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" CCACHE_BASEDIR="$W/src" \
+  # debhelper (compat 13) gives the build a HOME of its own in the tree, where
+  # ccache would start an empty cache each time: the machine's is named.
+  cache_env=()
+  command -v ccache >/dev/null &&
+    cache_env=(CCACHE_DIR="$(ccache -k cache_dir)" CCACHE_MAXSIZE="$(ccache -k max_size)" CCACHE_BASEDIR="$W/src")
+  if ! (cd "$W/src" && env DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" "${cache_env[@]}" \
     "${background[@]}" dpkg-buildpackage -us -uc -b >"$W/build.log" 2>&1); then
     tail -30 "$W/build.log" >&2
     echo "FAIL: dpkg-buildpackage (log: $W/build.log)" >&2
