@@ -9,7 +9,11 @@
 #     fallocate, SEEK_HOLE/SEEK_DATA, mmap writes, append, rename, unlink;
 #  3. the backing store is root-only and outside the mount;
 #  4. kill -9 mid-write and a new server: every fsync'd byte is there;
-#  5. a clean unmount of a scratch mount leaves no tmpfs and no state.
+#  5. a clean unmount of a scratch mount leaves no tmpfs and no state;
+#  6. a huge-page tier gives small files small pages;
+#  7. a file holds no descriptor in the server: 1500 files, 100 of them open
+#     at once, under a limit of 128 descriptors, and their adoption after
+#     kill -9 under the same limit (the 20 000th file was EMFILE before).
 # Takes about 5 s. SKIPs where the build or the kernel has no passthrough.
 source "$(dirname "$0")/lib.sh"
 failures=0
@@ -163,6 +167,42 @@ else
   "$TIERFS_BIN" map --pages "$MNT/big" >"$WORK/big.map" 2>&1 || fail "map --pages: $(cat "$WORK/big.map")"
   tierfs_stop_mount
 fi
+
+# 7. Many files, few descriptors (see the header).
+server_fds() { find "/proc/$SERVER_PID/fd" -mindepth 1 | wc -l; }
+TIERFS_MOUNT_WRAP=(prlimit --nofile=128:128)
+tierfs_start_mount "$CONFIG" --log-file "$WORK/fds.log"
+python3 - "$MNT" <<'PY' || fail "1500 files under 128 descriptors"
+import os, sys
+mnt = sys.argv[1]
+os.mkdir(f"{mnt}/many")
+for i in range(1500):
+    with open(f"{mnt}/many/{i}", "w") as f:
+        f.write(f"file {i}\n")
+held = [os.open(f"{mnt}/many/{i}", os.O_RDWR) for i in range(100)]
+for i, fd in enumerate(held):
+    os.pwrite(fd, b"F", 0)
+for i in range(1500):
+    os.stat(f"{mnt}/many/{i}")
+    with open(f"{mnt}/many/{i}") as f:
+        assert f.read() == ("F" if i < 100 else "f") + f"ile {i}\n", i
+for fd in held:
+    os.close(fd)
+PY
+fds=$(server_fds)
+[ "$fds" -le 64 ] || fail "the server holds $fds descriptors for 1500 kernel-path files"
+kill -9 "$SERVER_PID"
+timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+umount -l "$MNT" 2>/dev/null
+SERVER_PID=
+tierfs_start_mount "$CONFIG" --log-file "$WORK/fds-restart.log"
+TIERFS_MOUNT_WRAP=()
+[ "$(cat "$MNT/many/1499")" = "file 1499" ] || fail "many/1499 after kill -9: $(cat "$MNT/many/1499" 2>&1)"
+[ "$(cat "$MNT/many/7")" = "File 7" ] || fail "many/7 after kill -9: $(cat "$MNT/many/7" 2>&1)"
+[ "$(find "$MNT/many" -type f | wc -l)" = 1500 ] || fail "$(find "$MNT/many" -type f | wc -l) files after kill -9"
+fds=$(server_fds)
+[ "$fds" -le 64 ] || fail "the server holds $fds descriptors after adopting 1500 files"
+tierfs_stop_mount
 
 [ "$failures" = 0 ] || exit 1
 echo "kernel path: ok"

@@ -4,6 +4,7 @@
 #   tierfs_start_mount "TOML text" [OPTION...]   sets MNT, WORK, SERVER_PID ("": the
 #                                    built-in default); options go to `tierfs mount`
 #   tierfs_stop_mount                unmounts and waits for the server to exit
+#   TIERFS_MOUNT_WRAP=(CMD...)       runs `tierfs mount` under CMD (e.g. prlimit)
 source "${TIERFS_SOURCE_ROOT:?}/tests/support/privileged.sh"
 tierfs_require "$(tierfs_missing_root)"
 tierfs_require "$(tierfs_missing_fuse)"
@@ -12,6 +13,7 @@ TIERFS_BIN=${TIERFS_BIN:?TIERFS_BIN must name the tierfs binary}
 WORK=$(mktemp -d /tmp/tierfs-sh-XXXXXX)
 MNT="$WORK/mnt"
 SERVER_PID=
+TIERFS_MOUNT_WRAP=()
 mkdir -p "$MNT"
 
 tierfs_cleanup() {
@@ -35,7 +37,7 @@ tierfs_start_mount() {
   shift
   config+=("$@")  # more `tierfs mount` options, e.g. --log-file FILE
   # Daemon mode: returns once the mount is live, or prints the one line that says why not.
-  if ! "$TIERFS_BIN" mount "${config[@]}" "$MNT" >"$WORK/server.log" 2>&1; then
+  if ! "${TIERFS_MOUNT_WRAP[@]}" "$TIERFS_BIN" mount "${config[@]}" "$MNT" >"$WORK/server.log" 2>&1; then
     echo "FAIL: the server did not mount:" >&2
     cat "$WORK/server.log" >&2
     exit 1

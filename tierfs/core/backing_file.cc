@@ -15,16 +15,51 @@
 namespace tierfs {
 
 BackingFile::BackingFile(int fd, int dir_fd, std::string name, uint32_t tier)
-    : fd_(fd), dir_fd_(dir_fd), name_(std::move(name)), tier_(tier) {}
+    : fd_(fd), dir_fd_(dir_fd), name_(std::move(name)), tier_(tier) {
+  if (!name_.empty() && fd_ >= 0) {
+    close(fd_);
+    fd_ = -1;
+  }
+}
 
 BackingFile::~BackingFile() {
   if (fd_ >= 0) close(fd_);
 }
 
+BackingFile::Fd::~Fd() {
+  if (fd_ >= 0) close(fd_);
+}
+
+BackingFile::Fd& BackingFile::Fd::operator=(Fd&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+BackingFile::Fd BackingFile::open() const {
+  if (fd_ >= 0) {
+    // A file without a name: a descriptor of its own through /proc (the
+    // seccomp filter has openat, not dup), so the caller may close it.
+    const std::string self = "/proc/self/fd/" + std::to_string(fd_);
+    return Fd(::open(self.c_str(), O_RDWR | O_CLOEXEC));
+  }
+  if (removed_ || name_.empty()) {
+    errno = ENOENT;
+    return Fd(-1);
+  }
+  return Fd(openat(dir_fd_, name_.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+}
+
 BackingFile::Facts BackingFile::facts() const {
   struct stat st {};
   Facts out;
-  if (fstat(fd_, &st) != 0) return out;
+  const int rc = fd_ >= 0   ? fstat(fd_, &st)
+                 : removed_ ? -1
+                            : fstatat(dir_fd_, name_.c_str(), &st, AT_SYMLINK_NOFOLLOW);
+  if (rc != 0) return out;
   out.size = static_cast<uint64_t>(st.st_size);
   out.allocated_bytes = static_cast<uint64_t>(st.st_blocks) * 512;
   out.atime_ns = st.st_atim.tv_sec * 1000000000LL + st.st_atim.tv_nsec;
@@ -34,8 +69,10 @@ BackingFile::Facts BackingFile::facts() const {
 }
 
 int64_t BackingFile::read(uint64_t off, uint64_t size, std::vector<char>& out) const {
+  const Fd fd = open();
+  if (fd.get() < 0) return -errno;
   out.resize(size);
-  const ssize_t n = pread(fd_, out.data(), size, static_cast<off_t>(off));
+  const ssize_t n = pread(fd.get(), out.data(), size, static_cast<off_t>(off));
   if (n < 0) return -errno;
   out.resize(static_cast<size_t>(n));
   return n;
@@ -43,21 +80,26 @@ int64_t BackingFile::read(uint64_t off, uint64_t size, std::vector<char>& out) c
 
 int64_t BackingFile::write(uint64_t off, std::span<const iovec> in) const {
   if (in.size() > IOV_MAX) return -EINVAL;
-  const ssize_t n = pwritev(fd_, in.data(), static_cast<int>(in.size()), static_cast<off_t>(off));
+  const Fd fd = open();
+  if (fd.get() < 0) return -errno;
+  const ssize_t n =
+      pwritev(fd.get(), in.data(), static_cast<int>(in.size()), static_cast<off_t>(off));
   return n < 0 ? -errno : n;
 }
 
+int BackingFile::fallocate_range(int mode, uint64_t off, uint64_t len) const {
+  const Fd fd = open();
+  if (fd.get() < 0) return -errno;
+  return fallocate(fd.get(), mode, static_cast<off_t>(off), static_cast<off_t>(len)) == 0 ? 0
+                                                                                          : -errno;
+}
+
 int BackingFile::allocate(uint64_t off, uint64_t len) const {
-  return fallocate(fd_, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), static_cast<off_t>(len)) == 0
-             ? 0
-             : -errno;
+  return fallocate_range(FALLOC_FL_KEEP_SIZE, off, len);
 }
 
 int BackingFile::punch_hole(uint64_t off, uint64_t len) const {
-  return fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
-                   static_cast<off_t>(len)) == 0
-             ? 0
-             : -errno;
+  return fallocate_range(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
 }
 
 int BackingFile::zero_range(uint64_t off, uint64_t len) const {
@@ -66,22 +108,31 @@ int BackingFile::zero_range(uint64_t off, uint64_t len) const {
 }
 
 int BackingFile::set_size(uint64_t size) const {
-  return ftruncate(fd_, static_cast<off_t>(size)) == 0 ? 0 : -errno;
+  const Fd fd = open();
+  if (fd.get() < 0) return -errno;
+  return ftruncate(fd.get(), static_cast<off_t>(size)) == 0 ? 0 : -errno;
 }
 
 int64_t BackingFile::seek(uint64_t off, int whence) const {
-  const off_t at = lseek(fd_, static_cast<off_t>(off), whence);
+  // SEEK_DATA and SEEK_HOLE answer from the file, not the descriptor.
+  const Fd fd = open();
+  if (fd.get() < 0) return -errno;
+  const off_t at = lseek(fd.get(), static_cast<off_t>(off), whence);
   return at < 0 ? -errno : at;
 }
 
+int BackingFile::set_times(const timespec (&times)[2]) const {
+  const Fd fd = open();
+  if (fd.get() < 0) return -errno;
+  return futimens(fd.get(), times) == 0 ? 0 : -errno;
+}
+
 int BackingFile::set_mtime(int64_t ns) const {
-  const timespec times[2] = {{0, UTIME_OMIT}, {ns / 1000000000, ns % 1000000000}};
-  return futimens(fd_, times) == 0 ? 0 : -errno;
+  return set_times({{0, UTIME_OMIT}, {ns / 1000000000, ns % 1000000000}});
 }
 
 int BackingFile::set_atime(int64_t ns) const {
-  const timespec times[2] = {{ns / 1000000000, ns % 1000000000}, {0, UTIME_OMIT}};
-  return futimens(fd_, times) == 0 ? 0 : -errno;
+  return set_times({{ns / 1000000000, ns % 1000000000}, {0, UTIME_OMIT}});
 }
 
 int BackingFile::link(std::string name) {
@@ -89,6 +140,9 @@ int BackingFile::link(std::string name) {
   const std::string self = "/proc/self/fd/" + std::to_string(fd_);
   if (linkat(AT_FDCWD, self.c_str(), dir_fd_, name.c_str(), AT_SYMLINK_FOLLOW) != 0) return -errno;
   name_ = std::move(name);
+  // Found by its name from now on (see backing_file.h).
+  close(fd_);
+  fd_ = -1;
   return 0;
 }
 
@@ -102,10 +156,12 @@ int BackingFile::rename(std::string name, uint32_t tier) {
 
 void BackingFile::remove() {
   if (removed_) return;
+  // Its pages go back to the system now, not when the kernel's last
+  // reference (a passthrough handle's) goes.
+  const Fd fd = open();
   removed_ = true;
   if (!name_.empty()) unlinkat(dir_fd_, name_.c_str(), 0);
-  // Its pages go back to the system now, not when the last descriptor closes.
-  ftruncate(fd_, 0);
+  if (fd.get() >= 0) ftruncate(fd.get(), 0);
 }
 
 }  // namespace tierfs

@@ -6,12 +6,21 @@
 // never a copy the server keeps. FileData forwards to it (the one place a
 // file's data path shows), so the FUSE operations stay the same for both paths.
 // Not thread-safe: the caller holds the inode's lock, as for FileData.
+//
+// A named backing file holds no descriptor in the server: each step opens
+// one by name and closes it (a file system of many files would otherwise
+// need a descriptor per file, and ran out at RLIMIT_NOFILE). The kernel
+// keeps its own reference for the passthrough handles (the backing id), and
+// the shared memory policy belongs to the tmpfs inode, not to a descriptor.
+// Only a file without a name (open_unnamed, until link) keeps the one it
+// was made with: it has no other way back.
 #pragma once
 
 #include <sys/types.h>
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <ctime>
 #include <span>
 #include <string>
 #include <vector>
@@ -20,15 +29,30 @@ namespace tierfs {
 
 class BackingFile {
  public:
-  // Takes `fd` (open read-write on the tier's tmpfs; closed with the object)
-  // and the name of the file in the directory `dir_fd` (not owned), so that
-  // release() can remove it.
+  // Takes `fd` (open read-write on the tier's tmpfs) and the name of the
+  // file in the directory `dir_fd` (not owned); closes `fd` at once when the
+  // file has a name, else at link() or with the object.
   BackingFile(int fd, int dir_fd, std::string name, uint32_t tier);
   ~BackingFile();
   BackingFile(const BackingFile&) = delete;
   BackingFile& operator=(const BackingFile&) = delete;
 
-  int fd() const { return fd_; }
+  // A read-write descriptor of the backing file for one step, closed with
+  // the object; get() < 0 (errno set) when it cannot be opened (removed).
+  class Fd {
+   public:
+    explicit Fd(int fd) : fd_(fd) {}
+    ~Fd();
+    Fd(Fd&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+    Fd& operator=(Fd&& other) noexcept;
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    int get() const { return fd_; }
+
+   private:
+    int fd_;
+  };
+  Fd open() const;
   uint32_t tier() const { return tier_; }
   const std::string& name() const { return name_; }
 
@@ -73,7 +97,10 @@ class BackingFile {
   uint32_t passthrough_opens = 0;
 
  private:
-  int fd_;
+  int fallocate_range(int mode, uint64_t off, uint64_t len) const;
+  int set_times(const timespec (&times)[2]) const;
+
+  int fd_;  // only while the file has no name
   int dir_fd_;
   std::string name_;
   uint32_t tier_;

@@ -8,7 +8,6 @@
 #include <linux/magic.h>
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -16,7 +15,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <stdexcept>
 
 #include "tierfs/core/units.h"
@@ -31,29 +29,6 @@ constexpr const char* kMovingSuffix = ".moving";
 uint64_t page_bytes() {
   const long page = sysconf(_SC_PAGESIZE);
   return page > 0 ? static_cast<uint64_t>(page) : 4096;
-}
-
-// Every kernel-path file keeps its backing file open in the server (getattr,
-// the handover at each open, moves): one descriptor a file, so the
-// descriptor limit bounds the files a mount holds (at 20000 the 20 000th
-// create failed with EMFILE: space_real.sh's one-line files). The soft limit
-// goes up to the hard one, and both to fs.nr_open where the process may
-// (CAP_SYS_RESOURCE, still held here: the privilege drop comes at FUSE_INIT).
-void raise_descriptor_limit() {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
-  rlim_t nr_open = 0;
-  std::ifstream("/proc/sys/fs/nr_open") >> nr_open;
-  if (nr_open > limit.rlim_max) {
-    const rlimit wanted{nr_open, nr_open};
-    if (setrlimit(RLIMIT_NOFILE, &wanted) == 0) limit = wanted;
-  }
-  if (limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) getrlimit(RLIMIT_NOFILE, &limit);
-  }
-  spdlog::info("kernel path: each file holds one descriptor in the server; RLIMIT_NOFILE is {}",
-               static_cast<uint64_t>(limit.rlim_cur));
 }
 
 // A tmpfs already mounted on `path` (a previous server's, after kill -9).
@@ -204,7 +179,6 @@ std::unique_ptr<BackingStore> BackingStore::open(const Config& config, int state
     if (st.dir_fd < 0)
       throw std::runtime_error(fmt::format("{}: {}", st.path, std::strerror(errno)));
   }
-  raise_descriptor_limit();
   return store;
 }
 
@@ -246,14 +220,14 @@ std::unique_ptr<BackingFile> BackingStore::policy_set(int fd, const TierStore& t
                                                       const std::string& name, uint32_t index,
                                                       int& err, std::string& error) const {
   const Store& st = stores_[tier.store];
-  auto file = std::make_unique<BackingFile>(fd, st.dir_fd, name, index);
   if (std::string why = ::numa::apply_file_policy(fd, tier.policy, false); !why.empty()) {
-    file->remove();
+    if (!name.empty()) unlinkat(st.dir_fd, name.c_str(), 0);
+    close(fd);
     err = EIO;
     error = fmt::format("{}/{}: {}", st.path, name.empty() ? "(unnamed)" : name, why);
     return nullptr;
   }
-  return file;
+  return std::make_unique<BackingFile>(fd, st.dir_fd, name, index);
 }
 
 std::unique_ptr<BackingFile> BackingStore::open_file(uint64_t ino, uint32_t tier, bool create,
@@ -336,24 +310,27 @@ std::unique_ptr<BackingFile> BackingStore::adopt(const Found& found, uint32_t ti
     error = fmt::format("{}/{}: {}", st.path, found.name, std::strerror(err));
     return nullptr;
   }
-  auto file = std::make_unique<BackingFile>(fd, st.dir_fd, found.name, tier);
   if (!found.moving && found.tier == tier) {
     // Its own tier's policy again for the pages to come: a full tier's
     // files had the next tier's (Mover spill) when the server stopped.
     if (std::string why = ::numa::apply_file_policy(fd, tiers_[tier].policy, false); !why.empty())
       spdlog::warn("kernel path: {}/{}: {}", st.path, found.name, why);
-    return file;
+    close(fd);
+    return std::make_unique<BackingFile>(-1, st.dir_fd, found.name, tier);
   }
+  auto file = std::make_unique<BackingFile>(-1, st.dir_fd, found.name, tier);
   // A move the previous server did not finish, or a file of a tier this
   // configuration no longer has: it is `tier`'s now, all of it.
   if (int rc = begin_move(*file, found.ino, tier); rc != 0) {
+    close(fd);
     err = -rc;
     error = fmt::format("{}/{}: rename: {}", st.path, found.name, std::strerror(err));
     return nullptr;
   }
   ::numa::PageMoves moves;
-  if (std::string why = move_pages(file->fd(), tier, moves); !why.empty())
+  if (std::string why = move_pages(fd, tier, moves); !why.empty())
     spdlog::warn("kernel path: {}/{}: {}", st.path, file->name(), why);
+  close(fd);
   if (int rc = end_move(*file, found.ino); rc != 0) {
     err = -rc;
     error = fmt::format("{}/{}: rename: {}", st.path, file->name(), std::strerror(err));

@@ -27,7 +27,7 @@ namespace tierfs {
 int Fs::move_in_place(const InodePtr& inode, uint32_t to, MigrateResult& result) {
   const BackingStore* store = backing_store_.get();
   if (store == nullptr) return -EINVAL;
-  int fd = -1;
+  BackingFile::Fd fd(-1);
   uint32_t from = 0;
   {
     std::unique_lock guard(inode->lock);
@@ -40,18 +40,13 @@ int Fs::move_in_place(const InodePtr& inode, uint32_t to, MigrateResult& result)
       spdlog::info("migrate inode {}: {}", inode->ino, why);
       return -EXDEV;
     }
-    // The pages are moved through a descriptor of our own: an unlink during
-    // the move may close the file's. (Opened again through /proc: the
-    // seccomp filter has openat, not fcntl or dup.)
-    const std::string self = "/proc/self/fd/" + std::to_string(backing->fd());
-    fd = open(self.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -errno;
+    // The pages are moved through a descriptor of our own, opened under the
+    // lock: an unlink during the move removes the name.
+    fd = backing->open();
+    if (fd.get() < 0) return -errno;
     result.bytes_from_tier.assign(storage_->tier_count(), 0);
     result.bytes_from_tier[from] = backing->facts().allocated_bytes;
-    if (const int err = store->begin_move(*backing, inode->ino, to); err != 0) {
-      close(fd);
-      return err;
-    }
+    if (const int err = store->begin_move(*backing, inode->ino, to); err != 0) return err;
     // From here the file is `to`'s: its new data goes there, as the record
     // (its name) says; the log hears of the preferred tier with it.
     inode->data->set_preferred_tier(to);
@@ -59,8 +54,8 @@ int Fs::move_in_place(const InodePtr& inode, uint32_t to, MigrateResult& result)
   }
   crash_point("kmove.after_begin");
   ::numa::PageMoves moves;
-  const std::string why = store->move_pages(fd, to, moves);
-  close(fd);
+  const std::string why = store->move_pages(fd.get(), to, moves);
+  fd = BackingFile::Fd(-1);
   crash_point("kmove.before_end");
   std::unique_lock guard(inode->lock);
   BackingFile* backing = inode->data_released ? nullptr : inode->data->backing();

@@ -153,9 +153,11 @@ int open_data_path(Fs& fs, fuse_req_t req, Inode& inode, fuse_file_info* fi) {
   return ENOSYS;  // never reached: without passthrough no tier takes the kernel path
 #else
   if (backing->passthrough_id == 0) {
-    const int id = [&] {
+    // The kernel takes its own reference: the descriptor goes with this step.
+    const BackingFile::Fd fd = backing->open();
+    const int id = fd.get() < 0 ? -1 : [&] {
       const CapabilityWindow admin({CAP_SYS_ADMIN});
-      return fuse_passthrough_open(req, backing->fd());
+      return fuse_passthrough_open(req, fd.get());
     }();
     if (id <= 0) {
       spdlog::error("kernel path: passthrough of inode {} refused by the kernel: {}", inode.ino,

@@ -117,8 +117,9 @@ class Mover {
   };
   void spill(uint32_t from, uint32_t to, const std::vector<KernelFile>& files);
   void end_spill(uint32_t tier, const std::vector<KernelFile>& files);
-  // Runs `step` on a descriptor of the file's backing file, unless a
-  // migration of the file runs (then it is left for the next look).
+  // Runs `step` on a descriptor of the file's backing file opened for it,
+  // unless a migration of the file runs (then it is left for the next
+  // look); with `reopen` (a long step) without the inode's lock.
   bool with_backing_fd(const InodePtr& inode, uint32_t tier, bool reopen,
                        const std::function<void(int)>& step);
   void balance();

@@ -51,18 +51,12 @@ bool Mover::with_backing_fd(const InodePtr& inode, uint32_t tier, bool reopen,
   std::shared_lock guard(inode->lock);
   const BackingFile* backing = inode->data_released ? nullptr : inode->data->backing();
   if (backing == nullptr || backing->tier() != tier) return false;
-  if (!reopen) {
-    step(backing->fd());
-    return true;
-  }
-  // A long step runs without the lock, on a descriptor of its own (an
-  // unlink meanwhile closes the file's; the seccomp filter has no dup).
-  const std::string self = "/proc/self/fd/" + std::to_string(backing->fd());
-  const int fd = open(self.c_str(), O_RDONLY | O_CLOEXEC);
-  guard.unlock();
-  if (fd < 0) return false;
-  step(fd);
-  close(fd);
+  const BackingFile::Fd fd = backing->open();
+  if (fd.get() < 0) return false;
+  // A long step runs without the lock: an unlink meanwhile removes the
+  // name, not this descriptor's file.
+  if (reopen) guard.unlock();
+  step(fd.get());
   return true;
 }
 
