@@ -165,18 +165,12 @@ port=$($py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); pri
 "$exporter" --web.listen-address="127.0.0.1:$port" --collector.disable-defaults --collector.textfile \
   --collector.textfile.directory="$textfile" >"$D/exporter.log" 2>&1 &
 exporter_pid=$!
-$py - "$port" "$plain" "$D" <<'PY' || fail "node_exporter /metrics: $(tail -3 "$D/exporter.log")"
-import sys, time, urllib.request
+PYTHONPATH="$here/../support" $py - "$port" "$plain" "$D" <<'PY' || fail "node_exporter /metrics: $(tail -3 "$D/exporter.log")"
+import sys
 from prometheus_client.parser import text_string_to_metric_families as prometheus
+from node_exporter import scrape
 port, plain, d = sys.argv[1:]
-for _ in range(100):
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-        break
-    except OSError:
-        time.sleep(0.1)
-else:
-    raise SystemExit("no answer from node_exporter")
+text = scrape(port)
 samples = [s for f in prometheus(text) for s in f.samples]
 def find(name, **labels):
     return [s for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]

@@ -210,17 +210,9 @@ fi
 # file: written here with the lines docs/operations.md gives, on free ports.
 step "Slurm job"
 . "$here/../slurm/cluster.sh"
-port_base=""
-for _ in $(seq 1 50); do
-  p=$((20000 + RANDOM % 20000))
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 1))") 2>/dev/null &&
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 2))") 2>/dev/null; then
-    port_base=$p
-    break
-  fi
-done
-[ -n "$port_base" ] || { echo "FAIL: no three free ports" >&2; exit 1; }
+# slurmctld, slurmd and node_exporter, at random in 20000-39999.
+port_base=$(free_ports 3 $(for _ in $(seq 1 50); do echo $((20000 + RANDOM % 20000)); done)) ||
+  { echo "FAIL: no three free ports" >&2; exit 1; }
 mkdir -p "$ROOT/srv/slurm/munge" "$ROOT/srv/slurm/state" "$ROOT/srv/slurm/spool"
 cluster_conf "$ROOT/srv/slurm" /usr/share/tierfs/slurm 11264 "$port_base"
 sed -i "s|$ROOT||g" "$ROOT/srv/slurm/slurm.conf"
@@ -282,18 +274,11 @@ exporter_port=$((port_base + 2))
 chroot "$ROOT" /usr/bin/prometheus-node-exporter --web.listen-address="127.0.0.1:$exporter_port" \
   --collector.disable-defaults --collector.textfile \
   --collector.textfile.directory=/var/lib/prometheus/node-exporter >"$W/exporter.log" 2>&1 &
-$py - "$exporter_port" "$job" <<'PY' || fail "node_exporter /metrics: $(tail -3 "$W/exporter.log")"
-import sys, time, urllib.request
+PYTHONPATH="$here/../support" $py - "$exporter_port" "$job" <<'PY' || fail "node_exporter /metrics: $(tail -3 "$W/exporter.log")"
+import sys
+from node_exporter import scrape
 port, job = sys.argv[1:]
-for _ in range(100):
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-        break
-    except OSError:
-        time.sleep(0.1)
-else:
-    raise SystemExit("no answer")
-lines = text.splitlines()
+lines = scrape(port).splitlines()
 assert any(l.startswith('tierfs_up{') and f'slurm_job_id="{job}"' in l for l in lines), "no job series"
 assert any(l.startswith('tierfs_tier_used_bytes{') for l in lines), "no tier series"
 assert "node_textfile_scrape_error 0" in lines, [l for l in lines if "textfile" in l]

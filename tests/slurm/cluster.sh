@@ -2,7 +2,8 @@
 # slurmd) in $SLURM_TEST_DIR, with its own munge key and socket, so nothing
 # under /etc is touched. This file has the one-node cluster on localhost and
 # the pieces the three-node one (multinode_cluster.sh) shares with it: the
-# slurm.conf lines, munged, and stopping daemons by the pid files they wrote.
+# slurm.conf lines, munged, free ports, and stopping daemons by the pid files
+# they wrote (the package test uses it for its cluster in a clean root too).
 # cluster_start writes slurm.conf with the given prolog, epilog and task
 # prolog; cluster_stop ends every daemon it started and is safe to call twice.
 
@@ -76,6 +77,21 @@ stop_pidfiles() {
     kill -9 "$pid" 2>/dev/null || true
     rm -f "$f"
   done
+}
+
+# free_ports COUNT CANDIDATE...: the first candidate p such that nobody
+# listens on p .. p+COUNT-1 (several engineers may run the suites at once).
+free_ports() {
+  local count=$1 p i
+  shift
+  for p in "$@"; do
+    for ((i = 0; i < count; i++)); do
+      (exec 3<>"/dev/tcp/127.0.0.1/$((p + i))") 2>/dev/null && continue 2
+    done
+    echo "$p"
+    return 0
+  done
+  return 1
 }
 
 cluster_conf() {

@@ -139,7 +139,7 @@ mount_timeout = 12
 TOML
     chmod 0644 "$dir/nodes/$node/node.toml"
   done
-  MN_PORT=$(free_port_pair $(seq 47100 2 47198)) ||
+  MN_PORT=$(free_ports 2 $(seq 47100 2 47198)) ||
     { echo "cluster: no free port pair in 47100-47199" >&2; return 1; }
   mn_net_up "$dir" || { echo "cluster: the bridge and namespaces could not be made" >&2; return 1; }
   mn_conf "$dir" "$dir/scripts" "$MN_PORT" "$tmp_mib"

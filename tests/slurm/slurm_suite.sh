@@ -45,7 +45,7 @@ TOML
 chmod 0644 "$D/node.toml" "$D/scripts/tierfs-slurm.env"
 
 # Two free ports (slurmctld, slurmd), at random in 20000-39999.
-port_base=$(free_port_pair $(for _ in $(seq 1 50); do echo $((20000 + RANDOM % 20000)); done)) ||
+port_base=$(free_ports 2 $(for _ in $(seq 1 50); do echo $((20000 + RANDOM % 20000)); done)) ||
   { fail "no two free ports found"; exit 1; }
 cluster_conf "$D" "$D/scripts" 11264 "$port_base"
 cluster_start "$D" || { fail "the cluster did not start"; exit 1; }

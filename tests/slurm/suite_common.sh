@@ -1,6 +1,6 @@
 # Sourced by both Slurm suites (slurm_suite.sh, multinode_suite.sh): the
-# test directory with the shipped scripts linked into it, failure counting,
-# a free port pair and the waits they share.
+# test directory with the shipped scripts linked into it, failure counting
+# and the waits they share (cluster.sh has the cluster and its ports).
 
 fail() {
   echo "FAIL: $*" >&2
@@ -33,20 +33,6 @@ suite_finish() {
   # Nothing of a failed run may outlive it.
   grep -o " $D/[^ ]*" /proc/self/mountinfo 2>/dev/null | while read -r m; do umount -l "$m"; done
   rm -rf "$D"
-}
-
-# free_port_pair CANDIDATE...: the first candidate p whose p and p+1 nobody
-# listens on (several engineers may run the suites at once).
-free_port_pair() {
-  local p
-  for p in "$@"; do
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
-      ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 1))") 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
 }
 
 job_state() { scontrol show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p'; }
