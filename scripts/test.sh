@@ -96,8 +96,9 @@ beside() {
 status=0
 logs=("$build_dir/meson-logs/testlog.json")
 # The package test (its own test setup, which plain meson test leaves out):
-# about 7 CPU-minutes of compiling and a minute of install, Slurm job, metrics
-# and purge, so beside the suites rather than after them.
+# about 10 CPU-minutes of compiling (without ccache) and half a minute of
+# install, Slurm job, metrics and purge, so beside the suites rather than
+# after them.
 if [ "${CI:-}" = true ] && [ $# -eq 0 ]; then
   beside "the package test (meson test --setup package --suite package)" \
     meson test -C "$build_dir" --no-rebuild --print-errorlogs --setup package --suite package
