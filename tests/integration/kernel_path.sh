@@ -96,6 +96,39 @@ with open(path, "ab") as f:
     f.write(b"tail")
 assert os.stat(path).st_size == (2 << 20) + 4, os.stat(path).st_size
 PY
+# Why kernel-path attributes last a second only (Fs::attr_timeout_s): a
+# store through a shared mapping that outlives its descriptor comes after
+# the RELEASE (the mapping holds the backing file, not the FUSE one:
+# backing_file_mmap's vma_set_file), and neither the server nor the kernel's
+# FUSE inode hears of the mtime it moves. A stat 1.1 s later must see it.
+# libc's mmap, not Python's, which dups the descriptor and so delays the
+# RELEASE to the munmap. Failed with kernel-path attributes kept an hour
+# while no writable handle is open ('store after release ... unseen').
+python3 - "$MNT/e" <<'PY' || fail "a mapped store after close (above)"
+import ctypes, os, sys, time
+path = sys.argv[1]
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+with open(path, "wb") as f:
+    f.write(b"a" * 4096)
+fd = os.open(path, os.O_RDWR)
+addr = libc.mmap(None, 4096, 3, 1, fd, 0)            # PROT_READ|PROT_WRITE, MAP_SHARED
+assert addr not in (None, ctypes.c_void_p(-1).value), ctypes.get_errno()
+os.close(fd)                                         # the RELEASE goes now
+time.sleep(0.2)
+before = os.stat(path).st_mtime_ns                   # the kernel keeps this
+time.sleep(0.05)
+ctypes.memmove(addr, b"store", 5)
+libc.munmap(addr, 4096)
+time.sleep(1.1)
+after = os.stat(path).st_mtime_ns
+assert after > before, f"store after release: mtime {after} unseen (was {before})"
+with open(path, "rb") as f:
+    assert f.read(5) == b"store"
+PY
 mv "$MNT/c" "$MNT/c2" && [ "$(tail -c 4 "$MNT/c2")" = tail ] || fail "rename"
 touch -d '2001-02-03 04:05:06' "$MNT/c2"
 [ "$(stat -c %Y "$MNT/c2")" = "$(date -d '2001-02-03 04:05:06' +%s)" ] || fail "utimensat: mtime $(stat -c %Y "$MNT/c2")"

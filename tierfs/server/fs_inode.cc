@@ -245,7 +245,10 @@ void Fs::fill_attr(const Inode& inode, struct stat& attr) const {
 // answered without an upcall, as on tmpfs. The exception is a kernel-path
 // file: a store through its shared mapping moves the backing file's mtime,
 // which the kernel's copy of the FUSE inode never hears of, so its
-// attributes are asked for again after a second.
+// attributes are asked for again after a second. Not only while a writable
+// handle is open: the mapping holds the backing file, not the FUSE one, so
+// the RELEASE comes at close() while stores can follow (kernel_path.sh, 'a
+// mapped store after close').
 double Fs::attr_timeout_s(const Inode& inode) const {
   return data_path_of(inode) == DataPath::kernel ? 1.0 : entry_timeout_s();
 }
