@@ -162,6 +162,14 @@ int64_t FileData::mtime_ns(int64_t recorded) const {
 int64_t FileData::ctime_ns(int64_t recorded) const {
   return backing_ ? std::max(recorded, backing_->facts().ctime_ns) : recorded;
 }
+FileData::Attrs FileData::attrs(const Attrs& recorded) const {
+  if (!backing_)
+    return {recorded.size, allocated_bytes(), recorded.atime_ns, recorded.mtime_ns,
+            recorded.ctime_ns};
+  const BackingFile::Facts facts = backing_->facts();
+  return {facts.size, facts.allocated_bytes, std::max(recorded.atime_ns, facts.atime_ns),
+          std::max(recorded.mtime_ns, facts.mtime_ns), std::max(recorded.ctime_ns, facts.ctime_ns)};
+}
 
 template <typename Visit>
 int64_t FileData::walk(Storage& storage, uint64_t off, uint64_t len, bool allocate,

@@ -83,6 +83,15 @@ class FileData {
   int64_t atime_ns(int64_t recorded) const;
   int64_t mtime_ns(int64_t recorded) const;
   int64_t ctime_ns(int64_t recorded) const;
+  // What getattr reports (size, blocks, times) from one look at the backing
+  // file: one at a time cost five fstatat per reply (a create's, every
+  // stat's) and could mix a concurrent kernel write's before and after.
+  struct Attrs {
+    uint64_t size = 0;
+    uint64_t allocated_bytes = 0;
+    int64_t atime_ns = 0, mtime_ns = 0, ctime_ns = 0;
+  };
+  Attrs attrs(const Attrs& recorded) const;
 
   // Migration (tierfs/core/migrate.h drives these; it documents the locks).
   // A file range that a call changed (bytes or extents) while watched.

@@ -221,11 +221,12 @@ void Fs::fill_attr(const Inode& inode, struct stat& attr) const {
   if (inode.is_regular()) {
     attr.st_size = static_cast<off_t>(inode.size);
     if (!inode.data_released) {
-      attr.st_size = static_cast<off_t>(inode.data->size(inode.size));
-      attr.st_blocks = static_cast<blkcnt_t>(inode.data->allocated_bytes() / 512);
-      atime_ns = inode.data->atime_ns(atime_ns);
-      mtime_ns = inode.data->mtime_ns(mtime_ns);
-      ctime_ns = inode.data->ctime_ns(ctime_ns);
+      const FileData::Attrs now = inode.data->attrs({inode.size, 0, atime_ns, mtime_ns, ctime_ns});
+      attr.st_size = static_cast<off_t>(now.size);
+      attr.st_blocks = static_cast<blkcnt_t>(now.allocated_bytes / 512);
+      atime_ns = now.atime_ns;
+      mtime_ns = now.mtime_ns;
+      ctime_ns = now.ctime_ns;
     }
   } else if (S_ISLNK(inode.mode)) {
     attr.st_size = static_cast<off_t>(inode.symlink_target.size());
