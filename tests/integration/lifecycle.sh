@@ -39,6 +39,8 @@ printf '%s\n' "$CONFIG" >"$WORK/probe.toml"
 path=server
 "$TIERFS_BIN" check-config "$WORK/probe.toml" 2>/dev/null | grep -q '^# tier "dram": kernel path' && path=kernel
 echo "lifecycle: data_path = \"$data_path\": the $path path"
+[ "$data_path" = server ] || [ "$path" = kernel ] || [ "${TIERFS_LIBFUSE_VERSION:-}" != 3.18 ] ||
+  fail "data_path = auto does not take the kernel path with libfuse 3.18"
 
 # 1. Clean unmount: memory back to the system, no state left.
 tierfs_start_mount "$CONFIG"

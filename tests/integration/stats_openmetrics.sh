@@ -71,7 +71,7 @@ grep -q "$D/dead" "$D/all.err" || fail "the dead mount was not named on stderr: 
 
 # Parsed, then the series that must be there with their values.
 $py - "$D" "$plain" <<'PY' || fail "parsers"
-import sys
+import os, sys
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics
 from prometheus_client.parser import text_string_to_metric_families as prometheus
 d = sys.argv[1]
@@ -99,7 +99,9 @@ def has(found, name, **labels):
         return False
 assert value(one, "tierfs_up", mount=plain) == 1
 assert value(one, "tierfs_mover_state", mount=plain, state="off") == 1
+# The built-in default: the kernel path with a libfuse that has passthrough.
 kernel = value(one, "tierfs_tier_kernel_path", mount=plain) == 1
+assert kernel or os.environ.get("TIERFS_LIBFUSE_VERSION") != "3.18", "the default mount is not on the kernel path"
 assert value(one, "tierfs_tier_used_bytes", mount=plain) >= 3 << 20
 assert value(one, "tierfs_region_used_bytes", mount=plain) >= 3 << 20
 if kernel:

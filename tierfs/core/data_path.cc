@@ -207,12 +207,6 @@ std::vector<DataPathChoice> choose_data_paths(const std::vector<TierConfig>& tie
           "user namespace, which handing files to the kernel needs (FUSE_DEV_IOC_BACKING_OPEN); "
           "a mount by root takes the kernel path",
           policy, format_size(tier.granularity_bytes));
-    } else if (tier.data_path == DataPathMode::automatic) {
-      choice.reason = fmt::format(
-          "the tier qualifies ({} at {}); auto keeps the server path until the kernel path "
-          "passes every suite (one descriptor per file in the server, docs/operations.md) "
-          "(data_path = \"kernel\" takes it now)",
-          policy, format_size(tier.granularity_bytes));
     } else {
       choice.path = DataPath::kernel;
       choice.reason =

@@ -7,8 +7,8 @@
 // allocates as one folio, and weights it can apply, and only where this
 // server can hand files to the kernel (a libfuse and a kernel with
 // passthrough, CAP_SYS_ADMIN in the initial user namespace). data_path =
-// "auto" still keeps the server path (the kernel path does not pass every
-// suite yet) and says whether the tier would get the kernel path.
+// "auto" (the default) takes the kernel path wherever both hold and says why
+// where they do not; everything else is served by the server.
 #pragma once
 
 #include <cstdint>

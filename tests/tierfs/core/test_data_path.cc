@@ -1,7 +1,8 @@
 // The data path decision (tierfs/core/data_path.h): which tiers qualify for
 // the kernel path and why not, from hand-built kernel facts so that the
-// answers do not depend on the machine; that auto still keeps the server
-// path; and that the configuration refuses data_path = "kernel" with the reason it
+// answers do not depend on the machine; that auto takes the kernel path
+// wherever the tier qualifies and this server may hand files to the kernel;
+// and that the configuration refuses data_path = "kernel" with the reason it
 // cannot have it (kernel path not built, no CAP_SYS_ADMIN).
 #include "tierfs/core/data_path.h"
 
@@ -78,15 +79,33 @@ TEST(DataPath, KernelIsTakenWhereTheTierQualifies) {
   EXPECT_EQ(c.tiers[0].data_path_choice.reason, "interleave at 2MiB by the kernel");
 }
 
-// Until the kernel path passes every suite, auto does not move a
-// configuration onto it, and says the tier would qualify.
-TEST(DataPath, AutoKeepsTheServerPathAndSaysTheTierQualifies) {
+// The default: auto takes the kernel path wherever the tier qualifies, with
+// the same reason as data_path = "kernel".
+TEST(DataPath, AutoTakesTheKernelPathWhereTheTierQualifies) {
   const tierfs::Config c = parse(kTwoNodes, stock_kernel());
+  EXPECT_EQ(c.tiers[0].data_path_choice.path, DataPath::kernel);
+  EXPECT_TRUE(c.tiers[0].data_path_choice.qualifies);
+  EXPECT_EQ(c.tiers[0].data_path_choice.reason, "interleave at 2MiB by the kernel");
+}
+
+// Built against a libfuse without passthrough (CI's system-libfuse pass):
+// auto serves the tier and says why in one line; "kernel" is refused.
+TEST(DataPath, AutoServesWhereTheKernelPathIsNotBuilt) {
+  KernelFacts old_libfuse = stock_kernel();
+  old_libfuse.kernel_path_built = false;
+  const tierfs::Config c = parse(kTwoNodes, old_libfuse);
   EXPECT_EQ(c.tiers[0].data_path_choice.path, DataPath::server);
   EXPECT_TRUE(c.tiers[0].data_path_choice.qualifies);
-  EXPECT_NE(c.tiers[0].data_path_choice.reason.find("the tier qualifies (interleave at 2MiB); auto "
-                                                    "keeps the server path"),
-            std::string::npos);
+  EXPECT_EQ(c.tiers[0].data_path_choice.reason,
+            "the tier qualifies (interleave at 2MiB) but the kernel path is not built: this "
+            "libfuse has no FUSE passthrough (3.16+; scripts/setup.sh builds 3.18)");
+  // A kernel without passthrough: the tier does not qualify at all.
+  KernelFacts old_kernel = stock_kernel();
+  old_kernel.kernel_passthrough = false;
+  const tierfs::Config k = parse(kTwoNodes, old_kernel);
+  EXPECT_EQ(k.tiers[0].data_path_choice.path, DataPath::server);
+  EXPECT_FALSE(k.tiers[0].data_path_choice.qualifies);
+  EXPECT_EQ(k.tiers[0].data_path_choice.reason, "this kernel has no FUSE passthrough (Linux 6.9+)");
 }
 
 // A user's mount (fusermount3, no capabilities) or root in a container's own
