@@ -54,6 +54,8 @@ for path in sys.argv[1:]:
 PY
 ino=$(stat -c %i "$MNT/a")
 [ "$(path_of "$MNT/a")" = kernel ] || fail "a starts on $(path_of "$MNT/a")"
+touch -d '2001-02-03 04:05:06' "$MNT/a"
+mtime=$(stat -c %Y "$MNT/a")
 "$TIERFS_BIN" migrate --tier slow "$MNT/a" >"$WORK/m1.out" 2>&1 || fail "migrate a to slow: $(cat "$WORK/m1.out")"
 [ "$(path_of "$MNT/a")" = server ] || fail "a after the move to slow is on $(path_of "$MNT/a")"
 [ -e "$BACKING/$ino.fast" ] && fail "a's backing file stayed after the move to slow"
@@ -61,6 +63,9 @@ ino=$(stat -c %i "$MNT/a")
 [ "$(python3 -c "import os; f=os.open('$MNT/a', os.O_RDONLY); print(os.lseek(f, 0, os.SEEK_HOLE))")" = $((1 << 20)) ] ||
   fail "a's hole did not stay a hole on slow"
 "$TIERFS_BIN" migrate --tier fast "$MNT/a" >"$WORK/m2.out" 2>&1 || fail "migrate a to fast: $(cat "$WORK/m2.out")"
+# The server's answer, not the kernel's cached one (AT_STATX_FORCE_SYNC).
+[ "$(stat --cached=never -c %Y "$MNT/a")" = "$mtime" ] ||
+  fail "the moves changed a's mtime: $mtime -> $(stat --cached=never -c %Y "$MNT/a")"
 [ "$(path_of "$MNT/a")" = kernel ] || fail "a after the move back is on $(path_of "$MNT/a")"
 cmp -s "$BACKING/$ino.fast" "$WORK/a.model" || fail "a's new backing file does not hold its bytes"
 reads=$(op_count read)

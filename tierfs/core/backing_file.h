@@ -80,6 +80,10 @@ class BackingFile {
   int64_t seek(uint64_t off, int whence) const;
   int set_mtime(int64_t ns) const;
   int set_atime(int64_t ns) const;
+  // Copies [off, off + len) of `source` to the same offsets of this file in
+  // the kernel (sendfile: no byte through a buffer of ours). Bytes copied
+  // (short at the source's end) or -errno.
+  int64_t copy_from(const BackingFile& source, uint64_t off, uint64_t len) const;
   // Gives a file made without a name (BackingStore::open_unnamed: a
   // migration's copy) the name `name` in its directory: 0 or -errno.
   int link(std::string name);

@@ -130,6 +130,11 @@ class FileData {
                          const std::function<void()>& log_switch);
   std::unique_ptr<BackingFile> switch_to_extents(Storage& storage, FileData& target,
                                                  const std::function<void()>& log_switch);
+  // Between kernel-path tiers by copy: the file's bytes are `with`'s from
+  // now on; the old backing file is given back (for the caller to remove)
+  // after `log_switch` ran.
+  std::unique_ptr<BackingFile> replace_backing(std::unique_ptr<BackingFile> with,
+                                               const std::function<void()>& log_switch);
   // With a metadata log (Storage::journal): blocks a call dropped wait here
   // until the caller has logged the change, then go back to their tiers.
   void free_deferred(Storage& storage);

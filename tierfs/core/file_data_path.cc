@@ -42,4 +42,14 @@ std::unique_ptr<BackingFile> FileData::switch_to_extents(Storage& storage, FileD
   return old;
 }
 
+std::unique_ptr<BackingFile> FileData::replace_backing(std::unique_ptr<BackingFile> with,
+                                                       const std::function<void()>& log_switch) {
+  std::unique_ptr<BackingFile> old = std::move(backing_);
+  backing_ = std::move(with);
+  // The record (the inode, its new preferred tier) before the old file goes.
+  if (log_switch) log_switch();
+  crash_point("migrate.after_switch_log");
+  return old;
+}
+
 }  // namespace tierfs

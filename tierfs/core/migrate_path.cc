@@ -182,6 +182,86 @@ class FromBacking final : public Ends {
   const std::function<void()>& on_switch_;
 };
 
+class BetweenBackings final : public Ends {
+ public:
+  BetweenBackings(Storage& storage, FileData& file, std::unique_ptr<BackingFile> copy,
+                  std::string name, std::string retired_name, const std::function<bool()>& quiet,
+                  const std::function<void()>& on_switch)
+      : storage_(storage),
+        file_(file),
+        copy_(std::move(copy)),
+        name_(std::move(name)),
+        retired_name_(std::move(retired_name)),
+        quiet_(quiet),
+        on_switch_(on_switch) {}
+
+  bool quiet() const override { return quiet_(); }
+  int copy(uint64_t off, uint64_t end) override {
+    const BackingFile* from = file_.backing();
+    if (from == nullptr) return -ENOENT;
+    // As large as the source first: a huge-page tmpfs (huge=within_size)
+    // gives huge pages only to ranges the size covers.
+    const uint64_t size = from->facts().size;
+    if (copy_->facts().size < size)
+      if (int err = copy_->set_size(size)) return err;
+    for (uint64_t pos = off; pos < end;) {
+      const int64_t data = from->seek(pos, SEEK_DATA);
+      if (data == -ENXIO || (data >= 0 && static_cast<uint64_t>(data) >= end)) break;
+      if (data < 0) return static_cast<int>(data);
+      const int64_t hole = from->seek(static_cast<uint64_t>(data), SEEK_HOLE);
+      if (hole < 0) return static_cast<int>(hole);
+      const uint64_t stop = std::min<uint64_t>(static_cast<uint64_t>(hole), end);
+      const int64_t got =
+          copy_->copy_from(*from, static_cast<uint64_t>(data), stop - static_cast<uint64_t>(data));
+      if (got < 0) return static_cast<int>(got);
+      pos = stop;
+    }
+    return 0;
+  }
+  int discard(uint64_t off, uint64_t end) override {
+    end = std::min(end, limit());
+    return end > off ? copy_->punch_hole(off, end - off) : 0;
+  }
+  uint64_t limit() const override {
+    const uint64_t size = file_.backing() ? file_.backing()->facts().size : 0;
+    const uint64_t end = std::max(size, copy_->facts().size);
+    return (end + kBlockBytes - 1) / kBlockBytes * kBlockBytes;
+  }
+  int switch_over(MigrateResult& result) override {
+    if (!quiet_()) return -EBUSY;
+    BackingFile* from = file_.backing();
+    if (from == nullptr) return -ENOENT;
+    const BackingFile::Facts facts = from->facts();
+    if (int err = copy_->set_size(facts.size)) return err;
+    // A move is no change of the file's bytes: its mtime stays.
+    if (int err = copy_->set_mtime(facts.mtime_ns)) return err;
+    result.file_size = facts.size;
+    result.bytes_from_tier.assign(storage_.tier_count(), 0);
+    if (from->tier() < result.bytes_from_tier.size())
+      result.bytes_from_tier[from->tier()] = facts.allocated_bytes;
+    result.bytes_moved = copy_->facts().allocated_bytes;
+    crash_point("migrate.before_switch");
+    if (int err = from->rename(retired_name_, from->tier())) return err;
+    crash_point("migrate.after_retire");
+    if (int err = copy_->link(name_)) return err;
+    crash_point("migrate.after_link");
+    std::unique_ptr<BackingFile> old = file_.replace_backing(std::move(copy_), on_switch_);
+    crash_point("migrate.before_backing_removed");
+    old->remove();
+    return 0;
+  }
+  void give_up() override { copy_.reset(); }  // unnamed: the tmpfs frees it
+
+ private:
+  Storage& storage_;
+  FileData& file_;
+  std::unique_ptr<BackingFile> copy_;
+  std::string name_;
+  std::string retired_name_;
+  const std::function<bool()>& quiet_;
+  const std::function<void()>& on_switch_;
+};
+
 // migrate.cc's Migration, over an Ends.
 class PathMigration {
  public:
@@ -270,6 +350,19 @@ class PathMigration {
 };
 
 }  // namespace
+
+int migrate_between_backings(Storage& storage, FileData& file, std::shared_mutex& lock,
+                             std::unique_ptr<BackingFile> copy, std::string name,
+                             std::string retired_name, const std::function<bool()>& alive,
+                             const std::function<bool()>& quiet, const MigrateOptions& options,
+                             MigrateResult* result) {
+  if (!copy) return -EINVAL;
+  MigrateResult scratch;
+  BetweenBackings ends(storage, file, std::move(copy), std::move(name), std::move(retired_name),
+                       quiet, options.on_switch);
+  PathMigration migration(ends, file, lock, alive, options);
+  return migration.run(result != nullptr ? *result : scratch);
+}
 
 int migrate_to_backing(Storage& storage, FileData& file, std::shared_mutex& lock,
                        std::unique_ptr<BackingFile> backing, std::string name,

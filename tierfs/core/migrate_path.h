@@ -41,4 +41,21 @@ int migrate_from_backing(Storage& storage, FileData& file, std::shared_mutex& lo
                          const std::function<bool()>& alive, const std::function<bool()>& quiet,
                          const MigrateOptions& options, MigrateResult* result);
 
+// Between kernel-path tiers that keep their files in different tmpfs (4 KiB
+// and huge pages), where a file cannot move in place: the backing file's
+// data ranges are copied by the kernel (sendfile, BackingFile::copy_from)
+// into `copy`, a new unnamed backing file of the target tier; `quiet` as for
+// migrate_from_backing (the kernel's writes through a passthrough handle
+// are unseen). The switch, under the unique lock: the old backing file is
+// renamed `retired_name` (a crash now leaves only it: the next server takes
+// it back), the copy takes the old file's size and mtime and is linked as
+// `name` (a crash now leaves both: the next server keeps the copy and drops
+// the retired one), the file takes it (options.on_switch logs the inode),
+// and the old file is removed.
+int migrate_between_backings(Storage& storage, FileData& file, std::shared_mutex& lock,
+                             std::unique_ptr<BackingFile> copy, std::string name,
+                             std::string retired_name, const std::function<bool()>& alive,
+                             const std::function<bool()>& quiet, const MigrateOptions& options,
+                             MigrateResult* result);
+
 }  // namespace tierfs

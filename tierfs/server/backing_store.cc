@@ -25,6 +25,7 @@ namespace tierfs {
 namespace {
 
 constexpr const char* kMovingSuffix = ".moving";
+constexpr const char* kRetiredSuffix = ".retired";
 
 uint64_t page_bytes() {
   const long page = sysconf(_SC_PAGESIZE);
@@ -70,8 +71,9 @@ void refuse_old_layout(int state_dir_fd, const std::string& state_dir) {
   unlinkat(state_dir_fd, old.c_str(), AT_REMOVEDIR);
 }
 
-// Parses "<ino>.<tier>[.moving]".
-bool parse_name(const std::string& name, uint64_t& ino, std::string& tier, bool& moving) {
+// Parses "<ino>.<tier>[.moving|.retired]".
+bool parse_name(const std::string& name, uint64_t& ino, std::string& tier, bool& moving,
+                bool& retired) {
   const size_t dot = name.find('.');
   if (dot == 0 || dot == std::string::npos) return false;
   for (size_t i = 0; i < dot; ++i)
@@ -79,7 +81,9 @@ bool parse_name(const std::string& name, uint64_t& ino, std::string& tier, bool&
   ino = std::strtoull(name.substr(0, dot).c_str(), nullptr, 10);
   tier = name.substr(dot + 1);
   moving = tier.ends_with(kMovingSuffix);
+  retired = tier.ends_with(kRetiredSuffix);
   if (moving) tier.resize(tier.size() - std::strlen(kMovingSuffix));
+  if (retired) tier.resize(tier.size() - std::strlen(kRetiredSuffix));
   return !tier.empty();
 }
 
@@ -216,6 +220,10 @@ std::string BackingStore::file_name(uint64_t ino, uint32_t tier) const {
   return fmt::format("{}.{}", ino, tier < tiers_.size() ? tiers_[tier].name : "");
 }
 
+std::string BackingStore::retired_name(uint64_t ino, uint32_t tier) const {
+  return file_name(ino, tier) + kRetiredSuffix;
+}
+
 std::unique_ptr<BackingFile> BackingStore::policy_set(int fd, const TierStore& tier,
                                                       const std::string& name, uint32_t index,
                                                       int& err, std::string& error) const {
@@ -283,13 +291,14 @@ std::vector<BackingStore::Found> BackingStore::files() const {
       found.store = s;
       found.name = entry->d_name;
       std::string tier;
-      if (!parse_name(found.name, found.ino, tier, found.moving)) continue;
+      if (!parse_name(found.name, found.ino, tier, found.moving, found.retired)) continue;
       for (uint32_t t = 0; t < tiers_.size(); ++t)
         if (tiers_[t].store == static_cast<int>(s) && tiers_[t].name == tier) found.tier = t;
       out.push_back(std::move(found));
     }
     closedir(dir);
   }
+  std::stable_partition(out.begin(), out.end(), [](const Found& f) { return !f.retired; });
   return out;
 }
 
@@ -309,6 +318,23 @@ std::unique_ptr<BackingFile> BackingStore::adopt(const Found& found, uint32_t ti
     err = errno;
     error = fmt::format("{}/{}: {}", st.path, found.name, std::strerror(err));
     return nullptr;
+  }
+  if (found.retired && found.tier == tier) {
+    // A copy was replacing it and never got its name: it is the file.
+    BackingFile file(-1, st.dir_fd, found.name, tier);
+    if (int rc = file.rename(file_name(found.ino, tier), tier); rc != 0) {
+      close(fd);
+      err = -rc;
+      error = fmt::format("{}/{}: rename: {}", st.path, found.name, std::strerror(err));
+      return nullptr;
+    }
+    spdlog::info("kernel path: inode {} keeps its backing file on tier {} (its copy was not named)",
+                 found.ino, tiers_[tier].name);
+    Found named = found;
+    named.name = file.name();
+    named.retired = false;
+    close(fd);
+    return adopt(named, tier, err, error);
   }
   if (!found.moving && found.tier == tier) {
     // Its own tier's policy again for the pages to come: a full tier's

@@ -11,7 +11,9 @@
 // A backing file is named "<inode>.<tier>": the name is the record of its
 // tier, changed by one rename, so a restart knows each file's tier. A move
 // in progress is named "<inode>.<tier>.moving" (the new tier) until its pages
-// have moved; a restart that finds one finishes the move. The tmpfs outlives
+// have moved; a restart that finds one finishes the move. Between the two
+// tmpfs a file moves by copy (migrate_between_backings): the old file is
+// "<inode>.<tier>.retired" until the copy has its name. The tmpfs outlives
 // a killed server, so a restart adopts every file; a clean unmount of a
 // scratch mount and `tierfs cleanup` detach it (MountState::remove_all).
 #pragma once
@@ -56,8 +58,10 @@ class BackingStore {
   // before any page): a migration's copy, named file_name() with
   // BackingFile::link at the switch, so that a crash before it leaves nothing.
   std::unique_ptr<BackingFile> open_unnamed(uint32_t tier, int& err, std::string& error) const;
-  // The name of the backing file of `ino` on `tier`.
+  // The name of the backing file of `ino` on `tier`, and the name it takes
+  // while a copy replaces it (migrate_between_backings).
   std::string file_name(uint64_t ino, uint32_t tier) const;
+  std::string retired_name(uint64_t ino, uint32_t tier) const;
 
   // A backing file found in a store (what a restart adopts).
   struct Found {
@@ -66,11 +70,14 @@ class BackingStore {
     uint64_t ino = 0;
     std::optional<uint32_t> tier;  // none: its name names no kernel-path tier of this store
     bool moving = false;           // a move to `tier` did not finish
+    bool retired = false;          // a copy was replacing it (keep it only if the copy is gone)
   };
   std::vector<Found> files() const;
   // Opens a found file as a backing file of `tier` (a tier of its store):
   // renamed to file_name(ino, tier) when it is not so named, its pages moved
   // to the tier's nodes when it was `moving` or named for another tier.
+  // files() lists retired files last: one whose inode took another file
+  // is dropped, one whose copy never got its name is taken back.
   std::unique_ptr<BackingFile> adopt(const Found& found, uint32_t tier, int& err,
                                      std::string& error) const;
   // Removes a backing file no inode owns (a file unlinked before a crash).

@@ -81,14 +81,17 @@ int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint
   if (!inode->is_regular()) return -EINVAL;
   if (tier >= moves_.size()) return -EINVAL;
   // Which paths the move is between: a kernel-path file to another
-  // kernel-path tier moves in place (fs_kernel_move.cc).
+  // kernel-path tier moves in place (fs_kernel_move.cc) where they share a
+  // tmpfs, else by copy in the kernel (migrate_between_backings).
   const BackingStore* store = fs_.backing_store();
   const bool to_kernel = store != nullptr && store->serves(tier);
   bool from_kernel = false;
+  uint32_t from_tier = 0;
   {
     std::shared_lock guard(inode->lock);
     from_kernel = fs_.data_path_of(*inode) == DataPath::kernel;
-    if (from_kernel && to_kernel && inode->data->backing()->tier() == tier) return 0;
+    if (from_kernel) from_tier = inode->data->backing()->tier();
+    if (from_kernel && to_kernel && from_tier == tier) return 0;
   }
   auto flight = std::make_shared<InFlight>();
   flight->to_tier = tier;
@@ -120,10 +123,43 @@ int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint
     fs_.log_inode_locked(*inode);
   };
   const std::function<bool()> alive = [&inode] { return !inode->data_released; };
+  // Off a backing file by copy (to the server path, or to the other tmpfs),
+  // the kernel writes a passthrough handle's bytes (and a mapping's: it
+  // keeps its handle until the last munmap) unseen: while one is open the
+  // move is held, and the release of the last one hands it back to the
+  // mover (close_data_path). Decided under the file's lock at the start
+  // and at the switch, as that release is. While the copy runs, opens are
+  // answered by the server (fs_kernel_path.cc).
+  bool held = false;
+  const std::function<bool()> quiet = [&inode, tier, &held] {
+    const BackingFile* backing = inode->data->backing();
+    if (backing == nullptr) return false;
+    if (backing->passthrough_opens == 0) return true;
+    inode->held_move_tier = static_cast<int32_t>(tier);
+    held = true;
+    return false;
+  };
   int err = 0;
-  bool held = false;  // a passthrough handle holds a move off the kernel path
-  if (from_kernel && to_kernel) {
+  std::string why;
+  if (from_kernel && to_kernel && store->moves_in_place(from_tier, tier, why)) {
     err = fs_.move_in_place(inode, tier, result);
+  } else if (from_kernel && to_kernel) {
+    // Another tmpfs (4 KiB and huge pages): by copy in the kernel.
+    std::string error;
+    auto copy = store->open_unnamed(tier, err, error);
+    if (!copy) {
+      spdlog::error("migrate inode {}: {}", inode->ino, error);
+      err = -err;
+    } else {
+      options.on_switch = [&] {
+        inode->data->set_preferred_tier(tier);
+        fs_.log_inode_locked(*inode);
+      };
+      err = migrate_between_backings(fs_.storage(), *inode->data, inode->lock, std::move(copy),
+                                     store->file_name(inode->ino, tier),
+                                     store->retired_name(inode->ino, from_tier), alive, quiet,
+                                     options, &result);
+    }
   } else if (to_kernel) {
     std::string error;
     auto backing = store->open_unnamed(tier, err, error);
@@ -132,24 +168,17 @@ int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint
       err = -err;
     } else {
       const std::function<uint64_t()> size = [&inode] { return inode->size; };
+      options.on_switch = [&] {
+        // The copy was written now; the file's mtime is the recorded one
+        // (getattr reports the later of the two).
+        inode->data->set_mtime(inode->mtime_ns);
+        inode->data->set_preferred_tier(tier);
+        fs_.log_inode_locked(*inode);
+      };
       err = migrate_to_backing(fs_.storage(), *inode->data, inode->lock, std::move(backing),
                                store->file_name(inode->ino, tier), alive, size, options, &result);
     }
   } else if (from_kernel) {
-    // The kernel writes a passthrough handle's bytes (and a mapping's: it
-    // keeps its handle until the last munmap) unseen: while one is open the
-    // move is held, and the release of the last one hands it back to the
-    // mover (close_data_path). Decided under the file's lock at the start
-    // and at the switch, as that release is. While the copy runs, opens are
-    // answered by the server (fs_kernel_path.cc).
-    const std::function<bool()> quiet = [&inode, tier, &held] {
-      const BackingFile* backing = inode->data->backing();
-      if (backing == nullptr) return false;
-      if (backing->passthrough_opens == 0) return true;
-      inode->held_move_tier = static_cast<int32_t>(tier);
-      held = true;
-      return false;
-    };
     options.on_switch = [&] {
       inode->size = result.file_size;
       inode->mtime_ns = std::max(inode->mtime_ns, result.mtime_ns);

@@ -79,8 +79,9 @@ constexpr const char* kAllowed[] = {
     // (futimens) carries a utimes onto the backing file, whose mtime getattr reports.
     "utimensat",
     // A migration onto the kernel path copies into an O_TMPFILE backing file
-    // and names it at the switch (linkat of /proc/self/fd/N: no capability).
-    "linkat",
+    // and names it at the switch (linkat of /proc/self/fd/N: no capability);
+    // between kernel-path tiers of two tmpfs the kernel copies it (sendfile).
+    "linkat", "sendfile",
     // The kernel path's tmpfs usage (BackingStore::usage: the mover's
     // watermarks and `tierfs stats`), measured: without it both saw 0 bytes.
     "fstatfs",
