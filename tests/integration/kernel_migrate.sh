@@ -94,41 +94,8 @@ done
 # user.tierfs.tier accept it (exit 0, "held"), `tierfs map` shows it, the
 # holders keep writing, and the release of the last one moves the file
 # with every byte written before it.
-# held_writer FILE MODEL DIR: writes through an fd and through a mapping of
-# FILE (the mapping's fd closed at once) until DIR/close-fd, then through
-# the mapping alone until DIR/unmap; keeps FILE's bytes in MODEL.
-held_writer() {
-  python3 - "$@" <<'PY'
-import mmap, os, random, sys, time
-path, model_path, d = sys.argv[1:]
-size = 4 << 20
-fd = os.open(path, os.O_RDWR)
-mfd = os.open(path, os.O_RDWR)
-m = mmap.mmap(mfd, size)
-os.close(mfd)
-model = bytearray(os.pread(fd, size, 0))
-def write(by_map):
-    off = random.randrange(0, size - 8192)
-    data = os.urandom(random.choice([1, 100, 4096, 8192]))
-    if by_map:
-        m[off : off + len(data)] = data
-    else:
-        os.pwrite(fd, data, off)
-    model[off : off + len(data)] = data
-open(d + "/open", "w").close()
-end = time.time() + 60
-while time.time() < end and not os.path.exists(d + "/close-fd"):
-    write(random.random() < 0.5)
-os.close(fd)
-open(d + "/fd-closed", "w").close()
-while time.time() < end and not os.path.exists(d + "/unmap"):
-    write(True)
-    time.sleep(0.001)
-m.close()
-open(model_path, "wb").write(model)
-open(d + "/done", "w").close()
-PY
-}
+# held_writer FILE MODEL DIR: see held_writer.py.
+held_writer() { python3 "$(dirname "$0")/held_writer.py" "$@"; }
 wait_for() { # FILE: up to 20 s
   for _ in $(seq 400); do [ -e "$1" ] && return 0; sleep 0.05; done
   return 1
