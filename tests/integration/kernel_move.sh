@@ -109,6 +109,24 @@ done
 # passthrough release, and the file then equals the writer's model.
 held_writer() { python3 "$(dirname "$0")/held_writer.py" "$@"; }
 wait_for() { for _ in $(seq 400); do [ -e "$1" ] && return 0; sleep 0.05; done; return 1; }
+# kB of FILE's first 4 MiB mapped by PMD (huge folios), from the kernel
+# (/proc/self/smaps of a mapping through the mount: the backing file's).
+pmd_kib() {
+  python3 - "$1" <<'PY'
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+m = mmap.mmap(fd, 4 << 20, prot=mmap.PROT_READ)
+for i in range(0, 4 << 20, 4096):
+    m[i]
+inside = False
+for line in open("/proc/self/smaps"):
+    if sys.argv[1] in line:
+        inside = True
+    elif inside and line.startswith("ShmemPmdMapped"):
+        print(line.split()[1])
+        break
+PY
+}
 f="$MNT/held" d="$WORK/held"
 head -c 4M /dev/urandom >"$f"
 for to in huge fast; do
@@ -127,7 +145,10 @@ for to in huge fast; do
   for _ in $(seq 200); do [ "$(kernel_tier "$f")" = "$to" ] && break; sleep 0.05; done
   [ "$(kernel_tier "$f")" = "$to" ] || fail "held to $to: on $(kernel_tier "$f") 10 s after the last release"
   [ "$(sum "$f")" = "$(sum "$d.model")" ] || fail "held to $to: the file differs from the writer's model"
-  echo "held to $to: moved at the last release, bytes equal the model"
+  kib=$(pmd_kib "$f")
+  # The copy's folios are its new tmpfs's: 2 MiB on huge, 4 KiB on fast.
+  [ "$kib" = "$([ "$to" = huge ] && echo 4096 || echo 0)" ] || fail "held to $to: $kib kB mapped by PMD after the move"
+  echo "held to $to: moved at the last release, bytes equal the model, $kib kB mapped by PMD"
 done
 mtime=$(stat -c %Y "$MNT/a")
 "$TIERFS_BIN" migrate --tier huge "$MNT/a" >"$WORK/m3.out" 2>&1 || fail "migrate a to huge: $(cat "$WORK/m3.out")"
