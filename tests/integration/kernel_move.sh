@@ -163,10 +163,12 @@ reads=$(op_count read)
 [ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "a back on fast reads back different bytes"
 tierfs_stop_mount
 
-# 4. kill -9 in the middle of a move (the file renamed for the new tier,
-# its pages not yet moved; the pages moved, the last rename not yet done).
-crash_run() {
-  local point=$1
+# crash_moving_a POINT TIER: a fresh copy of the model in a (its server
+# killed once, so a is one the next server adopted), then `tierfs migrate`
+# of a to TIER by a server that dies at crash point POINT. Returns 1 when
+# the move finished instead (the point was never reached).
+crash_moving_a() {
+  local point=$1 tier=$2
   tierfs_start_mount "$CONFIG" --log-file "$WORK/crash.log"
   rm -f "$MNT/a" && cp "$WORK/a.model" "$MNT/a" && sync "$MNT/a"
   kill -9 "$SERVER_PID"
@@ -174,13 +176,20 @@ crash_run() {
   umount -l "$MNT"
   SERVER_PID=
   TIERFS_CRASH_AT=$point tierfs_start_mount "$CONFIG" --log-file "$WORK/crash.log"
-  if "$TIERFS_BIN" migrate --tier warm "$MNT/a" >/dev/null 2>&1; then
+  if "$TIERFS_BIN" migrate --tier "$tier" "$MNT/a" >/dev/null 2>&1; then
     tierfs_stop_mount
     return 1
   fi
   timeout 20 tail --pid="$SERVER_PID" -f /dev/null || fail "$point: the server lives on"
   umount -l "$MNT"
   SERVER_PID=
+}
+
+# 4. kill -9 in the middle of a move (the file renamed for the new tier,
+# its pages not yet moved; the pages moved, the last rename not yet done).
+crash_run() {
+  local point=$1
+  crash_moving_a "$point" warm || return 1
   [ "$(ls "$BACKING" | grep -c '\.moving$')" = 1 ] || fail "$point: no .moving backing file after the crash: $(ls "$BACKING")"
   tierfs_start_mount "$CONFIG" --log-file "$WORK/restart.log"
   [ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "$point: a differs from the model after kill -9"
@@ -199,20 +208,7 @@ for point in kmove.after_begin kmove.before_end; do crash_run "$point" && crashe
 # the switch logged (the old one not yet removed).
 copy_crash_run() {
   local point=$1 want=$2 ino
-  tierfs_start_mount "$CONFIG" --log-file "$WORK/crash.log"
-  rm -f "$MNT/a" && cp "$WORK/a.model" "$MNT/a" && sync "$MNT/a"
-  kill -9 "$SERVER_PID"
-  timeout 20 tail --pid="$SERVER_PID" -f /dev/null
-  umount -l "$MNT"
-  SERVER_PID=
-  TIERFS_CRASH_AT=$point tierfs_start_mount "$CONFIG" --log-file "$WORK/crash.log"
-  if "$TIERFS_BIN" migrate --tier huge "$MNT/a" >/dev/null 2>&1; then
-    tierfs_stop_mount
-    return 1
-  fi
-  timeout 20 tail --pid="$SERVER_PID" -f /dev/null || fail "$point: the server lives on"
-  umount -l "$MNT"
-  SERVER_PID=
+  crash_moving_a "$point" huge || return 1
   echo "$point: after the crash: $(ls "$BACKING" "$HUGE" | tr '\n' ' ')"
   tierfs_start_mount "$CONFIG" --log-file "$WORK/restart.log"
   ino=$(stat -c %i "$MNT/a")
