@@ -140,17 +140,23 @@ int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint
     return false;
   };
   int err = 0;
-  std::string why;
-  if (from_kernel && to_kernel && store->moves_in_place(from_tier, tier, why)) {
-    err = fs_.move_in_place(inode, tier, result);
-  } else if (from_kernel && to_kernel) {
-    // Another tmpfs (4 KiB and huge pages): by copy in the kernel.
+  // The unnamed backing file a copy onto `tier` fills: null, with `err` set
+  // and said, when it cannot be made.
+  const auto open_copy = [&]() -> std::unique_ptr<BackingFile> {
     std::string error;
     auto copy = store->open_unnamed(tier, err, error);
     if (!copy) {
       spdlog::error("migrate inode {}: {}", inode->ino, error);
       err = -err;
-    } else {
+    }
+    return copy;
+  };
+  std::string why;
+  if (from_kernel && to_kernel && store->moves_in_place(from_tier, tier, why)) {
+    err = fs_.move_in_place(inode, tier, result);
+  } else if (from_kernel && to_kernel) {
+    // Another tmpfs (4 KiB and huge pages): by copy in the kernel.
+    if (auto copy = open_copy()) {
       options.on_switch = [&] {
         inode->data->set_preferred_tier(tier);
         fs_.log_inode_locked(*inode);
@@ -161,12 +167,7 @@ int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint
                                      options, &result);
     }
   } else if (to_kernel) {
-    std::string error;
-    auto backing = store->open_unnamed(tier, err, error);
-    if (!backing) {
-      spdlog::error("migrate inode {}: {}", inode->ino, error);
-      err = -err;
-    } else {
+    if (auto backing = open_copy()) {
       const std::function<uint64_t()> size = [&inode] { return inode->size; };
       options.on_switch = [&] {
         // The copy was written now; the file's mtime is the recorded one
