@@ -205,6 +205,13 @@ migrate_mapped() {
   wait "$holder" 2>/dev/null
   [ "$status" -eq 0 ] && (cd "$MNT" && sha256sum -c "$T/sums")
 }
+remount_with() { # CONFIG: the running server unmounted, a new one on CONFIG
+  fusermount3 -u "$MNT" && wait "$SERVER_PID" 2>/dev/null
+  SERVER_PID=
+  CONFIG_FILE=$1
+  export CONFIG_FILE
+  start_mount
+}
 stop_dead_server() {
   wait "$SERVER_PID" 2>/dev/null
   SERVER_PID=
@@ -274,11 +281,7 @@ wait_logged() { # PATTERN COUNT
 # The pinned file fills near; what it writes after the look that found near
 # full is placed on far's nodes: half its pages on 0-1, half on 2-3.
 full_tier_spill() {
-  fusermount3 -u "$MNT" && wait "$SERVER_PID" 2>/dev/null
-  SERVER_PID=
-  CONFIG_FILE="$T/full.toml"
-  export CONFIG_FILE
-  start_mount || return 1
+  remount_with "$T/full.toml" || return 1
   # One write(2) of 8 MiB from the guest's tmpfs: filled from /dev/urandom
   # in 1 MiB writes (slow under TCG) near was looked at twice mid-fill and
   # its growth estimate spilled early (1 MiB of the first 8 on nodes 2-3).
@@ -358,11 +361,7 @@ copy_write() {
     cat "$T/copy-config.json"
     return 1
   fi
-  fusermount3 -u "$MNT" && wait "$SERVER_PID" 2>/dev/null
-  SERVER_PID=
-  CONFIG_FILE="$T/copy.toml"
-  export CONFIG_FILE
-  start_mount || return 1
+  remount_with "$T/copy.toml" || return 1
   dd if=/dev/urandom of="$MNT/c" bs=1M count=64 2>/dev/null &&
     (cd "$MNT" && sha256sum c) >"$T/copy.sums" || return 1
   census_on_mount "$MNT/c" "$SMALL"
