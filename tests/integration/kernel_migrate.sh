@@ -89,11 +89,12 @@ for mode in write mmap; do
   echo "$mode: $moves moves while writing"
 done
 
-# 3. Held moves: passthrough handles (a writer's fd, a shared mapping whose
-# fd is closed) hold a move off the kernel path; `tierfs migrate` and
+# 3. Held moves: a passthrough handle (a writer's fd) and a shared mapping
+# whose fd is closed (it sent its RELEASE at the close but still holds the
+# backing file) hold a move off the kernel path; `tierfs migrate` and
 # user.tierfs.tier accept it (exit 0, "held"), `tierfs map` shows it, the
-# holders keep writing, and the release of the last one moves the file
-# with every byte written before it.
+# holders keep writing, and the move runs after the munmap with every byte
+# written before it.
 # held_writer FILE MODEL DIR: see held_writer.py.
 held_writer() { python3 "$(dirname "$0")/held_writer.py" "$@"; }
 wait_for() { # FILE: up to 20 s
@@ -104,7 +105,19 @@ held_of() {
   getfattr --absolute-names --only-values -n user.tierfs.map "$1" |
     python3 -c "import json,sys; print(json.load(sys.stdin).get('held_move_tier', '-'))"
 }
-for how in migrate xattr; do
+# "mapped": asked only once the writer's fd is closed, with its mapping the
+# only user of the file (no passthrough handle at all).
+# ask_held HOW FILE OUT: the move to slow, asked as HOW says.
+ask_held() {
+  if [ "$1" = xattr ]; then
+    setfattr -n user.tierfs.tier -v slow "$2" || fail "held (xattr): user.tierfs.tier = slow with handles open"
+  else
+    "$TIERFS_BIN" migrate --tier slow "$2" >"$3" 2>&1 || fail "held ($1): migrate with handles open: $(cat "$3")"
+    grep -q "held by open handles" "$3" || fail "held ($1): migrate did not say the move is held: $(cat "$3")"
+  fi
+  [ "$(held_of "$2")" = slow ] || fail "held ($1): tierfs map shows held_move_tier $(held_of "$2")"
+}
+for how in migrate xattr mapped; do
   f="$MNT/held-$how" d="$WORK/held-$how"
   mkdir -p "$d"
   head -c 4M /dev/urandom >"$f"
@@ -112,26 +125,23 @@ for how in migrate xattr; do
   held_writer "$f" "$d.model" "$d" &
   writer=$!
   wait_for "$d/open" || fail "held ($how): the writer did not start"
-  if [ "$how" = migrate ]; then
-    "$TIERFS_BIN" migrate --tier slow "$f" >"$d.out" 2>&1 || fail "held: migrate with handles open: $(cat "$d.out")"
-    grep -q "held by open handles" "$d.out" || fail "held: migrate did not say the move is held: $(cat "$d.out")"
-  else
-    setfattr -n user.tierfs.tier -v slow "$f" || fail "held (xattr): user.tierfs.tier = slow with handles open"
-  fi
-  [ "$(held_of "$f")" = slow ] || fail "held ($how): tierfs map shows held_move_tier $(held_of "$f")"
+  [ "$how" = mapped ] || ask_held "$how" "$f" "$d.out"
   sleep 0.3
   : >"$d/close-fd"
   wait_for "$d/fd-closed" || fail "held ($how): the writer did not close its fd"
-  sleep 0.3
-  # The mapping still holds its handle: nothing moved yet.
+  [ "$how" = mapped ] && ask_held "$how" "$f" "$d.out"
+  sleep 1.5
+  # The mapping still holds the backing file (more than one look of the
+  # mover later): nothing moved yet, still held.
   [ "$(path_of "$f")" = kernel ] || fail "held ($how): moved while a mapping was still there"
+  [ "$(held_of "$f")" = slow ] || fail "held ($how): no longer held with the mapping there: $(held_of "$f")"
   : >"$d/unmap"
   wait "$writer" || fail "held ($how): the writer failed"
   for _ in $(seq 200); do [ "$(path_of "$f")" = server ] && break; sleep 0.05; done
-  [ "$(path_of "$f")" = server ] || fail "held ($how): still on the $(path_of "$f") path 10 s after the last release"
+  [ "$(path_of "$f")" = server ] || fail "held ($how): still on the $(path_of "$f") path 10 s after the munmap"
   [ "$(held_of "$f")" = - ] || fail "held ($how): still held after the move"
   [ "$(sum "$f")" = "$(sum "$d.model")" ] || fail "held ($how): the file differs from the writer's model after the held move"
-  echo "held ($how): moved at the last release, bytes equal the model"
+  echo "held ($how): held until the munmap, then moved; bytes equal the model"
 done
 tierfs_stop_mount
 

@@ -106,7 +106,8 @@ done
 # passthrough handle holds; same bytes, same mtime, passthrough after.
 # Then with a writer through an fd and a shared mapping, fast -> huge and
 # huge -> fast: the move is held (accepted, "held") until the last
-# passthrough release, and the file then equals the writer's model.
+# passthrough release and the munmap of a mapping whose fd was closed, and
+# the file then equals the writer's model.
 held_writer() { python3 "$(dirname "$0")/held_writer.py" "$@"; }
 wait_for() { for _ in $(seq 400); do [ -e "$1" ] && return 0; sleep 0.05; done; return 1; }
 # kB of FILE's first 4 MiB mapped by PMD (huge folios), from the kernel
@@ -140,15 +141,17 @@ for to in huge fast; do
   : >"$d/close-fd"
   wait_for "$d/fd-closed" || fail "held to $to: the writer did not close its fd"
   sleep 0.3
+  # The mapping alone (its fd closed) still holds the backing file.
+  [ "$(kernel_tier "$f")" != "$to" ] || fail "held to $to: moved while a mapping was still there"
   : >"$d/unmap"
   wait "$writer" || fail "held to $to: the writer failed"
   for _ in $(seq 200); do [ "$(kernel_tier "$f")" = "$to" ] && break; sleep 0.05; done
-  [ "$(kernel_tier "$f")" = "$to" ] || fail "held to $to: on $(kernel_tier "$f") 10 s after the last release"
+  [ "$(kernel_tier "$f")" = "$to" ] || fail "held to $to: on $(kernel_tier "$f") 10 s after the munmap"
   [ "$(sum "$f")" = "$(sum "$d.model")" ] || fail "held to $to: the file differs from the writer's model"
   kib=$(pmd_kib "$f")
   # The copy's folios are its new tmpfs's: 2 MiB on huge, 4 KiB on fast.
   [ "$kib" = "$([ "$to" = huge ] && echo 4096 || echo 0)" ] || fail "held to $to: $kib kB mapped by PMD after the move"
-  echo "held to $to: moved at the last release, bytes equal the model, $kib kB mapped by PMD"
+  echo "held to $to: held until the munmap, then moved, bytes equal the model, $kib kB mapped by PMD"
 done
 mtime=$(stat -c %Y "$MNT/a")
 "$TIERFS_BIN" migrate --tier huge "$MNT/a" >"$WORK/m3.out" 2>&1 || fail "migrate a to huge: $(cat "$WORK/m3.out")"

@@ -120,8 +120,9 @@ int run(const MigrateArgs& args) {
       // passthrough handle (or mapping) is gone; `tierfs map` shows it.
       if (progress) fmt::print(stderr, "\r\033[K");
       fmt::print(stderr,
-                 "tierfs migrate: {}: held by open handles on the kernel path; moves to tier {} "
-                 "when the last one closes\n",
+                 "tierfs migrate: {}: held by open handles or mappings on the kernel path; moves "
+                 "to tier {} "
+                 "when the last one is gone\n",
                  targets[i].path, args.tier);
       held_files.push_back(targets[i].path);
     } else {

@@ -54,6 +54,18 @@ BackingFile::Fd BackingFile::open() const {
   return Fd(openat(dir_fd_, name_.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
 }
 
+std::optional<bool> BackingFile::open_elsewhere() const {
+  const Fd fd = open();
+  if (fd.get() < 0) return errno == ENOENT ? std::optional(false) : std::nullopt;
+  // Our descriptor is read-write: the lease wants it to be the only writer.
+  if (fcntl(fd.get(), F_SETLEASE, F_WRLCK) == 0) {
+    fcntl(fd.get(), F_SETLEASE, F_UNLCK);
+    return false;
+  }
+  if (errno == EAGAIN) return true;
+  return std::nullopt;
+}
+
 BackingFile::Facts BackingFile::facts() const {
   struct stat st {};
   Facts out;

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <ctime>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -93,6 +94,15 @@ class BackingFile {
   int rename(std::string name, uint32_t tier);
   // Unlinks the backing file (the last link and the last close are gone).
   void remove();
+  // Whether an open file the server does not hold still uses the backing
+  // file: a shared mapping of a passthrough handle whose program closed its
+  // descriptor (on 6.18 the mapping holds the backing file itself, so the
+  // last RELEASE came at the close). Asked with a write lease, which the
+  // kernel grants only while no other open file writes the inode (nor, on a
+  // kernel with IMA, reads it) and which is dropped at once. nullopt (errno
+  // set): the kernel refused the lease for another reason (fs.leases-enable
+  // off, a file the server does not own), so nobody can tell.
+  std::optional<bool> open_elsewhere() const;
 
   // The FUSE passthrough registration of the file (a backing id), shared by
   // every open handle of the inode: the kernel refuses two backing files for

@@ -123,8 +123,8 @@ int open_data_path(Fs& fs, fuse_req_t req, Inode& inode, fuse_file_info* fi) {
   // EIO in the kernel (fuse_file_io_open, "FOPEN_PASSTHROUGH expected"; what
   // made opens racing a move fail). Otherwise the server answers while a
   // migration watches the file (the kernel must write nothing it does not
-  // see), while a held move waits for its last passthrough release (so that
-  // it can happen), and beside handles it answered (the kernel refuses a
+  // see), while a held move waits for its last passthrough release or
+  // mapping (so that it can happen), and beside handles it answered (the kernel refuses a
   // passthrough open beside a cached one).
   if (backing == nullptr ||
       (!passthrough_open &&
@@ -195,9 +195,11 @@ std::optional<uint32_t> close_data_path(fuse_req_t req, Inode& inode, const File
   close_backing_id(req, backing->passthrough_id);
   backing->passthrough_id = 0;
   // The kernel let go of its backing file before it sent this RELEASE
-  // (fuse_file_put: fuse_file_io_release, then the request), and a mapping
-  // keeps its handle until the last munmap: nothing writes the backing file
-  // unseen any more. A held move may go now; opens meanwhile are the server's.
+  // (fuse_file_put: fuse_file_io_release, then the request). A shared
+  // mapping does not keep the handle (6.18: it holds the backing file
+  // itself, and the RELEASE came at its descriptor's close): the held move
+  // asks a write lease before it goes (Mover::open_elsewhere). Opens
+  // meanwhile are the server's.
   if (inode.held_move_tier < 0) return std::nullopt;
   return static_cast<uint32_t>(inode.held_move_tier);
 }

@@ -124,17 +124,22 @@ int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint
   };
   const std::function<bool()> alive = [&inode] { return !inode->data_released; };
   // Off a backing file by copy (to the server path, or to the other tmpfs),
-  // the kernel writes a passthrough handle's bytes (and a mapping's: it
-  // keeps its handle until the last munmap) unseen: while one is open the
-  // move is held, and the release of the last one hands it back to the
-  // mover (close_data_path). Decided under the file's lock at the start
-  // and at the switch, as that release is. While the copy runs, opens are
-  // answered by the server (fs_kernel_path.cc).
+  // the kernel writes a passthrough handle's bytes, and a shared mapping's,
+  // unseen: while one is open the move is held. A handle's last release
+  // hands it back to the mover (close_data_path); a mapping whose program
+  // closed its descriptor sent that release at the close but still holds
+  // the backing file (6.18: the mapping is the backing file's), which only
+  // a write lease shows: the mover asks again at each look until the lease
+  // is granted (retry_held). Decided under the file's lock at the start and
+  // at the switch, as a release is. While the copy runs, opens are answered
+  // by the server (fs_kernel_path.cc).
   bool held = false;
-  const std::function<bool()> quiet = [&inode, tier, &held] {
+  bool mapped = false;
+  const std::function<bool()> quiet = [this, &inode, tier, &held, &mapped] {
     const BackingFile* backing = inode->data->backing();
     if (backing == nullptr) return false;
-    if (backing->passthrough_opens == 0) return true;
+    mapped = backing->passthrough_opens == 0 && open_elsewhere(*backing);
+    if (backing->passthrough_opens == 0 && !mapped) return true;
     inode->held_move_tier = static_cast<int32_t>(tier);
     held = true;
     return false;
@@ -206,6 +211,7 @@ int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint
   }
   std::lock_guard guard(lock_);
   in_flight_.erase(inode->ino);
+  if (held && mapped) held_by_mapping_[inode->ino] = Queued{inode, tier};
   if (held) return err;
   // Its new tier's policy, or no backing file: no longer a full tier's spill.
   if (err == 0) spilled_.erase(inode->ino);
@@ -227,6 +233,38 @@ int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint
     ++migrations_;
   }
   return 0;
+}
+
+bool Mover::open_elsewhere(const BackingFile& backing) {
+  const std::optional<bool> open = backing.open_elsewhere();
+  if (open) return *open;
+  // Nobody can tell: the move goes ahead, as it did before leases were
+  // asked. Said once (a site that turned leases off sees why).
+  if (!warned_no_lease_.exchange(true))
+    spdlog::warn(
+        "kernel path: no write lease on backing files ({}; fs.leases-enable must be 1): a move "
+        "off the kernel path cannot see a shared mapping whose descriptor was closed",
+        strerror(errno));
+  return false;
+}
+
+void Mover::retry_held() {
+  std::unordered_map<uint64_t, Queued> held;
+  {
+    std::lock_guard guard(lock_);
+    held.swap(held_by_mapping_);
+  }
+  for (const auto& [ino, job] : held) {
+    InodePtr inode = job.inode.lock();
+    if (!inode) continue;
+    {
+      // A later request replaced it, or a release ran it.
+      std::shared_lock guard(inode->lock);
+      if (inode->held_move_tier != static_cast<int32_t>(job.tier)) continue;
+    }
+    if (const int err = migrate(inode, job.tier); err != 0 && err != -EINPROGRESS)
+      spdlog::info("mover: held move of inode {} to tier {}: {}", ino, job.tier, strerror(-err));
+  }
 }
 
 MoverStatus Mover::status() const {
@@ -284,7 +322,10 @@ void Mover::run() {
       set_state(watermarks_ ? "idle" : "off");
     }
     if (clock::now() >= next_look) {
-      if (fs_.backing_store() != nullptr) look_at_kernel_tiers();
+      if (fs_.backing_store() != nullptr) {
+        retry_held();
+        look_at_kernel_tiers();
+      }
       if (watermarks_) balance();
       next_look = clock::now() + interval;
     }

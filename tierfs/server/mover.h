@@ -25,6 +25,7 @@
 
 namespace tierfs {
 
+class BackingFile;
 class Fs;
 class TierSpace;  // mover.cc
 
@@ -68,9 +69,11 @@ class Mover {
   // `tier` from then on. 0 or -errno (migrate_file's). `rate_limited` for the
   // mover's own moves. `bytes_moved`: what arrived from other tiers.
   // -EINPROGRESS: a move off the kernel path held by open passthrough
-  // handles (their writes never reach the server): recorded, and done by the
-  // thread when the last of them is released (close_data_path); a later
-  // request for the file replaces it, a crash forgets it.
+  // handles or shared mappings (their writes never reach the server):
+  // recorded, and done by the thread when the last handle is released
+  // (close_data_path) or, for a mapping whose descriptor was closed, at the
+  // first look after its munmap; a later request for the file replaces it,
+  // a crash forgets it.
   int migrate(const InodePtr& inode, uint32_t tier, bool rate_limited = false,
               uint64_t* bytes_moved = nullptr);
   // Queued for the thread (tierfs migrate --async).
@@ -105,6 +108,12 @@ class Mover {
     uint32_t tier;
   };
   void run();
+  // Whether a mapping the server never saw still uses the backing file
+  // (BackingFile::open_elsewhere; when nobody can tell, said once, false).
+  bool open_elsewhere(const BackingFile& backing);
+  // Moves held by such a mapping, asked again at each look: it sends no
+  // release when it goes.
+  void retry_held();
   // Full kernel-path tiers (mover_spill.cc): a tier whose files hold its
   // capacity (with what they grew since the last look) gives them the next
   // kernel-path tier's policy for new pages; back under its high mark (90 %
@@ -145,6 +154,8 @@ class Mover {
   uint64_t last_store_used_ = 0;                   // the tmpfs together, at the last look
   std::unordered_map<uint64_t, Spilled> spilled_;  // by inode number
   bool warned_no_room_ = false;
+  std::atomic<bool> warned_no_lease_{false};
+  std::unordered_map<uint64_t, Queued> held_by_mapping_;  // by inode number
   uint64_t migrations_ = 0, failures_ = 0;
   const char* state_ = "idle";
 };

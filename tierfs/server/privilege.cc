@@ -12,6 +12,7 @@
 #include "tierfs/server/privilege.h"
 
 #include <cap-ng.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <linux/bpf.h>
 #include <linux/capability.h>
@@ -203,6 +204,11 @@ std::string install_filter(SeccompMode mode) {
     const scmp_arg_cmp cmd = SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(request));
     if (std::string error = allow(ctx, "ioctl", 1, &cmd); !error.empty()) return error;
   }
+  // A move off the kernel path asks whether a mapping still uses the backing
+  // file with a write lease, dropped at once (BackingFile::open_elsewhere);
+  // no other fcntl.
+  const scmp_arg_cmp lease = SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(F_SETLEASE));
+  if (std::string error = allow(ctx, "fcntl", 1, &lease); !error.empty()) return error;
   // Pages of the server's own mappings only (pid 0): an in-place move of a
   // kernel-path file's pages (numa/file_move.cc), never another process's.
   const scmp_arg_cmp self = SCMP_A0(SCMP_CMP_EQ, 0);
