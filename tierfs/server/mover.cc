@@ -209,6 +209,11 @@ int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint
       fs_.log_inode_locked(*inode);
     }
   }
+  // The kernel's cached attributes are the old tier's: st_blocks differs
+  // between a 4 KiB-page tmpfs, a huge-page one (whole folios) and the
+  // server path, and a server-path file's stay for an hour (attr_timeout_s).
+  if (!held && err == 0 && fs_.session() != nullptr)
+    fuse_lowlevel_notify_inval_inode(fs_.session(), inode->ino, -1, 0);
   std::lock_guard guard(lock_);
   in_flight_.erase(inode->ino);
   if (held && mapped) held_by_mapping_[inode->ino] = Queued{inode, tier};
