@@ -5,10 +5,40 @@
 # repository with git fsck, a tar of /usr/include compared with diff -r, a
 # small C project configured and built in the mount, and small files beside a
 # file larger than a row, all read back byte-exact. Each step frees what it
-# used and checks that df gives it all back.
+# used and checks that df gives it all back. Every step also checks that its
+# files took the data path the default mount takes on this machine (the
+# kernel path where root mounts a build with passthrough), so a mount that
+# quietly serves them on the server path instead fails.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 SRC=${TIERFS_SOURCE_ROOT:?}
+
+# Which path the default mount's tier takes and why, as check-config
+# decides it for this process. Where the kernel path must be there (a build
+# with passthrough, libfuse 3.16+, under TIERFS_REQUIRE_PRIVILEGED=1, which
+# promises root and a kernel that has it, as CI's) anything else fails;
+# elsewhere the steps run on the path it names.
+read -r expected_path expected_reason < <("$TIERFS_BIN" check-config --default --json |
+  python3 -c 'import json, sys; t = json.load(sys.stdin)["tiers"][0]; print(t["data_path"], t["data_path_reason"])')
+echo "default mount's data path: $expected_path ($expected_reason)"
+version=${TIERFS_LIBFUSE_VERSION:?meson sets TIERFS_LIBFUSE_VERSION}
+if [ "$expected_path" != kernel ] && [ "${TIERFS_REQUIRE_PRIVILEGED:-0}" = 1 ] &&
+  [ "$(printf '%s\n3.16\n' "$version" | sort -V | head -1)" = 3.16 ]; then
+  echo "FAIL: libfuse $version, TIERFS_REQUIRE_PRIVILEGED=1, and the default mount would take the $expected_path path" >&2
+  exit 1
+fi
+# expect_path FILE...: each file is served on the expected path (its user.tierfs.map says).
+expect_path() {
+  local f got
+  for f in "$@"; do
+    got=$(getfattr --absolute-names --only-values -n user.tierfs.map "$f" |
+      python3 -c "import json,sys; print(json.load(sys.stdin)['data_path'])")
+    if [ "$got" != "$expected_path" ]; then
+      echo "FAIL: $f is on the $got path, not the $expected_path path the default mount takes" >&2
+      exit 1
+    fi
+  done
+}
 
 tierfs_start_mount ""
 free_blocks() { stat -f -c %f "$MNT"; }
@@ -55,6 +85,7 @@ for i in range(0, count, 997):
         if f.read() != f"line {i}\n".encode():
             sys.exit(f"FAIL: line-{i} reads back wrong")
 PY
+expect_path "$MNT/lines/d0/line-0" "$MNT/lines/d$(( (count - 1) % 100 ))/line-$((count - 1))"
 used=$(( empty - $(free_blocks) ))
 du_kib=$(du -sk "$MNT/lines" | cut -f1)
 echo "$count one-line files: $used blocks used, du $du_kib KiB"
@@ -79,6 +110,8 @@ expect_all_free "rm -rf of the one-line files"
 # 2. git clone of this repository and a full fsck.
 git clone -q --no-hardlinks "$SRC" "$MNT/repo"
 git -C "$MNT/repo" fsck --full --no-progress --no-dangling
+expect_path "$MNT/repo/.git/index" "$MNT/repo/.git/HEAD" "$(find "$MNT/repo/.git/objects" -type f | head -1)" \
+  "$MNT/repo/meson.build"
 git -C "$MNT/repo" status --porcelain >"$WORK/status"
 [ ! -s "$WORK/status" ] || { echo "FAIL: the clone's work tree differs from its index" >&2; cat "$WORK/status" >&2; exit 1; }
 rm -rf "$MNT/repo"
@@ -90,6 +123,7 @@ mkdir "$MNT/usr"
 tar -C "$MNT/usr" -xf "$WORK/include.tar"
 rm -f "$WORK/include.tar"
 diff -r --no-dereference /usr/include "$MNT/usr/include"
+expect_path "$MNT/usr/include/stdio.h"
 rm -rf "$MNT/usr"
 expect_all_free "rm -rf of /usr/include"
 
@@ -118,6 +152,7 @@ C
 (cd "$MNT/proj" && meson setup build >"$WORK/meson.log" 2>&1 && ninja -C build >>"$WORK/meson.log" 2>&1) ||
   { echo "FAIL: the C project did not build in the mount:" >&2; cat "$WORK/meson.log" >&2; exit 1; }
 out=$("$MNT/proj/build/hello")
+expect_path "$MNT/proj/build/hello" "$MNT/proj/build/config.h" "$MNT/proj/src/main.c"
 [ "$out" = "hello from tierfs 5050" ] || { echo "FAIL: the built program printed '$out'" >&2; exit 1; }
 rm -rf "$MNT/proj"
 expect_all_free "rm -rf of the C project"
@@ -129,6 +164,7 @@ for i in $(seq 1 300); do printf 'small %d\n' "$i" >"$MNT/mixed/s$i"; done
 cp "$WORK/large" "$MNT/mixed/large"
 for i in $(seq 301 600); do printf 'small %d\n' "$i" >"$MNT/mixed/s$i"; done
 cmp "$WORK/large" "$MNT/mixed/large"
+expect_path "$MNT/mixed/large" "$MNT/mixed/s1" "$MNT/mixed/s600"
 for i in $(seq 1 600); do
   [ "$(cat "$MNT/mixed/s$i")" = "small $i" ] || { echo "FAIL: s$i reads back wrong" >&2; exit 1; }
 done
