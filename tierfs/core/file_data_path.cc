@@ -28,6 +28,10 @@ void FileData::switch_to_backing(Storage& storage, std::unique_ptr<BackingFile> 
 std::unique_ptr<BackingFile> FileData::switch_to_extents(Storage& storage, FileData& target,
                                                          const std::function<void()>& log_switch) {
   std::unique_ptr<BackingFile> old = std::move(backing_);
+  // The copy was written front to back, so append preallocation took blocks
+  // past its last byte (up to as much again as it held): they go back, or
+  // the file would keep them (a 4 MiB file cost 7 MiB).
+  target.trim_preallocation(storage, 0);
   extents_ = std::move(target.extents_);
   target.extents_.clear();
   // Every block of the copy holds bytes of the file: none is preallocation.
