@@ -14,12 +14,9 @@ source "$(dirname "$0")/lib.sh"
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 
-kernel_tier_toml() { # NAME GRANULARITY
-  printf '[[tier]]\nname = "%s"\nregions = ["numa:0"]\nsize = "64MiB"\ngranularity = "%s"\ndata_path = "kernel"\n\n' "$@"
-}
-CONFIG="$(kernel_tier_toml fast 4KiB)
-$(kernel_tier_toml warm 4KiB)
-$(kernel_tier_toml huge 2MiB)
+CONFIG="$(tierfs_kernel_tier fast 64MiB 4KiB)
+$(tierfs_kernel_tier warm 64MiB 4KiB)
+$(tierfs_kernel_tier huge 64MiB 2MiB)
 $(tierfs_shm_tier slow 1 64MiB 64KiB)
 data_path = \"server\""
 printf '%s\n' "$CONFIG" >"$WORK/check.toml"
