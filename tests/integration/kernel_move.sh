@@ -164,6 +164,19 @@ reads=$(op_count read)
 "$TIERFS_BIN" migrate --tier fast "$MNT/a" >"$WORK/m3.out" 2>&1 || fail "migrate a back to fast: $(cat "$WORK/m3.out")"
 [ "$(kernel_tier "$MNT/a")" = fast ] && [ ! -e "$HUGE/$ino.huge" ] || fail "a after the copy back: $(ls "$BACKING" "$HUGE")"
 [ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "a back on fast reads back different bytes"
+# From the server path onto the 2 MiB tier: the copy's folios are huge too
+# (the copy is sized before its bytes: huge=within_size gives huge folios
+# only below the size; written first, they were 4 KiB, 0 kB PMD-mapped).
+f="$MNT/from-server"
+head -c 4M /dev/urandom >"$WORK/from-server.model"
+cp "$WORK/from-server.model" "$f"
+"$TIERFS_BIN" migrate --tier slow "$f" >"$WORK/m3.out" 2>&1 || fail "migrate to slow: $(cat "$WORK/m3.out")"
+"$TIERFS_BIN" migrate --tier huge "$f" >"$WORK/m3.out" 2>&1 || fail "migrate slow -> huge: $(cat "$WORK/m3.out")"
+[ "$(kernel_tier "$f")" = huge ] || fail "slow -> huge: the file is on '$(kernel_tier "$f")'"
+[ "$(sum "$f")" = "$(sum "$WORK/from-server.model")" ] || fail "slow -> huge: different bytes"
+kib=$(pmd_kib "$f")
+[ "$kib" = 4096 ] || fail "slow -> huge: $kib kB of 4096 mapped by PMD"
+echo "slow -> huge: $kib kB mapped by PMD"
 tierfs_stop_mount
 
 # crash_moving_a POINT TIER: a fresh copy of the model in a (its server

@@ -60,6 +60,12 @@ class ToBacking final : public Ends {
         on_switch_(on_switch) {}
 
   int copy(uint64_t off, uint64_t end) override {
+    // As large as the file first: a huge-page tmpfs (huge=within_size)
+    // gives huge pages only to ranges the size covers (the switch sets the
+    // final size).
+    const uint64_t size = size_();
+    if (backing_->facts().size < size)
+      if (int err = backing_->set_size(size)) return err;
     std::vector<iovec> iov;
     for (const tierfs_extent& e : file_.extents()) {
       const uint64_t a = std::max<uint64_t>(off, e.file_offset);
