@@ -2,14 +2,17 @@
 #include "numa/file_policy.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <numa.h>
 #include <numaif.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <vector>
 
 // Linux 6.9+ (include/uapi/linux/mempolicy.h); Debian 12's numaif.h predates it.
 #ifndef MPOL_WEIGHTED_INTERLEAVE
@@ -43,6 +46,37 @@ std::string apply_file_policy(int fd, const FilePolicy& policy, bool move) {
                        mode == MPOL_INTERLEAVE ? "MPOL_INTERLEAVE" : "MPOL_WEIGHTED_INTERLEAVE",
                        std::strerror(err));
   return "";
+}
+
+std::string tmpfs_policy_option(const FilePolicy& policy) {
+  std::vector<int> nodes = policy.nodes;
+  std::sort(nodes.begin(), nodes.end());
+  nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+  return fmt::format("mpol={}:{}", is_weighted(policy) ? "weighted interleave" : "interleave",
+                     fmt::join(nodes, ","));
+}
+
+std::string check_file_policy(int fd, const FilePolicy& policy) {
+  const long page = sysconf(_SC_PAGESIZE);
+  void* map = mmap(nullptr, static_cast<size_t>(page), PROT_NONE, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) return fmt::format("mmap of the file: {}", std::strerror(errno));
+  bitmask* mask = numa_allocate_nodemask();
+  int mode = -1;
+  const long rc = get_mempolicy(&mode, mask->maskp, mask->size + 1, map, MPOL_F_ADDR);
+  const int err = errno;
+  munmap(map, static_cast<size_t>(page));
+  std::vector<int> has;
+  for (unsigned node = 0; rc == 0 && node < mask->size; ++node)
+    if (numa_bitmask_isbitset(mask, node)) has.push_back(static_cast<int>(node));
+  numa_free_nodemask(mask);
+  if (rc != 0) return fmt::format("get_mempolicy of the file: {}", std::strerror(err));
+  std::vector<int> wanted = policy.nodes;
+  std::sort(wanted.begin(), wanted.end());
+  wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+  const int wanted_mode = is_weighted(policy) ? MPOL_WEIGHTED_INTERLEAVE : MPOL_INTERLEAVE;
+  if (mode == wanted_mode && has == wanted) return "";
+  return fmt::format("the file has policy mode {} over nodes [{}], not mode {} over [{}]", mode,
+                     fmt::join(has, ","), wanted_mode, fmt::join(wanted, ","));
 }
 
 std::string set_interleave_weights(const FilePolicy& policy, const std::string& sysfs_root) {

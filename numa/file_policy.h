@@ -28,6 +28,17 @@ bool is_weighted(const FilePolicy& policy);
 // move to those nodes (MPOL_MF_MOVE). Returns "" or one line saying why not.
 std::string apply_file_policy(int fd, const FilePolicy& policy, bool move);
 
+// The tmpfs mount option that gives every file made in the tmpfs this
+// policy from its creation ("mpol=interleave:0,2", "mpol=weighted
+// interleave:1,3"): a new tmpfs inode's shared policy is the superblock's,
+// over the whole file (mm/shmem.c, mpol_shared_policy_init), as
+// apply_file_policy would set it, without a mapping.
+std::string tmpfs_policy_option(const FilePolicy& policy);
+
+// Whether the tmpfs file `fd` has the policy (its mode and nodes at offset
+// 0, get_mempolicy on a mapping of it): "" or one line saying what it has.
+std::string check_file_policy(int fd, const FilePolicy& policy);
+
 // Moves the pages the tmpfs file `fd` holds to the policy's nodes, in place,
 // and gives it the policy for pages to come (apply_file_policy first). Two
 // passes over each window of the file, mapped shared and read-only with only

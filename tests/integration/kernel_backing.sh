@@ -116,6 +116,25 @@ for fd in $(ls "/proc/$SERVER_PID/fd"); do
 done
 # The user itself reads the file through the mount (the permissions are the file's).
 [ "$(as_nobody cat "$MNT/dir/b")" = small ] || fail "nobody cannot read dir/b through the mount"
+# Placement: each backing file has its tier's policy (interleave over node 0)
+# from its creation, whether the tmpfs (mpol=) or an mbind of the server gave it.
+b_ino=$(stat -c %i "$MNT/dir/b")
+python3 - "$BACKING/$ino.fast" "$BACKING/$b_ino.fast" <<'PY' >"$WORK/policy" 2>&1 ||
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+ok = True
+for path in sys.argv[1:]:
+    fd = os.open(path, os.O_RDONLY)
+    addr = libc.mmap(None, 4096, 0, 1, fd, 0)  # PROT_NONE, MAP_SHARED: no page is touched
+    mode, mask = ctypes.c_int(-1), (ctypes.c_ulong * 16)()
+    rc = libc.syscall(239, ctypes.byref(mode), mask, 1024, ctypes.c_void_p(addr), 2)  # get_mempolicy, MPOL_F_ADDR
+    print(f"{path}: rc {rc} mode {mode.value} nodes {mask[0]:#x}")
+    ok = ok and rc == 0 and mode.value == 3 and mask[0] == 1  # MPOL_INTERLEAVE over node 0
+sys.exit(0 if ok else 1)
+PY
+  fail "a backing file has not its tier's policy: $(cat "$WORK/policy")"
 
 # 3. kill -9: the store stays; a restart adopts it in place.
 exec 9<>"$MNT/dir/b"  # unlinked while open at the kill: its backing file must go

@@ -160,6 +160,14 @@ std::unique_ptr<BackingStore> BackingStore::open(const Config& config, int state
     // sized first) is placed in runs of it.
     const std::string options = fmt::format("mode=0700,uid=0,gid=0,size={},huge={}", store_bytes[s],
                                             st.name == "huge" ? "within_size" : "never");
+    // The tmpfs gives every new file the policy of its first tier (mpol=):
+    // that tier's files need no mapping to set it (policy_set), whose munmap
+    // costs a TLB shootdown on every CPU the server's threads ran on.
+    size_t first = 0;
+    while (store->tiers_[first].store != static_cast<int>(s)) ++first;
+    const std::string policy_option = ::numa::tmpfs_policy_option(store->tiers_[first].policy);
+    const std::string with_policy = options + "," + policy_option;
+    bool has_policy = true;
     spdlog::info("kernel path: the {} tmpfs {} holds {}: its tiers' {} and {} of headroom", st.name,
                  st.path, format_size_approx(store_bytes[s]), format_size_approx(capacity),
                  format_size_approx(st.headroom_bytes));
@@ -167,23 +175,52 @@ std::unique_ptr<BackingStore> BackingStore::open(const Config& config, int state
       spdlog::info("kernel path: adopting the {} tmpfs {}", st.name, st.path);
       // Sized for this configuration's tiers (they may have changed); the
       // kernel refuses a size under what the files hold, which then stays.
-      if (mount(nullptr, st.path.c_str(), nullptr, MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                options.c_str()) != 0)
+      // Its policy is this configuration's first tier's, or none of ours.
+      constexpr unsigned long kRemount = MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+      if (mount(nullptr, st.path.c_str(), nullptr, kRemount, with_policy.c_str()) != 0) {
         spdlog::warn("kernel path: {} keeps its size, not {}: {}", st.path,
                      format_size(store_bytes[s]), std::strerror(errno));
-    } else if (mount("tierfs-kernel-path", st.path.c_str(), "tmpfs",
-                     MS_NOSUID | MS_NODEV | MS_NOEXEC, options.c_str()) != 0) {
-      const int err = errno;
-      unlinkat(state_dir_fd, name.c_str(), AT_REMOVEDIR);
-      throw std::runtime_error(fmt::format("cannot mount the kernel path's tmpfs on {}: {}{}",
-                                           st.path, std::strerror(err),
-                                           err == EPERM ? " (the kernel path needs root)" : ""));
+        has_policy = mount(nullptr, st.path.c_str(), nullptr, kRemount, policy_option.c_str()) == 0;
+      }
+    } else {
+      constexpr unsigned long kFlags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+      const char* source = "tierfs-kernel-path";
+      int rc = mount(source, st.path.c_str(), "tmpfs", kFlags, with_policy.c_str());
+      if (rc != 0) {
+        // A kernel that takes no such policy at mount: every file sets its own.
+        has_policy = false;
+        rc = mount(source, st.path.c_str(), "tmpfs", kFlags, options.c_str());
+      }
+      if (rc != 0) {
+        const int err = errno;
+        unlinkat(state_dir_fd, name.c_str(), AT_REMOVEDIR);
+        throw std::runtime_error(fmt::format("cannot mount the kernel path's tmpfs on {}: {}{}",
+                                             st.path, std::strerror(err),
+                                             err == EPERM ? " (the kernel path needs root)" : ""));
+      }
     }
     st.dir_fd = ::open(st.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (st.dir_fd < 0)
       throw std::runtime_error(fmt::format("{}: {}", st.path, std::strerror(errno)));
+    if (has_policy) st.policy_tier = store->new_files_have(st, store->tiers_[first], first);
+    if (st.policy_tier < 0)
+      spdlog::info("kernel path: the {} tmpfs gives new files no tier's policy ({}): each new file "
+                   "gets its tier's with mbind",
+                   st.name, has_policy ? "its files do not show it" : "mpol= refused");
   }
   return store;
+}
+
+int BackingStore::new_files_have(const Store& st, const TierStore& tier, size_t index) const {
+  // The kernel, not the mount option, says what a new file gets: asked of
+  // one made without a name (gone at its close).
+  const int fd = openat(st.dir_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  const std::string why = ::numa::check_file_policy(fd, tier.policy);
+  close(fd);
+  if (why.empty()) return static_cast<int>(index);
+  spdlog::warn("kernel path: a new file of {}: {}", st.path, why);
+  return -1;
 }
 
 BackingStore::~BackingStore() {
@@ -255,7 +292,9 @@ std::unique_ptr<BackingFile> BackingStore::open_file(uint64_t ino, uint32_t tier
     error = fmt::format("{}/{}: {}", st.path, name, std::strerror(err));
     return nullptr;
   }
-  if (!create) return std::make_unique<BackingFile>(fd, st.dir_fd, name, tier);
+  // A new file of the tier whose policy the tmpfs gives had it at its creation.
+  if (!create || st.policy_tier == static_cast<int>(tier))
+    return std::make_unique<BackingFile>(fd, st.dir_fd, name, tier);
   return policy_set(fd, ts, name, tier, err, error);
 }
 

@@ -9,7 +9,9 @@
 // own capacity is the server's accounting of its files' bytes.
 //
 // A backing file is named "<inode>.<tier>": the name is the record of its
-// tier, changed by one rename, so a restart knows each file's tier. A move
+// tier, changed by one rename, so a restart knows each file's tier. The
+// tmpfs is mounted with its first tier's policy (mpol=), which the kernel
+// gives each new file: that tier's files need no mbind of their own. A move
 // in progress is named "<inode>.<tier>.moving" (the new tier) until its pages
 // have moved; a restart that finds one finishes the move. Between the two
 // tmpfs a file moves by copy (migrate_between_backings): the old file is
@@ -118,12 +120,17 @@ class BackingStore {
     std::string name;  // "page" or "huge"
     uint64_t folio_bytes = 0;
     uint64_t headroom_bytes = 0;  // its size past its tiers' capacities
+    // The tier whose policy the tmpfs gives every new file (mpol=, its
+    // first tier's), so that its files need no mbind; -1: none.
+    int policy_tier = -1;
   };
   struct TierStore {
     int store = -1;  // -1: the tier is on the server path
     std::string name;
     ::numa::FilePolicy policy;
   };
+  // `index` (the tier `tier`) when a new file of `st` has that tier's policy, else -1.
+  int new_files_have(const Store& st, const TierStore& tier, size_t index) const;
   std::unique_ptr<BackingFile> policy_set(int fd, const TierStore& tier, const std::string& name,
                                           uint32_t index, int& err, std::string& error) const;
   std::vector<Store> stores_;
