@@ -25,6 +25,18 @@ BackingFile::BackingFile(int fd, int dir_fd, std::string name, uint32_t tier)
 
 BackingFile::~BackingFile() {
   if (fd_ >= 0) close(fd_);
+  if (created_fd_ >= 0) close(created_fd_);
+}
+
+void BackingFile::keep_created(int fd) {
+  if (created_fd_ >= 0) close(created_fd_);
+  created_fd_ = fd;
+}
+
+BackingFile::Fd BackingFile::take_created() {
+  Fd fd(std::exchange(created_fd_, -1));
+  if (removed_) fd = Fd(-1);
+  return fd;
 }
 
 BackingFile::Fd::~Fd() {

@@ -54,6 +54,12 @@ class BackingFile {
     int fd_;
   };
   Fd open() const;
+  // The descriptor a new file was made with (BackingStore::open_file for a
+  // create), kept for the passthrough registration of the open that answers
+  // the same request instead of a second open by name: taken once (-1 after
+  // that, or once the file is removed), else closed with the object.
+  void keep_created(int fd);
+  Fd take_created();
   uint32_t tier() const { return tier_; }
   const std::string& name() const { return name_; }
 
@@ -119,6 +125,7 @@ class BackingFile {
   std::string name_;
   uint32_t tier_;
   bool removed_ = false;
+  int created_fd_ = -1;
 };
 
 }  // namespace tierfs

@@ -204,9 +204,10 @@ std::unique_ptr<BackingStore> BackingStore::open(const Config& config, int state
       throw std::runtime_error(fmt::format("{}: {}", st.path, std::strerror(errno)));
     if (has_policy) st.policy_tier = store->new_files_have(st, store->tiers_[first], first);
     if (st.policy_tier < 0)
-      spdlog::info("kernel path: the {} tmpfs gives new files no tier's policy ({}): each new file "
-                   "gets its tier's with mbind",
-                   st.name, has_policy ? "its files do not show it" : "mpol= refused");
+      spdlog::info(
+          "kernel path: the {} tmpfs gives new files no tier's policy ({}): each new file "
+          "gets its tier's with mbind",
+          st.name, has_policy ? "its files do not show it" : "mpol= refused");
   }
   return store;
 }
@@ -261,22 +262,21 @@ std::string BackingStore::retired_name(uint64_t ino, uint32_t tier) const {
   return file_name(ino, tier) + kRetiredSuffix;
 }
 
-std::unique_ptr<BackingFile> BackingStore::policy_set(int fd, const TierStore& tier,
-                                                      const std::string& name, uint32_t index,
-                                                      int& err, std::string& error) const {
+bool BackingStore::policy_set(int fd, const TierStore& tier, const std::string& name, int& err,
+                              std::string& error) const {
   const Store& st = stores_[tier.store];
   if (std::string why = ::numa::apply_file_policy(fd, tier.policy, false); !why.empty()) {
     if (!name.empty()) unlinkat(st.dir_fd, name.c_str(), 0);
-    close(fd);
     err = EIO;
     error = fmt::format("{}/{}: {}", st.path, name.empty() ? "(unnamed)" : name, why);
-    return nullptr;
+    return false;
   }
-  return std::make_unique<BackingFile>(fd, st.dir_fd, name, index);
+  return true;
 }
 
 std::unique_ptr<BackingFile> BackingStore::open_file(uint64_t ino, uint32_t tier, bool create,
-                                                     int& err, std::string& error) const {
+                                                     int& err, std::string& error,
+                                                     bool keep_created) const {
   if (!serves(tier)) {
     err = EINVAL;
     error = fmt::format("tier {} is not on the kernel path", tier);
@@ -293,9 +293,16 @@ std::unique_ptr<BackingFile> BackingStore::open_file(uint64_t ino, uint32_t tier
     return nullptr;
   }
   // A new file of the tier whose policy the tmpfs gives had it at its creation.
-  if (!create || st.policy_tier == static_cast<int>(tier))
-    return std::make_unique<BackingFile>(fd, st.dir_fd, name, tier);
-  return policy_set(fd, ts, name, tier, err, error);
+  if (create && st.policy_tier != static_cast<int>(tier) && !policy_set(fd, ts, name, err, error)) {
+    close(fd);
+    return nullptr;
+  }
+  auto file = std::make_unique<BackingFile>(-1, st.dir_fd, name, tier);
+  if (create && keep_created)
+    file->keep_created(fd);
+  else
+    close(fd);
+  return file;
 }
 
 std::unique_ptr<BackingFile> BackingStore::open_unnamed(uint32_t tier, int& err,
@@ -313,7 +320,11 @@ std::unique_ptr<BackingFile> BackingStore::open_unnamed(uint32_t tier, int& err,
     error = fmt::format("{}: unnamed file: {}", st.path, std::strerror(err));
     return nullptr;
   }
-  return policy_set(fd, ts, std::string(), tier, err, error);
+  if (!policy_set(fd, ts, std::string(), err, error)) {
+    close(fd);
+    return nullptr;
+  }
+  return std::make_unique<BackingFile>(fd, st.dir_fd, std::string(), tier);
 }
 
 std::vector<BackingStore::Found> BackingStore::files() const {

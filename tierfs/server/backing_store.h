@@ -54,8 +54,10 @@ class BackingStore {
   // The backing file of inode `ino` on `tier`: a new one (its policy set
   // first, so no page is placed before it) or, with !create, the existing
   // one. Null and `error` (one line, errno in `err`) when it cannot be.
+  // `keep_created`: the new file keeps the descriptor it was made with for
+  // the open that follows (BackingFile::take_created).
   std::unique_ptr<BackingFile> open_file(uint64_t ino, uint32_t tier, bool create, int& err,
-                                         std::string& error) const;
+                                         std::string& error, bool keep_created = false) const;
   // A new backing file of `tier` with no name yet (O_TMPFILE, its policy set
   // before any page): a migration's copy, named file_name() with
   // BackingFile::link at the switch, so that a crash before it leaves nothing.
@@ -131,8 +133,10 @@ class BackingStore {
   };
   // `index` (the tier `tier`) when a new file of `st` has that tier's policy, else -1.
   int new_files_have(const Store& st, const TierStore& tier, size_t index) const;
-  std::unique_ptr<BackingFile> policy_set(int fd, const TierStore& tier, const std::string& name,
-                                          uint32_t index, int& err, std::string& error) const;
+  // Gives the new file open on `fd` (named `name`, "" for none) the tier's
+  // policy; false, the file unlinked, and `err` and `error` set when it cannot.
+  bool policy_set(int fd, const TierStore& tier, const std::string& name, int& err,
+                  std::string& error) const;
   std::vector<Store> stores_;
   std::vector<TierStore> tiers_;
 };

@@ -180,10 +180,12 @@ class Fs {
   // adopts the kernel-path tiers' tmpfs (throws one line); give_data_path
   // gives a new regular file a backing file when its tier is on the kernel
   // path (0 or an errno value; caller holds the inode's lock or owns it
-  // alone); adopt_backing_files, after the log's replay, gives each file the
+  // alone; `for_open`: an open of it follows in this request, which takes
+  // the new file's descriptor, BackingFile::take_created);
+  // adopt_backing_files, after the log's replay, gives each file the
   // backing file a previous server left and removes the ones nobody owns.
   void open_backing_store(int state_dir_fd, const std::string& state_dir);
-  int give_data_path(Inode& inode);
+  int give_data_path(Inode& inode, bool for_open = false);
   void adopt_backing_files();
   const BackingStore* backing_store() const { return backing_store_.get(); }
   // The path the file's bytes take; caller holds its lock.

@@ -104,8 +104,8 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
         return;
       }
       existed = true;
-    } else if (int err =
-                   make_node(fs, req, parent, name, S_IFREG | (mode & 07777), 0, nullptr, inode)) {
+    } else if (int err = make_node(fs, req, parent, name, S_IFREG | (mode & 07777), 0, nullptr,
+                                   inode, true)) {
       fuse_reply_err(req, err);
       return;
     }

@@ -24,7 +24,7 @@ void Fs::open_backing_store(int state_dir_fd, const std::string& state_dir) {
   backing_store_ = BackingStore::open(config_, state_dir_fd, state_dir);
 }
 
-int Fs::give_data_path(Inode& inode) {
+int Fs::give_data_path(Inode& inode, bool for_open) {
   if (!backing_store_ || !inode.is_regular()) return 0;
   uint32_t tier = inode.data->preferred_tier();
   if (!backing_store_->serves(tier)) return 0;
@@ -35,7 +35,7 @@ int Fs::give_data_path(Inode& inode) {
   }
   int err = 0;
   std::string error;
-  auto file = backing_store_->open_file(inode.ino, tier, true, err, error);
+  auto file = backing_store_->open_file(inode.ino, tier, true, err, error, for_open);
   if (!file) {
     spdlog::error("kernel path: {}", error);
     return err;
@@ -116,6 +116,11 @@ static void serve_by_server(Fs& fs, Inode& inode, fuse_file_info* fi) {
 
 int open_data_path(Fs& fs, fuse_req_t req, Inode& inode, fuse_file_info* fi) {
   std::unique_lock guard(inode.lock);
+  // A create's descriptor of the new backing file (give_data_path kept it):
+  // taken whatever the answer, so that it outlives no request; closed here
+  // unless the registration below uses it.
+  BackingFile* made = inode.data ? inode.data->backing() : nullptr;
+  BackingFile::Fd created = made != nullptr ? made->take_created() : BackingFile::Fd(-1);
   BackingFile* backing = inode.data_released ? nullptr : inode.data->backing();
   const bool passthrough_open = backing != nullptr && backing->passthrough_opens != 0;
   // Beside an open passthrough handle the kernel takes nothing but another
@@ -154,7 +159,7 @@ int open_data_path(Fs& fs, fuse_req_t req, Inode& inode, fuse_file_info* fi) {
 #else
   if (backing->passthrough_id == 0) {
     // The kernel takes its own reference: the descriptor goes with this step.
-    const BackingFile::Fd fd = backing->open();
+    const BackingFile::Fd fd = created.get() >= 0 ? std::move(created) : backing->open();
     const int id = fd.get() < 0 ? -1 : [&] {
       const CapabilityWindow admin({CAP_SYS_ADMIN});
       return fuse_passthrough_open(req, fd.get());

@@ -29,7 +29,7 @@ static void touch_dir(Inode& dir, int64_t now) {
 }
 
 int make_node(Fs& fs, fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev,
-              const char* symlink_target, InodePtr& out) {
+              const char* symlink_target, InodePtr& out, bool for_open) {
   if (strlen(name) > NAME_MAX) return ENAMETOOLONG;
   if (symlink_target && strlen(symlink_target) >= PATH_MAX) return ENAMETOOLONG;
   InodePtr dir;
@@ -55,7 +55,7 @@ int make_node(Fs& fs, fuse_req_t req, fuse_ino_t parent, const char* name, mode_
   if (node->is_regular()) {
     std::string path = fs.path_of(parent, name);
     node->data->set_preferred_tier(fs.placement().for_new_file(path, fs.inherited_tier(parent)));
-    if (int err = fs.give_data_path(*node)) {
+    if (int err = fs.give_data_path(*node, for_open)) {
       node->nlink = 0;
       fs.maybe_drop(node);
       return err;

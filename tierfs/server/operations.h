@@ -66,9 +66,10 @@ inline Fs& fs_of(fuse_req_t req) {
 }
 
 // Creates a node under `parent` (caller holds namespace_lock uniquely);
-// returns 0 or an errno value (fs_namespace.cc, also used by create).
+// returns 0 or an errno value (fs_namespace.cc, also used by create, which
+// opens the new file next: `for_open`, Fs::give_data_path).
 int make_node(Fs& fs, fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev,
-              const char* symlink_target, InodePtr& out);
+              const char* symlink_target, InodePtr& out, bool for_open = false);
 
 // Answers an open of a regular file by its data path (fs_kernel_path.cc):
 // the cache mode on the server path, passthrough onto the backing file on
