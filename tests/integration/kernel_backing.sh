@@ -5,8 +5,8 @@
 # next one, and `tierfs cleanup` or a clean unmount leaves nothing of them.
 # The mount has allow_other, so that another user can use it, and its state
 # directory under a directory every user can pass through (the default one,
-# /run/tierfs/<key> as a job's scratch mount has, sits in /run/tierfs, 0700:
-# part 5), so that only the state directory's and the store's own modes
+# /run/tierfs/<key> as a job's scratch mount has, sits in /run/tierfs, 0755,
+# and is 0700 itself: part 5), so that only the state directory's and the store's own modes
 # keep the other user out.
 #  1. through the mount: no backing name in readdir, no lookup of one, a
 #     file named like a backing file is a file of its own, no backing path in
@@ -191,12 +191,18 @@ SERVER_PID=
 [ -z "$(store_mounts "$STATE")" ] || fail "a failed mount left the tmpfs: $(store_mounts "$STATE")"
 [ ! -e "$STATE" ] || fail "a failed mount left $STATE: $(ls -A "$STATE")"
 
-# 5. The default state directory: in /run/tierfs, which is root's and 0700.
+# 5. The default state directory: in /run/tierfs, which is root's and
+# writable by root only (0755: it also holds the job records that jobs read,
+# numa/region_trust.cc), the state directory itself 0700.
 tierfs_start_mount "$(printf '%s\n' "$CONFIG" | grep -v state_dir)"
 cleanup_args=()
 STATE=$(server_state)
 [ -n "$STATE" ] || fail "no /run/tierfs state directory among the server's descriptors"
-[ "$(stat -c '%a %U' /run/tierfs)" = "700 root" ] || fail "/run/tierfs: $(stat -c '%a %U' /run/tierfs)"
+case "$(stat -c '%a %U' /run/tierfs)" in
+  "700 root" | "755 root") ;;
+  *) fail "/run/tierfs: $(stat -c '%a %U' /run/tierfs)" ;;
+esac
+[ "$(stat -c '%a %U' "$STATE")" = "700 root" ] || fail "$STATE: $(stat -c '%a %U' "$STATE")"
 [ -n "$(store_mounts "$STATE")" ] || fail "no backing tmpfs in $STATE"
 as_nobody ls "$STATE" >/dev/null 2>&1 && fail "nobody can list $STATE"
 tierfs_stop_mount

@@ -129,6 +129,29 @@ assert after > before, f"store after release: mtime {after} unseen (was {before}
 with open(path, "rb") as f:
     assert f.read(5) == b"store"
 PY
+# A mapping outlives the unlink of its file, as on tmpfs: the bytes stay
+# readable and writable through it until the munmap (the backing file was
+# truncated at the removal: the next touch was SIGBUS).
+python3 - "$MNT/u" <<'PY' || fail "a mapping of an unlinked file (above)"
+import ctypes, os, sys
+path = sys.argv[1]
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+with open(path, "wb") as f:
+    f.write(b"u" * 8192)
+fd = os.open(path, os.O_RDWR)
+addr = libc.mmap(None, 8192, 3, 1, fd, 0)            # PROT_READ|PROT_WRITE, MAP_SHARED
+assert addr not in (None, ctypes.c_void_p(-1).value), ctypes.get_errno()
+os.close(fd)
+os.unlink(path)
+ctypes.memmove(addr + 4096, b"after unlink", 12)
+assert ctypes.string_at(addr, 4) == b"uuuu", ctypes.string_at(addr, 4)
+assert ctypes.string_at(addr + 4096, 12) == b"after unlink"
+libc.munmap(addr, 8192)
+PY
 mv "$MNT/c" "$MNT/c2" && [ "$(tail -c 4 "$MNT/c2")" = tail ] || fail "rename"
 touch -d '2001-02-03 04:05:06' "$MNT/c2"
 [ "$(stat -c %Y "$MNT/c2")" = "$(date -d '2001-02-03 04:05:06' +%s)" ] || fail "utimensat: mtime $(stat -c %Y "$MNT/c2")"

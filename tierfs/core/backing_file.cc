@@ -200,12 +200,14 @@ int BackingFile::rename(std::string name, uint32_t tier) {
 
 void BackingFile::remove() {
   if (removed_) return;
-  // Its pages go back to the system now, not when the kernel's last
-  // reference (a passthrough handle's) goes.
-  const Fd fd = open();
   removed_ = true;
+  // Unlinked, not emptied: its pages go back to the system with the last
+  // reference, as a tmpfs file's do. What may still hold it is what must
+  // still see its bytes: a mapping whose descriptor was closed (it sent its
+  // RELEASE at the close), an open handle of a mount that is going away, a
+  // read-only mapping after a move. Emptied, the first read 0 bytes and the
+  // other two took SIGBUS.
   if (!name_.empty()) unlinkat(dir_fd_, name_.c_str(), 0);
-  if (fd.get() >= 0) ftruncate(fd.get(), 0);
 }
 
 }  // namespace tierfs

@@ -98,7 +98,8 @@ class BackingFile {
   // now on (an in-place move between tiers: the name records the tier).
   // 0 or -errno (nothing changed).
   int rename(std::string name, uint32_t tier);
-  // Unlinks the backing file (the last link and the last close are gone).
+  // Unlinks the backing file (the last link and the last close are gone);
+  // the kernel frees its pages when nothing holds it any more.
   void remove();
   // Whether an open file the server does not hold still uses the backing
   // file: a shared mapping of a passthrough handle whose program closed its
