@@ -104,25 +104,20 @@ PY
 # libc's mmap, not Python's, which dups the descriptor and so delays the
 # RELEASE to the munmap. Failed with kernel-path attributes kept an hour
 # while no writable handle is open ('store after release ... unseen').
-python3 - "$MNT/e" <<'PY' || fail "a mapped store after close (above)"
-import ctypes, os, sys, time
+PYTHONPATH="$(dirname "$0")" python3 - "$MNT/e" <<'PY' || fail "a mapped store after close (above)"
+import os, sys, time
+import libc_mmap
 path = sys.argv[1]
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                      ctypes.c_int, ctypes.c_long]
-libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 with open(path, "wb") as f:
     f.write(b"a" * 4096)
 fd = os.open(path, os.O_RDWR)
-addr = libc.mmap(None, 4096, 3, 1, fd, 0)            # PROT_READ|PROT_WRITE, MAP_SHARED
-assert addr not in (None, ctypes.c_void_p(-1).value), ctypes.get_errno()
+addr = libc_mmap.map_shared(fd, 4096)
 os.close(fd)                                         # the RELEASE goes now
 time.sleep(0.2)
 before = os.stat(path).st_mtime_ns                   # the kernel keeps this
 time.sleep(0.05)
-ctypes.memmove(addr, b"store", 5)
-libc.munmap(addr, 4096)
+libc_mmap.store(addr, 0, b"store")
+libc_mmap.unmap(addr, 4096)
 time.sleep(1.1)
 after = os.stat(path).st_mtime_ns
 assert after > before, f"store after release: mtime {after} unseen (was {before})"
@@ -132,25 +127,20 @@ PY
 # A mapping outlives the unlink of its file, as on tmpfs: the bytes stay
 # readable and writable through it until the munmap (the backing file was
 # truncated at the removal: the next touch was SIGBUS).
-python3 - "$MNT/u" <<'PY' || fail "a mapping of an unlinked file (above)"
-import ctypes, os, sys
+PYTHONPATH="$(dirname "$0")" python3 - "$MNT/u" <<'PY' || fail "a mapping of an unlinked file (above)"
+import os, sys
+import libc_mmap
 path = sys.argv[1]
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                      ctypes.c_int, ctypes.c_long]
-libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 with open(path, "wb") as f:
     f.write(b"u" * 8192)
 fd = os.open(path, os.O_RDWR)
-addr = libc.mmap(None, 8192, 3, 1, fd, 0)            # PROT_READ|PROT_WRITE, MAP_SHARED
-assert addr not in (None, ctypes.c_void_p(-1).value), ctypes.get_errno()
+addr = libc_mmap.map_shared(fd, 8192)
 os.close(fd)
 os.unlink(path)
-ctypes.memmove(addr + 4096, b"after unlink", 12)
-assert ctypes.string_at(addr, 4) == b"uuuu", ctypes.string_at(addr, 4)
-assert ctypes.string_at(addr + 4096, 12) == b"after unlink"
-libc.munmap(addr, 8192)
+libc_mmap.store(addr, 4096, b"after unlink")
+assert libc_mmap.load(addr, 0, 4) == b"uuuu", libc_mmap.load(addr, 0, 4)
+assert libc_mmap.load(addr, 4096, 12) == b"after unlink"
+libc_mmap.unmap(addr, 8192)
 PY
 mv "$MNT/c" "$MNT/c2" && [ "$(tail -c 4 "$MNT/c2")" = tail ] || fail "rename"
 touch -d '2001-02-03 04:05:06' "$MNT/c2"
