@@ -77,7 +77,7 @@ alive "$first_pid" "$MNT" || fail "/dev/shm full: the first server died"
 alive "$second_pid" "$WORK/mnt2" || fail "/dev/shm full: the second server died"
 [ "$(sum "$MNT/data")" = "$(sum "$WORK/first-data")" ] || fail "/dev/shm full: the first mount's data changed"
 fusermount3 -u "$WORK/mnt2"
-timeout 20 tail --pid="$second_pid" -f /dev/null
+tierfs_wait_exit "$second_pid" 20
 tierfs_stop_mount
 leftover=$(ls /dev/shm)
 [ -z "$leftover" ] || fail "/dev/shm holds after both unmounts: $leftover"

@@ -142,7 +142,7 @@ gone=$(stat -c %i "$MNT/dir/b")
 rm "$MNT/dir/b"
 store_sums "$STATE" | grep -v "^$gone\." >"$WORK/sums.before"
 kill -9 "$SERVER_PID"
-timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+tierfs_wait_exit "$SERVER_PID" 20
 exec 9<&-
 umount -l "$MNT"
 SERVER_PID=
@@ -160,7 +160,7 @@ ls "$BACKING" | grep -q "^$gone\." && fail "the unlinked file's backing file $go
 
 # 4. cleanup after kill -9 leaves nothing, and says what it removed.
 kill -9 "$SERVER_PID"
-timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+tierfs_wait_exit "$SERVER_PID" 20
 SERVER_PID=
 "$TIERFS_BIN" cleanup --config "$WORK/check.toml" "$MNT" >"$WORK/cleanup.out" 2>&1 || fail "cleanup: $(cat "$WORK/cleanup.out")"
 grep -q "removed the kernel path's backing files $BACKING" "$WORK/cleanup.out" || fail "cleanup does not say it removed the store: $(cat "$WORK/cleanup.out")"
@@ -171,7 +171,7 @@ grep -q " $MNT " /proc/mounts && fail "cleanup left the mount"
 tierfs_start_mount "$CONFIG"
 head -c 1M /dev/urandom >"$MNT/old"
 kill -9 "$SERVER_PID"
-timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+tierfs_wait_exit "$SERVER_PID" 20
 umount -l "$MNT"
 SERVER_PID=
 tierfs_start_mount "$CONFIG" --fresh
@@ -181,7 +181,7 @@ tierfs_start_mount "$CONFIG" --fresh
 # SIGTERM in the middle of the unmount: the orderly end, nothing left.
 fusermount3 -u "$MNT"
 kill -TERM "$SERVER_PID" 2>/dev/null
-timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+tierfs_wait_exit "$SERVER_PID" 20
 SERVER_PID=
 [ -z "$(store_mounts "$STATE")" ] || fail "SIGTERM during the unmount left the tmpfs"
 [ ! -e "$STATE" ] || fail "SIGTERM during the unmount left $STATE"
@@ -228,7 +228,7 @@ tierfs_start_mount "$CONFIG"
 head -c 1M /dev/urandom >"$MNT/a"
 [ -n "$(store_mounts "$STATE")" ] || fail "persistent: no backing tmpfs in $STATE"
 kill -9 "$SERVER_PID"
-timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+tierfs_wait_exit "$SERVER_PID" 20
 SERVER_PID=
 "$TIERFS_BIN" cleanup --config "$WORK/check.toml" "$MNT" >"$WORK/cleanup.out" 2>&1 || fail "persistent cleanup: $(cat "$WORK/cleanup.out")"
 grep -q "removed the kernel path's backing files $STATE/kernel-store.page" "$WORK/cleanup.out" ||

@@ -158,7 +158,7 @@ fresh_a_then_kill() {
   [ "$(path_of "$MNT/a")" = "${1:-kernel}" ] || fail "$LABEL: a starts on $(path_of "$MNT/a")"
   sync "$MNT/a"
   kill -9 "$SERVER_PID"
-  timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+  tierfs_wait_exit "$SERVER_PID" 20
   umount -l "$MNT"
   SERVER_PID=
 }
@@ -166,7 +166,7 @@ fresh_a_then_kill() {
 # must find a equal to the model on exactly one path.
 restart_and_check() {
   local p ino
-  timeout 20 tail --pid="$SERVER_PID" -f /dev/null || fail "$LABEL: the server lives on"
+  tierfs_wait_exit "$SERVER_PID" 20 || fail "$LABEL: the server lives on"
   umount -l "$MNT"
   SERVER_PID=
   tierfs_start_mount "$CONFIG" --log-file "$WORK/restart.log"

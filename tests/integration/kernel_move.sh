@@ -188,7 +188,7 @@ crash_moving_a() {
   tierfs_start_mount "$CONFIG" --log-file "$WORK/crash.log"
   rm -f "$MNT/a" && cp "$WORK/a.model" "$MNT/a" && sync "$MNT/a"
   kill -9 "$SERVER_PID"
-  timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+  tierfs_wait_exit "$SERVER_PID" 20
   umount -l "$MNT"
   SERVER_PID=
   TIERFS_CRASH_AT=$point tierfs_start_mount "$CONFIG" --log-file "$WORK/crash.log"
@@ -196,7 +196,7 @@ crash_moving_a() {
     tierfs_stop_mount
     return 1
   fi
-  timeout 20 tail --pid="$SERVER_PID" -f /dev/null || fail "$point: the server lives on"
+  tierfs_wait_exit "$SERVER_PID" 20 || fail "$point: the server lives on"
   umount -l "$MNT"
   SERVER_PID=
 }

@@ -175,7 +175,7 @@ writer=$!
 for _ in $(seq 50); do [ -s "$WORK/d.synced" ] && break; sleep 0.1; done
 sleep 0.2
 kill -9 "$SERVER_PID"
-timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+tierfs_wait_exit "$SERVER_PID" 20
 kill "$writer" 2>/dev/null; wait "$writer" 2>/dev/null
 umount -l "$MNT" 2>/dev/null
 SERVER_PID=
@@ -238,7 +238,7 @@ PY
 fds=$(server_fds)
 [ "$fds" -le 64 ] || fail "the server holds $fds descriptors for 1500 kernel-path files"
 kill -9 "$SERVER_PID"
-timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+tierfs_wait_exit "$SERVER_PID" 20
 umount -l "$MNT" 2>/dev/null
 SERVER_PID=
 tierfs_start_mount "$CONFIG" --log-file "$WORK/fds-restart.log"

@@ -22,7 +22,7 @@ tierfs_cleanup() {
   fi
   if [ -n "$SERVER_PID" ]; then
     kill "$SERVER_PID" 2>/dev/null || true
-    timeout 20 tail --pid="$SERVER_PID" -f /dev/null || true
+    tierfs_wait_exit "$SERVER_PID" 20 || true
   fi
   rm -rf "$WORK" /dev/shm/tierfs-sh-$$-* 2>/dev/null || true
 }
@@ -50,7 +50,7 @@ tierfs_start_mount() {
 tierfs_stop_mount() {
   fusermount3 -u "$MNT"
   # The daemon is not this shell's child: its exit can be awaited, its status not read.
-  if ! timeout 20 tail --pid="$SERVER_PID" -f /dev/null; then
+  if ! tierfs_wait_exit "$SERVER_PID" 20; then
     echo "FAIL: the server $SERVER_PID did not exit within 20 s of the unmount" >&2
     exit 1
   fi

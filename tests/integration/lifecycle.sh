@@ -86,7 +86,7 @@ for _ in $(seq 1 100); do [ -e "$WORK/state" ] || break; sleep 0.1; done
 # 4. kill -9: the memory survives for the next server; the stale mount is
 # refused with a pointer to cleanup; cleanup removes every trace and says so.
 kill -9 "$SERVER_PID"
-timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+tierfs_wait_exit "$SERVER_PID" 20
 SERVER_PID=
 present "$shm" || fail "the killed server's memory is gone: nothing to adopt"
 out=$("$TIERFS_BIN" mount --config "$WORK/tierfs.toml" "$MNT" 2>&1)
@@ -112,13 +112,13 @@ shm=$(server_memory)
 head -c 3145728 /dev/urandom >"$WORK/kept"
 cp "$WORK/kept" "$MNT/kept" && sync "$MNT/kept"
 kill -9 "$SERVER_PID"
-timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+tierfs_wait_exit "$SERVER_PID" 20
 fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT"
 tierfs_start_mount "$CONFIG"
 [ "$(server_memory)" = "$shm" ] || fail "the restarted server did not adopt $shm (has $(server_memory))"
 cmp -s "$WORK/kept" "$MNT/kept" || fail "the restarted server lost a file written before kill -9"
 kill -9 "$SERVER_PID"
-timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+tierfs_wait_exit "$SERVER_PID" 20
 fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT"
 "$TIERFS_BIN" mount --fresh --config "$WORK/tierfs.toml" "$MNT" >"$WORK/fresh.log" 2>&1 ||
   fail "mount --fresh: $(cat "$WORK/fresh.log")"
@@ -185,7 +185,7 @@ for i in 1 2 3; do
   fusermount3 -u "$MNT"
   kill -TERM "$SERVER_PID" 2>/dev/null
   kill -TERM "$SERVER_PID" 2>/dev/null
-  timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+  tierfs_wait_exit "$SERVER_PID" 20
   SERVER_PID=
   no_leftovers "SIGTERM during unmount $i"
 done

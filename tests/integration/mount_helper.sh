@@ -86,7 +86,7 @@ kill_server() {
   pid=$(server_of)
   [ -n "$pid" ] || { fail "fresh: no server process for $MP"; return; }
   kill -9 "$pid"
-  timeout 10 tail --pid="$pid" -f /dev/null
+  tierfs_wait_exit "$pid" 10
   umount -l "$MP" 2>/dev/null
   wait_gone
 }

@@ -28,7 +28,7 @@ mkdir "$MNT/dir" && echo kept >"$MNT/dir/note"
 sync "$MNT/file1" "$MNT/file2" "$MNT/file3" "$MNT/dir/note"
 for i in 1 2 3; do sum "$MNT/file$i" >"$WORK/sum$i"; done
 kill -9 "$SERVER_PID"
-timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+tierfs_wait_exit "$SERVER_PID" 20
 umount -l "$MNT" 2>/dev/null
 SERVER_PID=
 # Take a good share of free memory, so a new computation gives another size.
@@ -105,7 +105,7 @@ mount -o remount,ro,config=/etc/other.toml "$MNT" 2>"$WORK/config.err" && echo "
 grep -q "remount changes only ro and rw" "$WORK/config.err" || echo "remount with config=: \$(cat "$WORK/config.err")"
 pid=\$(pgrep -f -- "tierfs .*$MNT")
 umount "$MNT"
-timeout 20 tail --pid="\$pid" -f /dev/null
+timeout 20 tail -s 0.05 --pid="\$pid" -f /dev/null
 EOF
 problems=$(unshare --mount --propagation private bash "$WORK/remount.sh" 2>&1)
 [ -z "$problems" ] || fail "remount: $problems"

@@ -146,10 +146,12 @@ include=slurmd,slurmctld,slurm-client,munge,prometheus-node-exporter
 tarball=$cache/root-$VERSION_CODENAME-$(printf '%s\n' "$include" "${mirrors[@]}" | sha256sum | cut -c1-16).tar
 if [ ! -f "$tarball" ]; then
   step "mmdebstrap $VERSION_CODENAME (cached as $tarball)"
-  rm -f "$cache"/root-*.tar
-  "${background[@]}" mmdebstrap --variant=apt --include="$include" --skip=cleanup/apt/lists "$VERSION_CODENAME" \
-    "$tarball.tmp" "${mirrors[@]}" >"$W/mmdebstrap.log" 2>&1 ||
-    { rm -f "$tarball.tmp"; tail -20 "$W/mmdebstrap.log" >&2; echo "FAIL: mmdebstrap" >&2; exit 1; }
+  # -r: a run before --format=tar left directories under these names.
+  rm -rf "$cache"/root-*.tar "$tarball.tmp"
+  # --format=tar: mmdebstrap picks the format from the name, and ".tmp" would make a directory.
+  "${background[@]}" mmdebstrap --variant=apt --format=tar --include="$include" --skip=cleanup/apt/lists \
+    "$VERSION_CODENAME" "$tarball.tmp" "${mirrors[@]}" >"$W/mmdebstrap.log" 2>&1 ||
+    { rm -rf "$tarball.tmp"; tail -20 "$W/mmdebstrap.log" >&2; echo "FAIL: mmdebstrap" >&2; exit 1; }
   mv "$tarball.tmp" "$tarball"
 fi
 step "unpack the root"

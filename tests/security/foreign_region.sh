@@ -15,7 +15,7 @@ tier() {  # tier NAME REGION-ENTRY [more lines]
 }
 kill_server() {  # kill -9, then what the lost server left: the FUSE mount
   kill -9 "$SERVER_PID"
-  timeout 20 tail --pid="$SERVER_PID" -f /dev/null
+  tierfs_wait_exit "$SERVER_PID" 20
   SERVER_PID=
   umount -l "$MNT" 2>/dev/null || true
 }

@@ -57,7 +57,7 @@ check_threads() {
 # the capability windows it logged ("CAP_SYS_ADMIN CAP_SYS_NICE").
 sigterm() {
   kill -TERM "$1"
-  timeout 20 tail --pid="$1" -f /dev/null || fail "the server did not exit within 20 s of SIGTERM"
+  tierfs_wait_exit "$1" 20 || fail "the server did not exit within 20 s of SIGTERM"
   grep -q " $MNT fuse.tierfs " /proc/mounts && fail "SIGTERM left $MNT mounted"
   windows=$(sed -n 's/.*capability windows: \([0-9]*\) CAP_SYS_ADMIN, \([0-9]*\) CAP_SYS_NICE$/\1 \2/p' "$2")
   [ -n "$windows" ] || fail "no count of capability windows in the log: $(tail -3 "$2")"
@@ -135,7 +135,7 @@ cp "/proc/$pid/status" "$WORK/status"
 [ "$(field "$WORK/status" NoNewPrivs)" = 0 ] || fail "sandbox = false: no_new_privs set"
 [ "$(field "$WORK/status" Seccomp)" = 0 ] || fail "sandbox = false: a seccomp filter"
 fusermount3 -u "$MNT"
-timeout 20 tail --pid="$pid" -f /dev/null || fail "sandbox = false: the server did not exit"
+tierfs_wait_exit "$pid" 20 || fail "sandbox = false: the server did not exit"
 
 # A bad mode: one line, nothing mounted.
 MOUNT_STATUS=0

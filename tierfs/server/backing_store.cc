@@ -166,7 +166,7 @@ std::unique_ptr<BackingStore> BackingStore::open(const Config& config, int state
     size_t first = 0;
     while (store->tiers_[first].store != static_cast<int>(s)) ++first;
     const std::string policy_option = ::numa::tmpfs_policy_option(store->tiers_[first].policy);
-    const std::string with_policy = options + "," + policy_option;
+    const std::string with_policy = fmt::format("{},{}", options, policy_option);
     bool has_policy = true;
     spdlog::info("kernel path: the {} tmpfs {} holds {}: its tiers' {} and {} of headroom", st.name,
                  st.path, format_size_approx(store_bytes[s]), format_size_approx(capacity),
