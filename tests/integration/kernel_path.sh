@@ -96,14 +96,16 @@ with open(path, "ab") as f:
     f.write(b"tail")
 assert os.stat(path).st_size == (2 << 20) + 4, os.stat(path).st_size
 PY
-# Why kernel-path attributes last a second only (Fs::attr_timeout_s): a
-# store through a shared mapping that outlives its descriptor comes after
+# A store through a shared mapping that outlives its descriptor comes after
 # the RELEASE (the mapping holds the backing file, not the FUSE one:
 # backing_file_mmap's vma_set_file), and neither the server nor the kernel's
-# FUSE inode hears of the mtime it moves. A stat 1.1 s later must see it.
-# libc's mmap, not Python's, which dups the descriptor and so delays the
-# RELEASE to the munmap. Failed with kernel-path attributes kept an hour
-# while no writable handle is open ('store after release ... unseen').
+# FUSE inode hears of the mtime it moves: the kernel keeps no attributes
+# while such a mapping lasts (Fs::kernel_attrs_settled), so the next stat
+# sees it (kernel_attrs.sh checks the other ways as well). libc's mmap, not
+# Python's, which dups the descriptor and so delays the RELEASE to the
+# munmap. Failed with kernel-path attributes kept an hour while no writable
+# handle is open ('store after release ... unseen'), and with the 1 s they
+# had until the lease told (a stat at once).
 PYTHONPATH="$(dirname "$0")" python3 - "$MNT/e" <<'PY' || fail "a mapped store after close (above)"
 import os, sys, time
 import libc_mmap
@@ -114,11 +116,10 @@ fd = os.open(path, os.O_RDWR)
 addr = libc_mmap.map_shared(fd, 4096)
 os.close(fd)                                         # the RELEASE goes now
 time.sleep(0.2)
-before = os.stat(path).st_mtime_ns                   # the kernel keeps this
+before = os.stat(path).st_mtime_ns
 time.sleep(0.05)
 libc_mmap.store(addr, 0, b"store")
 libc_mmap.unmap(addr, 4096)
-time.sleep(1.1)
 after = os.stat(path).st_mtime_ns
 assert after > before, f"store after release: mtime {after} unseen (was {before})"
 with open(path, "rb") as f:

@@ -53,29 +53,46 @@ BackingFile::Fd& BackingFile::Fd::operator=(Fd&& other) noexcept {
 }
 
 BackingFile::Fd BackingFile::open() const {
+  return open_as(O_RDWR);
+}
+
+BackingFile::Fd BackingFile::open_as(int access) const {
   if (fd_ >= 0) {
     // A file without a name: a descriptor of its own through /proc (the
     // seccomp filter has openat, not dup), so the caller may close it.
     const std::string self = "/proc/self/fd/" + std::to_string(fd_);
-    return Fd(::open(self.c_str(), O_RDWR | O_CLOEXEC));
+    return Fd(::open(self.c_str(), access | O_CLOEXEC));
   }
   if (removed_ || name_.empty()) {
     errno = ENOENT;
     return Fd(-1);
   }
-  return Fd(openat(dir_fd_, name_.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+  return Fd(openat(dir_fd_, name_.c_str(), access | O_CLOEXEC | O_NOFOLLOW));
 }
 
-std::optional<bool> BackingFile::open_elsewhere() const {
-  const Fd fd = open();
+// A lease taken and dropped at once: whether the kernel refused it because
+// of another open file. A lease breaks when someone opens the file meanwhile,
+// and the kernel then signals the holder (SIGIO), which the server ignores
+// (Fs::open_backing_store).
+std::optional<bool> BackingFile::lease_refused(int access, int lease) const {
+  const Fd fd = open_as(access);
   if (fd.get() < 0) return errno == ENOENT ? std::optional(false) : std::nullopt;
-  // Our descriptor is read-write: the lease wants it to be the only writer.
-  if (fcntl(fd.get(), F_SETLEASE, F_WRLCK) == 0) {
+  if (fcntl(fd.get(), F_SETLEASE, lease) == 0) {
     fcntl(fd.get(), F_SETLEASE, F_UNLCK);
     return false;
   }
   if (errno == EAGAIN) return true;
   return std::nullopt;
+}
+
+std::optional<bool> BackingFile::open_elsewhere() const {
+  // Our descriptor is read-write: the lease wants it to be the only writer.
+  return lease_refused(O_RDWR, F_WRLCK);
+}
+
+std::optional<bool> BackingFile::written_elsewhere() const {
+  // A read lease is granted on a read-only descriptor while nobody writes.
+  return lease_refused(O_RDONLY, F_RDLCK);
 }
 
 BackingFile::Facts BackingFile::facts() const {

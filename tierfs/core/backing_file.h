@@ -110,6 +110,13 @@ class BackingFile {
   // set): the kernel refused the lease for another reason (fs.leases-enable
   // off, a file the server does not own), so nobody can tell.
   std::optional<bool> open_elsewhere() const;
+  // Whether an open file the server does not hold writes the backing file:
+  // a passthrough handle, or a shared mapping that outlived its descriptor.
+  // Asked with a read lease, which the kernel grants only while the inode
+  // has no writer (IMA's reader count plays no part) and which other
+  // readers do not break; dropped at once. nullopt (errno set): refused for
+  // another reason (leases off), so nobody can tell.
+  std::optional<bool> written_elsewhere() const;
 
   // The FUSE passthrough registration of the file (a backing id), shared by
   // every open handle of the inode: the kernel refuses two backing files for
@@ -118,6 +125,8 @@ class BackingFile {
   uint32_t passthrough_opens = 0;
 
  private:
+  Fd open_as(int access) const;
+  std::optional<bool> lease_refused(int access, int lease) const;
   int fallocate_range(int mode, uint64_t off, uint64_t len) const;
   int set_times(const timespec (&times)[2]) const;
 

@@ -118,12 +118,13 @@ class Fs {
 
   // Fills `attr` from the inode; caller holds its lock.
   void fill_attr(const Inode& inode, struct stat& attr) const;
-  // An entry reply for the inode; caller holds its lock.
-  fuse_entry_param entry_of(const Inode& inode) const;
+  // An entry reply for the inode; caller holds its lock. `made_empty`: the
+  // reply of the CREATE that made it (Fs::kernel_attrs_settled).
+  fuse_entry_param entry_of(const Inode& inode, bool made_empty = false) const;
   // How long the kernel may keep an inode's attributes, and a name (or its
   // absence), without asking: fs_inode.cc says why these lengths. The
   // caller holds the inode's lock (a migration may switch its data path).
-  double attr_timeout_s(const Inode& inode) const;
+  double attr_timeout_s(const Inode& inode, bool made_empty = false) const;
   static double entry_timeout_s();
 
   // The iomap BPF path (fs_bpf.cc), once the session's /dev/fuse descriptor
@@ -190,6 +191,11 @@ class Fs {
   const BackingStore* backing_store() const { return backing_store_.get(); }
   // The path the file's bytes take; caller holds its lock.
   DataPath data_path_of(const Inode& inode) const;
+  // Whether the kernel may keep a kernel-path file's attributes for long
+  // (fs_kernel_path.cc says when: may ask the kernel for a lease); notes
+  // that it was told so, for the next passthrough open to undo. Caller
+  // holds the file's lock.
+  bool kernel_attrs_settled(const Inode& inode, bool made_empty) const;
   // Moves a kernel-path file to kernel-path tier `to` in place
   // (fs_kernel_move.cc); the caller (the Mover) holds no lock of it and runs
   // no other migration of it. 0, -EXDEV when the tiers do not share a tmpfs

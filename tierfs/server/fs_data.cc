@@ -111,11 +111,6 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     }
   }
   if (existed && (fi->flags & O_TRUNC)) truncate_for_open(fs, req, *inode);
-  fuse_entry_param entry;
-  {
-    std::shared_lock guard(inode->lock);
-    entry = fs.entry_of(*inode);
-  }
   FileHandle* handle = open_handle(fs, inode, fi);
   fi->fh = reinterpret_cast<uint64_t>(handle);
   fs.remember(*inode);
@@ -124,6 +119,12 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     fs.forget(inode->ino, 1);
     fuse_reply_err(req, err);
     return;
+  }
+  // After the open: how long the kernel may keep the attributes depends on it.
+  fuse_entry_param entry;
+  {
+    std::shared_lock guard(inode->lock);
+    entry = fs.entry_of(*inode, !existed);
   }
   if (fuse_reply_create(req, &entry, fi) != 0) {
     close_handle(fs, nullptr, handle);

@@ -243,27 +243,26 @@ void Fs::fill_attr(const Inode& inode, struct stat& attr) const {
 // makes on its own tell it (forget_cached_attrs in fs_data.cc: set-ID bits
 // dropped by a write, blocks given back when the last writer closes). So
 // the kernel may keep names and attributes for long: a stat is then
-// answered without an upcall, as on tmpfs. The exception is a kernel-path
-// file: a store through its shared mapping moves the backing file's mtime,
-// which the kernel's copy of the FUSE inode never hears of, so its
-// attributes are asked for again after a second. Not only while a writable
-// handle is open: the mapping holds the backing file, not the FUSE one, so
-// the RELEASE comes at close() while stores can follow (kernel_path.sh, 'a
-// mapped store after close').
-double Fs::attr_timeout_s(const Inode& inode) const {
-  return data_path_of(inode) == DataPath::kernel ? 1.0 : entry_timeout_s();
+// answered without an upcall, as on tmpfs. A kernel-path file's too, but
+// only while nothing can change them unseen (Fs::kernel_attrs_settled): a
+// store through a shared mapping of its backing file moves its mtime and
+// blocks, and neither the server nor the kernel's FUSE inode hears of it.
+// Otherwise they are asked for at every stat.
+double Fs::attr_timeout_s(const Inode& inode, bool made_empty) const {
+  if (data_path_of(inode) != DataPath::kernel) return entry_timeout_s();
+  return kernel_attrs_settled(inode, made_empty) ? entry_timeout_s() : 0;
 }
 
 double Fs::entry_timeout_s() {
   return 3600.0;
 }
 
-fuse_entry_param Fs::entry_of(const Inode& inode) const {
+fuse_entry_param Fs::entry_of(const Inode& inode, bool made_empty) const {
   fuse_entry_param entry{};
   entry.ino = inode.ino;
   entry.generation = 1;
   fill_attr(inode, entry.attr);
-  entry.attr_timeout = attr_timeout_s(inode);
+  entry.attr_timeout = attr_timeout_s(inode, made_empty);
   entry.entry_timeout = entry_timeout_s();
   return entry;
 }

@@ -9,7 +9,9 @@
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
+#include <optional>
 #include <shared_mutex>
 #include <stdexcept>
 
@@ -22,6 +24,11 @@ namespace tierfs {
 
 void Fs::open_backing_store(int state_dir_fd, const std::string& state_dir) {
   backing_store_ = BackingStore::open(config_, state_dir_fd, state_dir);
+  // The server asks leases of backing files (kernel_attrs_settled, the held
+  // moves), dropped at once. An open for writing meanwhile breaks the lease,
+  // and the kernel then signals the holder with SIGIO, whose default action
+  // ends the process (seen: a child's open during a parent's lease).
+  if (backing_store_) std::signal(SIGIO, SIG_IGN);
 }
 
 int Fs::give_data_path(Inode& inode, bool for_open) {
@@ -81,6 +88,34 @@ void Fs::adopt_backing_files() {
 DataPath Fs::data_path_of(const Inode& inode) const {
   return inode.is_regular() && !inode.data_released && inode.data->backing() ? DataPath::kernel
                                                                              : DataPath::server;
+}
+
+// A kernel-path file's attributes are its backing file's. The kernel's FUSE
+// inode sees every change of them but one: passthrough writes forget what it
+// keeps (fuse_write_update_attr), truncate, fallocate and utimensat are
+// upcalls whose replies replace it, the server's own changes tell it. The
+// one it cannot see is a store through a shared mapping of the backing file
+// (a passthrough mmap maps the backing file itself): mtime and blocks move.
+// So the kernel keeps the attributes for long only while no such store can
+// come: no passthrough handle is open and nothing else writes the backing
+// file (a mapping that outlived its descriptor; a read lease shows it, asked
+// once per passthrough open, since only those hand the file out). A new
+// file in its CREATE's reply is empty and no other process has it yet:
+// nothing can be stored through a mapping before a write, truncate or
+// fallocate, which the kernel sees. The next passthrough open makes the
+// kernel forget what it keeps (open_data_path).
+bool Fs::kernel_attrs_settled(const Inode& inode, bool made_empty) const {
+  const BackingFile* backing = inode.data->backing();
+  if (!made_empty) {
+    if (backing->passthrough_opens != 0) return false;
+    if (!inode.kernel_unwritten.load()) {
+      // Leases off (nullopt): nobody can tell, so the kernel asks each time.
+      if (backing->written_elsewhere() != std::optional(false)) return false;
+      inode.kernel_unwritten.store(true);
+    }
+  }
+  inode.kernel_attrs_kept.store(true);
+  return true;
 }
 
 // The server's own answer to an open: the cache mode of the server path.
@@ -172,6 +207,13 @@ int open_data_path(Fs& fs, fuse_req_t req, Inode& inode, fuse_file_info* fi) {
     backing->passthrough_id = id;
   }
   ++backing->passthrough_opens;
+  // Stores through a mapping of this handle are the kernel's FUSE inode's to
+  // miss: what it keeps goes now, before the open returns, and replies keep
+  // nothing while the handle or a mapping lasts (kernel_attrs_settled). A
+  // reply in flight from before is dropped by the kernel (attr_version).
+  inode.kernel_unwritten.store(false);
+  if (inode.kernel_attrs_kept.exchange(false) && fs.session() != nullptr)
+    fuse_lowlevel_notify_inval_inode(fs.session(), inode.ino, -1, 0);
   fi->backing_id = backing->passthrough_id;
   handle_of(fi)->passthrough_id = backing->passthrough_id;
   // FOPEN_DIRECT_IO would override passthrough (fs/fuse/file.c).

@@ -1,7 +1,8 @@
-// BackingFile::open_elsewhere against the kernel's own answer: a write lease
-// is refused while another open file writes the inode, including a shared
-// mapping whose descriptor was closed (the case the held moves need, since
-// such a mapping sends its FUSE RELEASE at the close).
+// BackingFile::open_elsewhere and written_elsewhere against the kernel's own
+// answer: a write lease (a read lease) is refused while another open file
+// writes the inode, including a shared mapping whose descriptor was closed
+// (the case the held moves and the kernel path's attribute timeout need,
+// since such a mapping sends its FUSE RELEASE at the close).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
@@ -51,18 +52,24 @@ class BackingFileTest : public ::testing::Test {
   std::unique_ptr<BackingFile> file_;
 };
 
+// Both questions: open_elsewhere (a write lease) and written_elsewhere (a read lease).
+void expect_elsewhere(const BackingFile& file, bool expected) {
+  EXPECT_EQ(file.open_elsewhere(), std::optional(expected));
+  EXPECT_EQ(file.written_elsewhere(), std::optional(expected));
+}
+
 TEST_F(BackingFileTest, AloneIsNotOpenElsewhere) {
-  EXPECT_EQ(file_->open_elsewhere(), std::optional(false));
+  expect_elsewhere(*file_, false);
   // Asking leaves no lease behind: a second ask gets the same answer.
-  EXPECT_EQ(file_->open_elsewhere(), std::optional(false));
+  expect_elsewhere(*file_, false);
 }
 
 TEST_F(BackingFileTest, AWriterIsSeenUntilItCloses) {
   const int fd = open_file(O_RDWR);
   ASSERT_GE(fd, 0);
-  EXPECT_EQ(file_->open_elsewhere(), std::optional(true));
+  expect_elsewhere(*file_, true);
   close(fd);
-  EXPECT_EQ(file_->open_elsewhere(), std::optional(false));
+  expect_elsewhere(*file_, false);
 }
 
 TEST_F(BackingFileTest, ASharedMappingIsSeenAfterItsDescriptorClosedUntilMunmap) {
@@ -72,14 +79,25 @@ TEST_F(BackingFileTest, ASharedMappingIsSeenAfterItsDescriptorClosedUntilMunmap)
   ASSERT_NE(map, MAP_FAILED);
   close(fd);
   static_cast<char*>(map)[4096] = 'x';
-  EXPECT_EQ(file_->open_elsewhere(), std::optional(true));
+  expect_elsewhere(*file_, true);
   munmap(map, kBytes);
-  EXPECT_EQ(file_->open_elsewhere(), std::optional(false));
+  expect_elsewhere(*file_, false);
 }
 
 TEST_F(BackingFileTest, ARemovedFileIsOpenNowhere) {
   file_->remove();
-  EXPECT_EQ(file_->open_elsewhere(), std::optional(false));
+  expect_elsewhere(*file_, false);
+}
+
+// A read-only mapping stores nothing: the attribute timeout need not wait for it.
+TEST_F(BackingFileTest, AReaderIsNotAWriter) {
+  const int fd = open_file(O_RDONLY);
+  ASSERT_GE(fd, 0);
+  void* map = mmap(nullptr, kBytes, PROT_READ, MAP_SHARED, fd, 0);
+  ASSERT_NE(map, MAP_FAILED);
+  close(fd);
+  EXPECT_EQ(file_->written_elsewhere(), std::optional(false));
+  munmap(map, kBytes);
 }
 
 }  // namespace

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# A kernel-path file's attributes as stat shows them (Fs::kernel_attrs_settled):
+# the kernel keeps them for long while the file is quiescent, so repeated
+# stats cost no GETATTR, and never shows them stale after a change it does
+# not see itself, a store through a shared mapping of the backing file:
+#  1. quiescent: stats, here and from another process, make no GETATTR;
+#  2. attributes kept for long, then an open, a mapped store and msync: a
+#     stat while the file is open and mapped, from here and from another
+#     process, and after munmap and close, shows the new mtime and blocks;
+#  3. passthrough writes and truncates while a writer is open, seen by
+#     another process's stat at each step, and after the close;
+#  4. a mapping that outlives its descriptor (the RELEASE came at the
+#     close): a store, then a stat at once shows it; quiescent after munmap;
+#  5. a new file (its CREATE's attributes are kept for long): stats after an
+#     empty create make no GETATTR; truncate, mapped store, stat is fresh.
+# Each check compares the mount's stat with the backing file's own. Takes
+# about 3 s. SKIPs where the build or the kernel has no passthrough.
+source "$(dirname "$0")/lib.sh"
+
+STATE="$WORK/state"
+CONFIG="[mount]
+state_dir = \"$STATE\"
+$(tierfs_kernel_tier fast 256MiB 4KiB)"
+printf '%s\n' "$CONFIG" >"$WORK/check.toml"
+"$TIERFS_BIN" check-config "$WORK/check.toml" >"$WORK/check.out" 2>&1 ||
+  tierfs_kernel_path_refused "$WORK/check.out"
+tierfs_start_mount "$CONFIG" --log-file "$WORK/mount.log"
+
+PYTHONPATH="$(dirname "$0")" python3 - "$MNT" "$STATE/kernel-store.page" <<'PY'
+import json, mmap, os, subprocess, sys, time
+import libc_mmap
+
+mnt, backing_dir = sys.argv[1], sys.argv[2]
+failures = []
+PAGE = 4096
+
+
+def fail(what):
+    print(f"FAIL: {what}", file=sys.stderr)
+    failures.append(what)
+
+
+def getattrs():
+    raw = os.getxattr(mnt, "user.tierfs.stats")
+    return json.loads(raw)["ops"]["getattr"]
+
+
+inos = {}
+
+
+def backing(path):
+    if path not in inos:
+        inos[path] = os.stat(path).st_ino
+    return os.stat(f"{backing_dir}/{inos[path]}.fast")
+
+
+def facts(st):
+    return (st.st_size, st.st_blocks, st.st_mtime_ns)
+
+
+def other_stat(path):
+    # coreutils' stat asks statx for these three only: not atime, which a
+    # passthrough mmap makes the kernel ask for again (fuse_file_accessed).
+    out = subprocess.run(["stat", "-c", "%s %b %.9Y", path], check=True,
+                         capture_output=True, text=True).stdout.split()
+    sec, nsec = out[2].split(".")
+    return (int(out[0]), int(out[1]), int(sec) * 10**9 + int(nsec))
+
+
+def check(path, what):
+    """The mount's stat, from another process and from here, against the backing file's.
+    The other process's narrower statx goes first: a full stat asks for atime too,
+    and its answer would refresh what the kernel keeps for both."""
+    want = facts(backing(path))
+    # mtime: the later of the server's record and the backing file's (FileData::attrs).
+    there = other_stat(path)
+    if there[:2] != want[:2] or there[2] < want[2]:
+        fail(f"{what}: another process's stat says {there}, the backing file {want}")
+    here = facts(os.stat(path))
+    if here[:2] != want[:2] or here[2] < want[2]:
+        fail(f"{what}: stat says size/blocks/mtime {here}, the backing file {want}")
+    return here
+
+
+def pause():
+    time.sleep(0.05)  # past the timestamp granularity: a change moves mtime
+
+
+# 1. Quiescent: asked once, then kept.
+q = f"{mnt}/quiet"
+with open(q, "wb") as f:
+    f.write(b"q" * 10000)
+check(q, "quiescent, first stat")
+time.sleep(1.2)  # longer than the old 1 s kernel-path attribute timeout
+before = getattrs()
+for _ in range(200):
+    os.stat(q)
+subprocess.run([sys.executable, "-c", "import os, sys\nfor _ in range(200): os.stat(sys.argv[1])",
+                q], check=True)
+made = getattrs() - before
+if made != 0:
+    fail(f"400 stats of a quiescent file made {made} GETATTR requests")
+
+# 2. Attributes kept for long, then open, a mapped store into a hole, msync.
+m = f"{mnt}/mapped"
+with open(m, "wb") as f:
+    f.write(b"m" * PAGE)
+    f.truncate(1 << 20)                      # holes after the first page
+kept = check(m, "before the mapping")
+os.stat(m)                                   # kept by the kernel from here
+pause()
+fd = os.open(m, os.O_RDWR)
+view = mmap.mmap(fd, 1 << 20)
+view[512 << 10:(512 << 10) + 5] = b"store"
+view.flush()                                 # msync
+now = check(m, "a mapped store, msync, file open and mapped")
+if now[1] <= kept[1] or now[2] <= kept[2]:
+    fail(f"a mapped store: blocks/mtime {now[1:]} not past {kept[1:]}")
+pause()
+view[768 << 10:(768 << 10) + 5] = b"again"  # no msync: the store alone moves them
+again = check(m, "a second mapped store, no msync")
+if again[1] <= now[1]:
+    fail(f"a second mapped store: blocks {again[1]} not past {now[1]}")
+view.close()
+os.close(fd)
+check(m, "after munmap and close")
+
+# 3. Passthrough writes and truncates while a writer is open.
+w = f"{mnt}/written"
+with open(w, "wb") as f:
+    f.write(b"w" * 100)
+os.stat(w)
+pause()
+fd = os.open(w, os.O_RDWR)
+for step in range(1, 4):
+    os.pwrite(fd, b"x" * 5000, step * 100000)
+    got = check(w, f"write {step} with the writer open")
+    if got[0] != step * 100000 + 5000:
+        fail(f"write {step}: size {got[0]}")
+    if os.fstat(fd).st_size != got[0]:
+        fail(f"write {step}: fstat size {os.fstat(fd).st_size}")
+os.ftruncate(fd, 50000)
+if check(w, "ftruncate down with the writer open")[0] != 50000:
+    fail("ftruncate down: size")
+os.ftruncate(fd, 3 << 20)
+if check(w, "ftruncate up with the writer open")[0] != 3 << 20:
+    fail("ftruncate up: size")
+os.close(fd)
+check(w, "after the writer closed")
+os.truncate(w, 7777)                         # by name, nothing open
+if check(w, "truncate by name")[0] != 7777:
+    fail("truncate by name: size")
+
+# 4. A mapping that outlives its descriptor: the RELEASE came at the close.
+e = f"{mnt}/after-close"
+with open(e, "wb") as f:
+    f.truncate(1 << 20)
+fd = os.open(e, os.O_RDWR)
+addr = libc_mmap.map_shared(fd, 1 << 20)
+os.close(fd)                                 # the RELEASE goes now
+time.sleep(0.2)
+first = check(e, "mapped after close, before the store")
+pause()
+libc_mmap.store(addr, 0, b"late")
+late = check(e, "a store through a mapping whose descriptor was closed")
+if late[1] <= first[1] or late[2] <= first[2]:
+    fail(f"a store after close: blocks/mtime {late[1:]} not past {first[1:]}")
+pause()
+libc_mmap.store(addr, 64 << 10, b"later")
+check(e, "a second store after close")
+libc_mmap.unmap(addr, 1 << 20)
+check(e, "after munmap")
+before = getattrs()
+for _ in range(100):
+    os.stat(e)
+if getattrs() - before > 1:
+    fail(f"after munmap, 100 stats made {getattrs() - before} GETATTR requests")
+
+# 5. A new file: an empty create's attributes are kept; then truncate, map, store.
+n = f"{mnt}/new"
+os.close(os.open(n, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+before = getattrs()
+for _ in range(100):
+    os.stat(n)
+if getattrs() - before != 0:
+    fail(f"100 stats of a new empty file made {getattrs() - before} GETATTR requests")
+check(n, "a new empty file")
+fd = os.open(f"{mnt}/new2", os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+os.ftruncate(fd, 1 << 20)
+pause()
+view = mmap.mmap(fd, 1 << 20)
+view[0:4] = b"new!"
+got = check(f"{mnt}/new2", "a new file, truncated and stored through a mapping")
+if got[1] == 0:
+    fail("a new file's mapped store: 0 blocks")
+view.close()
+os.close(fd)
+check(f"{mnt}/new2", "a new file after close")
+sys.exit(1 if failures else 0)
+PY
+rc=$?
+tierfs_stop_mount
+[ "$rc" = 0 ] || exit 1
+echo "kernel attributes: ok"
