@@ -13,30 +13,34 @@
 #     close): a store, then a stat at once shows it; quiescent after munmap;
 #  5. a new file (its CREATE's attributes are kept for long): stats after an
 #     empty create make no GETATTR; truncate, mapped store, stat is fresh.
-# Each check compares the mount's stat with the backing file's own. Takes
-# about 3 s. SKIPs where the build or the kernel has no passthrough.
+# Each check compares the mount's stat with the backing file's own; all of
+# it on both cache modes. Takes about 6 s. SKIPs where the build or the
+# kernel has no passthrough.
 source "$(dirname "$0")/lib.sh"
 
 STATE="$WORK/state"
-CONFIG="[mount]
-state_dir = \"$STATE\"
-$(tierfs_kernel_tier fast 256MiB 4KiB)"
-printf '%s\n' "$CONFIG" >"$WORK/check.toml"
+config() {
+  printf '[mount]\nstate_dir = "%s"\ncache = "%s"\n%s\n' "$STATE" "$1" \
+    "$(tierfs_kernel_tier fast 256MiB 4KiB)"
+}
+config none >"$WORK/check.toml"
 "$TIERFS_BIN" check-config "$WORK/check.toml" >"$WORK/check.out" 2>&1 ||
   tierfs_kernel_path_refused "$WORK/check.out"
-tierfs_start_mount "$CONFIG" --log-file "$WORK/mount.log"
 
-PYTHONPATH="$(dirname "$0")" python3 - "$MNT" "$STATE/kernel-store.page" <<'PY'
+failed=0
+for cache in none kernel; do
+tierfs_start_mount "$(config "$cache")" --log-file "$WORK/mount-$cache.log"
+PYTHONPATH="$(dirname "$0")" python3 - "$MNT" "$STATE/kernel-store.page" "$cache" <<'PY'
 import json, mmap, os, subprocess, sys, time
 import libc_mmap
 
-mnt, backing_dir = sys.argv[1], sys.argv[2]
+mnt, backing_dir, cache = sys.argv[1:4]
 failures = []
 PAGE = 4096
 
 
 def fail(what):
-    print(f"FAIL: {what}", file=sys.stderr)
+    print(f"FAIL (cache = {cache}): {what}", file=sys.stderr)
     failures.append(what)
 
 
@@ -198,7 +202,8 @@ os.close(fd)
 check(f"{mnt}/new2", "a new file after close")
 sys.exit(1 if failures else 0)
 PY
-rc=$?
+[ $? = 0 ] || failed=1
 tierfs_stop_mount
-[ "$rc" = 0 ] || exit 1
+done
+[ "$failed" = 0 ] || exit 1
 echo "kernel attributes: ok"
