@@ -177,6 +177,16 @@ int BackingFile::set_atime(int64_t ns) const {
   return set_times({{ns / 1000000000, ns % 1000000000}, {0, UTIME_OMIT}});
 }
 
+int BackingFile::grow_to(uint64_t size) {
+  if (size <= grown_to_) return 0;
+  // Never shorter: the copy may already hold more (a server-path file's
+  // preallocation past its size); the switch sets the final size.
+  if (facts().size < size)
+    if (int err = set_size(size)) return err;
+  grown_to_ = size;
+  return 0;
+}
+
 int64_t BackingFile::copy_from(const BackingFile& source, uint64_t off, uint64_t len) const {
   // sendfile writes at the target's position: only a migration's copy,
   // which nothing else uses yet, is written this way.

@@ -84,6 +84,12 @@ class BackingFile {
   // tmpfs has no FALLOC_FL_ZERO_RANGE: a punched hole, allocated again.
   int zero_range(uint64_t off, uint64_t len) const;
   int set_size(uint64_t size) const;  // ftruncate
+  // Makes the file at least `size` bytes long, never shorter: a migration's
+  // copy, before it is written, so that a huge-page tmpfs (huge=within_size,
+  // which gives huge folios only to ranges the size covers) gives them to
+  // what is written up to there. A copy asks before every chunk: asking
+  // again for no more than last time makes no system call. 0 or -errno.
+  int grow_to(uint64_t size);
   int64_t seek(uint64_t off, int whence) const;
   int set_mtime(int64_t ns) const;
   int set_atime(int64_t ns) const;
@@ -136,6 +142,7 @@ class BackingFile {
   uint32_t tier_;
   bool removed_ = false;
   int created_fd_ = -1;
+  uint64_t grown_to_ = 0;  // the largest size grow_to was asked for
 };
 
 }  // namespace tierfs

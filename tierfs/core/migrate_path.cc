@@ -60,12 +60,9 @@ class ToBacking final : public Ends {
         on_switch_(on_switch) {}
 
   int copy(uint64_t off, uint64_t end) override {
-    // As large as the file first: a huge-page tmpfs (huge=within_size)
-    // gives huge pages only to ranges the size covers (the switch sets the
-    // final size).
-    const uint64_t size = size_();
-    if (backing_->facts().size < size)
-      if (int err = backing_->set_size(size)) return err;
+    // As large as the file first (see grow_to). Only the file's size, not
+    // the copy's stat, is read per chunk: the copy is ours alone.
+    if (int err = backing_->grow_to(size_())) return err;
     std::vector<iovec> iov;
     for (const tierfs_extent& e : file_.extents()) {
       const uint64_t a = std::max<uint64_t>(off, e.file_offset);
@@ -205,11 +202,8 @@ class BetweenBackings final : public Ends {
   int copy(uint64_t off, uint64_t end) override {
     const BackingFile* from = file_.backing();
     if (from == nullptr) return -ENOENT;
-    // As large as the source first: a huge-page tmpfs (huge=within_size)
-    // gives huge pages only to ranges the size covers.
-    const uint64_t size = from->facts().size;
-    if (copy_->facts().size < size)
-      if (int err = copy_->set_size(size)) return err;
+    // As large as the source first (see grow_to).
+    if (int err = copy_->grow_to(from->facts().size)) return err;
     for (uint64_t pos = off; pos < end;) {
       const int64_t data = from->seek(pos, SEEK_DATA);
       if (data == -ENXIO || (data >= 0 && static_cast<uint64_t>(data) >= end)) break;
