@@ -27,9 +27,9 @@ tierfs_start_mount "$CONFIG" --log-file "$WORK/mount.log"
 # A sparse file: 8 KiB of data at 0 and at 3 MiB in 4 MiB, 32 blocks on a
 # 4 KiB tier and on the server path. On the 2 MiB tier each written run
 # takes a huge folio (the copy sets the size first, so both lie within it):
-# 8192 blocks, and a copy off it sees whole folios as data (SEEK_DATA), so
-# the moves out of it keep 8192. Measured on 6.18 before the fix: a plain
-# stat right after each move into the 2 MiB tier said 32.
+# 8192 blocks; a copy off it leaves out the folios' pages of zeros (SEEK_DATA
+# sees whole folios as data): 32 again. Measured on 6.18 before the fix: a
+# plain stat right after each move into the 2 MiB tier said 32.
 sparse() {
   python3 - "$1" <<'PY'
 import os, sys
@@ -66,6 +66,46 @@ for move in fast:huge slow:huge huge:fast huge:slow fast:warm; do
   move_and_stat "$f" "$from" "$to"
   [ "$(head -c 8192 "$f")" = "$(printf 'a%.0s' $(seq 8192))" ] || fail "$from -> $to changed the file's first bytes"
 done
+# A sparse file with holes bigger than a huge folio: 1 MiB of data at 0 and
+# at 64 MiB (a 4 KiB page of zeros inside each) in 128 MiB, moved along
+# every copy out of and into the 2 MiB tier. Its holes stay holes: 2 MiB
+# of data hold 4096 blocks on a 4 KiB tier and on the server path, and
+# 8192 on the 2 MiB tier (a huge folio per written run); the zeros in a
+# partly written folio are not data after it. The server path's blocks of a
+# 1 MiB write run a page or two past it (measured: 4104 blocks), which a
+# copy onto the kernel path keeps: 64 blocks of slack. Its bytes stay.
+# Before the fix the moves off the 2 MiB tier copied whole folios and the
+# file grew with every round: 8192, 8192, 10240, 12288, 18432, 18432.
+far_sparse() {
+  python3 - "$1" <<'PY'
+import os, random, sys
+rng = random.Random(25)
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+for at in (0, 64 << 20):
+    run = bytearray(rng.randbytes(1 << 20))
+    run[8192:12288] = bytes(4096)
+    os.pwrite(fd, run, at)
+os.ftruncate(fd, 128 << 20)
+os.close(fd)
+PY
+}
+f="$MNT/far-sparse"
+far_sparse "$WORK/far-sparse.model"
+: >"$f"
+"$TIERFS_BIN" migrate --tier fast "$f" >"$WORK/m.out" 2>&1 || fail "migrate far-sparse to fast: $(cat "$WORK/m.out")"
+far_sparse "$f"
+for to in huge fast slow huge slow fast; do
+  "$TIERFS_BIN" migrate --tier "$to" "$f" >"$WORK/m.out" 2>&1 || fail "migrate far-sparse to $to: $(cat "$WORK/m.out")"
+  blocks=$(stat --cached=never -c %b "$f")
+  echo "far-sparse -> $to: st_blocks $blocks"
+  want_max=$((4096 + 64))
+  [ "$to" != huge ] || want_max=8192
+  [ "$blocks" -le "$want_max" ] || fail "far-sparse on $to holds $blocks blocks, more than its data's $want_max"
+  [ "$blocks" -ge 4032 ] || fail "far-sparse on $to holds $blocks blocks, less than its data"
+  cmp "$f" "$WORK/far-sparse.model" || fail "far-sparse on $to differs from its model"
+  [ "$(stat -c %s "$f")" = $((128 << 20)) ] || fail "far-sparse on $to has $(stat -c %s "$f") bytes"
+done
+
 # A server-path file that a writer appended to and still holds open keeps
 # its append preallocation (given back at the last close): moved to the
 # kernel path it holds its 4 MiB, fewer blocks than the kernel cached.

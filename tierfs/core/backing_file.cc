@@ -7,13 +7,104 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <utility>
 
 namespace tierfs {
+
+namespace {
+
+constexpr uint64_t kPieceBytes = uint64_t{1} << 20;  // one read of a copy
+// The unit read_data leaves out when it is all zeros: a page, and a block
+// of the server path, whose discard (a copy's re-copy of a changed range)
+// drops only the whole blocks inside the range and keeps its edges.
+constexpr uint64_t kPageBytes = 4096;
+
+// Whether SEEK_DATA may report pages never written as data: a huge-page
+// tmpfs answers whole folios, and says so in st_blksize.
+bool coarse_data(const struct stat& st) {
+  return static_cast<uint64_t>(st.st_blksize) > kPageBytes;
+}
+
+// Calls run(a, b) for each run [a, b) of [off, end) that holds data in the
+// file open on `fd`. 0, run's error or -errno.
+template <typename Run>
+int each_data_run(int fd, uint64_t off, uint64_t end, Run&& run) {
+  for (uint64_t pos = off; pos < end;) {
+    const off_t data = lseek(fd, static_cast<off_t>(pos), SEEK_DATA);
+    if (data < 0) return errno == ENXIO ? 0 : -errno;  // ENXIO: no data from pos on
+    if (static_cast<uint64_t>(data) >= end) return 0;
+    const off_t hole = lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) return -errno;
+    const uint64_t stop = std::min(static_cast<uint64_t>(hole), end);
+    if (int err = run(static_cast<uint64_t>(data), stop)) return err;
+    pos = stop;
+  }
+  return 0;
+}
+
+bool all_zeros(std::span<const char> bytes) {
+  return bytes.empty() ||
+         (bytes[0] == 0 && std::memcmp(bytes.data(), bytes.data() + 1, bytes.size() - 1) == 0);
+}
+
+// put() for each run of `bytes` (at file offset `at`) that is not a whole
+// page of zeros at a page boundary of the file.
+int put_nonzero(uint64_t at, std::span<const char> bytes, const BackingFile::PutData& put) {
+  size_t start = 0;  // the run gathered so far: [start, i)
+  size_t i = 0;
+  while (i < bytes.size()) {
+    const uint64_t to_boundary = kPageBytes - (at + i) % kPageBytes;
+    const size_t n = std::min<size_t>(to_boundary, bytes.size() - i);
+    if (n == kPageBytes && all_zeros(bytes.subspan(i, n))) {
+      if (i > start)
+        if (int err = put(at + start, bytes.subspan(start, i - start))) return err;
+      start = i + n;
+    }
+    i += n;
+  }
+  return i > start ? put(at + start, bytes.subspan(start, i - start)) : 0;
+}
+
+// read_data on a descriptor whose stat is `st`.
+int read_data_of(int fd, const struct stat& st, uint64_t off, uint64_t end,
+                 std::vector<char>& buffer, const BackingFile::PutData& put) {
+  const bool skip_zeros = coarse_data(st);
+  buffer.resize(kPieceBytes);
+  return each_data_run(fd, off, end, [&](uint64_t a, uint64_t b) {
+    for (uint64_t pos = a; pos < b;) {
+      // Pieces end at page boundaries, so a page of zeros is never cut in two.
+      const uint64_t want = std::min(b, (pos + kPieceBytes) / kPageBytes * kPageBytes) - pos;
+      const ssize_t got = pread(fd, buffer.data(), want, static_cast<off_t>(pos));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) return -errno;
+      if (got == 0) return 0;  // the file ends here (a truncate raced: recorded)
+      const std::span<const char> piece(buffer.data(), static_cast<size_t>(got));
+      if (int err = skip_zeros ? put_nonzero(pos, piece, put) : put(pos, piece)) return err;
+      pos += static_cast<uint64_t>(got);
+    }
+    return 0;
+  });
+}
+
+int pwrite_all(int fd, uint64_t at, std::span<const char> bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(at));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -errno;
+    if (n == 0) return -ENOSPC;
+    at += static_cast<uint64_t>(n);
+    bytes = bytes.subspan(static_cast<size_t>(n));
+  }
+  return 0;
+}
+
+}  // namespace
 
 BackingFile::BackingFile(int fd, int dir_fd, std::string name, uint32_t tier)
     : fd_(fd), dir_fd_(dir_fd), name_(std::move(name)), tier_(tier) {
@@ -187,23 +278,42 @@ int BackingFile::grow_to(uint64_t size) {
   return 0;
 }
 
-int64_t BackingFile::copy_from(const BackingFile& source, uint64_t off, uint64_t len) const {
+int BackingFile::read_data(uint64_t off, uint64_t end, std::vector<char>& buffer,
+                           const PutData& put) const {
+  // One descriptor for the whole range: not one open per seek and read.
+  const Fd fd = open();
+  if (fd.get() < 0) return -errno;
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0) return -errno;
+  return read_data_of(fd.get(), st, off, end, buffer, put);
+}
+
+int BackingFile::copy_data_from(const BackingFile& source, uint64_t off, uint64_t end) {
   // sendfile writes at the target's position: only a migration's copy,
   // which nothing else uses yet, is written this way.
   if (fd_ < 0) return -EBADF;  // a named file: not a copy being made
   const Fd from = source.open();
   if (from.get() < 0) return -errno;
-  if (lseek(fd_, static_cast<off_t>(off), SEEK_SET) < 0) return -errno;
-  auto in = static_cast<off_t>(off);
-  uint64_t done = 0;
-  while (done < len) {
-    const ssize_t n = sendfile(fd_, from.get(), &in, len - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return -errno;
-    if (n == 0) break;  // the source ends here
-    done += static_cast<uint64_t>(n);
+  struct stat st {};
+  if (fstat(from.get(), &st) != 0) return -errno;
+  if (int err = grow_to(static_cast<uint64_t>(st.st_size))) return err;
+  if (coarse_data(st)) {
+    std::vector<char> buffer;
+    return read_data_of(
+        from.get(), st, off, end, buffer,
+        [this](uint64_t at, std::span<const char> bytes) { return pwrite_all(fd_, at, bytes); });
   }
-  return static_cast<int64_t>(done);
+  return each_data_run(from.get(), off, end, [&](uint64_t a, uint64_t b) {
+    if (lseek(fd_, static_cast<off_t>(a), SEEK_SET) < 0) return -errno;
+    auto in = static_cast<off_t>(a);
+    while (static_cast<uint64_t>(in) < b) {
+      const ssize_t n = sendfile(fd_, from.get(), &in, b - static_cast<uint64_t>(in));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return -errno;
+      if (n == 0) break;  // the source ends here
+    }
+    return 0;
+  });
 }
 
 int BackingFile::link(std::string name) {

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <ctime>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -93,10 +94,20 @@ class BackingFile {
   int64_t seek(uint64_t off, int whence) const;
   int set_mtime(int64_t ns) const;
   int set_atime(int64_t ns) const;
-  // Copies [off, off + len) of `source` to the same offsets of this file in
-  // the kernel (sendfile: no byte through a buffer of ours). Bytes copied
-  // (short at the source's end) or -errno.
-  int64_t copy_from(const BackingFile& source, uint64_t off, uint64_t len) const;
+  // The data of [off, end), run by run, for a migration's copy: put(at,
+  // bytes) for each piece (at most 1 MiB, read into `buffer`), holes left
+  // out. Where the file may hold huge folios (its st_blksize is larger than
+  // a page: a huge-page tmpfs), SEEK_DATA counts a whole 2 MiB folio as
+  // data though only some of its pages were written: its pages of zeros are
+  // left out too, so that a copy keeps the holes. 0, put's error or -errno.
+  using PutData = std::function<int(uint64_t at, std::span<const char> bytes)>;
+  int read_data(uint64_t off, uint64_t end, std::vector<char>& buffer, const PutData& put) const;
+  // Copies the data of [off, end) of `source` to the same offsets of this
+  // file (a migration's copy, not yet named), grown to the source's size
+  // first (grow_to), holes and read_data's pages of zeros left out: where
+  // the source's holes are exact, in the kernel (sendfile: no byte through
+  // a buffer of ours), else through read_data. 0 or -errno.
+  int copy_data_from(const BackingFile& source, uint64_t off, uint64_t end);
   // Gives a file made without a name (BackingStore::open_unnamed: a
   // migration's copy) the name `name` in its directory: 0 or -errno.
   int link(std::string name);

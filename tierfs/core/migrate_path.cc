@@ -16,8 +16,6 @@ namespace tierfs {
 
 namespace {
 
-constexpr uint64_t kPieceBytes = uint64_t{1} << 20;  // one read out of a backing file
-
 uint64_t last_end(const FileData& data) {
   const auto extents = data.extents();
   return extents.empty() ? 0 : extents.back().file_offset + extents.back().length;
@@ -125,26 +123,13 @@ class FromBacking final : public Ends {
     const BackingFile* backing = file_.backing();
     if (backing == nullptr) return -ENOENT;
     std::vector<char> buffer;
-    for (uint64_t pos = off; pos < end;) {
-      const int64_t data = backing->seek(pos, SEEK_DATA);
-      if (data == -ENXIO || (data >= 0 && static_cast<uint64_t>(data) >= end)) break;
-      if (data < 0) return static_cast<int>(data);
-      const int64_t hole = backing->seek(static_cast<uint64_t>(data), SEEK_HOLE);
-      if (hole < 0) return static_cast<int>(hole);
-      const uint64_t stop = std::min<uint64_t>(static_cast<uint64_t>(hole), end);
-      for (pos = static_cast<uint64_t>(data); pos < stop;) {
-        const int64_t got = backing->read(pos, std::min(kPieceBytes, stop - pos), buffer);
-        if (got < 0) return static_cast<int>(got);
-        if (got == 0) return 0;  // the file ends here (a truncate raced: recorded)
-        const iovec piece{buffer.data(), static_cast<size_t>(got)};
-        const int64_t put = copy_.write(storage_, pos, std::span(&piece, 1));
-        if (put < 0) return static_cast<int>(put);
-        if (put != got) return -ENOSPC;
-        pos += static_cast<uint64_t>(got);
-      }
-      pos = std::max(pos, stop);
-    }
-    return 0;
+    return backing->read_data(off, end, buffer, [&](uint64_t at, std::span<const char> bytes) {
+      // FileData::write takes iovecs, which are not const.
+      const iovec piece{const_cast<char*>(bytes.data()), bytes.size()};
+      const int64_t put = copy_.write(storage_, at, std::span(&piece, 1));
+      if (put < 0) return static_cast<int>(put);
+      return put == static_cast<int64_t>(bytes.size()) ? 0 : -ENOSPC;
+    });
   }
   int discard(uint64_t off, uint64_t end) override {
     copy_.discard(storage_, off, std::min(end, limit()));
@@ -202,21 +187,7 @@ class BetweenBackings final : public Ends {
   int copy(uint64_t off, uint64_t end) override {
     const BackingFile* from = file_.backing();
     if (from == nullptr) return -ENOENT;
-    // As large as the source first (see grow_to).
-    if (int err = copy_->grow_to(from->facts().size)) return err;
-    for (uint64_t pos = off; pos < end;) {
-      const int64_t data = from->seek(pos, SEEK_DATA);
-      if (data == -ENXIO || (data >= 0 && static_cast<uint64_t>(data) >= end)) break;
-      if (data < 0) return static_cast<int>(data);
-      const int64_t hole = from->seek(static_cast<uint64_t>(data), SEEK_HOLE);
-      if (hole < 0) return static_cast<int>(hole);
-      const uint64_t stop = std::min<uint64_t>(static_cast<uint64_t>(hole), end);
-      const int64_t got =
-          copy_->copy_from(*from, static_cast<uint64_t>(data), stop - static_cast<uint64_t>(data));
-      if (got < 0) return static_cast<int>(got);
-      pos = stop;
-    }
-    return 0;
+    return copy_->copy_data_from(*from, off, end);
   }
   int discard(uint64_t off, uint64_t end) override {
     end = std::min(end, limit());

@@ -43,7 +43,7 @@ int migrate_from_backing(Storage& storage, FileData& file, std::shared_mutex& lo
 
 // Between kernel-path tiers that keep their files in different tmpfs (4 KiB
 // and huge pages), where a file cannot move in place: the backing file's
-// data ranges are copied by the kernel (sendfile, BackingFile::copy_from)
+// data ranges are copied (BackingFile::copy_data_from: sendfile, holes kept)
 // into `copy`, a new unnamed backing file of the target tier; `quiet` as for
 // migrate_from_backing (the kernel's writes through a passthrough handle
 // are unseen). The switch, under the unique lock: the old backing file is
