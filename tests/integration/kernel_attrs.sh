@@ -12,7 +12,9 @@
 #  4. a mapping that outlives its descriptor (the RELEASE came at the
 #     close): a store, then a stat at once shows it; quiescent after munmap;
 #  5. a new file (its CREATE's attributes are kept for long): stats after an
-#     empty create make no GETATTR; truncate, mapped store, stat is fresh.
+#     empty create make no GETATTR; truncate, mapped store, stat is fresh;
+#  6. read-only opens leave them kept (a read asks once, for atime), and a
+#     writable open beside a read-only one still makes a mapped store seen.
 # Each check compares the mount's stat with the backing file's own; all of
 # it on both cache modes. Takes about 6 s. SKIPs where the build or the
 # kernel has no passthrough.
@@ -200,6 +202,34 @@ if got[1] == 0:
 view.close()
 os.close(fd)
 check(f"{mnt}/new2", "a new file after close")
+
+# 6. Read-only opens, then a writer beside a reader.
+r = f"{mnt}/read"
+with open(r, "wb") as f:
+    f.write(b"r" * PAGE)
+    f.truncate(1 << 20)
+check(r, "read-only: before")
+before = getattrs()
+for _ in range(20):
+    with open(r, "rb") as f:
+        f.read(PAGE)
+    for _ in range(5):
+        os.stat(r)
+if getattrs() - before > 20:
+    fail(f"20 read-only open, read, close and 5 stats made {getattrs() - before} GETATTR requests")
+reader = os.open(r, os.O_RDONLY)
+kept = check(r, "read-only handle open")
+pause()
+fd = os.open(r, os.O_RDWR)
+view = mmap.mmap(fd, 1 << 20)
+view[300 << 10:(300 << 10) + 6] = b"writer"
+got = check(r, "a mapped store beside a read-only handle")
+if got[1] <= kept[1]:
+    fail(f"a mapped store beside a reader: blocks {got[1]} not past {kept[1]}")
+view.close()
+os.close(fd)
+os.close(reader)
+check(r, "after the writer and the reader closed")
 sys.exit(1 if failures else 0)
 PY
 [ $? = 0 ] || failed=1

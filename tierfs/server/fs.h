@@ -193,8 +193,8 @@ class Fs {
   DataPath data_path_of(const Inode& inode) const;
   // Whether the kernel may keep a kernel-path file's attributes for long
   // (fs_kernel_path.cc says when: may ask the kernel for a lease); notes
-  // that it was told so, for the next passthrough open to undo. Caller
-  // holds the file's lock.
+  // that it was told so, for the next writable passthrough open to undo.
+  // Caller holds the file's lock.
   bool kernel_attrs_settled(const Inode& inode, bool made_empty) const;
   // Moves a kernel-path file to kernel-path tier `to` in place
   // (fs_kernel_move.cc); the caller (the Mover) holds no lock of it and runs

@@ -97,17 +97,18 @@ DataPath Fs::data_path_of(const Inode& inode) const {
 // one it cannot see is a store through a shared mapping of the backing file
 // (a passthrough mmap maps the backing file itself): mtime and blocks move.
 // So the kernel keeps the attributes for long only while no such store can
-// come: no passthrough handle is open and nothing else writes the backing
-// file (a mapping that outlived its descriptor; a read lease shows it, asked
-// once per passthrough open, since only those hand the file out). A new
+// come: no writable handle is open (a read-only one maps nothing writable)
+// and nothing else writes the backing file (a mapping that outlived its
+// descriptor; a read lease shows it, asked once per writable passthrough
+// open, since only those hand the file out for writing). A new
 // file in its CREATE's reply is empty and no other process has it yet:
 // nothing can be stored through a mapping before a write, truncate or
-// fallocate, which the kernel sees. The next passthrough open makes the
-// kernel forget what it keeps (open_data_path).
+// fallocate, which the kernel sees. The next writable passthrough open
+// makes the kernel forget what it keeps (open_data_path).
 bool Fs::kernel_attrs_settled(const Inode& inode, bool made_empty) const {
   const BackingFile* backing = inode.data->backing();
   if (!made_empty) {
-    if (backing->passthrough_opens != 0) return false;
+    if (inode.writable_handles.load() != 0) return false;
     if (!inode.kernel_unwritten.load()) {
       // Leases off (nullopt): nobody can tell, so the kernel asks each time.
       if (backing->written_elsewhere() != std::optional(false)) return false;
@@ -207,13 +208,16 @@ int open_data_path(Fs& fs, fuse_req_t req, Inode& inode, fuse_file_info* fi) {
     backing->passthrough_id = id;
   }
   ++backing->passthrough_opens;
-  // Stores through a mapping of this handle are the kernel's FUSE inode's to
-  // miss: what it keeps goes now, before the open returns, and replies keep
-  // nothing while the handle or a mapping lasts (kernel_attrs_settled). A
-  // reply in flight from before is dropped by the kernel (attr_version).
-  inode.kernel_unwritten.store(false);
-  if (inode.kernel_attrs_kept.exchange(false) && fs.session() != nullptr)
-    fuse_lowlevel_notify_inval_inode(fs.session(), inode.ino, -1, 0);
+  // Stores through a mapping of a writable handle are the kernel's FUSE
+  // inode's to miss: what it keeps goes now, before the open returns, and
+  // replies keep nothing while the handle or a mapping lasts
+  // (kernel_attrs_settled). A reply in flight from before is dropped by the
+  // kernel (attr_version). A read-only handle maps nothing writable.
+  if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+    inode.kernel_unwritten.store(false);
+    if (inode.kernel_attrs_kept.exchange(false) && fs.session() != nullptr)
+      fuse_lowlevel_notify_inval_inode(fs.session(), inode.ino, -1, 0);
+  }
   fi->backing_id = backing->passthrough_id;
   handle_of(fi)->passthrough_id = backing->passthrough_id;
   // FOPEN_DIRECT_IO would override passthrough (fs/fuse/file.c).

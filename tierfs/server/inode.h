@@ -79,10 +79,11 @@ struct Inode {
   int32_t held_move_tier = -1;
   // A kernel-path file's attribute timeout (fs_kernel_path.cc). `unwritten`:
   // a read lease showed no writer of the backing file but the server since
-  // the last passthrough open (no mapping outlived its close). `attrs_kept`:
-  // the kernel was given attributes to keep for long since then. The next
-  // passthrough open clears both and, for the second, makes the kernel
-  // forget them. Atomic: set under the shared lock (GETATTR, LOOKUP).
+  // the last writable passthrough open (no mapping outlived its close).
+  // `attrs_kept`: the kernel was given attributes to keep for long since
+  // then. The next writable passthrough open clears both and, for the
+  // second, makes the kernel forget them. Atomic: set under the shared lock
+  // (GETATTR, LOOKUP).
   mutable std::atomic<bool> kernel_unwritten{false};
   mutable std::atomic<bool> kernel_attrs_kept{false};
   uint64_t parent = 0;  // directory that holds the last name given (for paths)
