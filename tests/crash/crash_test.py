@@ -28,7 +28,10 @@ fsync'd files are a subset of acknowledged ones: a process crash must keep
 both (the model counts them; power loss is not something a test here can cut).
 
 Usage: crash_test.py [--iterations N] [--seed S] [--layouts a,b]
-(env TIERFS_BIN; CI runs it as the `crash` suite).
+(env TIERFS_BIN; CI runs it as the `crash` suite). Each mount of a layout
+logs to its own file; a failure copies the last three (and the dead
+server's state directory) to $CRASH_KEEP_FAILED/LAYOUT-ITERATION, or to a
+new /tmp/tierfs-crash-failed-* directory, and prints where.
 
 Figures (2 shared cores, niced, other builds running): 200 iterations over
 the 7 layouts, 120 of them in the 3 with several tiers, take 93-96 s alone
@@ -42,6 +45,7 @@ copy.
 
 import argparse
 import errno
+import faulthandler
 import os
 import random
 import shutil
@@ -259,9 +263,11 @@ def main():
             return 1
         print(f"SKIP: {reason}")
         return 77
+    # A fault of this process (a SIGBUS in a mapping) prints where it was.
+    faulthandler.enable()
     rng = random.Random(args.seed)
-    print(f"seed {args.seed}")
     tmp = tempfile.mkdtemp(prefix="tierfs-crash-")
+    print(f"seed {args.seed}, in {tmp}", flush=True)
     os.makedirs(f"{tmp}/regions")
     help_text = subprocess.run([tierfs, "--help"], capture_output=True, text=True).stdout
     # numa: memory survives its server only with named shared memory (MountState, `cleanup`).
@@ -321,10 +327,51 @@ def skip_kernel(why):
     return 77
 
 
-def mount(tierfs, config, mnt, log, state, rng, migrations, arm=True, kernel=None):
+class ServerLogs:
+    """One server log per mount of a layout (`log_file=`, which appends): a
+    failure names the log of the server it saw, the killed one's and the one
+    that remounted, not one file that every remount of the layout went on."""
+
+    def __init__(self, log):
+        self.base, self.count = log, 0
+
+    def next(self):
+        self.count += 1
+        return self.current()
+
+    def current(self):
+        return f"{self.base}.server.{self.count}"
+
+    def recent(self, n=2):
+        return [f"{self.base}.server.{i}" for i in range(max(1, self.count - n + 1), self.count + 1)]
+
+
+def keep_logs(name, it, logs, state=None, config=None):
+    """Copies the layout's last server logs (and the dead server's state) out of
+    the test's directory, which is removed at the end; prints where they are
+    and the last lines of each."""
+    keep = os.environ.get("CRASH_KEEP_FAILED") or tempfile.mkdtemp(prefix="tierfs-crash-failed-")
+    where = f"{keep}/{name}-{it}"
+    os.makedirs(where, exist_ok=True)
+    for path in logs.recent(3):
+        if os.path.exists(path):
+            shutil.copy(path, where)
+            with open(path, errors="replace") as f:
+                tail = f.read().splitlines()[-4:]
+            print(f"  server log {os.path.basename(path)}: " + " | ".join(tail))
+    if state and os.path.isdir(f"{state}.dead"):
+        shutil.copytree(f"{state}.dead", f"{where}/state.dead", dirs_exist_ok=True)
+    if config:
+        shutil.copy(config, f"{where}/config.toml")
+    print(f"  server logs of the failure kept in {where} (the last is {os.path.basename(logs.current())})")
+
+
+def mount(tierfs, config, mnt, logs, state, rng, migrations, arm=True, kernel=None):
     """Mounts with a fresh choice of crash point (or none: a timer kills). Returns (mount, point).
+    `logs`: the layout's ServerLogs, each mount its own file.
     `migrations`: the layout moves files, half the named points are inside a move.
     `kernel`: a kernel-path layout's name (its own points)."""
+    log = logs.base
     env_crash = None
     if arm and rng.random() < 0.6:
         if migrations and rng.random() < 0.5:
@@ -344,7 +391,7 @@ def mount(tierfs, config, mnt, log, state, rng, migrations, arm=True, kernel=Non
     os.environ["TIERFS_MIGRATE_CHUNK_BYTES"] = str(rng.choice([16384, 65536, 1 << 20]))
     if env_crash:
         os.environ["TIERFS_CRASH_AT"] = env_crash
-    m = TierfsMount(tierfs, config, mnt, log, options=[f"log_file={log}.server"])
+    m = TierfsMount(tierfs, config, mnt, log, options=[f"log_file={logs.next()}"])
     try:
         m.start()
     except MountError:
@@ -355,7 +402,7 @@ def mount(tierfs, config, mnt, log, state, rng, migrations, arm=True, kernel=Non
         # must come up without it.
         os.environ.pop("TIERFS_CRASH_AT", None)
         m.stop()
-        m = TierfsMount(tierfs, config, mnt, log, options=[f"log_file={log}.server"])
+        m = TierfsMount(tierfs, config, mnt, log, options=[f"log_file={logs.next()}"])
         m.start()
         env_crash = None
     finally:
@@ -367,7 +414,8 @@ def run_layout(tierfs, tmp, name, toml, iterations, rng, stats):
     config = f"{tmp}/{name}.toml"
     with open(config, "w") as f:
         f.write(toml)
-    mnt, state, log = f"{tmp}/mnt-{name}", f"{tmp}/state-{name}", f"{tmp}/{name}.log"
+    mnt, state = f"{tmp}/mnt-{name}", f"{tmp}/state-{name}"
+    logs = ServerLogs(f"{tmp}/{name}.log")
     os.makedirs(mnt)
     model = Model()
     failures = 0
@@ -377,15 +425,21 @@ def run_layout(tierfs, tmp, name, toml, iterations, rng, stats):
     moves.kernel = kernel is not None
     # Unarmed: a journal point counted 2 or 3 would kill the server in the
     # mkdirs below, which expect it alive (the first iteration is killed by timer).
-    m, env_crash = mount(tierfs, config, mnt, log, state, rng, bool(tiers), arm=False,
+    m, env_crash = mount(tierfs, config, mnt, logs, state, rng, bool(tiers), arm=False,
                          kernel=kernel)
     for d in DIRS:
         os.mkdir(f"{mnt}/{d}")
     try:
         for it in range(iterations):
             held = []
-            before, after, in_flight = run_until_killed(m, model, mnt, rng, held,
-                                                        timer=env_crash is None, moves=moves)
+            try:
+                before, after, in_flight = run_until_killed(m, model, mnt, rng, held,
+                                                            timer=env_crash is None, moves=moves)
+            except AssertionError:
+                # A failure on the live server: its log is the evidence.
+                print(f"FAIL {name} iteration {it}, on the live server:")
+                keep_logs(name, it, logs, config=config)
+                raise
             stats["iterations"] += 1
             stats["crash_points" if env_crash else "timer_kills"] += 1
             if env_crash and env_crash.startswith("migrate."):
@@ -411,7 +465,7 @@ def run_layout(tierfs, tmp, name, toml, iterations, rng, stats):
                     stats["moves_in_flight"] += in_flight.kind == "migrate"
                 for attempt in range(3):
                     run_check(tierfs, ["--state-dir", state, "--config", config])
-                    m, env_crash = mount(tierfs, config, mnt, log, state, rng, bool(tiers),
+                    m, env_crash = mount(tierfs, config, mnt, logs, state, rng, bool(tiers),
                                          arm=attempt == 0, kernel=kernel)
                     try:
                         seen = verify(tierfs, mnt, before, after, in_flight, tiers,
@@ -432,19 +486,13 @@ def run_layout(tierfs, tmp, name, toml, iterations, rng, stats):
                 model = rebuild_from(seen)
             except (AssertionError, MountError) as e:
                 print(f"FAIL {what}: {e}")
-                if os.path.exists(f"{log}.server"):
-                    with open(f"{log}.server") as f:
-                        print("  server log: " + " | ".join(f.read().splitlines()[-4:]))
                 print("  operations of the iteration: " + "; ".join(LAST_HISTORY))
-                keep = os.environ.get("CRASH_KEEP_FAILED")
-                if keep:
-                    shutil.copytree(f"{state}.dead", f"{keep}/{name}-{it}", dirs_exist_ok=True)
-                    shutil.copy(config, f"{keep}/{name}-{it}/config.toml")
+                keep_logs(name, it, logs, state, config)
                 failures += 1
                 if failures > 3:
                     break
                 if not is_mounted(mnt):
-                    m, env_crash = mount(tierfs, config, mnt, log, state, rng, bool(tiers),
+                    m, env_crash = mount(tierfs, config, mnt, logs, state, rng, bool(tiers),
                                          kernel=kernel)
                 model = rebuild_from(observe(mnt))
     finally:
