@@ -94,6 +94,20 @@ TEST_F(MigrateTest, CommandMovesFilesTreesSparseAndEmptyFiles) {
   EXPECT_EQ(stats.tiers[1].bytes_moved_in, (3u << 20) + sparse_blocks * 512);
 }
 
+// The kernel sends a directory's ioctls too (fuse_dir_ioctl), on the
+// directory's handle, which is no file handle: the server died of a null
+// FileHandle (SIGSEGV) at the migrate ioctl on a directory, from any user.
+TEST_F(MigrateTest, TheIoctlOnADirectoryIsRefusedAndTheServerLives) {
+  ASSERT_TRUE(remount(three_layouts())) << mount_.failure();
+  ASSERT_EQ(mkdir(mount_.path("d").c_str(), 0755), 0);
+  const int fd = open(mount_.path("d").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(migrate_fd(fd, "slow"), ENOTTY);
+  close(fd);
+  write_all(mount_.path("d/f"), "still here");
+  EXPECT_EQ(read_all(mount_.path("d/f")), "still here");
+}
+
 TEST_F(MigrateTest, SettingTheTierXattrOnAFileMovesItsData) {
   ASSERT_TRUE(remount(three_layouts())) << mount_.failure();
   const std::string data = pattern(5 << 20, 3);

@@ -70,9 +70,12 @@ std::vector<Target> collect(const MigrateArgs& args) {
   return out;
 }
 
-// 0 or an errno value.
-int migrate_one(const Target& target, const MigrateArgs& args, uint64_t& bytes_moved, bool& held) {
+// 0 or an errno value; `opened` says whether the open went through (a
+// failure after it is the move's).
+int migrate_one(const Target& target, const MigrateArgs& args, uint64_t& bytes_moved, bool& held,
+                bool& opened) {
   const int fd = open(target.path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  opened = fd >= 0;
   if (fd < 0) return errno;
   MigrateRequest request{};
   std::strncpy(request.tier, args.tier.c_str(), sizeof request.tier - 1);
@@ -108,11 +111,16 @@ int run(const MigrateArgs& args) {
   for (size_t i = 0; i < targets.size(); ++i) {
     uint64_t bytes = 0;
     bool held = false;
-    if (const int err = migrate_one(targets[i], args, bytes, held)) {
+    bool opened = false;
+    if (const int err = migrate_one(targets[i], args, bytes, held, opened)) {
       if (progress) fmt::print(stderr, "\r\033[K");
       const std::string reason = why(err, args.tier);
-      fmt::print(stderr, "tierfs migrate: {}: {}\n", targets[i].path, reason);
-      failures.push_back({{"path", targets[i].path}, {"error", reason}, {"errno", err}});
+      fmt::print(stderr, "tierfs migrate: {}: {}{}\n", targets[i].path,
+                 opened ? "" : "cannot open it: ", reason);
+      failures.push_back({{"path", targets[i].path},
+                          {"error", reason},
+                          {"errno", err},
+                          {"step", opened ? "move" : "open"}});
       // An unknown tier is the same for every file: no point in going on.
       if (err == EINVAL && i == 0) break;
     } else if (held) {

@@ -176,9 +176,16 @@ int open_data_path(Fs& fs, fuse_req_t req, Inode& inode, fuse_file_info* fi) {
   // A read-only O_NONBLOCK open (`tierfs migrate` sends its ioctl on one)
   // with no passthrough handle open: direct I/O through the server, which
   // takes no io mode in the kernel, so it holds back neither a move off the
-  // kernel path nor the passthrough opens that may follow it.
+  // kernel path nor, once open, the passthrough opens that may follow it.
+  // Not before: the kernel checks an open's io mode when its opener runs
+  // after this reply, and a passthrough open answered meanwhile may get
+  // there first; beside it, this direct-I/O open fails with EIO
+  // (fuse_file_io_open, "FOPEN_PASSTHROUGH expected"; `tierfs migrate` failed
+  // so now and then beside writers). So it counts as the server's until a
+  // request on it shows it open (opened_data_path, at the migrate ioctl).
   if (!passthrough_open && (fi->flags & O_ACCMODE) == O_RDONLY && (fi->flags & O_NONBLOCK) != 0) {
-    handle_of(fi)->uncounted = true;
+    ++inode.server_opens;
+    handle_of(fi)->uncounted_once_open = true;
     fi->direct_io = 1;
     fi->keep_cache = 0;
     return 0;
@@ -227,6 +234,14 @@ int open_data_path(Fs& fs, fuse_req_t req, Inode& inode, fuse_file_info* fi) {
   fi->noflush = 1;
   return 0;
 #endif
+}
+
+void opened_data_path(Inode& inode, FileHandle& handle) {
+  std::unique_lock guard(inode.lock);
+  if (!handle.uncounted_once_open) return;
+  handle.uncounted_once_open = false;
+  handle.uncounted = true;
+  if (inode.server_opens != 0) --inode.server_opens;
 }
 
 std::optional<uint32_t> close_data_path(fuse_req_t req, Inode& inode, const FileHandle& handle) {

@@ -124,6 +124,9 @@ struct FileHandle {
   // such a handle takes no io mode in the kernel, so passthrough opens may
   // follow it (`tierfs migrate`'s own handle, fs_kernel_path.cc).
   bool uncounted = false;
+  // Such a handle before the server knows that the kernel finished its open
+  // (opened_data_path): counted in server_opens until then.
+  bool uncounted_once_open = false;
 };
 
 // The FileHandle that open or create stored in fi->fh (libfuse hands back a u64).

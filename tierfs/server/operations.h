@@ -79,6 +79,10 @@ int make_node(Fs& fs, fuse_req_t req, fuse_ino_t parent, const char* name, mode_
 // tier, for the mover to do now.
 int open_data_path(Fs& fs, fuse_req_t req, Inode& inode, fuse_file_info* fi);
 std::optional<uint32_t> close_data_path(fuse_req_t req, Inode& inode, const FileHandle& handle);
+// A request on the handle (`tierfs migrate`'s ioctl) shows that the kernel
+// finished its open: a read-only O_NONBLOCK direct-I/O handle stops holding
+// back passthrough opens from here on (fs_kernel_path.cc).
+void opened_data_path(Inode& inode, FileHandle& handle);
 
 // JSON documents behind the virtual xattrs (fs_inspect.cc).
 // A getxattr value may hold at most 64 KiB, so the map comes in pages:
