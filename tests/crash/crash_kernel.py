@@ -18,6 +18,7 @@ import errno
 import json
 import mmap
 import os
+import signal
 import subprocess
 
 # Inside a move that touches the kernel path (tierfs/server/fs_kernel_move.cc,
@@ -54,7 +55,15 @@ def mmap_write(rng, model, mnt, path, ino):
     """A store through a shared mapping inside the file's size, then msync: it is
     acknowledged when msync returns (on either path: the server path sees it at
     writeback, the kernel path has it in the backing file at once). Returns
-    (effect on the model, run) or None for an empty file."""
+    (effect on the model, run) or None for an empty file.
+
+    The store and the msync run in a child process (store_in_child): a fault
+    that the kernel cannot fill is SIGBUS, which must fail the operation, not
+    end the test. A page of a server-path file that is not in the page cache
+    is filled by a READ to the server, so after a kill -9 the next such fault
+    is SIGBUS (FUSE's own behaviour for any mapping whose server died;
+    docs/operations.md, "What a crash loses"); on a live server a SIGBUS is a
+    failure like any other error."""
     size = len(model.data[ino])
     if size == 0:
         return None
@@ -70,11 +79,33 @@ def mmap_write(rng, model, mnt, path, ino):
             if os.fstat(fd).st_size < off + len(buf):
                 raise OSError(errno.EIO, "mmap_write: the file shrank under the model")
             with mmap.mmap(fd, off + len(buf)) as m:
-                m[off:off + len(buf)] = buf
-                m.flush()
+                store_in_child(m, off, buf)
         finally:
             os.close(fd)
     return apply, run
+
+
+def store_in_child(m, off, buf):
+    """m[off:...] = buf and msync, in a forked child (it shares the mapping).
+    Raises OSError: the child's errno, or EFAULT when a signal (SIGBUS) ended it."""
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            m[off:off + len(buf)] = buf
+            m.flush()
+        except OSError as e:
+            code = e.errno or 255
+        except BaseException:  # noqa: B036 (nothing of the parent may run here)
+            code = 255
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        sig = signal.Signals(os.WTERMSIG(status)).name
+        raise OSError(errno.EFAULT, f"mmap_write: {sig} in the store through the mapping")
+    code = os.WEXITSTATUS(status)
+    if code != 0:
+        raise OSError(code, f"mmap_write: {os.strerror(code) if code != 255 else 'failed'}")
 
 
 def backing_files(state):
