@@ -96,7 +96,7 @@ def store_in_child(m, off, buf):
             m.flush()
         except OSError as e:
             code = e.errno or 255
-        except BaseException:  # noqa: B036 (nothing of the parent may run here)
+        except BaseException:  # nothing of the parent may run in the child
             code = 255
         os._exit(code)
     _, status = os.waitpid(pid, 0)

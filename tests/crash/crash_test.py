@@ -82,6 +82,7 @@ class Op:
     def __init__(self, kind, apply_model, run, ino=None, what=""):
         self.kind, self.apply_model, self.run, self.ino = kind, apply_model, run, ino
         self.what = what
+        self.error = None  # the OSError that a kill cut it with
 
 
 def random_op(rng, model, mnt, held_fds, moves=None):
@@ -285,7 +286,7 @@ def main():
         print("numa: layouts left out: this tierfs does not adopt shared memory across servers")
     chosen = wanted or sorted(n for n in all_layouts if n not in KERNEL)
     stats = {"iterations": 0, "crash_points": 0, "timer_kills": 0, "in_flight": 0,
-             "migrate_points": 0, "moves_in_flight": 0, "moves": {}}
+             "migrate_points": 0, "moves_in_flight": 0, "moves": {}, "sigbus": 0}
     failures = 0
     started = time.monotonic()
     shares = [SHARE.get(n, 1) for n in chosen]
@@ -311,6 +312,8 @@ def main():
           f"{stats['moves_in_flight']} of them a move), {failures} failures, "
           f"{time.monotonic() - started:.0f} s")
     print(f"moves started: {moves or 'none'}")
+    if stats["sigbus"]:
+        print(f"mmap writes cut by SIGBUS after the kill: {stats['sigbus']}")
     return 1 if failures else 0
 
 
@@ -462,6 +465,8 @@ def run_layout(tierfs, tmp, name, toml, iterations, rng, stats):
                     raise AssertionError(f"the server ended with status {status}, not by the kill")
                 if in_flight is not None:
                     stats["in_flight"] += 1
+                    # mmap_write's store met the kill (crash_kernel.store_in_child).
+                    stats["sigbus"] += "SIGBUS" in str(getattr(in_flight, "error", ""))
                     stats["moves_in_flight"] += in_flight.kind == "migrate"
                 for attempt in range(3):
                     run_check(tierfs, ["--state-dir", state, "--config", config])
@@ -553,6 +558,7 @@ def run_operations(m, model, mnt, rng, held, timer, moves):
             # A killed server may take a moment to be gone after its requests failed.
             wait_dead(pid, 2.0)
             if not alive(pid):
+                op.error = e
                 return model, after, op
             diag = subprocess.run([os.environ["TIERFS_BIN"], "stats", mnt], capture_output=True,
                                   text=True).stdout[-2000:]
