@@ -4,8 +4,9 @@
 // tmpfs, the reference FUSE server and tierfs.
 //
 // Before the stat phase it waits --settle-ms (default 1100): longer than the
-// 1 s entry and attribute timeouts of tierfs and the reference server, so
-// every stat asks the server (a LOOKUP) instead of the kernel's cache.
+// reference server's 1 s entry and attribute timeouts, so its every stat asks
+// it (a LOOKUP). tierfs keeps them an hour, a kernel-path file's while it is
+// quiescent (a new empty file's from its CREATE): its stats are the kernel's.
 #include <fcntl.h>
 #include <fmt/core.h>
 #include <sys/stat.h>
