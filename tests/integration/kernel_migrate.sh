@@ -23,10 +23,6 @@ fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 sum() { sha256sum <"$1" | cut -d' ' -f1; }
 stat_json() { getfattr --absolute-names --only-values -n user.tierfs.stats "$MNT" 2>/dev/null; }
 op_count() { stat_json | python3 -c "import json,sys; print(json.load(sys.stdin)['ops']['$1'])"; }
-path_of() {
-  getfattr --absolute-names --only-values -n user.tierfs.map "$1" |
-    python3 -c "import json,sys; print(json.load(sys.stdin)['data_path'])"
-}
 
 STATE="$WORK/state"
 CONFIG="[mount]
@@ -53,11 +49,11 @@ for path in sys.argv[1:]:
         f.write(data[: 1 << 20]); f.seek(3 << 20); f.write(data[1 << 20 :])
 PY
 ino=$(stat -c %i "$MNT/a")
-[ "$(path_of "$MNT/a")" = kernel ] || fail "a starts on $(path_of "$MNT/a")"
+[ "$(tierfs_path_of "$MNT/a")" = kernel ] || fail "a starts on $(tierfs_path_of "$MNT/a")"
 touch -d '2001-02-03 04:05:06' "$MNT/a"
 mtime=$(stat -c %Y "$MNT/a")
 "$TIERFS_BIN" migrate --tier slow "$MNT/a" >"$WORK/m1.out" 2>&1 || fail "migrate a to slow: $(cat "$WORK/m1.out")"
-[ "$(path_of "$MNT/a")" = server ] || fail "a after the move to slow is on $(path_of "$MNT/a")"
+[ "$(tierfs_path_of "$MNT/a")" = server ] || fail "a after the move to slow is on $(tierfs_path_of "$MNT/a")"
 [ -e "$BACKING/$ino.fast" ] && fail "a's backing file stayed after the move to slow"
 [ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "a on slow reads back different bytes"
 [ "$(python3 -c "import os; f=os.open('$MNT/a', os.O_RDONLY); print(os.lseek(f, 0, os.SEEK_HOLE))")" = $((1 << 20)) ] ||
@@ -66,7 +62,7 @@ mtime=$(stat -c %Y "$MNT/a")
 # The server's answer, not the kernel's cached one (AT_STATX_FORCE_SYNC).
 [ "$(stat --cached=never -c %Y "$MNT/a")" = "$mtime" ] ||
   fail "the moves changed a's mtime: $mtime -> $(stat --cached=never -c %Y "$MNT/a")"
-[ "$(path_of "$MNT/a")" = kernel ] || fail "a after the move back is on $(path_of "$MNT/a")"
+[ "$(tierfs_path_of "$MNT/a")" = kernel ] || fail "a after the move back is on $(tierfs_path_of "$MNT/a")"
 cmp -s "$BACKING/$ino.fast" "$WORK/a.model" || fail "a's new backing file does not hold its bytes"
 reads=$(op_count read)
 [ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "a back on fast reads back different bytes"
@@ -121,7 +117,7 @@ for how in migrate xattr mapped; do
   f="$MNT/held-$how" d="$WORK/held-$how"
   mkdir -p "$d"
   head -c 4M /dev/urandom >"$f"
-  [ "$(path_of "$f")" = kernel ] || fail "held ($how): $f starts on $(path_of "$f")"
+  [ "$(tierfs_path_of "$f")" = kernel ] || fail "held ($how): $f starts on $(tierfs_path_of "$f")"
   held_writer "$f" "$d.model" "$d" &
   writer=$!
   wait_for "$d/open" || fail "held ($how): the writer did not start"
@@ -133,12 +129,12 @@ for how in migrate xattr mapped; do
   sleep 1.5
   # The mapping still holds the backing file (more than one look of the
   # mover later): nothing moved yet, still held.
-  [ "$(path_of "$f")" = kernel ] || fail "held ($how): moved while a mapping was still there"
+  [ "$(tierfs_path_of "$f")" = kernel ] || fail "held ($how): moved while a mapping was still there"
   [ "$(held_of "$f")" = slow ] || fail "held ($how): no longer held with the mapping there: $(held_of "$f")"
   : >"$d/unmap"
   wait "$writer" || fail "held ($how): the writer failed"
-  for _ in $(seq 200); do [ "$(path_of "$f")" = server ] && break; sleep 0.05; done
-  [ "$(path_of "$f")" = server ] || fail "held ($how): still on the $(path_of "$f") path 10 s after the munmap"
+  for _ in $(seq 200); do [ "$(tierfs_path_of "$f")" = server ] && break; sleep 0.05; done
+  [ "$(tierfs_path_of "$f")" = server ] || fail "held ($how): still on the $(tierfs_path_of "$f") path 10 s after the munmap"
   [ "$(held_of "$f")" = - ] || fail "held ($how): still held after the move"
   [ "$(sum "$f")" = "$(sum "$d.model")" ] || fail "held ($how): the file differs from the writer's model after the held move"
   echo "held ($how): held until the munmap, then moved; bytes equal the model"
@@ -155,7 +151,7 @@ fresh_a_then_kill() {
   tierfs_start_mount "$CONFIG" --log-file "$WORK/crash.log"
   rm -f "$MNT/a" && cp "$WORK/a.model" "$MNT/a"
   [ "${1:-}" = server ] && "$TIERFS_BIN" migrate --tier slow "$MNT/a" >/dev/null 2>&1
-  [ "$(path_of "$MNT/a")" = "${1:-kernel}" ] || fail "$LABEL: a starts on $(path_of "$MNT/a")"
+  [ "$(tierfs_path_of "$MNT/a")" = "${1:-kernel}" ] || fail "$LABEL: a starts on $(tierfs_path_of "$MNT/a")"
   sync "$MNT/a"
   kill -9 "$SERVER_PID"
   tierfs_wait_exit "$SERVER_PID" 20
@@ -171,7 +167,7 @@ restart_and_check() {
   SERVER_PID=
   tierfs_start_mount "$CONFIG" --log-file "$WORK/restart.log"
   [ "$(sum "$MNT/a")" = "$(sum "$WORK/a.model")" ] || fail "$LABEL: a differs from the model after kill -9"
-  p=$(path_of "$MNT/a")
+  p=$(tierfs_path_of "$MNT/a")
   ino=$(stat -c %i "$MNT/a")
   if [ "$p" = server ] && [ -e "$BACKING/$ino.fast" ]; then fail "$LABEL: a on the server path kept a backing file"; fi
   if [ "$p" = kernel ] && ! cmp -s "$BACKING/$ino.fast" "$WORK/a.model"; then fail "$LABEL: a's backing file differs"; fi
@@ -239,12 +235,12 @@ done
 demoted=0
 for _ in $(seq 100); do
   demoted=0
-  for i in 1 2 3; do [ "$(path_of "$MNT/cold$i")" = server ] && demoted=$((demoted + 1)); done
+  for i in 1 2 3; do [ "$(tierfs_path_of "$MNT/cold$i")" = server ] && demoted=$((demoted + 1)); done
   [ "$demoted" -ge 2 ] && break
   sleep 0.1
 done
 [ "$demoted" -ge 2 ] || fail "the mover demoted $demoted of 3 files off a 16 MiB kernel-path tier holding 9 MiB (high mark 50 %, low 30 %)"
-[ "$(path_of "$MNT/cold1")" = server ] || fail "the coldest file stayed on the kernel path"
+[ "$(tierfs_path_of "$MNT/cold1")" = server ] || fail "the coldest file stayed on the kernel path"
 for i in 1 2 3; do
   [ "$(sum "$MNT/cold$i")" = "$(sum "$WORK/cold$i")" ] || fail "cold$i differs after the mover"
 done

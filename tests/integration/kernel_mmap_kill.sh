@@ -10,10 +10,6 @@
 source "$(dirname "$0")/lib.sh"
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-path_of() {
-  getfattr --absolute-names --only-values -n user.tierfs.map "$1" |
-    python3 -c "import json,sys; print(json.load(sys.stdin)['data_path'])"
-}
 
 STATE="$WORK/state"
 CONFIG="[mount]
@@ -73,7 +69,7 @@ grep -qx "f SIGBUS" "$WORK/stores.out" ||
 fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT"
 SERVER_PID=
 tierfs_start_mount "$CONFIG"
-[ "$(path_of "$MNT/k")" = kernel ] || fail "k is on the $(path_of "$MNT/k") path"
+[ "$(tierfs_path_of "$MNT/k")" = kernel ] || fail "k is on the $(tierfs_path_of "$MNT/k") path"
 python3 - "$MNT/k" "$MNT/s/f" <<'PY' || fail "bytes after the remount"
 import sys
 late = 15 << 19

@@ -82,6 +82,13 @@ tierfs_kernel_path_refused() {
   exit 1
 }
 
+# tierfs_path_of FILE: the data path that serves FILE, "kernel" or "server"
+# (its user.tierfs.map says).
+tierfs_path_of() {
+  getfattr --absolute-names --only-values -n user.tierfs.map "$1" |
+    python3 -c "import json,sys; print(json.load(sys.stdin)['data_path'])"
+}
+
 # A [[tier]] on numa:0 served by the kernel data path (FUSE passthrough onto
 # a backing tmpfs file): the kernel-path tests' tiers. No blank line after,
 # so a caller can add keys to it (watermarks).

@@ -31,8 +31,7 @@ fi
 expect_path() {
   local f got
   for f in "$@"; do
-    got=$(getfattr --absolute-names --only-values -n user.tierfs.map "$f" |
-      python3 -c "import json,sys; print(json.load(sys.stdin)['data_path'])")
+    got=$(tierfs_path_of "$f")
     if [ "$got" != "$expected_path" ]; then
       echo "FAIL: $f is on the $got path, not the $expected_path path the default mount takes" >&2
       exit 1
