@@ -41,6 +41,9 @@ libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 libc.msync.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 MAP_FAILED = ctypes.c_void_p(-1).value
 MS_SYNC = 4
+# The kept mapping spans more than any file here grows to; only bytes below
+# EOF are touched (past the page holding EOF is SIGBUS).
+PMAP_BYTES = 8 << 20
 
 FALLOC_KEEP_SIZE, FALLOC_PUNCH, FALLOC_COLLAPSE, FALLOC_ZERO, FALLOC_INSERT = 1, 2, 8, 0x10, 0x20
 PAGE = mmap.PAGESIZE
@@ -89,6 +92,7 @@ class World:
     def __init__(self, root, name):
         self.root, self.name = root, name
         self.slots = [None, None, None]  # (fd, path name, flag name) or None
+        self.pmap = None  # (fd, address, length): a mapping of "a" kept across operations
 
     def path(self, name):
         return os.path.join(self.root, name)
@@ -101,12 +105,18 @@ class World:
         self.reopen(0, "a", "RDWR")
         self.reopen(1, "a", "RDWR")
         self.reopen(2, "b", "RDWR")
+        fd = os.open(self.path("a"), os.O_RDWR)
+        self.pmap = (fd, mapped(fd, PMAP_BYTES), PMAP_BYTES)
 
     def close_all(self):
         for i, s in enumerate(self.slots):
             if s:
                 os.close(s[0])
             self.slots[i] = None
+        if self.pmap:
+            libc.munmap(self.pmap[1], self.pmap[2])
+            os.close(self.pmap[0])
+            self.pmap = None
 
     def reopen(self, slot, name, flags):
         if self.slots[slot]:
@@ -140,6 +150,8 @@ class World:
             # A descriptor without read access is compared by size only.
             data = read_all(s[0], size) if "WRONLY" not in s[2] else b""
             out["slot%d" % i] = (size, data)
+        size = os.fstat(self.pmap[0]).st_size
+        out["kept mapping's file"] = (size, read_all(self.pmap[0], size))
         return out
 
 
@@ -219,6 +231,26 @@ class Runner:
             raise Divergence("%s: tmpfs %s, tierfs %s" % (desc, short(a), short(b)))
         return a, b
 
+    def touched(self, slot, off, n):
+        """After an operation that changed [off, off+n) of slot's file: those
+        bytes (and a page either side) must read the same on both sides now,
+        before later writes can cover a difference up."""
+        lo, hi = max(0, off - PAGE), off + n + PAGE
+        got = []
+        for w in (self.ref, self.test):
+            if not w.slots[slot]:
+                return
+            fd = os.open("/proc/self/fd/%d" % w.fd(slot), os.O_RDONLY)
+            try:
+                got.append((os.fstat(fd).st_size, os.pread(fd, hi - lo, lo)))
+            finally:
+                os.close(fd)
+        if got[0] != got[1]:
+            x, y = got
+            first = next((i for i in range(min(len(x[1]), len(y[1]))) if x[1][i] != y[1][i]), None)
+            raise Divergence("slot%d's bytes [%d, %d) after the operation: st_size tmpfs %d, tierfs %d; first differing byte %s" % (
+                slot, lo, hi, x[0], y[0], "none (lengths differ)" if first is None else lo + first))
+
     def check(self, why):
         ra = self.ref.snapshot()
         tb = self.test.snapshot()
@@ -239,6 +271,7 @@ class Runner:
     def op_pwrite(self):
         s, off, d = self.rng.randrange(3), self.offset(), self.data(self.length())
         self.both("pwrite slot%d off=%d len=%d" % (s, off, len(d)), lambda w: os.pwrite(w.fd(s), d, off))
+        self.touched(s, off, len(d))
 
     def op_pread(self):
         s, off, n = self.rng.randrange(3), self.offset(), self.length()
@@ -249,6 +282,7 @@ class Runner:
         bufs = [self.data(self.rng.randrange(0, 3 * PAGE)) for _ in range(self.rng.randrange(1, 5))]
         self.both("pwritev slot%d off=%d lens=%s" % (s, off, [len(b) for b in bufs]),
                   lambda w: os.pwritev(w.fd(s), bufs, off))
+        self.touched(s, off, sum(len(b) for b in bufs))
 
     def op_readv(self):
         s, off = self.rng.randrange(3), self.offset()
@@ -316,6 +350,7 @@ class Runner:
         if self.rng.random() < 0.5:
             s = self.rng.randrange(3)
             self.both("ftruncate slot%d %d" % (s, n), lambda w: os.ftruncate(w.fd(s), n))
+            self.touched(s, n, 0)
         else:
             name = self.rng.choice("ab")
             self.both("truncate %s %d" % (name, n), lambda w: os.truncate(w.path(name), n))
@@ -330,6 +365,7 @@ class Runner:
         desc = "fallocate slot%d %s off=%d len=%d" % (s, mode_name, off, n)
         a, b = self.both(desc, lambda w: c_fallocate(w.fd(s), mode, off, n), compare=False)
         if a == b:
+            self.touched(s, off, n)
             return
         if a != (False, errno.errorcode[errno.EOPNOTSUPP]) or not b[0]:
             raise Divergence("%s: tmpfs %s, tierfs %s" % (desc, short(a), short(b)))
@@ -341,6 +377,7 @@ class Runner:
         finally:
             os.close(fd)
         self.log[-1] += " (tierfs did it, tmpfs EOPNOTSUPP: emulated)"
+        self.touched(s, off, n)
 
     @staticmethod
     def emulate(fd, mode, off, n):
@@ -357,11 +394,35 @@ class Runner:
             content = read_all(fd, size)
             os.pwrite(fd, content[:off] + bytes(n) + content[off:], 0)
 
+    def op_edge(self):
+        # Calls tmpfs refuses or answers with nothing: limits of the offset
+        # arithmetic (only ones that fail on tmpfs, so no file grows huge).
+        s = self.rng.randrange(3)
+        top = (1 << 63) - 1
+        cases = [
+            ("pwrite off=2^63-1 len=1", lambda w: os.pwrite(w.fd(s), b"x", top)),
+            ("pwrite off=2^63-4096 len=8192", lambda w: os.pwrite(w.fd(s), bytes(8192), top - 4095)),
+            ("pread off=2^62 len=10", lambda w: os.pread(w.fd(s), 10, 1 << 62)),
+            ("ftruncate -1", lambda w: os.ftruncate(w.fd(s), -1)),
+            ("fallocate 0 off=2^63-2 len=4", lambda w: c_fallocate(w.fd(s), 0, top - 1, 4)),
+            ("fallocate 0 off=0 len=0", lambda w: c_fallocate(w.fd(s), 0, 0, 0)),
+            ("fallocate 0 off=-1 len=10", lambda w: c_fallocate(w.fd(s), 0, -1, 10)),
+            ("fallocate PUNCH|KEEP off=2^63-2 len=4", lambda w: c_fallocate(w.fd(s), FALLOC_PUNCH | FALLOC_KEEP_SIZE, top - 1, 4)),
+            ("lseek -1 SEEK_DATA", lambda w: os.lseek(w.fd(s), -1, os.SEEK_DATA)),
+            ("lseek -1 SEEK_SET", lambda w: os.lseek(w.fd(s), -1, os.SEEK_SET)),
+            ("copy_file_range overlapping in one file", lambda w: os.copy_file_range(w.fd(s), w.fd(s), 8192, 0, 4096)),
+            ("copy_file_range len=2^62 from 0 to end+4096",
+             lambda w: os.copy_file_range(w.fd(s), w.fd(s), 1 << 62, 0, os.fstat(w.fd(s)).st_size + 4096)),
+        ]
+        name, fn = self.rng.choice(cases)
+        self.both("edge slot%d %s" % (s, name), fn)
+
     def op_copy_range(self):
         src, dst = self.rng.randrange(3), self.rng.randrange(3)
         so, do, n = self.offset(), self.offset(), self.length()
         self.both("copy_file_range slot%d@%d -> slot%d@%d len=%d" % (src, so, dst, do, n),
                   lambda w: os.copy_file_range(w.fd(src), w.fd(dst), n, so, do))
+        self.touched(dst, do, n)
 
     def op_sendfile(self):
         src, dst = self.rng.randrange(3), self.rng.randrange(3)
@@ -372,6 +433,7 @@ class Runner:
             got = os.sendfile(w.fd(dst), w.fd(src), so, n)
             return got, os.lseek(w.fd(dst), 0, os.SEEK_CUR)
         self.both("sendfile slot%d@%d -> slot%d@%d len=%d" % (src, so, dst, do, n), f)
+        self.touched(dst, do, n)
 
     def op_splice(self):
         src, dst = self.rng.randrange(3), self.rng.randrange(3)
@@ -392,6 +454,7 @@ class Runner:
                 os.close(r)
                 os.close(wr)
         self.both("splice slot%d@%d -> pipe -> slot%d@%d len=%d" % (src, so, dst, do, n), f)
+        self.touched(dst, do, n)
 
     def op_mmap(self):
         # A shared mapping of one descriptor, written and read inside EOF;
@@ -421,6 +484,26 @@ class Runner:
             finally:
                 libc.munmap(addr, size)
         self.both("mmap slot%d %s via slot%d%s frac=%.3f len=%d" % (s, direction, other, " msync" if ms else "", frac_off, len(d)), f)
+
+    def op_kept_mapping(self):
+        # A mapping made at the start, across truncates, punches, renames:
+        # it must always show the file's current bytes, and its stores reach it.
+        write = self.rng.random() < 0.5
+        frac_off, n = self.rng.random(), self.length()
+        d = self.data(n)
+
+        def f(w):
+            fd, addr, _ = w.pmap
+            size = min(os.fstat(fd).st_size, PMAP_BYTES)
+            if size == 0:
+                return "empty"
+            off = int(frac_off * size)
+            k = min(n, size - off)
+            if write:
+                ctypes.memmove(addr + off, d, k)
+                return os.pread(fd, k, off)
+            return ctypes.string_at(addr + off, k), os.pread(fd, k, off)
+        self.both("kept mapping %s frac=%.3f len=%d" % ("store" if write else "load", frac_off, n), f)
 
     def op_mmap_read(self):
         s = self.rng.randrange(3)
@@ -454,7 +537,8 @@ class Runner:
     def op_reopen(self):
         s = self.rng.randrange(3)
         name = self.rng.choice("ab")
-        flags = self.rng.choice(list(OPEN_FLAGS))
+        # Mostly read-write, so that most later operations on the slot can succeed.
+        flags = self.rng.choices(list(OPEN_FLAGS), [6, 1, 1, 2, 2, 1])[0]
         ok_a, _ = self.both("reopen slot%d %s %s" % (s, name, flags), lambda w: w.reopen(s, name, flags))
         if not ok_a[0]:
             # Keep a usable descriptor in the slot on both sides.
@@ -474,7 +558,7 @@ class Runner:
         (op_pwrite, 14), (op_pread, 10), (op_writev, 4), (op_readv, 4), (op_append, 3),
         (op_write_cur, 3), (op_seek_end, 2), (op_seek_data_hole, 5), (op_truncate, 5),
         (op_fallocate, 10), (op_copy_range, 5), (op_sendfile, 3), (op_splice, 3), (op_mmap, 6),
-        (op_mmap_read, 3), (op_sigbus, 1), (op_sync, 2), (op_reopen, 3), (op_rename, 1),
+        (op_mmap_read, 3), (op_sigbus, 1), (op_edge, 2), (op_kept_mapping, 5), (op_sync, 2), (op_reopen, 3), (op_rename, 1),
     ]
 
     def run(self, n_ops, check_every):
@@ -518,7 +602,7 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--seeds", type=int, default=1, help="seeds SEED .. SEED+K-1")
     p.add_argument("--ops", type=int, default=1000)
-    p.add_argument("--check-every", type=int, default=25)
+    p.add_argument("--check-every", type=int, default=10)
     p.add_argument("--max-size", type=int, default=3 << 20)
     p.add_argument("--granularity", type=int, default=65536)
     p.add_argument("--verbose", action="store_true")
