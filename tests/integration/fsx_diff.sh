@@ -8,13 +8,13 @@
 #  1. kernel path, 4 KiB pages;  2. kernel path, 2 MiB pages (skipped where
 #  tmpfs has no huge folios);  3. server path, two shm regions at 64 KiB;
 #  4. a 1 MiB server-path tier above a second one, so writes spill.
-# FSX_SEEDS / FSX_OPS set how much (default 2 x 300, 40 s on a loaded 2-core machine);
+# FSX_SEEDS / FSX_OPS set how much (default 2 x 250: 35-60 s on a loaded 2-core machine);
 # FSX_SEED picks the first seed. SKIPs the kernel-path mounts where the
 # build or the kernel has no passthrough.
 source "$(dirname "$0")/lib.sh"
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 SEEDS=${FSX_SEEDS:-2}
-OPS=${FSX_OPS:-300}
+OPS=${FSX_OPS:-250}
 SEED=${FSX_SEED:-1}
 FSX="$TIERFS_SOURCE_ROOT/tests/integration/fsx_diff.py"
 REF=$(mktemp -d /dev/shm/tierfs-fsx-ref-XXXXXX)
