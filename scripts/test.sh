@@ -86,13 +86,17 @@ phase "build ($build_dir)"
 
 # beside NAME COMMAND...: COMMAND runs beside the suites in a session of its
 # own (an early exit ends all of it); its output is shown when it has ended,
-# and its failure fails the run.
+# and its failure fails the run. A new session is a scheduler autogroup of
+# its own (kernel.sched_autogroup_enabled, on in Debian's kernels and CI's),
+# which gets as much CPU as the suites' whatever nice its tasks have: the
+# autogroup's own nice (/proc/self/autogroup) is what puts it below them.
 beside() {
   local name=$1
   shift
   beside_names+=("$name")
   beside_logs+=("$(mktemp)")
-  setsid "$@" >"${beside_logs[-1]}" 2>&1 &
+  setsid bash -c 'echo 19 >/proc/self/autogroup 2>/dev/null; exec "$@"' beside "$@" \
+    >"${beside_logs[-1]}" 2>&1 &
   beside_pids+=($!)
   echo "test: started beside the suites: $name"
 }

@@ -66,6 +66,15 @@ flock 9
 # (scripts/test.sh). What runs in the root (servers, Slurm) keeps the normal
 # priority, so that its waits are not a busy machine's starvation.
 background=(nice -n 19)
+# meson test starts each test in a session, and so a scheduler autogroup, of
+# its own (kernel.sched_autogroup_enabled), which gets as much CPU as the
+# suites' whatever nice its tasks have: the autogroup's nice is what puts the
+# build below them, and is put back for the root. Only when this script leads
+# its session, so that a shell that runs it is left alone.
+session_nice() {
+  [ "$(ps -o sid= -p $$ | tr -d ' ')" != $$ ] || echo "$1" >/proc/self/autogroup 2>/dev/null || true
+}
+session_nice 19
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 step() { echo "package: $* (${SECONDS}s)"; }
@@ -154,6 +163,7 @@ if [ ! -f "$tarball" ]; then
     { rm -rf "$tarball.tmp"; tail -20 "$W/mmdebstrap.log" >&2; echo "FAIL: mmdebstrap" >&2; exit 1; }
   mv "$tarball.tmp" "$tarball"
 fi
+session_nice 0
 step "unpack the root"
 mkdir -p "$ROOT"
 tar -C "$ROOT" -xf "$tarball" || { echo "FAIL: unpack $tarball" >&2; exit 1; }
