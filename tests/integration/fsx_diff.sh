@@ -7,14 +7,15 @@
 # and byte must match. Four mounts:
 #  1. kernel path, 4 KiB pages;  2. kernel path, 2 MiB pages (skipped where
 #  tmpfs has no huge folios);  3. server path, two shm regions at 64 KiB;
-#  4. a 1 MiB server-path tier above a second one, so writes spill.
-# FSX_SEEDS / FSX_OPS set how much (default 2 x 250: 35-60 s on a loaded 2-core machine);
+#  4. a 1 MiB server-path tier above a second one, so writes spill;
+#  5. a kernel-path and a server-path tier, file "b" placed on the latter.
+# FSX_SEEDS / FSX_OPS set how much (default 2 x 200: 35-60 s on a loaded 2-core machine);
 # FSX_SEED picks the first seed. SKIPs the kernel-path mounts where the
 # build or the kernel has no passthrough.
 source "$(dirname "$0")/lib.sh"
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 SEEDS=${FSX_SEEDS:-2}
-OPS=${FSX_OPS:-250}
+OPS=${FSX_OPS:-200}
 SEED=${FSX_SEED:-1}
 FSX="$TIERFS_SOURCE_ROOT/tests/integration/fsx_diff.py"
 REF=$(mktemp -d /dev/shm/tierfs-fsx-ref-XXXXXX)
@@ -50,6 +51,15 @@ $(tierfs_kernel_tier huge 256MiB 2MiB)"
   else
     echo "SKIP kernel-2MiB: $(cat "$WORK/huge.out")"
   fi
+  # File "a" on the kernel path, "b" on the server path: copies, splices and
+  # renames between the two data paths.
+  run_fsx mixed 4096 "[mount]
+state_dir = \"$WORK/state-mixed\"
+$(tierfs_kernel_tier fast 256MiB 4KiB)
+$(tierfs_shm_tier slow 2 256MiB 64KiB)
+[[placement]]
+path = \"*/b\"
+tier = \"slow\""
 else
   # Exits (skip or fail) when the kernel path is refused; the server-path
   # mounts then go untested here, as in the other kernel-path tests.
