@@ -393,10 +393,10 @@ static int fallocate_locked(Fs& fs, Inode& inode, int mode, uint64_t off, uint64
   if (!keep_size && off + len > inode.size) {
     if (int grown = inode.data->extend(off + len)) return grown;
     inode.size = off + len;
-    inode.mtime_ns = now;
   }
-  if (action != 0) inode.mtime_ns = now;
-  inode.ctime_ns = now;
+  // Every mode moves mtime and ctime, as tmpfs, ext4 and xfs do
+  // (file_modified), also a mode 0 or KEEP_SIZE within the file.
+  inode.mtime_ns = inode.ctime_ns = now;
   return 0;
 }
 
