@@ -22,6 +22,14 @@ Differences that POSIX and Linux allow, and so are not compared exactly:
   pipe holds page-cache pages by reference on tmpfs and the kernel path, so
   the copy reads bytes it already overwrote; the server path copies first.
   Neither is promised; such ranges are not generated (Runner.apart).
+- Timestamps only with --timestamps (the server-path mounts), and one way:
+  a write, truncate, fallocate or copy that moves st_mtime or st_ctime on
+  tmpfs must move it on tierfs. On the kernel path the kernel may keep a
+  file's attributes without asking (docs/operations.md), so the backing
+  tmpfs file is not stat'ed before a write and takes the write's time at
+  the coarse clock (multigrain timestamps fine-grain only after a query):
+  a write in the same tick as the last change leaves st_mtime as it was, as
+  on file systems with coarse timestamps; POSIX leaves the granularity open.
 - st_blocks is not compared (allocation granularity differs by design).
 Everything else (sizes, bytes, errno of every call, SIGBUS past EOF in a
 shared mapping) must be the same.
@@ -160,6 +168,14 @@ class World:
         return out
 
 
+def stamp(w, slot):
+    """(st_mtime_ns, st_ctime_ns) of the slot's file, None without one."""
+    if not w.slots[slot]:
+        return None
+    st = os.fstat(w.fd(slot))
+    return st.st_mtime_ns, st.st_ctime_ns
+
+
 def read_all(fd, size):
     chunks, off = [], 0
     while off < size:
@@ -191,7 +207,8 @@ def sigbus_probe(fd, size):
 
 
 class Runner:
-    def __init__(self, ref_dir, test_dir, seed, max_size, granularity, verbose):
+    def __init__(self, ref_dir, test_dir, seed, max_size, granularity, verbose, timestamps=False):
+        self.timestamps = timestamps
         self.rng = random.Random(seed)
         self.seed = seed
         self.max_size = max_size
@@ -226,11 +243,22 @@ class Runner:
     def data(self, n):
         return self.rng.randbytes(n)
 
-    def both(self, desc, fn, compare=True):
-        """Runs fn(world) on the reference and on tierfs; the outcomes must match."""
+    def both(self, desc, fn, compare=True, stamps=None):
+        """Runs fn(world) on the reference and on tierfs; the outcomes must match.
+        With stamps=SLOT: when the call moved st_mtime or st_ctime of SLOT's
+        file on tmpfs, it must move them on tierfs too (not the reverse:
+        tmpfs takes coarse timestamps, two calls may share one)."""
         self.log.append(desc)
+        if not self.timestamps:
+            stamps = None
+        before = [stamp(w, stamps) for w in (self.ref, self.test)] if stamps is not None else None
         a = outcome(lambda: fn(self.ref))
         b = outcome(lambda: fn(self.test))
+        if before is not None and a == b:
+            after = [stamp(w, stamps) for w in (self.ref, self.test)]
+            for i, what in enumerate(("st_mtime", "st_ctime")):
+                if before[0] and after[0] and before[0][i] != after[0][i] and before[1][i] == after[1][i]:
+                    raise Divergence("%s: changed %s on tmpfs, not on tierfs" % (desc, what))
         if self.verbose:
             print("%5d %s -> %s" % (len(self.log) - 1, desc, short(a)))
         if compare and a != b:
@@ -276,7 +304,7 @@ class Runner:
     # --- operations ---------------------------------------------------------
     def op_pwrite(self):
         s, off, d = self.rng.randrange(3), self.offset(), self.data(self.length())
-        self.both("pwrite slot%d off=%d len=%d" % (s, off, len(d)), lambda w: os.pwrite(w.fd(s), d, off))
+        self.both("pwrite slot%d off=%d len=%d" % (s, off, len(d)), lambda w: os.pwrite(w.fd(s), d, off), stamps=s)
         self.touched(s, off, len(d))
 
     def op_pread(self):
@@ -287,7 +315,7 @@ class Runner:
         s, off = self.rng.randrange(3), self.offset()
         bufs = [self.data(self.rng.randrange(0, 3 * PAGE)) for _ in range(self.rng.randrange(1, 5))]
         self.both("pwritev slot%d off=%d lens=%s" % (s, off, [len(b) for b in bufs]),
-                  lambda w: os.pwritev(w.fd(s), bufs, off))
+                  lambda w: os.pwritev(w.fd(s), bufs, off), stamps=s)
         self.touched(s, off, sum(len(b) for b in bufs))
 
     def op_readv(self):
@@ -355,7 +383,7 @@ class Runner:
         n = self.rng.choice([0, self.offset(), self.offset(), self.rng.randrange(0, self.max_size)])
         if self.rng.random() < 0.5:
             s = self.rng.randrange(3)
-            self.both("ftruncate slot%d %d" % (s, n), lambda w: os.ftruncate(w.fd(s), n))
+            self.both("ftruncate slot%d %d" % (s, n), lambda w: os.ftruncate(w.fd(s), n), stamps=s)
             self.touched(s, n, 0)
         else:
             name = self.rng.choice("ab")
@@ -369,7 +397,7 @@ class Runner:
         if mode & (FALLOC_COLLAPSE | FALLOC_INSERT) and self.rng.random() < 0.7:
             off, n = off // PAGE * PAGE, max(1, n // PAGE) * PAGE
         desc = "fallocate slot%d %s off=%d len=%d" % (s, mode_name, off, n)
-        a, b = self.both(desc, lambda w: c_fallocate(w.fd(s), mode, off, n), compare=False)
+        a, b = self.both(desc, lambda w: c_fallocate(w.fd(s), mode, off, n), compare=False, stamps=s)
         if a == b:
             self.touched(s, off, n)
             return
@@ -427,7 +455,7 @@ class Runner:
         src, dst = self.rng.randrange(3), self.rng.randrange(3)
         so, do, n = self.offset(), self.offset(), self.length()
         self.both("copy_file_range slot%d@%d -> slot%d@%d len=%d" % (src, so, dst, do, n),
-                  lambda w: os.copy_file_range(w.fd(src), w.fd(dst), n, so, do))
+                  lambda w: os.copy_file_range(w.fd(src), w.fd(dst), n, so, do), stamps=dst)
         self.touched(dst, do, n)
 
     def apart(self, src, so, dst, do, n):
@@ -647,6 +675,8 @@ def main():
                    help="largest offset drawn (default: 3 MiB for even seeds, 256 KiB as fsx for odd ones)")
     p.add_argument("--granularity", type=int, default=65536)
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--timestamps", action="store_true",
+                   help="a call that moves st_mtime/st_ctime on tmpfs must move them on tierfs")
     a = p.parse_args()
     # A fault in the tester itself (SIGBUS inside a mapping below EOF) names
     # the operation in a traceback; the seed is on the line before it.
@@ -655,7 +685,7 @@ def main():
     for seed in range(a.seed, a.seed + a.seeds):
         print("seed %d" % seed, file=sys.stderr, flush=True)
         max_size = a.max_size or ((3 << 20) if seed % 2 == 0 else (256 << 10))
-        r = Runner(a.ref, a.test, seed, max_size, a.granularity, a.verbose)
+        r = Runner(a.ref, a.test, seed, max_size, a.granularity, a.verbose, a.timestamps)
         if not r.run(a.ops, a.check_every):
             failed.append(seed)
     print("fsx_diff: %d seeds x %d ops on %s, %d diverged%s" % (

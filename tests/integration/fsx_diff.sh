@@ -22,14 +22,15 @@ REF=$(mktemp -d /dev/shm/tierfs-fsx-ref-XXXXXX)
 trap 'rm -rf "$REF"; tierfs_cleanup' EXIT
 failures=0
 
-# run_fsx NAME GRANULARITY CONFIG: one mount, SEEDS seeds of OPS operations.
+# run_fsx NAME GRANULARITY CONFIG [OPTION...]: one mount, SEEDS seeds of OPS operations.
 run_fsx() {
   local name=$1 gran=$2 config=$3
+  shift 3
   tierfs_start_mount "$config" --log-file "$WORK/$name.log"
   mkdir "$MNT/fsx"
   echo "== $name"
   if ! python3 "$FSX" "$REF" "$MNT/fsx" --seed "$SEED" --seeds "$SEEDS" --ops "$OPS" \
-      --granularity "$gran"; then
+      --granularity "$gran" "$@"; then
     echo "FAIL: $name diverged from tmpfs (server log: $(tail -5 "$WORK/$name.log"))" >&2
     failures=$((failures + 1))
   fi
@@ -69,9 +70,10 @@ else
   echo "SKIP the kernel-path mounts"
 fi
 
-run_fsx server-64KiB 65536 "$(tierfs_shm_tier data 2 256MiB 64KiB)"
+# The server path keeps timestamps itself, fine-grained: they are compared too.
+run_fsx server-64KiB 65536 "$(tierfs_shm_tier data 2 256MiB 64KiB)" --timestamps
 run_fsx spill 65536 "$(tierfs_shm_tier small 1 1MiB 64KiB)
-$(tierfs_shm_tier big 2 256MiB 64KiB)"
+$(tierfs_shm_tier big 2 256MiB 64KiB)" --timestamps
 
 [ "$failures" = 0 ] || exit 1
 echo "ok: fsx_diff"
