@@ -40,6 +40,13 @@ bool Config::any_persistent() const {
   return false;
 }
 
+bool Config::any_bytes_outlive_machine() const {
+  for (const TierConfig& t : tiers)
+    for (const TierRegion& r : t.regions)
+      if (r.spec.kind != numa::RegionKind::numa) return true;
+  return false;
+}
+
 int Config::tier_index(std::string_view name) const {
   for (size_t i = 0; i < tiers.size(); ++i)
     if (tiers[i].name == name) return static_cast<int>(i);

@@ -117,6 +117,9 @@ struct Config {
 
   const TierConfig* tier(std::string_view name) const;
   bool any_persistent() const;
+  // A tier with file: or dax: regions, whose bytes can outlive the machine
+  // (numa: memory cannot): the metadata log must then reach storage at fsync.
+  bool any_bytes_outlive_machine() const;
   int tier_index(std::string_view name) const;  // -1 when absent
 };
 

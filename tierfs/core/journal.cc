@@ -176,15 +176,16 @@ MetadataImage replay_state(int dir_fd, const std::string& dir_path, ReplayReport
   return image;
 }
 
-Journal::Journal(int dir_fd, std::string dir_path)
-    : dir_fd_(dir_fd), dir_path_(std::move(dir_path)) {}
+Journal::Journal(int dir_fd, std::string dir_path, LogDurability durability)
+    : dir_fd_(dir_fd), dir_path_(std::move(dir_path)), durability_(durability) {}
 
 Journal::~Journal() {
   if (journal_fd_ >= 0) close(journal_fd_);
 }
 
-std::unique_ptr<Journal> Journal::open(int dir_fd, std::string dir_path, bool fresh) {
-  std::unique_ptr<Journal> j(new Journal(dir_fd, std::move(dir_path)));
+std::unique_ptr<Journal> Journal::open(int dir_fd, std::string dir_path, bool fresh,
+                                       LogDurability durability) {
+  std::unique_ptr<Journal> j(new Journal(dir_fd, std::move(dir_path), durability));
   if (fresh) {
     unlinkat(dir_fd, kCheckpoint, 0);
     unlinkat(dir_fd, kCheckpointTemp, 0);
@@ -247,7 +248,13 @@ int Journal::commit(const RecordBuilder& records) {
 
 int Journal::sync() const {
   crash_point("journal.before_sync");
-  return fdatasync(journal_fd_) == 0 ? 0 : -errno;
+  return sync_to_storage(journal_fd_, true);
+}
+
+int Journal::sync_to_storage(int fd, bool data_only) const {
+  if (durability_ == LogDurability::process) return 0;
+  ++storage_syncs_;
+  return (data_only ? fdatasync(fd) : fsync(fd)) == 0 ? 0 : -errno;
 }
 
 int Journal::checkpoint() {
@@ -277,7 +284,7 @@ int Journal::checkpoint_locked() {
       openat(dir_fd_, kCheckpointTemp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return -errno;
   int err = write_all(fd, bytes, 0);
-  if (!err && fsync(fd) != 0) err = -errno;
+  if (!err) err = sync_to_storage(fd, false);
   close(fd);
   if (err) {
     unlinkat(dir_fd_, kCheckpointTemp, 0);
@@ -285,7 +292,7 @@ int Journal::checkpoint_locked() {
   }
   crash_point("checkpoint.before_rename");
   if (renameat(dir_fd_, kCheckpointTemp, dir_fd_, kCheckpoint) != 0) return -errno;
-  fsync(dir_fd_);
+  sync_to_storage(dir_fd_, false);
   crash_point("checkpoint.after_rename");
   // The journal continues the new checkpoint; its old frames are in it.
   RecordBuilder header;

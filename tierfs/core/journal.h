@@ -6,6 +6,7 @@
 // passes a size bound. See docs/architecture.md, "Metadata log".
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -38,13 +39,25 @@ struct ReplayReport {
 MetadataImage replay_state(int dir_fd, const std::string& dir_path, ReplayReport& report,
                            bool keep_unlinked = false);
 
+// What the log must outlive. Every append is a write(2): once it returns,
+// the page cache holds the frame past the server's death (kill -9).
+// - storage: also past the machine's (power loss, a kernel crash): sync()
+//   fdatasyncs and checkpoints are fsync'd before and after their rename.
+//   For mounts whose bytes can outlive the machine (file: and dax: regions).
+// - process: only past the server's: no fsync or fdatasync, which would buy
+//   nothing when the bytes the log describes are all in memory (numa:
+//   regions) and cost a disk flush per fsync(2) where the state directory is
+//   not on a tmpfs.
+enum class LogDurability { storage, process };
+
 class Journal {
  public:
   // Opens the log in the state directory `dir_fd` (path for messages).
   // fresh: discards any previous log and starts empty; otherwise replays it
   // (replay_state) and writes a new checkpoint of the result, so the journal
   // starts empty and a torn tail is gone for good.
-  static std::unique_ptr<Journal> open(int dir_fd, std::string dir_path, bool fresh);
+  static std::unique_ptr<Journal> open(int dir_fd, std::string dir_path, bool fresh,
+                                       LogDurability durability = LogDurability::storage);
   ~Journal();
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
@@ -62,7 +75,7 @@ class Journal {
   // Returns 0 or -errno (the log could not be written: the change is in
   // memory but would not survive a crash; logged once).
   int commit(const RecordBuilder& records);
-  // fdatasync of the journal (fsync of a file).
+  // fdatasync of the journal (fsync of a file); nothing with LogDurability::process.
   int sync() const;
   // Compacts now: checkpoint, journal emptied (clean unmount of a persistent mount).
   int checkpoint();
@@ -71,14 +84,20 @@ class Journal {
   void with_image(const std::function<void(const MetadataImage&)>& visit) const;
   uint64_t journal_bytes() const;
   uint64_t checkpoints_written() const;
+  // fsync and fdatasync calls made so far (0 with LogDurability::process).
+  uint64_t storage_syncs() const { return storage_syncs_.load(); }
 
  private:
-  Journal(int dir_fd, std::string dir_path);
+  Journal(int dir_fd, std::string dir_path, LogDurability durability);
   int checkpoint_locked();
+  // fsync (data_only: fdatasync) of fd when the log must outlive the machine.
+  int sync_to_storage(int fd, bool data_only) const;
   int write_all(int fd, std::string_view bytes, uint64_t offset);
 
   const int dir_fd_;
   const std::string dir_path_;
+  const LogDurability durability_;
+  mutable std::atomic<uint64_t> storage_syncs_{0};
   int journal_fd_ = -1;
   mutable std::mutex lock_;
   MetadataImage image_;

@@ -343,8 +343,12 @@ void forget_new_state(std::unique_ptr<MountState>& state) {
 
 // Opens the mount's metadata log in its state directory and rebuilds the
 // namespace from it (throws one line when the log cannot be taken over).
+// A mount of numa: tiers only keeps its log for the next server, not for the
+// next boot: no fsync (LogDurability).
 void attach_metadata_log(Fs& fs, const MountState& state) {
-  auto journal = Journal::open(state.dir_fd(), state.path(), state.fresh());
+  auto journal = Journal::open(
+      state.dir_fd(), state.path(), state.fresh(),
+      fs.config().any_bytes_outlive_machine() ? LogDurability::storage : LogDurability::process);
   const ReplayReport& replay = journal->replay_report();
   const bool replayed = !state.fresh();
   fs.attach_journal(std::move(journal));

@@ -43,7 +43,7 @@ std::string error_of(const std::string& text, const std::string& name = "c.toml"
 const fs::path kSource = TIERFS_TEST_SOURCE_ROOT;
 
 TEST(Config, TwoTierFileGivesItsValues) {
-  const auto c = parse_config(R"(
+  auto c = parse_config(R"(
 [mount]
 cache = "kernel"
 max_io = "4MiB"
@@ -72,7 +72,7 @@ tier = "cxl"
 [defaults]
 tier = "dram"
 )",
-                              "two.toml", fake_topology());
+                        "two.toml", fake_topology());
   EXPECT_EQ(c.mount.cache, tierfs::CacheMode::kernel);
   EXPECT_EQ(c.mount.max_io_bytes, 4u << 20);
   EXPECT_EQ(c.mount.threads, 8u);
@@ -95,6 +95,9 @@ tier = "dram"
   EXPECT_EQ(l.ways, 2u);
   EXPECT_EQ(l.granularity_shift, 12u);
   EXPECT_EQ(l.weights[0], 3);
+  EXPECT_TRUE(c.any_bytes_outlive_machine());  // the dax: tier
+  c.tiers.pop_back();
+  EXPECT_FALSE(c.any_bytes_outlive_machine());  // numa: memory only
 }
 
 TEST(Config, SizeRoundsDownToWholeRows) {

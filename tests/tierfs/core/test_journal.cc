@@ -110,6 +110,30 @@ TEST(Journal, ReplayGivesBackWhatWasCommitted) {
   EXPECT_EQ(again.inodes[2].xattrs.at("user.k"), "v");
 }
 
+// A log that only has to outlive the server (a mount of numa: tiers) is
+// the same log without the flushes: what it committed replays, and it made
+// no fsync or fdatasync; one for machines' crashes makes them.
+TEST(Journal, ProcessDurabilityReplaysTheSameWithoutFlushes) {
+  StateDir dir;
+  {
+    auto journal = Journal::open(dir.fd(), dir.path(), true, LogDurability::process);
+    log_small_tree(*journal);
+    EXPECT_EQ(journal->sync(), 0);
+    EXPECT_EQ(journal->checkpoint(), 0);
+    EXPECT_EQ(journal->storage_syncs(), 0u);
+  }
+  auto reopened = Journal::open(dir.fd(), dir.path(), false, LogDurability::process);
+  ASSERT_EQ(reopened->image().inodes.size(), 2u);
+  EXPECT_EQ(reopened->image().inodes.at(2).xattrs.at("user.k"), "v");
+
+  StateDir other;
+  auto durable = Journal::open(other.fd(), other.path(), true);
+  const uint64_t at_open = durable->storage_syncs();  // the first checkpoint's
+  EXPECT_GE(at_open, 2u);
+  EXPECT_EQ(durable->sync(), 0);
+  EXPECT_EQ(durable->storage_syncs(), at_open + 1);
+}
+
 TEST(Journal, TornTailEndsReplay) {
   StateDir dir;
   log_small_tree(*Journal::open(dir.fd(), dir.path(), true));
