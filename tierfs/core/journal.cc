@@ -34,6 +34,12 @@ constexpr const char* kCheckpointTemp = "checkpoint.tmp";
 // replay then reads at most about twice the image.
 constexpr uint64_t kMinCheckpointBound = uint64_t{32} << 20;
 constexpr size_t kCheckpointFrameBytes = size_t{1} << 20;
+// Space kept allocated past the journal's end, and the rest of it below
+// which more is asked for: a change is a frame of 100-300 bytes, so the
+// low mark takes about a thousand changes already admitted when the state
+// directory's file system is full.
+constexpr uint64_t kReserveBytes = uint64_t{1} << 20;
+constexpr uint64_t kReserveLowBytes = uint64_t{256} << 10;
 
 // Testing knob (documented with the crash points): a small bound makes the
 // crash test cross checkpoints.
@@ -224,6 +230,7 @@ int Journal::commit(const RecordBuilder& records) {
     have_image_ = false;
   }
   if (journal_bytes_ > checkpoint_bound_) checkpoint_locked();
+  reserve_locked();
   frame_.clear();
   append_frame(frame_, records.bytes());
   crash_point("journal.before_write");
@@ -235,6 +242,7 @@ int Journal::commit(const RecordBuilder& records) {
   if (int err = write_all(journal_fd_, frame_, journal_bytes_)) {
     // Nothing half-written stays: the next frame starts where this one did.
     if (ftruncate(journal_fd_, static_cast<off_t>(journal_bytes_)) != 0) err = -errno;
+    reserved_bytes_ = journal_bytes_;  // the truncation gave the rest back
     if (!write_failed_)
       spdlog::error("{}/{}: cannot append: {}; changes from now on do not survive a crash",
                     dir_path_, kJournal, strerror(-err));
@@ -244,6 +252,36 @@ int Journal::commit(const RecordBuilder& records) {
   journal_bytes_ += frame_.size();
   crash_point("journal.after_write");
   return 0;
+}
+
+void Journal::reserve_locked() {
+  if (reserved_bytes_ >= journal_bytes_ + kReserveLowBytes) return;
+  const uint64_t want = journal_bytes_ + kReserveBytes;
+  if (fallocate(journal_fd_, FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(want)) == 0) {
+    reserved_bytes_ = want;
+    if (reserve_failed_) spdlog::info("{}/{}: space again, changes accepted", dir_path_, kJournal);
+    reserve_failed_ = false;
+    room_ = true;
+    return;
+  }
+  const int err = errno;
+  if (err == EOPNOTSUPP) {
+    // A file system that cannot reserve: appends take their chance, as before.
+    reserved_bytes_ = want;
+    return;
+  }
+  if (!reserve_failed_)
+    spdlog::error("{}/{}: cannot reserve log space: {}; changes are refused (ENOSPC) until it can",
+                  dir_path_, kJournal, strerror(err));
+  reserve_failed_ = true;
+  room_ = false;
+}
+
+bool Journal::has_room() {
+  if (room_.load(std::memory_order_relaxed)) return true;
+  std::lock_guard guard(lock_);
+  reserve_locked();
+  return room_.load();
 }
 
 int Journal::sync() const {
@@ -303,6 +341,8 @@ int Journal::checkpoint_locked() {
   if (int werr = write_all(journal_fd_, first, 0)) return werr;
   generation_ = generation;
   journal_bytes_ = first.size();
+  reserved_bytes_ = 0;  // the truncation gave it back
+  reserve_locked();
   checkpoint_bound_ = std::max<uint64_t>(min_checkpoint_bound(), bytes.size());
   ++checkpoints_;
   return 0;

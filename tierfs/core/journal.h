@@ -75,6 +75,13 @@ class Journal {
   // Returns 0 or -errno (the log could not be written: the change is in
   // memory but would not survive a crash; logged once).
   int commit(const RecordBuilder& records);
+  // Whether the log can take more changes: it keeps space allocated ahead of
+  // its end (fallocate, kReserveBytes), and once its file system cannot
+  // give more (a full state directory) a change that would be acknowledged
+  // without reaching the log must be refused instead (ENOSPC). What is left
+  // of the reserve then takes the changes already under way. Tries to
+  // allocate again each time it is asked while full.
+  bool has_room();
   // fdatasync of the journal (fsync of a file); nothing with LogDurability::process.
   int sync() const;
   // Compacts now: checkpoint, journal emptied (clean unmount of a persistent mount).
@@ -90,6 +97,9 @@ class Journal {
  private:
   Journal(int dir_fd, std::string dir_path, LogDurability durability);
   int checkpoint_locked();
+  // Keeps kReserveBytes allocated past the journal's end once fewer than
+  // kReserveLowBytes are; room_ says whether it could.
+  void reserve_locked();
   // fsync (data_only: fdatasync) of fd when the log must outlive the machine.
   int sync_to_storage(int fd, bool data_only) const;
   int write_all(int fd, std::string_view bytes, uint64_t offset);
@@ -105,6 +115,9 @@ class Journal {
   ReplayReport report_;
   uint64_t generation_ = 0;
   uint64_t journal_bytes_ = 0;
+  uint64_t reserved_bytes_ = 0;  // allocated in the journal file (KEEP_SIZE), from offset 0
+  std::atomic<bool> room_{true};
+  bool reserve_failed_ = false;    // logged once per episode
   uint64_t checkpoint_bound_ = 0;  // checkpoint when the journal passes this
   uint64_t checkpoints_ = 0;
   bool write_failed_ = false;  // logged once

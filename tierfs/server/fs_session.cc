@@ -47,6 +47,25 @@ struct PrivilegeDrop {
 // Whether the kernel offered FUSE over io_uring at FUSE_INIT (fs_init).
 bool uring_offered = false;
 
+// A change refused before it happens when the metadata log has no room
+// left (Journal::has_room: its state directory's file system is full):
+// replied ENOSPC rather than acknowledged and then lost to the next kill -9.
+// Unlink, rmdir, release and fsync stay open: they give space back or only
+// log what is already there, and the log's reserve takes them.
+template <auto Op>
+struct UnlessLogFull;
+template <typename... Args, void (*Op)(fuse_req_t, Args...)>
+struct UnlessLogFull<Op> {
+  static void call(fuse_req_t req, Args... args) {
+    Journal* journal = fs_of(req).journal();
+    if (journal && !journal->has_room()) {
+      fuse_reply_err(req, ENOSPC);
+      return;
+    }
+    Op(req, args...);
+  }
+};
+
 }  // namespace
 
 fuse_lowlevel_ops make_operations() {
@@ -57,23 +76,23 @@ fuse_lowlevel_ops make_operations() {
   ops.forget = fs_forget;
   ops.forget_multi = fs_forget_multi;
   ops.getattr = fs_getattr;
-  ops.setattr = fs_setattr;
+  ops.setattr = UnlessLogFull<fs_setattr>::call;
   ops.readlink = fs_readlink;
-  ops.mknod = fs_mknod;
-  ops.mkdir = fs_mkdir;
-  ops.symlink = fs_symlink;
-  ops.link = fs_link;
+  ops.mknod = UnlessLogFull<fs_mknod>::call;
+  ops.mkdir = UnlessLogFull<fs_mkdir>::call;
+  ops.symlink = UnlessLogFull<fs_symlink>::call;
+  ops.link = UnlessLogFull<fs_link>::call;
   ops.unlink = fs_unlink;
   ops.rmdir = fs_rmdir;
-  ops.rename = fs_rename;
-  ops.create = fs_create;
+  ops.rename = UnlessLogFull<fs_rename>::call;
+  ops.create = UnlessLogFull<fs_create>::call;
   ops.open = fs_open;
   ops.read = fs_read;
-  ops.write_buf = fs_write_buf;
+  ops.write_buf = UnlessLogFull<fs_write_buf>::call;
   ops.flush = fs_flush;
   ops.release = fs_release;
   ops.fsync = fs_fsync;
-  ops.fallocate = fs_fallocate;
+  ops.fallocate = UnlessLogFull<fs_fallocate>::call;
   ops.lseek = fs_lseek;
   ops.opendir = fs_opendir;
   ops.readdir = fs_readdir;
@@ -82,10 +101,10 @@ fuse_lowlevel_ops make_operations() {
   ops.fsyncdir = fs_fsyncdir;
   ops.statfs = fs_statfs;
   ops.access = fs_access;
-  ops.setxattr = fs_setxattr;
+  ops.setxattr = UnlessLogFull<fs_setxattr>::call;
   ops.getxattr = fs_getxattr;
   ops.listxattr = fs_listxattr;
-  ops.removexattr = fs_removexattr;
+  ops.removexattr = UnlessLogFull<fs_removexattr>::call;
   ops.ioctl = fs_ioctl;
   return ops;
 }
