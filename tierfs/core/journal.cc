@@ -259,8 +259,7 @@ void Journal::reserve_locked() {
   const uint64_t want = journal_bytes_ + kReserveBytes;
   if (fallocate(journal_fd_, FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(want)) == 0) {
     reserved_bytes_ = want;
-    if (reserve_failed_) spdlog::info("{}/{}: space again, changes accepted", dir_path_, kJournal);
-    reserve_failed_ = false;
+    if (!room_) spdlog::info("{}/{}: space again, changes accepted", dir_path_, kJournal);
     room_ = true;
     return;
   }
@@ -270,10 +269,9 @@ void Journal::reserve_locked() {
     reserved_bytes_ = want;
     return;
   }
-  if (!reserve_failed_)
+  if (room_)
     spdlog::error("{}/{}: cannot reserve log space: {}; changes are refused (ENOSPC) until it can",
                   dir_path_, kJournal, strerror(err));
-  reserve_failed_ = true;
   room_ = false;
 }
 

@@ -115,9 +115,8 @@ class Journal {
   ReplayReport report_;
   uint64_t generation_ = 0;
   uint64_t journal_bytes_ = 0;
-  uint64_t reserved_bytes_ = 0;  // allocated in the journal file (KEEP_SIZE), from offset 0
-  std::atomic<bool> room_{true};
-  bool reserve_failed_ = false;    // logged once per episode
+  uint64_t reserved_bytes_ = 0;    // allocated in the journal file (KEEP_SIZE), from offset 0
+  std::atomic<bool> room_{true};   // false from a failed reservation to the next good one
   uint64_t checkpoint_bound_ = 0;  // checkpoint when the journal passes this
   uint64_t checkpoints_ = 0;
   bool write_failed_ = false;  // logged once
