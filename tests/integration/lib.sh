@@ -82,6 +82,20 @@ tierfs_kernel_path_refused() {
   exit 1
 }
 
+# tierfs_kernel_path_usable "TOML text": for a test whose server-path part
+# runs either way. 0 when check-config accepts the kernel-path configuration;
+# 1, after the SKIP line, where the build or the kernel has no kernel path;
+# exits as tierfs_kernel_path_refused does otherwise (a failure, or a missing
+# kernel feature under TIERFS_REQUIRE_PRIVILEGED).
+tierfs_kernel_path_usable() {
+  printf '%s\n' "$1" >"$WORK/check.toml"
+  "$TIERFS_BIN" check-config "$WORK/check.toml" >"$WORK/check.out" 2>&1 && return 0
+  local rc=0
+  (tierfs_kernel_path_refused "$WORK/check.out") || rc=$?
+  [ "$rc" = 77 ] || exit "$rc"
+  return 1
+}
+
 # tierfs_path_of FILE: the data path that serves FILE, "kernel" or "server"
 # (its user.tierfs.map says).
 tierfs_path_of() {
