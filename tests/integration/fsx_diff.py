@@ -22,15 +22,10 @@ Differences that POSIX and Linux allow, and so are not compared exactly:
   pipe holds page-cache pages by reference on tmpfs and the kernel path, so
   the copy reads bytes it already overwrote; the server path copies first.
   Neither is promised; such ranges are not generated (Runner.apart).
-- Timestamps only with --timestamps (the server-path mounts), and one way:
-  a write, truncate, fallocate or copy that moves st_mtime or st_ctime on
-  tmpfs must move it on tierfs. Not on the kernel path: there a pwrite or
-  an ftruncate to the same size right after another change can leave
-  st_mtime as it was (--timestamps, 8 seeds x 300 ops at 4 KiB: seeds 3, 6
-  and 8), where tmpfs, which refines a timestamp once it was read, moves it.
-  A file's mtime there is the later of the server's record and the backing
-  file's, and the times that reach it are the kernel's coarse clock; POSIX
-  leaves the granularity open, so it is left for now (docs/operations.md).
+- Timestamps only with --timestamps (fsx_diff.sh asks on every mount), and
+  one way: a write, truncate, fallocate or copy that moves st_mtime or
+  st_ctime on tmpfs must move it on tierfs (tmpfs refines a timestamp once
+  it was read, so a change right after another moves it there too).
 - st_blocks is not compared (allocation granularity differs by design).
 Everything else (sizes, bytes, errno of every call, SIGBUS past EOF in a
 shared mapping) must be the same.

@@ -4,7 +4,8 @@
 # mode, copy_file_range, sendfile, splice, shared mmap (and SIGBUS past EOF),
 # fsync, reopen with O_RDONLY/O_DIRECT, two descriptors and rename, run in
 # lockstep on a tmpfs directory and on a tierfs mount; every result, errno
-# and byte must match. Four mounts:
+# and byte must match, and a call that moves st_mtime/st_ctime on tmpfs
+# must move them on tierfs. Five mounts:
 #  1. kernel path, 4 KiB pages;  2. kernel path, 2 MiB pages (skipped where
 #  tmpfs has no huge folios);  3. server path, two shm regions at 64 KiB;
 #  4. a 1 MiB server-path tier above a second one, so writes spill;
@@ -42,13 +43,13 @@ state_dir = \"$WORK/state-k4\"
 $(tierfs_kernel_tier fast 256MiB 4KiB)"
 # The server-path mounts below run whether or not the kernel path is there.
 if tierfs_kernel_path_usable "$KERNEL4K"; then
-  run_fsx kernel-4KiB 4096 "$KERNEL4K"
+  run_fsx kernel-4KiB 4096 "$KERNEL4K" --timestamps
   KERNEL2M="[mount]
 state_dir = \"$WORK/state-k2m\"
 $(tierfs_kernel_tier huge 256MiB 2MiB)"
   printf '%s\n' "$KERNEL2M" >"$WORK/huge.toml"
   if "$TIERFS_BIN" check-config "$WORK/huge.toml" >"$WORK/huge.out" 2>&1; then
-    run_fsx kernel-2MiB $((2 << 20)) "$KERNEL2M"
+    run_fsx kernel-2MiB $((2 << 20)) "$KERNEL2M" --timestamps
   else
     echo "SKIP kernel-2MiB: $(cat "$WORK/huge.out")"
   fi
@@ -60,12 +61,13 @@ $(tierfs_kernel_tier fast 256MiB 4KiB)
 $(tierfs_shm_tier slow 2 256MiB 64KiB)
 [[placement]]
 path = \"*/b\"
-tier = \"slow\""
+tier = \"slow\"" --timestamps
 else
   echo "SKIP the kernel-path mounts"
 fi
 
-# The server path keeps timestamps itself, fine-grained: they are compared too.
+# Timestamps are compared on every mount: the server path keeps them
+# itself; the kernel path's come from the backing file's clock, the kernel's.
 run_fsx server-64KiB 65536 "$(tierfs_shm_tier data 2 256MiB 64KiB)" --timestamps
 run_fsx spill 65536 "$(tierfs_shm_tier small 1 1MiB 64KiB)
 $(tierfs_shm_tier big 2 256MiB 64KiB)" --timestamps

@@ -14,9 +14,16 @@
 #  5. a new file (its CREATE's attributes are kept for long): stats after an
 #     empty create make no GETATTR; truncate, mapped store, stat is fresh;
 #  6. read-only opens leave them kept (a read asks once, for atime), and a
-#     writable open beside a read-only one still makes a mapped store seen.
+#     writable open beside a read-only one still makes a mapped store seen;
+#  7. timestamps as on tmpfs, in lockstep with a file in a tmpfs: stat, a
+#     change, stat, 100 times each with no pause (tmpfs refines a stamp that
+#     was read: a change right after another moves mtime/ctime there), for
+#     pwrite, ftruncate and truncate to the same size, each right after
+#     another change, fallocate, punch hole, copy_file_range, utimes now,
+#     O_TRUNC, a mapped store with msync, chmod, setxattr, link: where the
+#     tmpfs file's mtime or ctime moved, the mount's must.
 # Each check compares the mount's stat with the backing file's own; all of
-# it on both cache modes. Takes about 6 s. SKIPs where the build or the
+# it on both cache modes. Takes about 10 s. SKIPs where the build or the
 # kernel has no passthrough.
 source "$(dirname "$0")/lib.sh"
 
@@ -29,14 +36,16 @@ config none >"$WORK/check.toml"
 "$TIERFS_BIN" check-config "$WORK/check.toml" >"$WORK/check.out" 2>&1 ||
   tierfs_kernel_path_refused "$WORK/check.out"
 
+REF=$(mktemp -d /dev/shm/tierfs-attrs-ref-XXXXXX)
+trap 'rm -rf "$REF"; tierfs_cleanup' EXIT
 failed=0
 for cache in none kernel; do
 tierfs_start_mount "$(config "$cache")" --log-file "$WORK/mount-$cache.log"
-PYTHONPATH="$(dirname "$0")" python3 - "$MNT" "$STATE/kernel-store.page" "$cache" <<'PY'
-import json, mmap, os, subprocess, sys, time
+PYTHONPATH="$(dirname "$0")" python3 - "$MNT" "$STATE/kernel-store.page" "$cache" "$REF" <<'PY'
+import ctypes, json, mmap, os, subprocess, sys, time
 import libc_mmap
 
-mnt, backing_dir, cache = sys.argv[1:4]
+mnt, backing_dir, cache, ref_dir = sys.argv[1:5]
 failures = []
 PAGE = 4096
 
@@ -230,6 +239,82 @@ view.close()
 os.close(fd)
 os.close(reader)
 check(r, "after the writer and the reader closed")
+
+
+# 7. Timestamps as on tmpfs: where a change moved the tmpfs file's mtime or
+# ctime, it must move the mount's, also right after another change.
+def lockstep(name, change, rounds=100):
+    paths = [f"{ref_dir}/{name}-{cache}", f"{mnt}/{name}"]
+    fds = [os.open(p, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644) for p in paths]
+    for fd in fds:
+        os.pwrite(fd, b"t" * 2 * PAGE, 0)
+    missed = {"st_mtime_ns": 0, "st_ctime_ns": 0}
+    for i in range(rounds):
+        moved = []
+        for p, fd in zip(paths, fds):
+            before = os.fstat(fd)
+            change(p, fd, i)
+            after = os.fstat(fd)
+            moved.append({k: getattr(before, k) != getattr(after, k) for k in missed})
+        for k in missed:
+            if moved[0][k] and not moved[1][k]:
+                missed[k] += 1
+    for fd in fds:
+        os.close(fd)
+    for k, n in missed.items():
+        if n:
+            fail(f"{name}: {k[:-3]} moved on tmpfs and not on the mount {n} times of {rounds}")
+
+
+def copy_range(p, fd, i):
+    os.ftruncate(fd, 2 * PAGE)
+    os.fstat(fd)
+    os.copy_file_range(fd, fd, 100, 0, PAGE)
+
+
+def mapped_store(p, fd, i):
+    with mmap.mmap(fd, PAGE) as view:
+        view[i % PAGE] = (i & 0xFF)
+        view.flush()
+
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+
+
+def punch(p, fd, i):
+    if libc.fallocate(fd, 3, 0, PAGE) != 0:  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
+        raise OSError(ctypes.get_errno(), "fallocate")
+
+
+def xattr(p, fd, i):
+    os.setxattr(p, "user.t", str(i).encode())
+
+
+def link(p, fd, i):
+    os.link(p, p + ".l")
+    os.unlink(p + ".l")
+
+
+lockstep("t-pwrite", lambda p, fd, i: os.pwrite(fd, b"w", i % PAGE))
+lockstep("t-ftruncate-same", lambda p, fd, i: os.ftruncate(fd, 2 * PAGE))
+lockstep("t-truncate-same", lambda p, fd, i: os.truncate(p, 2 * PAGE))
+lockstep("t-ftruncate-after-pwrite",
+         lambda p, fd, i: (os.pwrite(fd, b"w", 0), os.fstat(fd), os.ftruncate(fd, 2 * PAGE)))
+lockstep("t-pwrite-after-ftruncate",
+         lambda p, fd, i: (os.ftruncate(fd, 2 * PAGE), os.fstat(fd), os.pwrite(fd, b"w", 0)))
+lockstep("t-fallocate", lambda p, fd, i: os.posix_fallocate(fd, 0, PAGE))
+lockstep("t-punch", punch)
+lockstep("t-copy-file-range", copy_range)
+lockstep("t-utime-now", lambda p, fd, i: os.utime(fd))
+lockstep("t-pwrite-after-utime-now", lambda p, fd, i: (os.utime(fd), os.fstat(fd),
+                                                     os.pwrite(fd, b"w", 0)))
+lockstep("t-o-trunc", lambda p, fd, i: os.close(os.open(p, os.O_WRONLY | os.O_TRUNC)))
+lockstep("t-mapped-store", mapped_store)
+lockstep("t-chmod", lambda p, fd, i: os.chmod(fd, 0o600 | (i & 1) * 0o40))
+lockstep("t-pwrite-after-chmod", lambda p, fd, i: (os.chmod(fd, 0o644), os.fstat(fd),
+                                                  os.pwrite(fd, b"w", 0)))
+lockstep("t-setxattr", xattr)
 sys.exit(1 if failures else 0)
 PY
 [ $? = 0 ] || failed=1

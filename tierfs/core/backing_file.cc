@@ -264,6 +264,17 @@ int BackingFile::set_mtime(int64_t ns) const {
   return set_times({{0, UTIME_OMIT}, {ns / 1000000000, ns % 1000000000}});
 }
 
+int BackingFile::stamp_now(bool data) const {
+  const Fd fd = open();
+  if (fd.get() < 0) return -errno;
+  // chown(-1, -1) changes nothing but ctime; utimes with both times omitted
+  // would not even do that.
+  if (!data)
+    return fchown(fd.get(), static_cast<uid_t>(-1), static_cast<gid_t>(-1)) == 0 ? 0 : -errno;
+  const timespec times[2] = {{0, UTIME_OMIT}, {0, UTIME_NOW}};
+  return futimens(fd.get(), times) == 0 ? 0 : -errno;
+}
+
 int BackingFile::set_atime(int64_t ns) const {
   return set_times({{ns / 1000000000, ns % 1000000000}, {0, UTIME_OMIT}});
 }

@@ -94,6 +94,10 @@ class BackingFile {
   int64_t seek(uint64_t off, int whence) const;
   int set_mtime(int64_t ns) const;
   int set_atime(int64_t ns) const;
+  // Moves mtime and ctime (data) or ctime alone to the kernel's now: the
+  // clock that stamps the kernel's own writes to this file (see
+  // FileData::stamp_now). 0 or -errno.
+  int stamp_now(bool data) const;
   // The data of [off, end), run by run, for a migration's copy: put(at,
   // bytes) for each piece (at most 1 MiB, read into `buffer`), holes left
   // out. Where the file may hold huge folios (its st_blksize is larger than

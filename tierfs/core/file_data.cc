@@ -148,6 +148,14 @@ int FileData::extend(uint64_t new_size) {
 int FileData::set_mtime(int64_t ns) {
   return backing_ ? backing_->set_mtime(ns) : 0;
 }
+bool FileData::stamp_now(bool data, int64_t& mtime_ns, int64_t& ctime_ns) {
+  if (!backing_ || backing_->stamp_now(data) != 0) return false;
+  const BackingFile::Facts facts = backing_->facts();
+  if (facts.ctime_ns == 0) return false;  // gone meanwhile: the caller's clock then
+  if (data) mtime_ns = facts.mtime_ns;
+  ctime_ns = facts.ctime_ns;
+  return true;
+}
 int FileData::set_atime(int64_t ns) {
   return backing_ ? backing_->set_atime(ns) : 0;
 }

@@ -79,6 +79,15 @@ class FileData {
   // utimensat: the backing file's mtime is the one getattr reports.
   int set_mtime(int64_t ns);
   int set_atime(int64_t ns);
+  // A change the server makes to a kernel-path file (truncate, fallocate,
+  // utimes, a write it serves, chmod, link, xattrs) is stamped by the
+  // backing file's clock, the kernel's, as the kernel's own writes are: a
+  // time from the server's clock is finer than the kernel's coarse one and
+  // could hide the kernel's next stamp behind the later of the two. The
+  // backing file's mtime (data) and ctime move, and what they became is
+  // returned, read back (which lets tmpfs refine the next change's stamp, as
+  // a stat on tmpfs does). False without a backing file or when it fails.
+  bool stamp_now(bool data, int64_t& mtime_ns, int64_t& ctime_ns);
   // The kernel path's times: the later of `recorded` and the backing file's.
   int64_t atime_ns(int64_t recorded) const;
   int64_t mtime_ns(int64_t recorded) const;

@@ -34,7 +34,7 @@ static void truncate_for_open(Fs& fs, fuse_req_t req, Inode& inode) {
   refresh_size(inode);
   if (inode.size > 0) inode.data->truncate(fs.storage(), 0);
   inode.size = 0;
-  inode.mtime_ns = inode.ctime_ns = now_ns();
+  stamp_change(inode, true);
   const bool dropped = drop_setid_bits(req, inode, SetidChange::modify);
   fs.log_inode_locked(inode);
   guard.unlock();
@@ -307,7 +307,7 @@ void fs_write_buf(fuse_req_t req, fuse_ino_t /*ino*/, fuse_bufvec* in_buf, off_t
     return;
   }
   inode.size = std::max(inode.size, at + static_cast<uint64_t>(written));
-  inode.mtime_ns = inode.ctime_ns = now_ns();
+  stamp_change(inode, true);
   inode.access_ns.store(inode.mtime_ns, std::memory_order_relaxed);
   // Page-cache writebacks carry no caller: the kernel asked for the bits to go
   // (an empty SETATTR, fs_setattr) when the page was dirtied.
@@ -389,14 +389,13 @@ static int fallocate_locked(Fs& fs, Inode& inode, int mode, uint64_t off, uint64
     return -EOPNOTSUPP;
   }
   if (err < 0) return err;
-  int64_t now = now_ns();
   if (!keep_size && off + len > inode.size) {
     if (int grown = inode.data->extend(off + len)) return grown;
     inode.size = off + len;
   }
   // Every mode moves mtime and ctime, as tmpfs, ext4 and xfs do
   // (file_modified), also a mode 0 or KEEP_SIZE within the file.
-  inode.mtime_ns = inode.ctime_ns = now;
+  stamp_change(inode, true);
   return 0;
 }
 

@@ -22,6 +22,16 @@ int64_t now_ns() {
   return to_ns(ts);
 }
 
+int64_t stamp_change(Inode& inode, bool data_changed) {
+  if (inode.is_regular() && !inode.data_released &&
+      inode.data->stamp_now(data_changed, inode.mtime_ns, inode.ctime_ns))
+    return inode.ctime_ns;
+  const int64_t now = now_ns();
+  if (data_changed) inode.mtime_ns = now;
+  inode.ctime_ns = now;
+  return now;
+}
+
 const char* op_name(Op op) {
   static constexpr const char* names[] = {
       "lookup",   "forget",    "getattr",  "setattr",     "readlink",  "mknod",       "mkdir",
@@ -372,7 +382,6 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
       fuse_reply_err(req, -err);
       return;
     }
-  int64_t now = now_ns();
   // A mode in the request is a chmod's (under FUSE_HANDLE_KILLPRIV the kernel
   // never sends one to clear set-ID bits): it is taken as it is.
   if (to_set & FUSE_SET_ATTR_MODE)
@@ -390,24 +399,26 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
       fuse_reply_err(req, -err);
       return;
     }
-    if (new_size != inode->size) inode->mtime_ns = now;
     inode->size = new_size;
   }
+  // Every successful change of metadata moves ctime. Every truncate moves
+  // mtime, also one to the size the file had, as on tmpfs (measured:
+  // ftruncate and truncate); FUSE sends no MTIME with an ftruncate's SIZE.
+  const bool data_changed = (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME_NOW)) != 0;
+  const int64_t now = stamp_change(*inode, data_changed);
   if (to_set & FUSE_SET_ATTR_ATIME_NOW)
     inode->atime_ns = now;
   else if (to_set & FUSE_SET_ATTR_ATIME)
     inode->atime_ns = to_ns(attr->st_atim);
-  if (to_set & FUSE_SET_ATTR_MTIME_NOW)
-    inode->mtime_ns = now;
-  else if (to_set & FUSE_SET_ATTR_MTIME)
+  if ((to_set & FUSE_SET_ATTR_MTIME) && !(to_set & FUSE_SET_ATTR_MTIME_NOW))
     inode->mtime_ns = to_ns(attr->st_mtim);
-  // The kernel path reports the later of the two times: the backing file's follow.
-  if (inode->is_regular() && (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)))
+  // The kernel path reports the later of the two times: the backing file's
+  // follow an explicit time (a time now is the backing file's already).
+  if (inode->is_regular() && (to_set & FUSE_SET_ATTR_MTIME) && !(to_set & FUSE_SET_ATTR_MTIME_NOW))
     inode->data->set_mtime(inode->mtime_ns);
   if (inode->is_regular() && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)))
     inode->data->set_atime(inode->atime_ns);
-  // Every successful change of metadata moves ctime, to the explicit value when given.
-  inode->ctime_ns = (to_set & FUSE_SET_ATTR_CTIME) ? to_ns(attr->st_ctim) : now;
+  if (to_set & FUSE_SET_ATTR_CTIME) inode->ctime_ns = to_ns(attr->st_ctim);
   struct stat out;
   fs.fill_attr(*inode, out);
   const double timeout_s = fs.attr_timeout_s(*inode);

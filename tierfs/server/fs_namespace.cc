@@ -150,7 +150,7 @@ void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* 
   {
     std::unique_lock guard(inode->lock);
     inode->nlink.fetch_add(1);
-    inode->ctime_ns = now;
+    stamp_change(*inode, false);
     entry = fs.entry_of(*inode);
   }
   RecordBuilder& records = Fs::change_records();
@@ -161,13 +161,13 @@ void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* 
 }
 
 // Drops one name of `child` (already removed from its directory).
-static void drop_link(const InodePtr& child, int64_t now) {
+static void drop_link(const InodePtr& child) {
   std::unique_lock guard(child->lock);
   if (child->is_dir())
     child->nlink = 0;
   else
     child->nlink.fetch_sub(1);
-  child->ctime_ns = now;
+  stamp_change(*child, false);
 }
 
 // The writable directory `parent` and its entry `name` (unlink, rmdir);
@@ -197,7 +197,7 @@ void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
     int64_t now = now_ns();
     dir->dir->remove(name);
     touch_dir(*dir, now);
-    drop_link(child, now);
+    drop_link(child);
     RecordBuilder& records = Fs::change_records();
     records.entry_del(parent, name);
     fs.log_change(records, {dir.get(), child.get()});
@@ -224,7 +224,7 @@ void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
     dir->dir->remove(name);
     dir->nlink.fetch_sub(1);
     touch_dir(*dir, now);
-    drop_link(child, now);
+    drop_link(child);
     RecordBuilder& records = Fs::change_records();
     records.entry_del(parent, name);
     fs.log_change(records, {dir.get(), child.get()});
@@ -317,13 +317,13 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
       reparent(*dst, *to_dir, *from_dir, name);
       reparent(*src, *from_dir, *to_dir, new_name);
       std::unique_lock dst_guard(dst->lock);
-      dst->ctime_ns = now;
+      stamp_change(*dst, false);
     } else {
       from_dir->dir->remove(name);
       if (dst) {
         to_dir->dir->replace(new_name, src->ino);
         if (dst->is_dir()) to_dir->nlink.fetch_sub(1);
-        drop_link(dst, now);
+        drop_link(dst);
         replaced = dst;
       } else {
         to_dir->dir->add(new_name, src->ino);
@@ -332,7 +332,7 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
     }
     {
       std::unique_lock src_guard(src->lock);
-      src->ctime_ns = now;
+      stamp_change(*src, false);
     }
     touch_dir(*from_dir, now);
     if (to_dir != from_dir) touch_dir(*to_dir, now);

@@ -139,7 +139,7 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
     // New extents of a regular file go to the named tier; a directory passes it to new children.
     if (tier && inode->is_regular() && !inode->data_released)
       inode->data->set_preferred_tier(*tier);
-    inode->ctime_ns = now_ns();
+    stamp_change(*inode, false);
     RecordBuilder& records = Fs::change_records();
     records.xattr_set(inode->ino, name, inode->xattrs[name]);
     fs.log_inode_locked(*inode, &records);
@@ -239,7 +239,7 @@ void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   if (!err) {
     fs.count_xattrs(-1, -static_cast<int64_t>(it->first.size() + it->second.size()));
     inode->xattrs.erase(it);
-    inode->ctime_ns = now_ns();
+    stamp_change(*inode, false);
     RecordBuilder& records = Fs::change_records();
     records.xattr_del(inode->ino, name);
     fs.log_inode_locked(*inode, &records);

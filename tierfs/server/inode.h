@@ -135,6 +135,10 @@ inline FileHandle* handle_of(const fuse_file_info* fi) {
 }
 
 int64_t now_ns();
+// Stamps a change the server makes: ctime moves, and mtime too when the
+// file's data changed; a kernel-path file takes the kernel's clock
+// (FileData::stamp_now). Returns the new ctime; the caller holds the lock.
+int64_t stamp_change(Inode& inode, bool data_changed);
 inline timespec to_timespec(int64_t ns) {
   return timespec{ns / 1000000000, ns % 1000000000};
 }

@@ -77,8 +77,10 @@ constexpr const char* kAllowed[] = {
     "openat", "newfstatat", "pread64", "pwrite64", "lseek", "fdatasync", "fsync", "ftruncate",
     "rename", "renameat", "renameat2", "getdents64", "unlinkat", "unlink", "rmdir",
     // The kernel data path's backing files (fs_kernel_path.cc): utimensat
-    // (futimens) carries a utimes onto the backing file, whose mtime getattr reports.
-    "utimensat",
+    // (futimens) carries a utimes onto the backing file, whose mtime getattr
+    // reports, and stamps the server's changes by the kernel's clock; fchown
+    // (-1, -1) stamps a change of ctime alone (FileData::stamp_now).
+    "utimensat", "fchown",
     // A migration onto the kernel path copies into an O_TMPFILE backing file
     // and names it at the switch (linkat of /proc/self/fd/N: no capability);
     // between kernel-path tiers of two tmpfs the kernel copies it (sendfile).
