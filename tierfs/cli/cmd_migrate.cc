@@ -92,8 +92,12 @@ std::string why(int err, const std::string& tier) {
   // Say it the way users think of it: a file elsewhere than on tierfs answers ENOTTY.
   if (err == ENOTTY) return "not on a tierfs mount";
   if (err == EINVAL) return fmt::format("\"{}\" is not a tier of this mount", tier);
+  // Or the mount's metadata log has none (a full state directory): it says which in its log.
   if (err == ENOSPC)
-    return fmt::format("tier {} has no room for it (the file stays where it was)", tier);
+    return fmt::format(
+        "tier {} has no room for it, or the mount's state directory is full (the file stays "
+        "where it was)",
+        tier);
   return std::strerror(err);
 }
 

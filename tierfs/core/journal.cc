@@ -40,6 +40,10 @@ constexpr size_t kCheckpointFrameBytes = size_t{1} << 20;
 // directory's file system is full.
 constexpr uint64_t kReserveBytes = uint64_t{1} << 20;
 constexpr uint64_t kReserveLowBytes = uint64_t{256} << 10;
+// What changes that give space back (unlink) leave of the reserve while the
+// state directory is full: a few hundred frames for changes that passed their
+// check and for close and fsync, which are never refused.
+constexpr uint64_t kReserveFloorBytes = uint64_t{64} << 10;
 
 // Testing knob (documented with the crash points): a small bound makes the
 // crash test cross checkpoints.
@@ -229,9 +233,28 @@ int Journal::commit(const RecordBuilder& records) {
     image_ = MetadataImage{};
     have_image_ = false;
   }
-  if (journal_bytes_ > checkpoint_bound_) checkpoint_locked();
+  if (journal_bytes_ > checkpoint_bound_) {
+    if (const int err = checkpoint_locked(); err != 0) {
+      // The journal keeps every frame (a checkpoint replaces it only once
+      // it is complete): tried again after another kReserveBytes, not on
+      // every change, while the state directory has no room for one.
+      checkpoint_bound_ = journal_bytes_ + kReserveBytes;
+      if (!checkpoint_failed_)
+        spdlog::warn("{}: cannot write a checkpoint: {}; the journal keeps growing", dir_path_,
+                     strerror(-err));
+      checkpoint_failed_ = true;
+    } else {
+      checkpoint_failed_ = false;
+    }
+  }
   reserve_locked();
   frame_.clear();
+  if (journal_bytes_ == 0) {
+    // A checkpoint emptied the journal and could not write its header.
+    RecordBuilder header;
+    header.header('J', generation_);
+    append_frame(frame_, header.bytes());
+  }
   append_frame(frame_, records.bytes());
   crash_point("journal.before_write");
   if (crash_due("journal.torn_write")) {
@@ -280,6 +303,12 @@ bool Journal::has_room() {
   std::lock_guard guard(lock_);
   reserve_locked();
   return room_.load();
+}
+
+bool Journal::has_reserve() {
+  if (has_room()) return true;
+  std::lock_guard guard(lock_);
+  return reserved_bytes_ >= journal_bytes_ + kReserveFloorBytes;
 }
 
 int Journal::sync() const {
@@ -336,10 +365,13 @@ int Journal::checkpoint_locked() {
   std::string first;
   append_frame(first, header.bytes());
   if (ftruncate(journal_fd_, 0) != 0) return -errno;
-  if (int werr = write_all(journal_fd_, first, 0)) return werr;
+  // From here the journal continues the new checkpoint, whatever else fails:
+  // a header it could not take now goes before the next frame (commit).
   generation_ = generation;
-  journal_bytes_ = first.size();
+  journal_bytes_ = 0;
   reserved_bytes_ = 0;  // the truncation gave it back
+  if (int werr = write_all(journal_fd_, first, 0)) return werr;
+  journal_bytes_ = first.size();
   reserve_locked();
   checkpoint_bound_ = std::max<uint64_t>(min_checkpoint_bound(), bytes.size());
   ++checkpoints_;

@@ -82,6 +82,11 @@ class Journal {
   // of the reserve then takes the changes already under way. Tries to
   // allocate again each time it is asked while full.
   bool has_room();
+  // Whether a change that only gives space back (unlink, rmdir) may still
+  // run on what is left of the reserve: while at least kReserveFloorBytes
+  // of it are left. Below that those are refused too, and the rest is for
+  // the changes already admitted and for close and fsync, which cannot be.
+  bool has_reserve();
   // fdatasync of the journal (fsync of a file); nothing with LogDurability::process.
   int sync() const;
   // Compacts now: checkpoint, journal emptied (clean unmount of a persistent mount).
@@ -119,8 +124,9 @@ class Journal {
   std::atomic<bool> room_{true};   // false from a failed reservation to the next good one
   uint64_t checkpoint_bound_ = 0;  // checkpoint when the journal passes this
   uint64_t checkpoints_ = 0;
-  bool write_failed_ = false;  // logged once
-  std::string frame_;          // reused for each commit
+  bool write_failed_ = false;       // logged once
+  bool checkpoint_failed_ = false;  // logged once per episode
+  std::string frame_;               // reused for each commit
 };
 
 // Test hook: TIERFS_CRASH_AT=<point>:<count> kills the process (SIGKILL) the

@@ -6,6 +6,7 @@
 // releases the regions.
 #include "tierfs/server/fs_session.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <fuse_lowlevel.h>
 #include <linux/capability.h>
@@ -21,6 +22,7 @@
 #include <exception>
 #include <memory>
 #include <optional>
+#include <type_traits>
 
 #include "tierfs/core/copy_guard.h"
 #include "tierfs/server/backing_store.h"
@@ -47,18 +49,30 @@ struct PrivilegeDrop {
 // Whether the kernel offered FUSE over io_uring at FUSE_INIT (fs_init).
 bool uring_offered = false;
 
-// A change refused before it happens when the metadata log has no room
-// left (Journal::has_room: its state directory's file system is full):
-// replied ENOSPC rather than acknowledged and then lost to the next kill -9.
-// Unlink, rmdir, release and fsync stay open: they give space back or only
-// log what is already there, and the log's reserve takes them.
-template <auto Op>
+// What a request needs of the metadata log before it runs.
+// - room: a change is refused before it happens when the log has no room
+//   left (Journal::has_room: its state directory's file system is full):
+//   replied ENOSPC rather than acknowledged and then lost to the next kill -9.
+// - reserve: unlink and rmdir give space back and run on what is left of the
+//   log's reserve, down to a floor (Journal::has_reserve); release and fsync
+//   only log what is already there and are never refused.
+enum class LogNeed { room, reserve };
+
+// Whether an open changes the file: O_TRUNC on a writable open (FUSE_OPEN
+// carries it, atomic_o_trunc; fs_open truncates). Other opens change nothing.
+bool open_truncates(fuse_ino_t /*ino*/, fuse_file_info* fi) {
+  return (fi->flags & O_TRUNC) != 0 && (fi->flags & O_ACCMODE) != O_RDONLY;
+}
+
+template <auto Op, LogNeed need = LogNeed::room, auto changes = nullptr>
 struct UnlessLogFull;
-template <typename... Args, void (*Op)(fuse_req_t, Args...)>
-struct UnlessLogFull<Op> {
+template <typename... Args, void (*Op)(fuse_req_t, Args...), LogNeed need, auto changes>
+struct UnlessLogFull<Op, need, changes> {
   static void call(fuse_req_t req, Args... args) {
-    Journal* journal = fs_of(req).journal();
-    if (journal && !journal->has_room()) {
+    bool logs = true;
+    if constexpr (!std::is_null_pointer_v<decltype(changes)>) logs = changes(args...);
+    Journal* journal = logs ? fs_of(req).journal() : nullptr;
+    if (journal && !(need == LogNeed::room ? journal->has_room() : journal->has_reserve())) {
       fuse_reply_err(req, ENOSPC);
       return;
     }
@@ -82,11 +96,11 @@ fuse_lowlevel_ops make_operations() {
   ops.mkdir = UnlessLogFull<fs_mkdir>::call;
   ops.symlink = UnlessLogFull<fs_symlink>::call;
   ops.link = UnlessLogFull<fs_link>::call;
-  ops.unlink = fs_unlink;
-  ops.rmdir = fs_rmdir;
+  ops.unlink = UnlessLogFull<fs_unlink, LogNeed::reserve>::call;
+  ops.rmdir = UnlessLogFull<fs_rmdir, LogNeed::reserve>::call;
   ops.rename = UnlessLogFull<fs_rename>::call;
   ops.create = UnlessLogFull<fs_create>::call;
-  ops.open = fs_open;
+  ops.open = UnlessLogFull<fs_open, LogNeed::room, open_truncates>::call;
   ops.read = fs_read;
   ops.write_buf = UnlessLogFull<fs_write_buf>::call;
   ops.flush = fs_flush;
@@ -120,7 +134,8 @@ void fs_init(void* userdata, fuse_conn_info* conn) {
   // File handles (open_by_handle_at, NFS re-export) that outlive the kernel's
   // inode cache: the kernel then looks up "." of the handle's node id.
   if (conn->capable & FUSE_CAP_EXPORT_SUPPORT) conn->want |= FUSE_CAP_EXPORT_SUPPORT;
-  // O_TRUNC comes with open, saving a setattr round trip.
+  // O_TRUNC comes with open, saving a setattr round trip (so the log-full
+  // refusal looks at open too: open_truncates).
   if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
   // Writes are copied from the request buffer into interleaved region memory in
   // any case; splicing them through a pipe would add a copy, not save one.

@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "tierfs/core/journal.h"
 #include "tierfs/core/migrate_path.h"
 #include "tierfs/server/fs.h"
 
@@ -93,6 +94,9 @@ int Mover::migrate(const InodePtr& inode, uint32_t tier, bool rate_limited, uint
     if (from_kernel) from_tier = inode->data->backing()->tier();
     if (from_kernel && to_kernel && from_tier == tier) return 0;
   }
+  // No switch may need a record the log cannot take: refused before any
+  // copy (tierfs migrate and user.tierfs.tier say ENOSPC), as a write is.
+  if (!log_has_room()) return -ENOSPC;
   auto flight = std::make_shared<InFlight>();
   flight->to_tier = tier;
   {
@@ -309,11 +313,13 @@ void Mover::run() {
   clock::time_point next_look = clock::now() + interval;
   while (true) {
     std::optional<Queued> job;
+    // A full log: queued moves wait for the next look that finds room.
+    const bool room = log_has_room();
     {
       std::unique_lock guard(lock_);
-      wake_.wait_until(guard, next_look, [&] { return stop_.load() || !queue_.empty(); });
+      wake_.wait_until(guard, next_look, [&] { return stop_.load() || (room && !queue_.empty()); });
       if (stop_.load()) return;
-      if (!queue_.empty()) {
+      if (room && !queue_.empty()) {
         job = queue_.front();
         queue_.pop_front();
       }
@@ -321,20 +327,38 @@ void Mover::run() {
     if (job) {
       if (InodePtr inode = job->inode.lock()) {
         set_state("queued");
-        if (const int err = migrate(inode, job->tier); err != 0 && err != -EINPROGRESS)
+        const int err = migrate(inode, job->tier);
+        if (err == -ENOSPC && !log_room_.load()) {
+          // The log filled since the wait: the job waits with the rest.
+          std::lock_guard guard(lock_);
+          queue_.push_front(*job);
+        } else if (err != 0 && err != -EINPROGRESS) {
           spdlog::info("mover: inode {} to tier {}: {}", inode->ino, job->tier, strerror(-err));
+        }
       }
       set_state(watermarks_ ? "idle" : "off");
     }
     if (clock::now() >= next_look) {
-      if (fs_.backing_store() != nullptr) {
+      if (fs_.backing_store() != nullptr && room) {
         retry_held();
         look_at_kernel_tiers();
       }
-      if (watermarks_) balance();
+      if (watermarks_ && room) balance();
       next_look = clock::now() + interval;
     }
   }
+}
+
+bool Mover::log_has_room() {
+  Journal* journal = fs_.journal();
+  const bool room = journal == nullptr || journal->has_room();
+  if (log_room_.exchange(room) != room) {
+    if (room)
+      spdlog::info("mover: the metadata log has room again: moves resume");
+    else
+      spdlog::warn("mover: the metadata log is full: moves wait until it has room");
+  }
+  return room;
 }
 
 // A tier's size and what it holds.
@@ -442,6 +466,8 @@ void Mover::demote(uint32_t from, TierSpace& space) {
     set_state("demoting");
     if (const int err = migrate(c.inode, from + 1, true); err == 0)
       space.moved(from, from + 1, c.allocated);
+    else if (err == -ENOSPC && !log_room_.load())
+      break;  // the log filled: the next look with room goes on
     else if (err != -ECANCELED && err != -EINPROGRESS)  // held: moves at its last close
       spdlog::info("mover: demoting inode {}: {}", c.inode->ino, strerror(-err));
   }
@@ -461,6 +487,8 @@ void Mover::promote(uint32_t into, TierSpace& space) {
     set_state("promoting");
     if (const int err = migrate(c.inode, into, true); err == 0)
       space.moved(into + 1, into, c.allocated);
+    else if (err == -ENOSPC && !log_room_.load())
+      break;  // the log filled: the next look with room goes on
     else if (err != -ECANCELED)
       spdlog::info("mover: promoting inode {}: {}", c.inode->ino, strerror(-err));
   }

@@ -135,6 +135,11 @@ class Mover {
   void demote(uint32_t from, TierSpace& space);
   void promote(uint32_t into, TierSpace& space);
   bool pinned(const Inode& inode) const;
+  // Whether the metadata log takes changes (Journal::has_room). Moves are
+  // optional work: while it does not (a full state directory), none starts,
+  // the thread keeps its queue and held moves for later and skips its
+  // looks; said once when that starts and once when it ends.
+  bool log_has_room();
   void set_state(const char* state);
 
   Fs& fs_;
@@ -155,6 +160,7 @@ class Mover {
   std::unordered_map<uint64_t, Spilled> spilled_;  // by inode number
   bool warned_no_room_ = false;
   std::atomic<bool> warned_no_lease_{false};
+  std::atomic<bool> log_room_{true};                      // as log_has_room() last saw it
   std::unordered_map<uint64_t, Queued> held_by_mapping_;  // by inode number
   uint64_t migrations_ = 0, failures_ = 0;
   const char* state_ = "idle";

@@ -1,7 +1,8 @@
 // The metadata log without a mount: frames and crc32c, commit and replay,
 // a torn tail, a journal older than its checkpoint, a damaged checkpoint,
-// compaction past the size bound, inodes unlinked while open, and tierfs
-// check's findings on images built to be wrong.
+// compaction past the size bound, a checkpoint that cannot be written,
+// inodes unlinked while open, and tierfs check's findings on images built
+// to be wrong.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -198,6 +199,36 @@ TEST(Journal, CompactsPastTheBound) {
   ReplayReport report;
   MetadataImage image = replay_state(dir.fd(), dir.path(), report);
   EXPECT_EQ(image.inodes[2].xattrs.at("user.k"), "499");
+}
+
+// A full state directory: the checkpoint due cannot be written, and the
+// journal it would have replaced keeps every change until one can.
+TEST(Journal, CheckpointThatCannotBeWrittenKeepsTheJournal) {
+  StateDir dir;
+  setenv("TIERFS_JOURNAL_CHECKPOINT_BYTES", "4096", 1);
+  auto journal = Journal::open(dir.fd(), dir.path(), true);
+  const uint64_t written = journal->checkpoints_written();
+  // Its temporary file cannot be made: a directory has the name.
+  ASSERT_EQ(mkdirat(dir.fd(), "checkpoint.tmp", 0700), 0);
+  log_small_tree(*journal);
+  for (int i = 0; i < 500; ++i) {
+    RecordBuilder r;
+    r.xattr_set(2, "user.k", std::to_string(i));
+    EXPECT_EQ(journal->commit(r), 0);
+  }
+  unsetenv("TIERFS_JOURNAL_CHECKPOINT_BYTES");
+  EXPECT_EQ(journal->checkpoints_written(), written);
+  EXPECT_GT(journal->journal_bytes(), 8192u);
+  ReplayReport report;
+  EXPECT_EQ(replay_state(dir.fd(), dir.path(), report).inodes[2].xattrs.at("user.k"), "499");
+  ASSERT_EQ(unlinkat(dir.fd(), "checkpoint.tmp", AT_REMOVEDIR), 0);
+  EXPECT_EQ(journal->checkpoint(), 0);
+  RecordBuilder r;
+  r.xattr_set(2, "user.k", "after");
+  EXPECT_EQ(journal->commit(r), 0);
+  ReplayReport after;
+  EXPECT_EQ(replay_state(dir.fd(), dir.path(), after).inodes[2].xattrs.at("user.k"), "after");
+  EXPECT_EQ(after.journal_frames, 1u);
 }
 
 TEST(Journal, UnlinkedWhileOpenIsDroppedAtReplay) {
