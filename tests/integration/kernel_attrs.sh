@@ -20,8 +20,9 @@
 #     was read: a change right after another moves mtime/ctime there), for
 #     pwrite, ftruncate and truncate to the same size, each right after
 #     another change, fallocate, punch hole, copy_file_range, utimes now,
-#     O_TRUNC, a mapped store with msync, chmod, setxattr, link: where the
-#     tmpfs file's mtime or ctime moved, the mount's must.
+#     O_TRUNC, a mapped store with msync, chmod, setxattr, link, a write
+#     right after the create: where the tmpfs file's mtime or ctime moved,
+#     the mount's must.
 # Each check compares the mount's stat with the backing file's own; all of
 # it on both cache modes. Takes about 10 s. SKIPs where the build or the
 # kernel has no passthrough.
@@ -315,6 +316,21 @@ lockstep("t-chmod", lambda p, fd, i: os.chmod(fd, 0o600 | (i & 1) * 0o40))
 lockstep("t-pwrite-after-chmod", lambda p, fd, i: (os.chmod(fd, 0o644), os.fstat(fd),
                                                   os.pwrite(fd, b"w", 0)))
 lockstep("t-setxattr", xattr)
+# A new file, then a write at once.
+missed = 0
+for i in range(100):
+    moved = []
+    for p in (f"{ref_dir}/t-new-{cache}", f"{mnt}/t-new"):
+        fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        before = os.fstat(fd).st_mtime_ns
+        os.pwrite(fd, b"n", 0)
+        moved.append(os.fstat(fd).st_mtime_ns != before)
+        os.close(fd)
+        os.unlink(p)
+    missed += moved[0] and not moved[1]
+if missed:
+    fail(f"create, then pwrite: mtime moved on tmpfs and not on the mount {missed} times of 100")
+lockstep("t-link", link)
 sys.exit(1 if failures else 0)
 PY
 [ $? = 0 ] || failed=1

@@ -61,9 +61,19 @@ int make_node(Fs& fs, fuse_req_t req, fuse_ino_t parent, const char* name, mode_
       return err;
     }
   }
+  const int64_t now = node->ctime_ns;
+  // A kernel-path file's times are its backing file's clock's from the
+  // start (stamp_change): a finer one of the server's would hide the first
+  // write's stamp behind it.
+  if (node->is_regular() && node->data->backing()) {
+    const FileData::Attrs born = node->data->attrs({});
+    node->atime_ns = born.atime_ns;
+    node->mtime_ns = born.mtime_ns;
+    node->ctime_ns = born.ctime_ns;
+  }
   dir->dir->add(name, node->ino);
   if (node->is_dir()) dir->nlink.fetch_add(1);
-  touch_dir(*dir, node->ctime_ns);
+  touch_dir(*dir, now);
   RecordBuilder& records = Fs::change_records();
   records.entry_add(parent, name, node->ino);
   fs.log_change(records, {dir.get(), node.get()});
