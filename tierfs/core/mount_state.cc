@@ -93,6 +93,18 @@ std::string holder_of(const std::string& refusal) {
   return at == std::string::npos ? refusal : refusal.substr(at + 8);
 }
 
+// The directory behind an open descriptor has been removed (rmdir).
+bool directory_removed(int dir_fd) {
+  struct stat st {};
+  return fstat(dir_fd, &st) == 0 && st.st_nlink == 0;
+}
+
+// Nothing is at the path any more.
+bool path_vanished(const std::string& path) {
+  struct stat st {};
+  return lstat(path.c_str(), &st) != 0 && errno == ENOENT;
+}
+
 }  // namespace
 
 std::string MountState::directory_for(const Config& config, const std::string& mountpoint) {
@@ -113,25 +125,42 @@ constexpr auto kLockWait = std::chrono::seconds(10);
 
 bool MountState::lock_current(bool create, const std::string& what) {
   const auto deadline = std::chrono::steady_clock::now() + kLockWait;
+  int vanished_tries = 0;
   for (;;) {
     close_fds();
     if (!create) {
       struct stat st {};
       if (lstat(path_.c_str(), &st) != 0 && errno == ENOENT) return false;
     }
-    const numa::TrustedDir dir = numa::open_trusted_dir(path_, create);
+    // The previous server removes its directory as it ends (remove_all): it
+    // can go between the walk and the open, or between the open and the
+    // lock file's creation. Either way the next try makes it anew.
+    // A few tries, not until the deadline: a path that is refused for what
+    // it is (a planted symlink to nowhere) is refused at once.
+    numa::TrustedDir dir;
+    try {
+      dir = numa::open_trusted_dir(path_, create);
+    } catch (const std::runtime_error&) {
+      if (!create || !path_vanished(path_) || ++vanished_tries > 3) throw;
+      continue;
+    }
     dir_fd_ = dir.fd;
     created_ = dir.created;
     lock_fd_ = openat(dir_fd_, kLockFile, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (lock_fd_ < 0)
+    if (lock_fd_ < 0) {
+      const int err = errno;
+      if (err == ENOENT && directory_removed(dir_fd_) &&
+          std::chrono::steady_clock::now() < deadline)
+        continue;
       throw std::runtime_error(
-          fmt::format("{}/{}: cannot open: {}", path_, kLockFile, std::strerror(errno)));
+          fmt::format("{}/{}: cannot open: {}", path_, kLockFile, std::strerror(err)));
+    }
     if (flock(lock_fd_, LOCK_EX | LOCK_NB) == 0) {
       // The previous server may have removed the directory while we waited:
       // then the lock we got is on a file nobody else will find. Start over.
-      struct stat dir_st {
-      }, lock_st{}, entry{};
-      if (fstat(dir_fd_, &dir_st) == 0 && dir_st.st_nlink > 0 && fstat(lock_fd_, &lock_st) == 0 &&
+      struct stat lock_st {
+      }, entry{};
+      if (!directory_removed(dir_fd_) && fstat(lock_fd_, &lock_st) == 0 &&
           fstatat(dir_fd_, kLockFile, &entry, AT_SYMLINK_NOFOLLOW) == 0 &&
           entry.st_ino == lock_st.st_ino && entry.st_dev == lock_st.st_dev)
         return true;
@@ -324,9 +353,22 @@ std::vector<std::string> MountState::remove_memory() {
 std::vector<std::string> MountState::remove_all() {
   std::vector<std::string> removed = remove_shared_memory();
   for (const std::string& name : entries())
-    if (std::string line = remove_entry(name); !line.empty()) removed.push_back(std::move(line));
-  if (rmdir(path_.c_str()) != 0 && errno != ENOENT)
-    throw std::runtime_error(fmt::format("{}: cannot remove: {}", path_, std::strerror(errno)));
+    if (name != kLockFile)
+      if (std::string line = remove_entry(name); !line.empty()) removed.push_back(std::move(line));
+  // The lock goes last, right before the directory: until then a server
+  // mounting here waits on it, so it never finds a half-removed directory.
+  // One that takes a new lock between the two keeps the directory: it is
+  // the next server's now, and empty but for its lock.
+  remove_entry(kLockFile);
+  if (rmdir(path_.c_str()) != 0) {
+    if (errno == ENOTEMPTY || errno == EEXIST) {
+      fresh_ = true;
+      removed.push_back(fmt::format("left mount state {} to the server that mounted next", path_));
+      return removed;
+    }
+    if (errno != ENOENT)
+      throw std::runtime_error(fmt::format("{}: cannot remove: {}", path_, std::strerror(errno)));
+  }
   removed.push_back(fmt::format("removed mount state {}", path_));
   fresh_ = true;
   return removed;

@@ -75,7 +75,9 @@ class MountState {
   std::vector<std::string> remove_memory();
   // Everything: shared memory, every file in the directory, the directory
   // (clean unmount of a scratch mount, `tierfs cleanup`). The lock is held
-  // until the object goes. Returns one line per thing removed.
+  // until the object goes and is the last file removed; a server that
+  // mounts in the instant between it and the directory keeps the directory.
+  // Returns one line per thing removed.
   std::vector<std::string> remove_all();
 
   MountState(const MountState&) = delete;

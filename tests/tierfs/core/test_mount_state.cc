@@ -5,14 +5,17 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <regex>
 #include <string>
+#include <thread>
 
 namespace {
 
@@ -176,6 +179,52 @@ TEST_F(MountStateTest, PlantedSymlinkIsNotFollowed) {
               MountState::open(config_, "/mnt/x", false);
             }).find("is a symlink in a directory that other users can write"),
             std::string::npos);
+}
+
+// umount returns before the old server has removed its state, and scripts
+// mount again at once: the new server must wait for the removal and then
+// get the directory, whatever point of it the two meet at (before: the lock
+// went at a random point of the removal, and a new server either took a
+// lock in a directory being removed, so the old one's rmdir failed, or
+// found the directory gone under it: "lock: cannot open").
+TEST_F(MountStateTest, ANewServerMeetingTheRemovalGetsTheDirectory) {
+  // Enough entries that removing them takes a good part of the new
+  // server's 50 ms wait between two tries of the lock, in an order (a disk
+  // file system's hash order) that puts the lock anywhere among them.
+  std::mt19937 random(7);
+  for (int round = 0; round < 8; ++round) {
+    auto old_server = MountState::open(config_, "/mnt/x", false);
+    for (int i = 0; i < 2000; ++i)
+      close(openat(old_server->dir_fd(), ("f" + std::to_string(i)).c_str(), O_CREAT | O_WRONLY,
+                   0600));
+    std::string new_error;
+    std::unique_ptr<MountState> new_server;
+    std::thread mount_again([&] {
+      try {
+        new_server = MountState::open(config_, "/mnt/x", false);
+      } catch (const std::exception& e) {
+        new_error = e.what();
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::microseconds(random() % 50000));
+    const std::string old_error = message_of([&] { old_server->remove_all(); });
+    old_server.reset();
+    mount_again.join();
+    EXPECT_EQ(old_error, "(accepted)") << "round " << round;
+    ASSERT_EQ(new_error, "") << "round " << round;
+    ASSERT_NE(new_server, nullptr);
+    EXPECT_TRUE(new_server->fresh()) << "round " << round;
+    std::vector<std::string> left;
+    for (const auto& entry : fs::directory_iterator(config_.mount.state_dir))
+      left.push_back(entry.path().filename());
+    EXPECT_EQ(left, std::vector<std::string>{"lock"}) << "round " << round;
+    // ... and holds the lock of the file that is there.
+    const int lock = open((config_.mount.state_dir + "/lock").c_str(), O_RDWR | O_CLOEXEC);
+    ASSERT_GE(lock, 0);
+    EXPECT_NE(flock(lock, LOCK_EX | LOCK_NB), 0) << "round " << round;
+    close(lock);
+    new_server->remove_all();
+  }
 }
 
 }  // namespace
