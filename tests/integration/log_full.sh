@@ -13,8 +13,9 @@
 # creates and writes:
 #  5. open(O_TRUNC) and open(O_CREAT|O_TRUNC) of existing files (FUSE_OPEN
 #     carries O_TRUNC: atomic_o_trunc) are refused too, thousands of times
-#     in a row (before: accepted, and once the reserve was gone a kill -9
-#     brought the old bytes back);
+#     in a row (before: all accepted, each one logged on the reserve until
+#     it was gone: past that a truncation was acknowledged unlogged); a
+#     truncation that was accepted must be there after kill -9;
 #  6. unlinks run on the reserve until a floor, then are refused: every
 #     acknowledged unlink stays done after kill -9 (before: unlogged once the
 #     reserve was gone, and the files came back);
