@@ -265,7 +265,9 @@ int BackingFile::set_mtime(int64_t ns) const {
 }
 
 int BackingFile::stamp_now(bool data) const {
-  const Fd fd = open();
+  // Read-only: a writer's open would refuse the read lease that
+  // written_elsewhere asks meanwhile. The owner may stamp through any descriptor.
+  const Fd fd = open_as(O_RDONLY);
   if (fd.get() < 0) return -errno;
   // chown(-1, -1) changes nothing but ctime; utimes with both times omitted
   // would not even do that.
