@@ -151,6 +151,9 @@ def guess_seconds(name):
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else "build"
     units = sources(build)
+    if not units:
+        print(f"check-tidy: no source of {ROOT} in {build}/compile_commands.json", file=sys.stderr)
+        return 1
     cache = cache_dir()
     times_path = os.path.join(cache, "times.json") if cache else None
     try:
