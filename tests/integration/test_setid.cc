@@ -42,7 +42,16 @@ int as_nobody(gid_t gid, const std::function<int()>& body) {
 }
 
 // What the non-owner (or the owner, for chgrp) does to the file.
-enum class Change { write, ftruncate, truncate, fallocate, open_trunc, chgrp };
+enum class Change {
+  write,
+  ftruncate,
+  truncate,
+  fallocate,
+  open_trunc,
+  open_rdonly_trunc,
+  chgrp,
+  chown_nothing
+};
 
 const char* name_of(Change change) {
   switch (change) {
@@ -56,8 +65,12 @@ const char* name_of(Change change) {
       return "fallocate";
     case Change::open_trunc:
       return "open(O_TRUNC)";
+    case Change::open_rdonly_trunc:
+      return "open(O_RDONLY|O_TRUNC)";
     case Change::chgrp:
       return "chgrp";
+    case Change::chown_nothing:
+      return "chown(-1, -1)";
   }
   return "?";
 }
@@ -65,7 +78,12 @@ const char* name_of(Change change) {
 int apply(Change change, const std::string& path) {
   if (change == Change::truncate) return truncate(path.c_str(), 10) == 0 ? 0 : 2;
   if (change == Change::chgrp) return chown(path.c_str(), -1, kNobody) == 0 ? 0 : 2;
-  int fd = open(path.c_str(), O_WRONLY | (change == Change::open_trunc ? O_TRUNC : 0));
+  if (change == Change::chown_nothing) return chown(path.c_str(), -1, -1) == 0 ? 0 : 2;
+  // Linux truncates on O_RDONLY|O_TRUNC too, given write permission.
+  const int flags = change == Change::open_trunc          ? O_WRONLY | O_TRUNC
+                    : change == Change::open_rdonly_trunc ? O_RDONLY | O_TRUNC
+                                                          : O_WRONLY;
+  int fd = open(path.c_str(), flags);
   if (fd < 0) return 3;
   int rc = 0;
   if (change == Change::write) rc = pwrite(fd, "written", 7, 100) == 7 ? 0 : 4;
@@ -137,8 +155,9 @@ class SetidTest : public ::testing::TestWithParam<const char*> {
   ReferenceTmpfs tmpfs_;
 };
 
-constexpr Change kModifications[] = {Change::write, Change::ftruncate, Change::truncate,
-                                     Change::fallocate, Change::open_trunc};
+constexpr Change kModifications[] = {Change::write,      Change::ftruncate,
+                                     Change::truncate,   Change::fallocate,
+                                     Change::open_trunc, Change::open_rdonly_trunc};
 
 TEST_P(SetidTest, ANonMemberDropsSetgidOnAFileThatIsNotGroupExecutable) {
   for (Change change : kModifications) check({02666, 0, 0, change}, 0666);
@@ -164,6 +183,14 @@ TEST_P(SetidTest, ChownDropsSetuidAlwaysAndSetgidOutsideTheOldGroup) {
   check({06666, kNobody, 0, Change::chgrp}, 0666);
   check({06666, kNobody, kNobody, Change::chgrp}, 02666);  // already its group
   check({06676, kNobody, kNobody, Change::chgrp}, 0676);   // group-executable
+}
+
+// chown(-1, -1) changes no owner but is a chown: even root's drops setuid
+// and a group-executable setgid (chown_common), as tmpfs does.
+TEST_P(SetidTest, ChownWithoutAChangeDropsSetuidEvenForRoot) {
+  check({06676, kNobody, kNobody, Change::chown_nothing, true}, 0676);
+  check({06666, kNobody, kNobody, Change::chown_nothing, true}, 02666);
+  check({06666, kNobody, kNobody, Change::chown_nothing}, 02666);  // the owner, in its group
 }
 
 TEST_P(SetidTest, FileCapabilitiesCannotBeSetSoNoneSurviveAWrite) {

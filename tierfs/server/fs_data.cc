@@ -58,16 +58,17 @@ static FileHandle* open_handle(Fs& fs, const InodePtr& inode, fuse_file_info* fi
 
 // Nobody writes any more: the rows that preallocation took past the end go
 // back, and the kernel forgets the st_blocks it cached (it keeps attributes
-// for long, Fs::attr_timeout_s).
+// for long, Fs::attr_timeout_s); the times of overwrites in place go to the log.
 static void trim_preallocation(Fs& fs, Inode& inode) {
   std::unique_lock guard(inode.lock);
   if (inode.data_released) return;
   const uint64_t version = inode.data->extents_version();
   inode.data->trim_preallocation(fs.storage(), inode.size);
-  if (inode.data->extents_version() == version) return;
+  const bool trimmed = inode.data->extents_version() != version;
+  if (!trimmed && !inode.times_unlogged) return;
   fs.log_inode_locked(inode);
   guard.unlock();
-  forget_cached_attrs(fs, inode.ino);
+  if (trimmed) forget_cached_attrs(fs, inode.ino);
 }
 
 // `req` is null when the open's reply failed (the request is gone).
@@ -140,8 +141,9 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     fuse_reply_err(req, !inode ? ENOENT : inode->is_dir() ? EISDIR : EACCES);
     return;
   }
-  if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY)
-    truncate_for_open(fs, req, *inode);
+  // Linux truncates on O_RDONLY|O_TRUNC too (the kernel has checked write
+  // permission for it, as for any O_TRUNC).
+  if (fi->flags & O_TRUNC) truncate_for_open(fs, req, *inode);
   FileHandle* handle = open_handle(fs, inode, fi);
   fi->fh = reinterpret_cast<uint64_t>(handle);
   if (int err = open_data_path(fs, req, *inode, fi)) {
@@ -312,11 +314,13 @@ void fs_write_buf(fuse_req_t req, fuse_ino_t /*ino*/, fuse_bufvec* in_buf, off_t
   // Page-cache writebacks carry no caller: the kernel asked for the bits to go
   // (an empty SETATTR, fs_setattr) when the page was dirtied.
   const bool dropped = !fi->writepage && drop_setid_bits(req, inode, SetidChange::modify);
-  // An overwrite in place changes no metadata the log keeps but mtime: it
-  // costs no log write (fsync logs the times).
+  // An overwrite in place changes no metadata the log keeps but the times:
+  // it costs no log write; fsync or the last writer's close logs them.
   if (inode.size != old_size || inode.data->extents_version() != version ||
       inode.mode != old_mode || inode.data->has_deferred_frees())
     fs.log_inode_locked(inode);
+  else
+    inode.times_unlogged = true;
   guard.unlock();
   if (dropped) forget_cached_attrs(fs, inode.ino);
   fuse_reply_write(req, static_cast<size_t>(written));

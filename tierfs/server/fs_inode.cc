@@ -384,11 +384,15 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
     }
   // A mode in the request is a chmod's (under FUSE_HANDLE_KILLPRIV the kernel
   // never sends one to clear set-ID bits): it is taken as it is.
-  if (to_set & FUSE_SET_ATTR_MODE)
-    inode->mode = (inode->mode & S_IFMT) | (attr->st_mode & 07777);
-  else if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
-    drop_setid_bits(req, *inode, SetidChange::owner);  // by the old group, before it changes
-  else if ((to_set & FUSE_SET_ATTR_SIZE) || (to_set & kAttributeBits) == 0)
+  if (to_set & FUSE_SET_ATTR_MODE) inode->mode = (inode->mode & S_IFMT) | (attr->st_mode & 07777);
+  // chown and chgrp (by the old group, before it changes); and a SETATTR
+  // with nothing to set: chown(-1, -1), or the privileges a write by a
+  // caller without CAP_FSETID removes (the kernel asks for nothing when the
+  // caller has it). chown's rule covers both: it differs only for a caller
+  // with CAP_FSETID, who drops setuid on chown(-1, -1) as on tmpfs.
+  else if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) || (to_set & kAttributeBits) == 0)
+    drop_setid_bits(req, *inode, SetidChange::owner);
+  else if (to_set & FUSE_SET_ATTR_SIZE)
     drop_setid_bits(req, *inode, SetidChange::modify);
   if (to_set & FUSE_SET_ATTR_UID) inode->uid = attr->st_uid;
   if (to_set & FUSE_SET_ATTR_GID) inode->gid = attr->st_gid;

@@ -174,6 +174,7 @@ RecordBuilder& Fs::change_records() {
 }
 
 void Fs::log_inode_locked(Inode& inode, RecordBuilder* extra) {
+  inode.times_unlogged = false;
   if (journal_) {
     RecordBuilder& records = extra ? *extra : change_records();
     records.inode(meta_of(inode));

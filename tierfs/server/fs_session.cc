@@ -58,10 +58,10 @@ bool uring_offered = false;
 //   only log what is already there and are never refused.
 enum class LogNeed { room, reserve };
 
-// Whether an open changes the file: O_TRUNC on a writable open (FUSE_OPEN
+// Whether an open changes the file: O_TRUNC, with any access mode (FUSE_OPEN
 // carries it, atomic_o_trunc; fs_open truncates). Other opens change nothing.
 bool open_truncates(fuse_ino_t /*ino*/, fuse_file_info* fi) {
-  return (fi->flags & O_TRUNC) != 0 && (fi->flags & O_ACCMODE) != O_RDONLY;
+  return (fi->flags & O_TRUNC) != 0;
 }
 
 template <auto Op, LogNeed need = LogNeed::room, auto changes = nullptr>

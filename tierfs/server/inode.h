@@ -63,6 +63,9 @@ struct Inode {
   std::atomic<uint32_t> recent_reads{0};
   uint32_t read_score = 0;  // the mover thread's own
   int64_t mtime_ns = 0, ctime_ns = 0, btime_ns = 0;
+  // An overwrite in place moved mtime/ctime and nothing else the log keeps:
+  // the last writer's close logs them (under `lock`).
+  bool times_unlogged = false;
   std::atomic<uint32_t> nlink{0};
   std::atomic<uint32_t> open_handles{0};
   // The last writable handle to close trims the file's preallocation.

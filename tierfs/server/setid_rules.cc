@@ -36,7 +36,11 @@ bool caller_in_group(fuse_req_t req, const fuse_ctx& ctx, gid_t gid) {
 
 mode_t setid_bits_to_drop(fuse_req_t req, const Inode& inode, SetidChange change) {
   const mode_t mode = inode.mode;
-  if (!inode.is_regular() || (mode & (S_ISUID | S_ISGID)) == 0) return 0;
+  if ((mode & (S_ISUID | S_ISGID)) == 0) return 0;
+  // A modification drops them from regular files (should_remove_suid); a
+  // chown from every file but a directory (chown_common), a FIFO or a
+  // device node included, as tmpfs does.
+  if (change == SetidChange::modify ? !inode.is_regular() : inode.is_dir()) return 0;
   const fuse_ctx& ctx = *fuse_req_ctx(req);
   if (change == SetidChange::modify) {
     if (caller_has_fsetid(ctx)) return 0;

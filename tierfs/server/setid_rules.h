@@ -15,19 +15,20 @@
 namespace tierfs {
 
 enum class SetidChange {
-  // write, truncate, fallocate, and the kernel's remove-privileges request (a
-  // SETATTR that sets nothing): both bits go unless the caller has
+  // write, truncate, fallocate: both bits go unless the caller has
   // CAP_FSETID; setgid only when group-executable or the caller is not in
   // the file's group.
   modify,
-  // chown/chgrp: setuid always goes; setgid when group-executable, or when the
-  // caller is neither in the file's (old) group nor has CAP_FSETID.
+  // chown/chgrp, chown(-1, -1) and the kernel's remove-privileges request
+  // (a SETATTR that sets nothing, fs_setattr): setuid always goes; setgid
+  // when group-executable, or when the caller is neither in the file's
+  // (old) group nor has CAP_FSETID.
   owner,
 };
 
 // The bits of inode.mode that `change` by the caller of `req` drops (0 for
-// anything but a regular file). Reads the caller's groups and capabilities
-// from /proc only when the file has a bit to lose.
+// a directory; for a modification, 0 for anything but a regular file). Reads the caller's groups
+// and capabilities from /proc only when the file has a bit to lose.
 mode_t setid_bits_to_drop(fuse_req_t req, const Inode& inode, SetidChange change);
 
 // Clears those bits; true when the mode changed. Caller holds inode.lock uniquely.
