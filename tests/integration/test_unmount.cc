@@ -153,8 +153,10 @@ TEST_P(UnmountTest, SigtermDuringAWritersIoEndsBothWithoutAHang) {
   }
   writer.join();  // a hang here is the failure this test exists for (meson's timeout reports it)
   // A request in flight when the connection ends fails with ECONNABORTED, a later one with
-  // ENOTCONN.
-  EXPECT_TRUE(writer_errno == ENOTCONN || writer_errno == ECONNABORTED)
+  // ENOTCONN; over FUSE io_uring (CI turns it on) the writer has also been seen to get
+  // ECANCELED (CI at 22fc163): the ring's teardown as the server's task dies
+  // (fs/fuse/dev_uring.c, IO_URING_F_TASK_DEAD). All three end the writer without a hang.
+  EXPECT_TRUE(writer_errno == ENOTCONN || writer_errno == ECONNABORTED || writer_errno == ECANCELED)
       << "the writer ended with " << strerror(writer_errno.load());
   EXPECT_EQ(mount_.stop(), 0);
 }
